@@ -1,0 +1,118 @@
+"""AssemblyAI through the official ``assemblyai`` SDK: one client per project, one GET per attempt.
+
+Never ``aai.Transcript.get_by_id``: it uses the global key and polls every 3 s with no timeout.
+Each project has its own API key (a key cannot read another project's transcripts) and base URL
+(US or EU). Requests are paced per worker so that workers x rate stays inside AssemblyAI's
+account-wide 20,000 requests / 5 minutes (see docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import assemblyai as aai
+import httpx
+
+from usage_meter.logic.errors import PermanentFailure, TranscriptNotFound, TransientFailure
+from usage_meter.settings import ProjectConfig
+
+DEFAULT_RETRY_AFTER_SECONDS = 30
+
+
+class RequestPacer:
+    """At most ``rate`` requests per second from this process (a simple interval pacer)."""
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = self._clock()
+            if now < self._next:
+                self._sleep(self._next - now)
+                now = self._next
+            self._next = now + self._interval
+
+
+def _retry_after(response: httpx.Response) -> int:
+    try:
+        return max(1, int(float(response.headers.get("retry-after", ""))))
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_SECONDS
+
+
+class AssemblyAITranscripts:
+    def __init__(
+        self,
+        projects: dict[str, ProjectConfig],
+        api_key_for: Callable[[str], str],
+        http_timeout_seconds: float,
+        pacer: RequestPacer,
+    ) -> None:
+        self._projects = projects
+        self._api_key_for = api_key_for
+        self._timeout = http_timeout_seconds
+        self._pacer = pacer
+        self._clients: dict[str, tuple[str, aai.Client]] = {}
+
+    def _client(self, project: str) -> aai.Client:
+        key = self._api_key_for(project)
+        cached = self._clients.get(project)
+        if cached and cached[0] == key:
+            return cached[1]
+        config = self._projects[project]
+        client = aai.Client(
+            settings=aai.Settings(
+                api_key=key,
+                base_url=str(config.base_url).rstrip("/"),
+                http_timeout=self._timeout,
+            )
+        )
+        self._clients[project] = (key, client)
+        return client
+
+    def _get(self, project: str, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        client = self._client(project)
+        self._pacer.wait()
+        try:
+            response: httpx.Response = client.http_client.get(path, params=params)
+        except httpx.TimeoutException as exc:
+            raise TransientFailure(f"AssemblyAI timed out ({type(exc).__name__})") from exc
+        except httpx.HTTPError as exc:
+            raise TransientFailure(f"AssemblyAI unreachable ({type(exc).__name__})") from exc
+        status = response.status_code
+        if status == 200:
+            return response
+        if status == 429:
+            raise TransientFailure("AssemblyAI rate limit (429)", _retry_after(response))
+        if status >= 500 or status == 408:
+            raise TransientFailure(f"AssemblyAI server error ({status})")
+        if status in (401, 403):
+            raise PermanentFailure(
+                "assemblyai_auth", f"AssemblyAI rejected project '{project}' API key ({status})"
+            )
+        if status == 404:
+            raise TranscriptNotFound(path)
+        raise PermanentFailure("assemblyai_client_error", f"AssemblyAI answered {status}")
+
+    def fetch(self, project: str, transcript_id: str) -> dict[str, Any]:
+        response = self._get(project, f"/v2/transcript/{transcript_id}")
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise TransientFailure("AssemblyAI answered with invalid JSON") from exc
+        if not isinstance(payload, dict):
+            raise TransientFailure("AssemblyAI answered with an unexpected shape")
+        return payload

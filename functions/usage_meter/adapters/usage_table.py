@@ -1,0 +1,263 @@
+"""The usage table (single-table DynamoDB design). The only module that knows its keys.
+
+- ledger row:  PK ``SOURCE#<source id>``, SK ``LEDGER``;
+  GSI1PK ``LEDGER#<month>#<customer>``, GSI1SK ``SOURCE#<source id>``.
+- aggregate:   PK ``CUSTOMER#<customer>``, SK ``MONTH#<month>#<product>#<project>#<model>#<dims>``;
+  GSI1PK ``MONTH#<month>``, GSI1SK ``CUSTOMER#<customer>#<product>#<project>#<model>#<dims>``.
+- quarantine:  PK ``QUARANTINE#<source id>``, SK ``<reason>#<digest of the message>``;
+  GSI1PK ``QUARANTINE#open``, GSI1SK ``<time>#<source id>``.
+
+- Ledger rows are keyed by the usage source alone, so "billed at most once, forever" is one
+  conditional put; there is no TTL on them.
+- A customer's usage for a month is one Query on its partition (PK + SK prefix); the export reads a
+  month's aggregates with one Query on GSI1. Neither ever Scans, and both grow with customers x
+  breakdowns, not with events. A customer's ledger rows for a month are one Query on GSI1 too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from usage_meter.logic.errors import TransientFailure
+from usage_meter.models.usage import (
+    QuarantineItem,
+    RecordOutcome,
+    RecordResult,
+    UsageRecord,
+    UsageStatus,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+LEDGER_SK = "LEDGER"
+
+
+def _component(value: str) -> str:
+    return quote(value, safe="._:@-")
+
+
+def dimensions_key(dimensions: dict[str, str]) -> str:
+    return _component(urlencode(sorted(dimensions.items()))) if dimensions else "-"
+
+
+def ledger_key(source_id: str) -> dict[str, str]:
+    return {"PK": f"SOURCE#{source_id}", "SK": LEDGER_SK}
+
+
+def aggregate_breakdown(record: UsageRecord) -> str:
+    return "#".join(
+        [
+            record.product,
+            _component(record.project),
+            _component(record.model),
+            dimensions_key(record.dimensions),
+        ]
+    )
+
+
+def _to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def ledger_item(record: UsageRecord, recorded_at: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = record.model_dump(mode="python")
+    values.update(
+        ledger_key(record.source_id),
+        entity="ledger",
+        status=record.status.value,
+        features=list(record.features),
+        occurred_at=record.occurred_at.astimezone(UTC).isoformat(),
+        recorded_at=recorded_at.astimezone(UTC).isoformat(),
+        GSI1PK=f"LEDGER#{record.month}#{record.customer_id}",
+        GSI1SK=f"SOURCE#{record.source_id}",
+    )
+    return values
+
+
+def record_from_item(values: dict[str, Any]) -> UsageRecord:
+    fields = {k: v for k, v in values.items() if k in UsageRecord.model_fields}
+    fields["features"] = tuple(fields.get("features", ()))
+    fields["audio_channels"] = int(fields.get("audio_channels", 1))
+    return UsageRecord.model_validate(fields)
+
+
+class DynamoUsageLedger:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    # -- writes ---------------------------------------------------------------------------------
+    def record(self, record: UsageRecord) -> RecordOutcome:
+        now = datetime.now(UTC)
+        items: list[TransactWriteItemTypeDef] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _to_item(ledger_item(record, now)),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            }
+        ]
+        if record.status is UsageStatus.BILLABLE:
+            items.append({"Update": self._aggregate_update(record, now)})
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if not _ledger_row_exists(exc):
+                raise _transient("record usage", exc) from exc
+        except BotoCoreError as exc:
+            raise _transient("record usage", exc) from exc
+        else:
+            return RecordOutcome(result=RecordResult.RECORDED)
+        existing = self.get_record(record.source_id)
+        if existing is None:  # pragma: no cover - the row existed a moment ago and is never deleted
+            raise TransientFailure("ledger row vanished after a conditional check failure")
+        same = existing.same_facts_as(record)
+        return RecordOutcome(
+            result=RecordResult.DUPLICATE if same else RecordResult.CONFLICT, existing=existing
+        )
+
+    def _aggregate_update(self, record: UsageRecord, now: datetime) -> Any:
+        breakdown = aggregate_breakdown(record)
+        return {
+            "TableName": self._table,
+            "Key": _to_item(
+                {"PK": f"CUSTOMER#{record.customer_id}", "SK": f"MONTH#{record.month}#{breakdown}"}
+            ),
+            "UpdateExpression": (
+                "ADD usage_count :one, billable_seconds :seconds "
+                "SET entity = :entity, customer_id = :customer, #month = :month, "
+                "product = :product, project = :project, model = :model, dimensions = :dims, "
+                "GSI1PK = :gsi1pk, GSI1SK = :gsi1sk, updated_at = :now"
+            ),
+            "ExpressionAttributeNames": {"#month": "month"},
+            "ExpressionAttributeValues": _to_item(
+                {
+                    ":one": 1,
+                    ":seconds": record.billable_seconds,
+                    ":entity": "aggregate",
+                    ":customer": record.customer_id,
+                    ":month": record.month,
+                    ":product": record.product,
+                    ":project": record.project,
+                    ":model": record.model,
+                    ":dims": record.dimensions,
+                    ":gsi1pk": f"MONTH#{record.month}",
+                    ":gsi1sk": f"CUSTOMER#{record.customer_id}#{breakdown}",
+                    ":now": now.isoformat(),
+                }
+            ),
+        }
+
+    def quarantine(self, item: QuarantineItem) -> bool:
+        digest = hashlib.sha256(
+            json.dumps(item.message, sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
+        values = {
+            "PK": f"QUARANTINE#{item.source_id}",
+            "SK": f"{item.reason.value}#{digest}",
+            "entity": "quarantine",
+            "source_id": item.source_id,
+            "reason": item.reason.value,
+            "detail": item.detail,
+            "message": json.dumps(item.message, sort_keys=True, default=str),
+            "state": "open",
+            "quarantined_at": item.quarantined_at.astimezone(UTC).isoformat(),
+            "GSI1PK": "QUARANTINE#open",
+            "GSI1SK": f"{item.quarantined_at.astimezone(UTC).isoformat()}#{item.source_id}",
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_to_item(values),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _transient("quarantine", exc) from exc
+        except BotoCoreError as exc:
+            raise _transient("quarantine", exc) from exc
+        return True
+
+    # -- reads ----------------------------------------------------------------------------------
+    def get_record(self, source_id: str) -> UsageRecord | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key=_to_item(ledger_key(source_id)), ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("read ledger", exc) from exc
+        item = response.get("Item")
+        return record_from_item(_from_item(item)) if item else None
+
+    def _query(self, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        paginator = self._client.get_paginator("query")
+        try:
+            for page in paginator.paginate(TableName=self._table, **kwargs):
+                items.extend(_from_item(i) for i in page.get("Items", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("query", exc) from exc
+        return items
+
+    def customer_aggregates(self, customer_id: str, month: str) -> list[dict[str, Any]]:
+        return self._query(
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
+            ExpressionAttributeValues=_to_item(
+                {":pk": f"CUSTOMER#{customer_id}", ":prefix": f"MONTH#{month}#"}
+            ),
+        )
+
+    def month_aggregates(self, month: str) -> list[dict[str, Any]]:
+        return self._query(
+            IndexName="GSI1",
+            KeyConditionExpression="GSI1PK = :pk",
+            ExpressionAttributeValues=_to_item({":pk": f"MONTH#{month}"}),
+        )
+
+    def customer_ledger(self, customer_id: str, month: str) -> list[UsageRecord]:
+        rows = self._query(
+            IndexName="GSI1",
+            KeyConditionExpression="GSI1PK = :pk",
+            ExpressionAttributeValues=_to_item({":pk": f"LEDGER#{month}#{customer_id}"}),
+        )
+        return [record_from_item(r) for r in rows]
+
+    def open_quarantine(self) -> list[dict[str, Any]]:
+        return self._query(
+            IndexName="GSI1",
+            KeyConditionExpression="GSI1PK = :pk",
+            ExpressionAttributeValues=_to_item({":pk": "QUARANTINE#open"}),
+        )
+
+
+def _ledger_row_exists(exc: ClientError) -> bool:
+    """True when a transaction was cancelled only because the ledger row already exists."""
+    error = exc.response.get("Error", {})
+    if error.get("Code") != "TransactionCanceledException":
+        return False
+    reasons = exc.response.get("CancellationReasons") or []
+    if reasons:
+        return reasons[0].get("Code") == "ConditionalCheckFailed"
+    return "ConditionalCheckFailed" in str(error.get("Message", ""))
+
+
+def _transient(action: str, exc: Exception) -> TransientFailure:
+    code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+    return TransientFailure(f"DynamoDB could not {action}: {code or type(exc).__name__}")

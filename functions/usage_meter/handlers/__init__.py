@@ -1,0 +1,1 @@
+"""One module per Lambda function. Each exposes ``handler`` and ``SETTINGS`` (its env model)."""

@@ -1,0 +1,87 @@
+"""SQS consumer: fetch each delivered transcript from AssemblyAI and record its usage once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from usage_meter.adapters import aws_clients
+from usage_meter.adapters.assemblyai_api import AssemblyAITranscripts, RequestPacer
+from usage_meter.adapters.metrics import PowertoolsMetrics
+from usage_meter.adapters.queues import SqsDeadLetterQueue, SqsUsageQueue
+from usage_meter.adapters.secrets import CachedSecret, api_key_from_secret
+from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.logic.queued_delivery import DeliveryDeps, handle_queued_delivery
+from usage_meter.logic.usage_processing import ProcessorDeps
+from usage_meter.settings import ProcessorSettings, processor_settings
+
+SETTINGS = ProcessorSettings
+logger = Logger()
+metrics = Metrics()
+batch = BatchProcessor(event_type=EventType.SQS)
+
+
+@lru_cache(maxsize=1)
+def _dependencies() -> DeliveryDeps:
+    settings = processor_settings()
+    key_secrets = {
+        name: CachedSecret(
+            aws_clients.secrets_manager(), config.api_key_secret_id, settings.secrets_cache_seconds
+        )
+        for name, config in settings.projects.items()
+    }
+    transcripts = AssemblyAITranscripts(
+        projects={
+            name: settings.project(name) or config for name, config in settings.projects.items()
+        },
+        api_key_for=lambda project: api_key_from_secret(key_secrets[project].value()),
+        http_timeout_seconds=settings.http_timeout_seconds,
+        pacer=RequestPacer(settings.max_requests_per_second),
+    )
+    queue = SqsUsageQueue(aws_clients.sqs(), settings.usage_queue_url)
+    return DeliveryDeps(
+        processor=ProcessorDeps(
+            transcripts=transcripts,
+            ledger=DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name),
+            metrics=PowertoolsMetrics(metrics),
+            known_projects=frozenset(settings.projects),
+        ),
+        retries=queue,
+        dead_letters=SqsDeadLetterQueue(aws_clients.sqs(), settings.dead_letter_queue_url),
+    )
+
+
+def record_handler(record: SQSRecord) -> None:
+    receive_count = int(record.attributes.approximate_receive_count or 1)
+    result = handle_queued_delivery(
+        record.body, record.receipt_handle, receive_count, _dependencies()
+    )
+    logger.info(
+        "usage message handled",
+        extra={
+            "message_id": record.message_id,
+            "receive_count": receive_count,
+            "outcome": result.outcome.value if result else "dead_lettered",
+            "reason": result.reason.value if result and result.reason else None,
+            "source_id": result.record.source_id if result and result.record else None,
+        },
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=batch, context=context
+        )
+    )

@@ -1,0 +1,48 @@
+"""The interfaces the domain logic needs from the outside world (implemented in ``adapters``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from usage_meter.models.usage import QuarantineItem, RecordOutcome, UsageRecord
+from usage_meter.models.webhook import UsageMessage
+
+
+class SecretValues(Protocol):
+    def accepted_values(self, *, refresh: bool = False) -> Sequence[str]:
+        """The secret values currently accepted (current and, during rotation, previous)."""
+        ...
+
+
+class UsageQueue(Protocol):
+    def enqueue(self, message: UsageMessage) -> None: ...
+
+
+class TranscriptSource(Protocol):
+    def fetch(self, project: str, transcript_id: str) -> dict[str, Any]:
+        """The raw transcript JSON. Raises TransientFailure, PermanentFailure or
+        TranscriptNotFound; the caller must drop the text before storing anything."""
+        ...
+
+
+class UsageLedger(Protocol):
+    def record(self, record: UsageRecord) -> RecordOutcome:
+        """Write the ledger row and its aggregate in one transaction, only if the row is new."""
+        ...
+
+    def quarantine(self, item: QuarantineItem) -> bool:
+        """Store the item; False when the same item was already quarantined."""
+        ...
+
+
+class UsageMetrics(Protocol):
+    def count(self, name: str, value: float = 1, unit: str = "Count") -> None: ...
+
+
+class RetryScheduler(Protocol):
+    def retry_after(self, receipt_handle: str, seconds: int) -> None: ...
+
+
+class DeadLetters(Protocol):
+    def send(self, body: str, reason: str, detail: str) -> None: ...

@@ -1,0 +1,67 @@
+"""What happens to one SQS record of the usage queue: process, or retry later, or dead-letter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from usage_meter.logic.errors import PermanentFailure, TransientFailure
+from usage_meter.logic.ports import DeadLetters, RetryScheduler
+from usage_meter.logic.usage_processing import (
+    ProcessingResult,
+    ProcessorDeps,
+    process_usage_message,
+)
+from usage_meter.models.webhook import UsageMessage
+
+BACKOFF_BASE_SECONDS = 20
+BACKOFF_MAX_SECONDS = 900
+
+
+def backoff_seconds(receive_count: int, retry_after: int | None = None) -> int:
+    """Exponential backoff by delivery attempt; AssemblyAI's Retry-After wins when it is longer."""
+    exponential: int = min(
+        BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, receive_count - 1)
+    )
+    return max(exponential, retry_after or 0)
+
+
+@dataclass(frozen=True)
+class DeliveryDeps:
+    processor: ProcessorDeps
+    retries: RetryScheduler
+    dead_letters: DeadLetters
+
+
+def handle_queued_delivery(
+    body: str, receipt_handle: str, receive_count: int, deps: DeliveryDeps
+) -> ProcessingResult | None:
+    """Process one queued delivery.
+
+    Returns the result when the message is done with (recorded, duplicate, quarantined), None when
+    it was dead-lettered on purpose; re-raises TransientFailure after scheduling the retry, so the
+    batch reports it as a failed item and SQS delivers it again (until maxReceiveCount sends it to
+    the DLQ).
+    """
+    try:
+        message = UsageMessage.model_validate_json(body)
+    except ValidationError as exc:
+        deps.processor.metrics.count("MessagesDeadLettered")
+        deps.dead_letters.send(
+            body, "malformed_message", f"{exc.error_count()} validation error(s)"
+        )
+        return None
+    try:
+        return process_usage_message(message, deps.processor)
+    except TransientFailure as exc:
+        deps.processor.metrics.count("ProcessingRetried")
+        deps.retries.retry_after(
+            receipt_handle, backoff_seconds(receive_count, exc.retry_after_seconds)
+        )
+        raise
+    except PermanentFailure as exc:
+        deps.processor.metrics.count("MessagesDeadLettered")
+        deps.processor.metrics.count(f"DeadLettered_{exc.reason}")
+        deps.dead_letters.send(body, exc.reason, exc.message)
+        return None

@@ -1,0 +1,177 @@
+"""Turning one queued webhook delivery into exactly one usage record.
+
+Every message ends in exactly one of: recorded (or recognised as a duplicate), quarantined with a
+reason, dead-lettered with a reason, or retried later (TransientFailure, bounded by the queue's
+maxReceiveCount, after which SQS moves it to the DLQ). Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import ValidationError
+
+from usage_meter.logic.errors import NotReady, TranscriptNotFound
+from usage_meter.logic.ports import TranscriptSource, UsageLedger, UsageMetrics
+from usage_meter.models.transcript import TranscriptFacts
+from usage_meter.models.usage import (
+    UNKNOWN_MODEL,
+    QuarantineItem,
+    QuarantineReason,
+    RecordResult,
+    UsageRecord,
+    UsageStatus,
+)
+from usage_meter.models.webhook import UsageMessage
+
+PENDING_STATUSES = frozenset({"queued", "processing"})
+MAX_ERROR_MESSAGE = 1000
+
+
+class Outcome(StrEnum):
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True)
+class ProcessingResult:
+    outcome: Outcome
+    record: UsageRecord | None = None
+    reason: QuarantineReason | None = None
+
+
+@dataclass(frozen=True)
+class ProcessorDeps:
+    transcripts: TranscriptSource
+    ledger: UsageLedger
+    metrics: UsageMetrics
+    known_projects: frozenset[str]
+
+
+def build_usage_record(message: UsageMessage, facts: TranscriptFacts) -> UsageRecord:
+    """The ledger row for a finished transcript (completed: billable; error: billed 0)."""
+    attribution = message.attribution
+    common = {
+        "source_id": message.transcript_id,
+        "product": "async",
+        "customer_id": attribution.customer_id,
+        "project": attribution.project,
+        "month": message.month,
+        "dimensions": attribution.dimensions,
+        "occurred_at": message.received_at,
+        "origin": message.origin,
+        "model": facts.speech_model_used or UNKNOWN_MODEL,
+        "language_code": facts.language_code,
+        "features": facts.features,
+    }
+    if facts.status == "error":
+        return UsageRecord(
+            status=UsageStatus.FAILED,
+            billable_seconds=0,
+            error_message=(facts.error or "transcription failed")[:MAX_ERROR_MESSAGE],
+            **common,
+        )
+    return UsageRecord(
+        status=UsageStatus.BILLABLE,
+        billable_seconds=facts.billable_seconds,
+        audio_duration_seconds=facts.audio_duration,
+        audio_channels=facts.channels,
+        **common,
+    )
+
+
+def _quarantine(
+    deps: ProcessorDeps, message: UsageMessage, reason: QuarantineReason, detail: str
+) -> ProcessingResult:
+    deps.ledger.quarantine(
+        QuarantineItem(
+            source_id=message.transcript_id,
+            reason=reason,
+            detail=detail,
+            message=message.model_dump(mode="json"),
+            quarantined_at=datetime.now(UTC),
+        )
+    )
+    deps.metrics.count(f"Quarantined_{reason.value}")
+    return ProcessingResult(Outcome.QUARANTINED, reason=reason)
+
+
+def process_usage_message(message: UsageMessage, deps: ProcessorDeps) -> ProcessingResult:
+    """Fetch the transcript, check it belongs to the named customer, record its usage once.
+
+    Raises TransientFailure (retry later) and PermanentFailure (dead-letter with the reason).
+    """
+    project = message.attribution.project
+    if project not in deps.known_projects:
+        return _quarantine(
+            deps,
+            message,
+            QuarantineReason.UNKNOWN_PROJECT,
+            f"project '{project}' is not configured (ASSEMBLYAI_PROJECTS)",
+        )
+    try:
+        payload = deps.transcripts.fetch(project, message.transcript_id)
+    except TranscriptNotFound:
+        return _quarantine(
+            deps,
+            message,
+            QuarantineReason.TRANSCRIPT_NOT_FOUND,
+            f"AssemblyAI has no transcript {message.transcript_id} in project '{project}'",
+        )
+    try:
+        facts = TranscriptFacts.from_api(payload)
+    except ValidationError as exc:
+        return _quarantine(
+            deps,
+            message,
+            QuarantineReason.UNBILLABLE_TRANSCRIPT,
+            f"transcript billing fields unreadable: {exc.error_count()} error(s)",
+        )
+    finally:
+        del payload  # the text goes no further than this function
+
+    if facts.status in PENDING_STATUSES:
+        deps.metrics.count("TranscriptNotReady")
+        raise NotReady(f"transcript is {facts.status}; retrying later")
+
+    owner = facts.webhook_customer_id()
+    if owner != message.attribution.customer_id:
+        return _quarantine(
+            deps,
+            message,
+            QuarantineReason.CUSTOMER_MISMATCH,
+            "delivery names a customer other than the transcript's own webhook_url"
+            if owner
+            else "transcript's webhook_url names no single customer_id",
+        )
+    if facts.status not in {"completed", "error"} or (
+        facts.status == "completed" and facts.audio_duration is None
+    ):
+        return _quarantine(
+            deps,
+            message,
+            QuarantineReason.UNBILLABLE_TRANSCRIPT,
+            f"transcript status '{facts.status}' with audio_duration {facts.audio_duration}",
+        )
+
+    record = build_usage_record(message, facts)
+    outcome = deps.ledger.record(record)
+    if outcome.result is RecordResult.CONFLICT:
+        existing = outcome.existing.billing_facts() if outcome.existing else {}
+        deps.metrics.count("UsageConflict")
+        return _quarantine(
+            deps,
+            message,
+            QuarantineReason.CONFLICT,
+            f"already recorded with different facts: {existing} vs {record.billing_facts()}",
+        )
+    if outcome.result is RecordResult.DUPLICATE:
+        deps.metrics.count("DuplicateDelivery")
+        return ProcessingResult(Outcome.DUPLICATE, record=outcome.existing)
+    deps.metrics.count("TranscriptsRecorded")
+    if record.status is UsageStatus.BILLABLE:
+        deps.metrics.count("UsageSecondsRecorded", float(record.billable_seconds), "Seconds")
+    return ProcessingResult(Outcome.RECORDED, record=record)

@@ -1,0 +1,1 @@
+"""Typed models at the boundaries: webhook requests, queue messages, transcripts, ledger rows."""

@@ -1,0 +1,89 @@
+"""Ledger rows, aggregates and quarantined items: what the usage table stores."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from usage_meter.models.identifiers import CustomerId, ProjectName
+
+Product = Literal["async", "streaming"]
+UNKNOWN_MODEL = "unknown"
+
+
+class UsageStatus(StrEnum):
+    BILLABLE = "billable"  # counted in the aggregates and the export
+    FAILED = "failed"  # AssemblyAI could not transcribe it: kept for debugging, billed 0
+
+
+class UsageRecord(BaseModel):
+    """One usage source (a transcript, a streaming session), billed at most once, forever."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source_id: str
+    product: Product
+    status: UsageStatus
+    customer_id: CustomerId
+    project: ProjectName
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    billable_seconds: Decimal = Field(ge=0)
+    audio_duration_seconds: Decimal | None = None
+    audio_channels: int = 1
+    model: str = UNKNOWN_MODEL
+    language_code: str | None = None
+    features: tuple[str, ...] = ()
+    dimensions: dict[str, str] = Field(default_factory=dict)
+    occurred_at: AwareDatetime
+    origin: str = "webhook"
+    error_message: str | None = Field(default=None, max_length=1000)
+
+    def same_facts_as(self, other: UsageRecord) -> bool:
+        """Whether two records of one source agree on everything that is billed."""
+        return self.billing_facts() == other.billing_facts()
+
+    def billing_facts(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "project": self.project,
+            "product": self.product,
+            "status": self.status,
+            "billable_seconds": self.billable_seconds,
+        }
+
+
+class RecordResult(StrEnum):
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+
+
+class RecordOutcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    result: RecordResult
+    existing: UsageRecord | None = None
+
+
+class QuarantineReason(StrEnum):
+    CONFLICT = "conflict"
+    CUSTOMER_MISMATCH = "customer_mismatch"
+    TRANSCRIPT_NOT_FOUND = "transcript_not_found"
+    UNKNOWN_PROJECT = "unknown_project"
+    UNBILLABLE_TRANSCRIPT = "unbillable_transcript"
+
+
+class QuarantineItem(BaseModel):
+    """Something that could not be billed safely, kept with its reason for a human to resolve."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_id: str
+    reason: QuarantineReason
+    detail: str
+    message: dict[str, Any]
+    quarantined_at: datetime
