@@ -134,33 +134,30 @@ class DynamoUsageLedger:
 
     def _aggregate_update(self, record: UsageRecord, now: datetime) -> Any:
         breakdown = aggregate_breakdown(record)
+        attributes = {
+            "entity": "aggregate",
+            "customer_id": record.customer_id,
+            "month": record.month,
+            "product": record.product,
+            "project": record.project,
+            "model": record.model,
+            "dimensions": record.dimensions,
+            "GSI1PK": f"MONTH#{record.month}",
+            "GSI1SK": f"CUSTOMER#{record.customer_id}#{breakdown}",
+            "updated_at": now.isoformat(),
+        }
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        values = {f":a{i}": value for i, value in enumerate(attributes.values())}
+        assignments = ", ".join(f"#a{i} = :a{i}" for i in range(len(attributes)))
         return {
             "TableName": self._table,
             "Key": _to_item(
                 {"PK": f"CUSTOMER#{record.customer_id}", "SK": f"MONTH#{record.month}#{breakdown}"}
             ),
-            "UpdateExpression": (
-                "ADD usage_count :one, billable_seconds :seconds "
-                "SET entity = :entity, customer_id = :customer, #month = :month, "
-                "product = :product, project = :project, model = :model, dimensions = :dims, "
-                "GSI1PK = :gsi1pk, GSI1SK = :gsi1sk, updated_at = :now"
-            ),
-            "ExpressionAttributeNames": {"#month": "month"},
+            "UpdateExpression": f"ADD usage_count :one, billable_seconds :seconds SET {assignments}",
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": _to_item(
-                {
-                    ":one": 1,
-                    ":seconds": record.billable_seconds,
-                    ":entity": "aggregate",
-                    ":customer": record.customer_id,
-                    ":month": record.month,
-                    ":product": record.product,
-                    ":project": record.project,
-                    ":model": record.model,
-                    ":dims": record.dimensions,
-                    ":gsi1pk": f"MONTH#{record.month}",
-                    ":gsi1sk": f"CUSTOMER#{record.customer_id}#{breakdown}",
-                    ":now": now.isoformat(),
-                }
+                {":one": 1, ":seconds": record.billable_seconds, **values}
             ),
         }
 
@@ -260,4 +257,4 @@ def _ledger_row_exists(exc: ClientError) -> bool:
 
 def _transient(action: str, exc: Exception) -> TransientFailure:
     code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
-    return TransientFailure(f"DynamoDB could not {action}: {code or type(exc).__name__}")
+    return TransientFailure(f"DynamoDB could not {action}: {code or type(exc).__name__}: {exc}")

@@ -1,0 +1,210 @@
+"""Reading template.yaml (with CloudFormation's short-form tags) and creating what it declares.
+
+Only the resources the functions talk to are provisioned locally: DynamoDB tables (key schema,
+GSIs), SQS queues (with their redrive policies) and S3 buckets. Everything else (IAM, alarms, log
+groups) has no local meaning.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+
+
+@dataclass(frozen=True)
+class Tag:
+    """An unresolved intrinsic function such as ``!Ref X`` or ``!GetAtt X.Arn``."""
+
+    name: str
+    value: Any
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Tag:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return Tag(suffix, value)
+
+
+_Loader.add_multi_constructor("!", _construct_tag)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+
+
+@dataclass
+class LocalResources:
+    """Physical names of the provisioned resources, by logical id."""
+
+    tables: dict[str, str] = field(default_factory=dict)
+    queue_urls: dict[str, str] = field(default_factory=dict)
+    queue_arns: dict[str, str] = field(default_factory=dict)
+    buckets: dict[str, str] = field(default_factory=dict)
+    max_receive_counts: dict[str, int] = field(default_factory=dict)
+
+    def ref(self, logical_id: str) -> str:
+        for mapping in (self.tables, self.queue_urls, self.buckets):
+            if logical_id in mapping:
+                return mapping[logical_id]
+        raise KeyError(logical_id)
+
+
+def parameter_defaults(template: dict[str, Any]) -> dict[str, str]:
+    return {
+        name: str(spec.get("Default", ""))
+        for name, spec in (template.get("Parameters") or {}).items()
+    }
+
+
+def resources_of(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource.get("Properties") or {}
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == resource_type
+    }
+
+
+def _resolve_number(value: Any, parameters: dict[str, str]) -> int:
+    if isinstance(value, Tag) and value.name == "Ref":
+        return int(parameters[value.value])
+    return int(value)
+
+
+def provision(
+    template: dict[str, Any], dynamodb: Any, sqs: Any, s3: Any | None = None, prefix: str = ""
+) -> LocalResources:
+    """Create the template's tables, queues and buckets through the given boto3 clients."""
+    parameters = parameter_defaults(template)
+    out = LocalResources()
+    for logical_id, props in resources_of(template, "AWS::DynamoDB::Table").items():
+        name = f"{prefix}{logical_id}"
+        kwargs: dict[str, Any] = {
+            "TableName": name,
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        dynamodb.create_table(**kwargs)
+        out.tables[logical_id] = name
+
+    queues = resources_of(template, "AWS::SQS::Queue")
+    # Dead-letter targets first, so their ARNs exist when a redrive policy names them.
+    ordered = sorted(queues, key=lambda q: "RedrivePolicy" in queues[q])
+    for logical_id in ordered:
+        props = queues[logical_id]
+        attributes: dict[str, str] = {}
+        for key in ("VisibilityTimeout", "MessageRetentionPeriod"):
+            if key in props:
+                attributes[key] = str(_resolve_number(props[key], parameters))
+        redrive = props.get("RedrivePolicy")
+        if redrive:
+            target = redrive["deadLetterTargetArn"]
+            target_id = target.value.split(".")[0] if isinstance(target, Tag) else target
+            count = _resolve_number(redrive["maxReceiveCount"], parameters)
+            attributes["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": out.queue_arns[target_id], "maxReceiveCount": count}
+            )
+            out.max_receive_counts[logical_id] = count
+        url = sqs.create_queue(QueueName=f"{prefix}{logical_id}", Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        out.queue_urls[logical_id] = url
+        out.queue_arns[logical_id] = arn
+
+    if s3 is not None:
+        for logical_id in resources_of(template, "AWS::S3::Bucket"):
+            name = f"{prefix}{logical_id}".lower()
+            s3.create_bucket(Bucket=name)
+            out.buckets[logical_id] = name
+    return out
+
+
+def function_environment(
+    template: dict[str, Any],
+    logical_id: str,
+    resources: LocalResources,
+    overrides: dict[str, str] | None = None,
+    parameters: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """A function's environment as the template sets it, with references resolved locally
+    (template parameters take their defaults unless ``parameters`` gives a value)."""
+    parameters = {**parameter_defaults(template), **(parameters or {})}
+    merged: dict[str, Any] = dict(
+        ((template.get("Globals") or {}).get("Function") or {})
+        .get("Environment", {})
+        .get("Variables", {})
+    )
+    props = template["Resources"][logical_id]["Properties"]
+    merged.update((props.get("Environment") or {}).get("Variables") or {})
+    env = {name: _resolve_value(value, parameters, resources) for name, value in merged.items()}
+    env.update(overrides or {})
+    return env
+
+
+def _resolve_value(value: Any, parameters: dict[str, str], resources: LocalResources) -> str:
+    if not isinstance(value, Tag):
+        return str(value)
+    if value.name == "Ref":
+        if value.value in parameters:
+            return parameters[value.value]
+        return resources.ref(value.value)
+    if value.name == "Sub" and isinstance(value.value, str):
+        text = value.value
+        for name, param in parameters.items():
+            text = text.replace("${" + name + "}", param)
+        return text
+    if value.name == "GetAtt":
+        target, attribute = str(value.value).split(".", 1)
+        if attribute == "Arn" and target in resources.queue_arns:
+            return resources.queue_arns[target]
+    raise ValueError(f"cannot resolve !{value.name} {value.value!r} locally")
+
+
+def function_handlers(template: dict[str, Any]) -> dict[str, str]:
+    """Logical id -> handler path (``module.function``) of every function in the template."""
+    return {
+        name: props["Handler"]
+        for name, props in resources_of(template, "AWS::Serverless::Function").items()
+    }
+
+
+def http_routes(template: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """(METHOD, path) -> function logical id, for every HttpApi event in the template."""
+    routes: dict[tuple[str, str], str] = {}
+    for name, props in resources_of(template, "AWS::Serverless::Function").items():
+        for event in (props.get("Events") or {}).values():
+            if event.get("Type") == "HttpApi":
+                p = event["Properties"]
+                routes[(str(p["Method"]).upper(), str(p["Path"]))] = name
+    return routes
+
+
+def sqs_subscriptions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Function logical id -> SQS event properties (queue logical id, batch size, ...)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, props in resources_of(template, "AWS::Serverless::Function").items():
+        for event in (props.get("Events") or {}).values():
+            if event.get("Type") == "SQS":
+                p = dict(event["Properties"])
+                queue = p["Queue"]
+                p["QueueLogicalId"] = queue.value.split(".")[0] if isinstance(queue, Tag) else queue
+                out[name] = p
+    return out
