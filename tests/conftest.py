@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ class Stack:
     api: AssemblyAIStandIn
     monkeypatch: pytest.MonkeyPatch
     parameters: dict[str, str]
+    overrides: dict[str, str] = field(default_factory=dict)  # env set on top of the template's
 
     @property
     def table(self) -> str:
@@ -103,7 +104,7 @@ class Stack:
             else None,
             parameters=self.parameters,
         )
-        for name, value in env.items():
+        for name, value in {**env, **self.overrides}.items():
             self.monkeypatch.setenv(name, value)
         _reset_caches()
 
@@ -191,3 +192,54 @@ def stack(assemblyai: AssemblyAIStandIn, monkeypatch: pytest.MonkeyPatch) -> Ite
         )
         yield st
     _reset_caches()
+
+
+def usage_message_body(
+    transcript_id: str,
+    customer_id: str,
+    *,
+    project: str = "default",
+    dimensions: dict[str, str] | None = None,
+    received_at: str = "2026-11-03T14:05:09.123Z",
+    status: str = "completed",
+) -> str:
+    return json.dumps(
+        {
+            "schema_version": 1,
+            "transcript_id": transcript_id,
+            "webhook_status": status,
+            "attribution": {
+                "customer_id": customer_id,
+                "project": project,
+                "dimensions": dimensions or {},
+            },
+            "received_at": received_at,
+        }
+    )
+
+
+def sqs_event(bodies: list[str], receive_count: int = 1) -> dict[str, Any]:
+    """An SQS event as Lambda's event source mapping delivers it (receipt handles are fake)."""
+    return {
+        "Records": [
+            {
+                "messageId": f"msg-{i}",
+                "receiptHandle": f"handle-{i}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": str(receive_count)},
+                "messageAttributes": {},
+                "md5OfBody": "0" * 32,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:UsageQueue",
+                "awsRegion": REGION,
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
+
+
+def webhook_url(customer_id: str, **params: str) -> str:
+    from urllib.parse import urlencode
+
+    query = urlencode({"customer_id": customer_id, **params})
+    return f"https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/assemblyai?{query}"

@@ -27,7 +27,9 @@ from usage_meter.settings import ProcessorSettings, processor_settings
 SETTINGS = ProcessorSettings
 logger = Logger()
 metrics = Metrics()
-batch = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is reported item by item like any other (not raised): each
+# record already chose its own retry delay, and a throttled AssemblyAI is not a function error.
+batch = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @lru_cache(maxsize=1)
