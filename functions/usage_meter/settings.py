@@ -1,96 +1,153 @@
-"""Environment settings: one pydantic model per function, read once through a cached getter.
+"""Environment settings: one model per function, read once through a cached getter.
 
-This is the only module that reads ``os.environ``. Every field's alias is the environment variable
-name; tests check that template.yaml sets each of them for the functions that use the model.
+This is the only module that reads ``os.environ``. Each field names its environment variable in
+its metadata; tests check that template.yaml sets every one of them for the functions that use the
+model. Plain dataclasses with explicit parsing (no pydantic) keep the webhook intake's cold start
+small; a bad value fails at the first invocation with a message naming the variable.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from typing import Annotated
-
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from typing import Any, Self
+from urllib.parse import urlsplit
 
 DEFAULT_BASE_URL = "https://api.assemblyai.com"
 
 
-class ProjectConfig(BaseModel):
+class SettingsError(ValueError):
+    """An environment variable is missing or invalid."""
+
+
+def env(name: str, parse: Callable[[str], Any] = str, **kwargs: Any) -> Any:
+    """A settings field read from environment variable ``name`` and converted with ``parse``."""
+    return field(metadata={"env": name, "parse": parse}, **kwargs)
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        value = kind(raw)
+        if value <= 0:
+            raise ValueError("must be greater than zero")
+        return value
+
+    return parse
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _http_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s) URL")
+    return raw.rstrip("/")
+
+
+def _optional_url(raw: str) -> str | None:
+    return _http_url(raw) if raw else None
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
     """Where to find one AssemblyAI project: its API key secret and its API base URL."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    api_key_secret_id: Annotated[str, Field(min_length=1)]
-    base_url: HttpUrl = HttpUrl(DEFAULT_BASE_URL)
+    api_key_secret_id: str
+    base_url: str = DEFAULT_BASE_URL
 
 
-class _EnvModel(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+def _projects(raw: str) -> dict[str, ProjectConfig]:
+    document = json.loads(raw)
+    if not isinstance(document, dict) or not document:
+        raise ValueError('must be a JSON object {"<project>": {"api_key_secret_id": ...}}')
+    projects = {}
+    for name, spec in document.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("api_key_secret_id"), str):
+            raise ValueError(f"project '{name}' needs an api_key_secret_id")
+        unknown = set(spec) - {"api_key_secret_id", "base_url"}
+        if unknown:
+            raise ValueError(f"project '{name}' has unknown keys {sorted(unknown)}")
+        projects[name] = ProjectConfig(
+            api_key_secret_id=spec["api_key_secret_id"],
+            base_url=_http_url(spec.get("base_url", DEFAULT_BASE_URL)),
+        )
+    return projects
+
+
+class _EnvSettings:
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Self:
+        values: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            name = f.metadata["env"]
+            raw = environ.get(name)
+            if raw is None:
+                if f.default is f.default_factory:  # no default: required  # type: ignore[comparison-overlap]
+                    raise SettingsError(f"environment variable {name} is required")
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](raw)
+            except (ValueError, TypeError) as exc:
+                raise SettingsError(f"environment variable {name}: {exc}") from exc
+        return cls(**values)
 
     @classmethod
     def env_names(cls) -> set[str]:
-        return {f.alias or name for name, f in cls.model_fields.items()}
+        return {f.metadata["env"] for f in fields(cls)}  # type: ignore[arg-type]
 
 
-class IntakeSettings(_EnvModel):
+@dataclass(frozen=True)
+class IntakeSettings(_EnvSettings):
     """Webhook intake: authenticate, validate, enqueue. Never calls AssemblyAI."""
 
-    usage_queue_url: str = Field(alias="USAGE_QUEUE_URL", min_length=1)
-    webhook_secret_id: str = Field(alias="WEBHOOK_SECRET_ID", min_length=1)
-    webhook_auth_header_name: str = Field(
-        alias="WEBHOOK_AUTH_HEADER_NAME", default="X-Usage-Meter-Webhook-Secret", min_length=1
+    usage_queue_url: str = env("USAGE_QUEUE_URL")
+    webhook_secret_id: str = env("WEBHOOK_SECRET_ID")
+    webhook_auth_header_name: str = env(
+        "WEBHOOK_AUTH_HEADER_NAME", str.lower, default="x-usage-meter-webhook-secret"
     )
-    secrets_cache_seconds: int = Field(alias="SECRETS_CACHE_SECONDS", default=300, ge=0)
-    max_body_bytes: int = Field(alias="WEBHOOK_MAX_BODY_BYTES", default=4096, ge=256)
-    max_dimensions: int = Field(alias="WEBHOOK_MAX_DIMENSIONS", default=8, ge=0, le=32)
-
-    @field_validator("webhook_auth_header_name")
-    @classmethod
-    def _lower(cls, value: str) -> str:
-        return value.lower()  # API Gateway HTTP APIs deliver header names in lower case
+    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+    max_body_bytes: int = env("WEBHOOK_MAX_BODY_BYTES", _positive(int), default=4096)
+    max_dimensions: int = env("WEBHOOK_MAX_DIMENSIONS", _non_negative_int, default=8)
 
 
-class ProcessorSettings(_EnvModel):
+@dataclass(frozen=True)
+class ProcessorSettings(_EnvSettings):
     """Usage processor: fetch each transcript from AssemblyAI and record its usage once."""
 
-    table_name: str = Field(alias="USAGE_TABLE_NAME", min_length=1)
-    usage_queue_url: str = Field(alias="USAGE_QUEUE_URL", min_length=1)
-    dead_letter_queue_url: str = Field(alias="USAGE_DLQ_URL", min_length=1)
-    projects: dict[str, ProjectConfig] = Field(alias="ASSEMBLYAI_PROJECTS", min_length=1)
-    base_url_override: HttpUrl | None = Field(alias="ASSEMBLYAI_BASE_URL_OVERRIDE", default=None)
-    http_timeout_seconds: float = Field(
-        alias="ASSEMBLYAI_HTTP_TIMEOUT_SECONDS", default=10.0, gt=0, le=60
+    table_name: str = env("USAGE_TABLE_NAME")
+    usage_queue_url: str = env("USAGE_QUEUE_URL")
+    dead_letter_queue_url: str = env("USAGE_DLQ_URL")
+    projects: dict[str, ProjectConfig] = env("ASSEMBLYAI_PROJECTS", _projects)
+    base_url_override: str | None = env("ASSEMBLYAI_BASE_URL_OVERRIDE", _optional_url, default=None)
+    http_timeout_seconds: float = env(
+        "ASSEMBLYAI_HTTP_TIMEOUT_SECONDS", _positive(float), default=10.0
     )
-    max_requests_per_second: float = Field(
-        alias="ASSEMBLYAI_MAX_REQUESTS_PER_SECOND", default=10.0, gt=0
+    max_requests_per_second: float = env(
+        "ASSEMBLYAI_MAX_REQUESTS_PER_SECOND", _positive(float), default=10.0
     )
-    secrets_cache_seconds: int = Field(alias="SECRETS_CACHE_SECONDS", default=300, ge=0)
-
-    @field_validator("projects", mode="before")
-    @classmethod
-    def _parse_projects(cls, value: object) -> object:
-        if isinstance(value, str):
-            return json.loads(value)
-        return value
-
-    @field_validator("base_url_override", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value
+    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
 
     def project(self, name: str) -> ProjectConfig | None:
+        """A project's config; the base URL override (local runs) replaces every base URL."""
         config = self.projects.get(name)
         if config is None or self.base_url_override is None:
             return config
-        return config.model_copy(update={"base_url": self.base_url_override})
+        return ProjectConfig(config.api_key_secret_id, self.base_url_override)
 
 
 @lru_cache(maxsize=1)
 def intake_settings() -> IntakeSettings:
-    return IntakeSettings.model_validate(dict(os.environ))
+    return IntakeSettings.from_environ(os.environ)
 
 
 @lru_cache(maxsize=1)
 def processor_settings() -> ProcessorSettings:
-    return ProcessorSettings.model_validate(dict(os.environ))
+    return ProcessorSettings.from_environ(os.environ)

@@ -22,9 +22,7 @@ class SqsUsageQueue:
 
     def enqueue(self, message: UsageMessage) -> None:
         try:
-            self._client.send_message(
-                QueueUrl=self._queue_url, MessageBody=message.model_dump_json()
-            )
+            self._client.send_message(QueueUrl=self._queue_url, MessageBody=message.to_json())
         except (ClientError, BotoCoreError) as exc:
             raise TransientFailure(
                 f"could not enqueue usage message: {type(exc).__name__}"

@@ -78,15 +78,21 @@ class WebhookSecretValues:
 
 
 def rotating_values(raw: str) -> list[str]:
+    """Accepted values of a rotating secret: a JSON object's "current" and "previous", or the
+    whole string when it is not a JSON object. An object without either is a configuration
+    error, surfaced as TransientFailure (503: AssemblyAI retries) rather than 401 (it gives up)."""
     try:
         document = json.loads(raw)
     except ValueError:
         return [raw]
     if isinstance(document, str):
-        return [document]
+        return [document] if document else []
     if not isinstance(document, dict):
-        return []
-    return [v for k in ("current", "previous") if isinstance(v := document.get(k), str) and v]
+        return [raw]
+    values = [v for k in ("current", "previous") if isinstance(v := document.get(k), str) and v]
+    if not values:
+        raise TransientFailure("rotating secret has neither a 'current' nor a 'previous' value")
+    return values
 
 
 def api_key_from_secret(raw: str) -> str:

@@ -154,7 +154,9 @@ class DynamoUsageLedger:
             "Key": _to_item(
                 {"PK": f"CUSTOMER#{record.customer_id}", "SK": f"MONTH#{record.month}#{breakdown}"}
             ),
-            "UpdateExpression": f"ADD usage_count :one, billable_seconds :seconds SET {assignments}",
+            "UpdateExpression": (
+                f"ADD usage_count :one, billable_seconds :seconds SET {assignments}"
+            ),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": _to_item(
                 {":one": 1, ":seconds": record.billable_seconds, **values}

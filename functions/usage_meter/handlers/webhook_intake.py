@@ -1,14 +1,19 @@
-"""POST /webhooks/assemblyai - AssemblyAI's transcript webhook (store-first; never imports the
-assemblyai SDK, which would add about half a second to every cold start)."""
+"""POST /webhooks/assemblyai - AssemblyAI's transcript webhook (store-first).
+
+Cold start matters here (AssemblyAI gives us 10 s): this module never imports the assemblyai SDK,
+uses botocore without boto3, and maps its one route without Powertools' HTTP resolver (API Gateway
+already routes; see docs/decisions.md). The benchmark in benchmarks/ keeps it honest.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from usage_meter.adapters import aws_clients
@@ -19,9 +24,9 @@ from usage_meter.logic.webhook_intake import IntakeLimits, WebhookRequest, accep
 from usage_meter.settings import IntakeSettings, intake_settings
 
 SETTINGS = IntakeSettings
+ROUTE = ("POST", "/webhooks/assemblyai")
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayHttpResolver()
 
 
 @lru_cache(maxsize=1)
@@ -35,11 +40,8 @@ def _dependencies() -> tuple[IntakeLimits, WebhookSecretValues, SqsUsageQueue]:
     secret = CachedSecret(
         aws_clients.secrets_manager(), settings.webhook_secret_id, settings.secrets_cache_seconds
     )
-    return (
-        limits,
-        WebhookSecretValues(secret),
-        SqsUsageQueue(aws_clients.sqs(), settings.usage_queue_url),
-    )
+    queue = SqsUsageQueue(aws_clients.sqs(), settings.usage_queue_url)
+    return limits, WebhookSecretValues(secret), queue
 
 
 def _request(event: dict[str, Any]) -> WebhookRequest:
@@ -54,18 +56,40 @@ def _request(event: dict[str, Any]) -> WebhookRequest:
     )
 
 
-def _json(status: int, body: dict[str, Any]) -> Response[Any]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+def _json(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(body, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
 
 
-@app.post("/webhooks/assemblyai")
-def receive_webhook() -> Response[Any]:
-    result = accept_webhook(_request(app.current_event.raw_event), *_dependencies())
+def _count(name: str) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+def receive_webhook(event: dict[str, Any]) -> dict[str, Any]:
+    """Map the one route's outcomes and domain errors to HTTP answers, in one place."""
+    http = (event.get("requestContext") or {}).get("http") or {}
+    if (http.get("method"), event.get("rawPath")) != ROUTE:
+        return _json(404, {"error": "not_found", "message": "no such route"})
+    try:
+        result = accept_webhook(_request(event), *_dependencies())
+    except RequestRejected as exc:
+        _count("WebhooksRejected")
+        logger.warning("webhook rejected", extra={"status": exc.status, "code": exc.code})
+        return _json(exc.status, {"error": exc.code, "message": exc.message})
+    except TransientFailure as exc:
+        # 5xx, never 4xx: AssemblyAI retries a 5xx and gives up for good on a 4xx.
+        _count("WebhookIntakeFailures")
+        logger.error("webhook not stored; AssemblyAI will retry", extra={"error": str(exc)})
+        return _json(503, {"error": "unavailable", "message": "temporarily unavailable, retry"})
     if result.message is None:
-        metrics.add_metric(name="WebhooksIgnored", unit="Count", value=1)
+        _count("WebhooksIgnored")
         return _json(200, {"status": "ignored", "reason": result.reason})
     message = result.message
-    metrics.add_metric(name="WebhooksAccepted", unit="Count", value=1)
+    _count("WebhooksAccepted")
     logger.info(
         "webhook accepted",
         extra={
@@ -78,27 +102,7 @@ def receive_webhook() -> Response[Any]:
     return _json(200, {"status": "accepted", "transcript_id": message.transcript_id})
 
 
-@app.exception_handler(RequestRejected)  # type: ignore[untyped-decorator]
-def _rejected(exc: RequestRejected) -> Response[Any]:
-    metrics.add_metric(name="WebhooksRejected", unit="Count", value=1)
-    logger.warning("webhook rejected", extra={"status": exc.status, "code": exc.code})
-    return _json(exc.status, {"error": exc.code, "message": exc.message})
-
-
-@app.exception_handler(TransientFailure)  # type: ignore[untyped-decorator]
-def _unavailable(exc: TransientFailure) -> Response[Any]:
-    # 5xx, never 4xx: AssemblyAI retries a 5xx and gives up for good on a 4xx.
-    metrics.add_metric(name="WebhookIntakeFailures", unit="Count", value=1)
-    logger.error("webhook not stored; AssemblyAI will retry", extra={"error": str(exc)})
-    return _json(503, {"error": "unavailable", "message": "temporarily unavailable, retry"})
-
-
-@app.not_found
-def _not_found(_: Exception) -> Response[Any]:
-    return _json(404, {"error": "not_found", "message": "no such route"})
-
-
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return receive_webhook(event)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from usage_meter.models.usage import QuarantineItem, RecordOutcome, UsageRecord
-from usage_meter.models.webhook import UsageMessage
+if TYPE_CHECKING:  # annotations only: the webhook intake must not import pydantic models
+    from usage_meter.models.usage import QuarantineItem, RecordOutcome, UsageRecord
+    from usage_meter.models.webhook import UsageMessage
 
 
 class SecretValues(Protocol):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
 from usage_meter.logic.errors import PermanentFailure, TransientFailure
 from usage_meter.logic.ports import DeadLetters, RetryScheduler
 from usage_meter.logic.usage_processing import (
@@ -13,7 +11,7 @@ from usage_meter.logic.usage_processing import (
     ProcessorDeps,
     process_usage_message,
 )
-from usage_meter.models.webhook import UsageMessage
+from usage_meter.models.webhook import InvalidMessage, UsageMessage
 
 BACKOFF_BASE_SECONDS = 20
 BACKOFF_MAX_SECONDS = 900
@@ -45,12 +43,10 @@ def handle_queued_delivery(
     the DLQ).
     """
     try:
-        message = UsageMessage.model_validate_json(body)
-    except ValidationError as exc:
+        message = UsageMessage.from_json(body)
+    except InvalidMessage as exc:
         deps.processor.metrics.count("MessagesDeadLettered")
-        deps.dead_letters.send(
-            body, "malformed_message", f"{exc.error_count()} validation error(s)"
-        )
+        deps.dead_letters.send(body, "malformed_message", str(exc))
         return None
     try:
         return process_usage_message(message, deps.processor)

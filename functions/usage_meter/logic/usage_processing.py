@@ -7,6 +7,7 @@ maxReceiveCount, after which SQS moves it to the DLQ). Nothing is dropped silent
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -91,7 +92,7 @@ def _quarantine(
             source_id=message.transcript_id,
             reason=reason,
             detail=detail,
-            message=message.model_dump(mode="json"),
+            message=json.loads(message.to_json()),
             quarantined_at=datetime.now(UTC),
         )
     )

@@ -11,32 +11,24 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 from urllib.parse import parse_qsl
-
-from pydantic import ValidationError
 
 from usage_meter.logic.errors import RequestRejected
 from usage_meter.logic.ports import SecretValues, UsageQueue
 from usage_meter.logic.webhook_auth import verify_webhook_auth
-from usage_meter.models.identifiers import (
-    CUSTOMER_ID_PATTERN,
-    DIMENSION_NAME_PATTERN,
-    PROJECT_PATTERN,
-    dimension_value_problem,
-)
+from usage_meter.models.identifiers import InvalidIdentifier, check_attribution, is_source_id
 from usage_meter.models.webhook import (
     DEFAULT_PROJECT,
+    WEBHOOK_STATUSES,
     Attribution,
-    TranscriptNotification,
     UsageMessage,
+    WebhookStatus,
 )
 
 MAX_QUERY_LENGTH = 2048
-RESERVED_PARAMETERS = frozenset({"customer_id", "project"})
 IGNORED_STATUSES = frozenset({"redacted_audio_ready"})
 
 
@@ -74,9 +66,9 @@ def parse_attribution(raw_query: str, max_dimensions: int) -> Attribution:
     if len(raw_query) > MAX_QUERY_LENGTH:
         raise _reject(400, "query_too_long", f"query string exceeds {MAX_QUERY_LENGTH} characters")
     try:
-        pairs = parse_qsl(
-            raw_query, keep_blank_values=True, strict_parsing=bool(raw_query), errors="strict"
-        )
+        # Not strict: AssemblyAI echoes the URL exactly as submitted, so a stray "&" must not turn
+        # every delivery of that job into a permanent 4xx.
+        pairs = parse_qsl(raw_query, keep_blank_values=True, errors="strict")
     except (ValueError, UnicodeDecodeError) as exc:
         raise _reject(400, "invalid_query", "query string is not valid URL encoding") from exc
     seen: dict[str, str] = {}
@@ -84,42 +76,16 @@ def parse_attribution(raw_query: str, max_dimensions: int) -> Attribution:
         if name in seen:
             raise _reject(400, "duplicate_parameter", f"query parameter '{name}' appears twice")
         seen[name] = value
-
     customer_id = seen.pop("customer_id", None)
     if customer_id is None:
         raise _reject(400, "missing_customer_id", "query parameter 'customer_id' is required")
-    if not re.fullmatch(CUSTOMER_ID_PATTERN, customer_id):
-        raise _reject(
-            400,
-            "invalid_customer_id",
-            "customer_id must be 1-128 characters of letters, digits and . _ : @ -, "
-            "starting with a letter or digit",
-        )
     project = seen.pop("project", DEFAULT_PROJECT)
-    if not re.fullmatch(PROJECT_PATTERN, project):
-        raise _reject(
-            400,
-            "invalid_project",
-            "project must be 1-64 characters of lower-case letters, digits, _ and -",
-        )
-    if len(seen) > max_dimensions:
-        raise _reject(
-            400, "too_many_dimensions", f"at most {max_dimensions} extra query parameters allowed"
-        )
-    for name, value in seen.items():
-        if not re.fullmatch(DIMENSION_NAME_PATTERN, name):
-            raise _reject(
-                400,
-                "invalid_dimension_name",
-                "extra query parameter names must be 1-40 characters of lower-case letters, "
-                "digits and _, starting with a letter",
-            )
-        problem = dimension_value_problem(value)
-        if problem:
-            raise _reject(400, "invalid_dimension_value", f"query parameter '{name}' {problem}")
-    return Attribution(
-        customer_id=customer_id, project=project, dimensions=dict(sorted(seen.items()))
-    )
+    dimensions = dict(sorted(seen.items()))
+    try:
+        check_attribution(customer_id, project, dimensions, max_dimensions)
+    except InvalidIdentifier as exc:
+        raise _reject(400, exc.code, exc.message) from exc
+    return Attribution(customer_id=customer_id, project=project, dimensions=dimensions)
 
 
 def _decode_body(request: WebhookRequest, max_body_bytes: int) -> bytes:
@@ -140,26 +106,38 @@ def _decode_body(request: WebhookRequest, max_body_bytes: int) -> bytes:
     return raw
 
 
-def _parse_notification(raw: bytes) -> TranscriptNotification | None:
-    """The notification, or None for a delivery that is valid but not billable."""
+NOTIFICATION_SHAPE = '{"transcript_id": "<id>", "status": "completed" | "error"}'
+
+
+def _parse_notification(raw: bytes) -> tuple[str, WebhookStatus] | None:
+    """(transcript id, status), or None for a delivery that is valid but not billable.
+
+    Unknown extra fields are ignored, so a new field from AssemblyAI never turns into a 4xx
+    (which would stop its retries for good)."""
     try:
         document = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise _reject(400, "invalid_json", "body must be UTF-8 JSON") from exc
     if not isinstance(document, dict):
-        raise _reject(400, "invalid_body", "body must be a JSON object")
-    if document.get("status") in IGNORED_STATUSES:
+        raise _reject(400, "invalid_body", f"body must be a JSON object: {NOTIFICATION_SHAPE}")
+    status = document.get("status")
+    if isinstance(status, str) and status in IGNORED_STATUSES:
         return None
-    try:
-        return TranscriptNotification.model_validate(document)
-    except ValidationError as exc:
-        fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
+    invalid = [
+        name
+        for name, ok in (
+            ("transcript_id", is_source_id(document.get("transcript_id"))),
+            ("status", isinstance(status, str) and status in WEBHOOK_STATUSES),
+        )
+        if not ok
+    ]
+    if invalid:
         raise _reject(
             400,
             "invalid_body",
-            'body must be {"transcript_id": <id>, "status": "completed"|"error"}; '
-            f"invalid: {', '.join(fields)}",
-        ) from exc
+            f"body must be {NOTIFICATION_SHAPE}; invalid: {', '.join(invalid)}",
+        )
+    return str(document["transcript_id"]), cast("WebhookStatus", status)
 
 
 def accept_webhook(
@@ -173,9 +151,10 @@ def accept_webhook(
     notification = _parse_notification(raw)
     if notification is None:
         return IntakeResult(outcome="ignored", reason="not a transcript completion")
+    transcript_id, status = notification
     message = UsageMessage(
-        transcript_id=notification.transcript_id,
-        webhook_status=notification.status,
+        transcript_id=transcript_id,
+        webhook_status=status,
         attribution=attribution,
         received_at=request.received_at,
     )

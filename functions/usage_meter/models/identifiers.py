@@ -1,28 +1,61 @@
-"""Identifier rules shared by every entry point (webhooks, streaming reports, usage queries).
+"""Identifier rules shared by every entry point (webhooks, queue messages, reports, queries).
 
 Identifiers end up inside DynamoDB keys (``#`` is our separator), S3 keys, CSV cells and logs, so
 they are restricted to a conservative character set, must start with a letter or digit (no
 ``=``/``+``/``-``/``@`` formula prefixes, no ``.``/``..`` path tricks) and are bounded in length.
+
+Plain ``re`` on purpose: the webhook intake validates with these and must not pay for pydantic's
+import on its cold start (see docs/decisions.md).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
-
-from pydantic import StringConstraints
 
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 SOURCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 DIMENSION_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 MAX_DIMENSION_VALUE_LENGTH = 128
+RESERVED_PARAMETERS = frozenset({"customer_id", "project"})
 
-CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
-ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
-SourceId = Annotated[str, StringConstraints(pattern=SOURCE_ID_PATTERN)]
-
+_CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
+_PROJECT = re.compile(PROJECT_PATTERN)
+_SOURCE_ID = re.compile(SOURCE_ID_PATTERN)
+_DIMENSION_NAME = re.compile(DIMENSION_NAME_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+CUSTOMER_ID_RULE = (
+    "customer_id must be 1-128 characters of letters, digits and . _ : @ -, "
+    "starting with a letter or digit"
+)
+PROJECT_RULE = "project must be 1-64 characters of lower-case letters, digits, _ and -"
+SOURCE_ID_RULE = "id must be 1-128 characters of letters, digits, _ and -"
+DIMENSION_NAME_RULE = (
+    "extra query parameter names must be 1-40 characters of lower-case letters, digits and _, "
+    "starting with a letter"
+)
+
+
+class InvalidIdentifier(ValueError):
+    """An identifier or dimension broke a rule; ``code`` names the rule for API answers."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def is_customer_id(value: object) -> bool:
+    return isinstance(value, str) and _CUSTOMER_ID.fullmatch(value) is not None
+
+
+def is_project(value: object) -> bool:
+    return isinstance(value, str) and _PROJECT.fullmatch(value) is not None
+
+
+def is_source_id(value: object) -> bool:
+    return isinstance(value, str) and _SOURCE_ID.fullmatch(value) is not None
 
 
 def dimension_value_problem(value: str) -> str | None:
@@ -34,3 +67,29 @@ def dimension_value_problem(value: str) -> str | None:
     if _CONTROL.search(value):
         return "must not contain control characters"
     return None
+
+
+def check_attribution(
+    customer_id: object, project: object, dimensions: object, max_dimensions: int
+) -> None:
+    """Raise InvalidIdentifier unless customer, project and dimensions all follow the rules."""
+    if not is_customer_id(customer_id):
+        raise InvalidIdentifier("invalid_customer_id", CUSTOMER_ID_RULE)
+    if not is_project(project):
+        raise InvalidIdentifier("invalid_project", PROJECT_RULE)
+    if not isinstance(dimensions, dict):
+        raise InvalidIdentifier("invalid_dimensions", "dimensions must be an object")
+    if len(dimensions) > max_dimensions:
+        raise InvalidIdentifier(
+            "too_many_dimensions", f"at most {max_dimensions} extra query parameters allowed"
+        )
+    for name, value in dimensions.items():
+        if not isinstance(name, str) or not _DIMENSION_NAME.fullmatch(name):
+            raise InvalidIdentifier("invalid_dimension_name", DIMENSION_NAME_RULE)
+        if name in RESERVED_PARAMETERS:
+            raise InvalidIdentifier("invalid_dimension_name", f"'{name}' is reserved")
+        problem = dimension_value_problem(value) if isinstance(value, str) else "must be text"
+        if problem:
+            raise InvalidIdentifier(
+                "invalid_dimension_value", f"query parameter '{name}' {problem}"
+            )

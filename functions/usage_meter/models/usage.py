@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from usage_meter.models.identifiers import CustomerId, ProjectName
+from usage_meter.models.identifiers import CUSTOMER_ID_PATTERN, PROJECT_PATTERN
+
+CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
+ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
 
 Product = Literal["async", "streaming"]
 UNKNOWN_MODEL = "unknown"

@@ -1,0 +1,132 @@
+"""Run every benchmark, print one markdown report and write it to benchmarks/results.md.
+
+Each benchmark runs in its own ``sys.executable`` process (cold imports first, on a quiet
+machine, then the warm handlers) and hands its figures back as JSON.
+
+Usage: python benchmarks/run_all.py [--runs 9] [--intake-requests 2000]
+                                    [--processor-messages 500] [--strict]
+(``make bench`` runs it with the defaults.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cold_import
+import warm_handler
+from _setup import BENCH_DIR, ROOT
+
+RESULTS = BENCH_DIR / "results.md"
+
+
+def _run(script: str, args: list[str]) -> None:
+    command = [sys.executable, str(BENCH_DIR / script), *args]
+    print(f"$ {' '.join(command)}", flush=True)
+    subprocess.run(command, check=True, cwd=ROOT)
+    print(flush=True)
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def report(cold: dict, warm: dict, seconds: float) -> str:
+    cold_results = {k: cold_import.Summary(**v) for k, v in cold["results"].items()}
+    warm_results = {k: warm_handler.Stats(**v) for k, v in warm["results"].items()}
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join(
+        [
+            "## Benchmarks",
+            "",
+            f"Measured {when} with Python {cold['python']} on {platform.system()} "
+            f"{platform.machine()}, {os.cpu_count()} CPUs ({_cpu()}); `make bench` "
+            f"({seconds:.0f} s).",
+            "",
+            "### Cold import (fresh interpreter per run)",
+            "",
+            f"Median of {cold['runs']} fresh `python -c 'import <module>'` processes per "
+            "module, interleaved, after one discarded warm-up round (`.pyc` files compiled). "
+            "*import* is `time.perf_counter()` around the import inside the child; *process "
+            "wall* adds interpreter start-up and exit; peak RSS is the child's `ru_maxrss` "
+            "from `os.wait4`. Children get `PYTHONPATH=functions:benchmarks`, fake AWS "
+            "credentials, an unreachable AWS endpoint and no proxy or `~/.aws`, so nothing "
+            "touches the network.",
+            "",
+            cold_import.markdown(cold_results),
+            "",
+            "### Warm handlers (in-process, moto + AssemblyAI stand-in)",
+            "",
+            "Per request, after the first one; handlers invoked directly with the recorded "
+            "API Gateway event (unique transcript id each) and one-record SQS events. The "
+            "first request's figure excludes loading botocore's service models, which "
+            "provisioning the moto stack had already done.",
+            "",
+            warm_handler.markdown(warm_results),
+            "",
+            "Reproduce: `make bench` (or `.venv/bin/python benchmarks/run_all.py`); one part "
+            "alone: `.venv/bin/python benchmarks/cold_import.py`, "
+            "`.venv/bin/python benchmarks/warm_handler.py`.",
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9, help="cold-import runs per module (>= 7)")
+    parser.add_argument("--intake-requests", type=int, default=2000)
+    parser.add_argument("--processor-messages", type=int, default=500)
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 when the cold-import target fails"
+    )
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="usage-meter-bench-") as tmp:
+        cold_json = Path(tmp) / "cold_import.json"
+        warm_json = Path(tmp) / "warm_handler.json"
+        _run("cold_import.py", ["--runs", str(args.runs), "--json", str(cold_json)])
+        _run(
+            "warm_handler.py",
+            [
+                "--intake-requests",
+                str(args.intake_requests),
+                "--processor-messages",
+                str(args.processor_messages),
+                "--json",
+                str(warm_json),
+            ],
+        )
+        cold = json.loads(cold_json.read_text())
+        warm = json.loads(warm_json.read_text())
+
+    text = report(cold, warm, time.perf_counter() - started)
+    RESULTS.write_text(text)
+    print("=" * 100)
+    print(text)
+    print(f"written to {RESULTS.relative_to(ROOT)}")
+    verdict = "PASS" if cold["pass"] else "FAIL"
+    print(
+        f"{verdict}: intake cold import {cold['ratio']:.2f} x naive "
+        f"(target <= {cold['target_ratio']:.1f} x)"
+    )
+    return 1 if args.strict and not cold["pass"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""parse_attribution: the customer, project and dimensions in the webhook URL's query string."""
+
+from __future__ import annotations
+
+import re
+import string
+from urllib.parse import quote
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from usage_meter.logic.errors import RequestRejected
+from usage_meter.logic.webhook_intake import MAX_QUERY_LENGTH, parse_attribution
+from usage_meter.models.identifiers import (
+    CUSTOMER_ID_PATTERN,
+    DIMENSION_NAME_PATTERN,
+    MAX_DIMENSION_VALUE_LENGTH,
+    PROJECT_PATTERN,
+)
+from usage_meter.models.webhook import DEFAULT_PROJECT, Attribution
+
+MAX_DIMENSIONS = 8
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def parse(raw_query: str) -> Attribution:
+    return parse_attribution(raw_query, MAX_DIMENSIONS)
+
+
+# -- valid query strings ----------------------------------------------------------------------
+
+
+def test_customer_only_gets_the_default_project_and_no_dimensions() -> None:
+    attribution = parse("customer_id=acme-corp")
+
+    assert attribution == Attribution(customer_id="acme-corp", project=DEFAULT_PROJECT)
+    assert attribution.project == "default"
+    assert attribution.dimensions == {}
+
+
+def test_project_and_dimensions_are_separated_from_the_customer() -> None:
+    attribution = parse("plan=pro&project=eu&customer_id=acme-corp&order_id=o-17")
+
+    assert attribution.customer_id == "acme-corp"
+    assert attribution.project == "eu"
+    assert attribution.dimensions == {"order_id": "o-17", "plan": "pro"}
+
+
+def test_dimensions_are_sorted_by_name() -> None:
+    attribution = parse("customer_id=a&zeta=1&alpha=2&mid=3")
+
+    assert list(attribution.dimensions) == ["alpha", "mid", "zeta"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        pytest.param("tier=gold+plus", "gold plus", id="plus-is-space"),
+        pytest.param("tier=gold%20plus", "gold plus", id="pct20-is-space"),
+        pytest.param("tier=a%2Bb", "a+b", id="pct2B-is-plus"),
+        pytest.param("tier=%C3%A9t%C3%A9", "été", id="utf8"),
+        pytest.param("tier=a%2Fb%23c", "a/b#c", id="slash-and-hash-allowed-in-values"),
+        pytest.param("tier=100%25", "100%", id="pct25-is-percent"),
+    ],
+)
+def test_dimension_values_are_percent_decoded(raw: str, value: str) -> None:
+    assert parse(f"customer_id=acme&{raw}").dimensions == {"tier": value}
+
+
+def test_customer_id_is_percent_decoded() -> None:
+    assert parse("customer_id=acme%3Aeu%40corp").customer_id == "acme:eu@corp"
+
+
+@pytest.mark.parametrize(
+    "customer_id",
+    ["a", "A1", "acme-corp", "acme.corp", "acme_corp", "acme:eu", "ops@acme", "9" * 128],
+)
+def test_valid_customer_ids(customer_id: str) -> None:
+    assert parse(f"customer_id={quote(customer_id)}").customer_id == customer_id
+
+
+def test_limits_are_inclusive() -> None:
+    dims = "&".join(f"d{i}={'v' * MAX_DIMENSION_VALUE_LENGTH}" for i in range(MAX_DIMENSIONS))
+    attribution = parse(f"customer_id={'c' * 128}&project={'p' * 64}&{dims}")
+
+    assert len(attribution.dimensions) == MAX_DIMENSIONS
+
+
+def test_max_dimensions_argument_is_honoured() -> None:
+    assert parse_attribution("customer_id=a&plan=pro", 1).dimensions == {"plan": "pro"}
+    with pytest.raises(RequestRejected) as raised:
+        parse_attribution("customer_id=a&plan=pro", 0)
+    assert raised.value.code == "too_many_dimensions"
+
+
+# -- rejected query strings -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        pytest.param("", "missing_customer_id", id="empty"),
+        pytest.param("plan=pro", "missing_customer_id", id="no-customer"),
+        pytest.param("customer_id=", "invalid_customer_id", id="customer-empty"),
+        pytest.param("customer_id=-x", "invalid_customer_id", id="customer-leading-minus"),
+        pytest.param("customer_id=a%2Fb", "invalid_customer_id", id="customer-slash"),
+        pytest.param("customer_id=a&customer_id=b", "duplicate_parameter", id="customer-twice"),
+        pytest.param("customer_id=a&project=A", "invalid_project", id="project-upper"),
+        pytest.param("customer_id=a&P=1", "invalid_dimension_name", id="dimension-name-upper"),
+        pytest.param("customer_id=a&p=%00", "invalid_dimension_value", id="dimension-value-nul"),
+        pytest.param("customer_id=a%FF", "invalid_query", id="invalid-utf8"),
+        pytest.param("customer_id=" + "a" * MAX_QUERY_LENGTH, "query_too_long", id="too-long"),
+    ],
+)
+def test_rejections_are_400_with_a_code(raw: str, code: str) -> None:
+    with pytest.raises(RequestRejected) as raised:
+        parse(raw)
+
+    assert raised.value.status == 400
+    assert raised.value.code == code
+    assert raised.value.message
+
+
+# -- property: anything in, either a 400 or a safe attribution out ------------------------------
+
+FORBIDDEN_IN_CUSTOMER_ID = ("#", "/", "\\")
+
+# Text that is likely to look like a query: mixes of query syntax, escapes and arbitrary text.
+query_pieces = st.one_of(
+    st.text(max_size=20),
+    st.sampled_from(
+        ["customer_id=", "project=", "&", "=", "+", "%", "%2F", "%5C", "%23", "%00", "%0A",
+         "%FF", "%C3%A9", "%E2%80%A8", "..", "#", "/", "\\", "plan=", "acme", "-", "@"]
+    ),
+    st.text(alphabet=string.ascii_letters + string.digits + "._:@-", max_size=130),
+)  # fmt: skip
+query_like = st.lists(query_pieces, max_size=12).map("".join)
+encoded_customer = st.text(max_size=140).map(lambda s: "customer_id=" + quote(s, safe=""))
+
+
+@settings(max_examples=500, deadline=None)
+@given(raw=st.one_of(st.text(max_size=300), query_like, encoded_customer))
+@example(raw="customer_id=acme%0A")
+@example(raw="customer_id=acme\n")
+@example(raw="customer_id=%E2%80%A8")
+@example(raw="customer_id=a" + "b" * 127)
+@example(raw="customer_id=%EF%BC%A1")  # fullwidth A
+@example(raw="customer_id=\u212a")  # Kelvin sign, case-folds to ASCII "k"
+def test_any_text_is_rejected_or_yields_a_safe_attribution(raw: str) -> None:
+    try:
+        attribution = parse(raw)
+    except RequestRejected as rejected:
+        assert rejected.status == 400
+        assert rejected.code
+        return
+    customer_id = attribution.customer_id
+    assert re.fullmatch(CUSTOMER_ID_PATTERN, customer_id)
+    assert 1 <= len(customer_id) <= 128
+    assert customer_id.isascii()
+    assert not any(c in customer_id for c in FORBIDDEN_IN_CUSTOMER_ID)
+    assert not CONTROL.search(customer_id)
+    assert re.fullmatch(PROJECT_PATTERN, attribution.project)
+    assert len(attribution.dimensions) <= MAX_DIMENSIONS
+    for name, value in attribution.dimensions.items():
+        assert re.fullmatch(DIMENSION_NAME_PATTERN, name)
+        assert 1 <= len(value) <= MAX_DIMENSION_VALUE_LENGTH
+        assert not CONTROL.search(value)
+    assert list(attribution.dimensions) == sorted(attribution.dimensions)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    customer_id=st.from_regex(CUSTOMER_ID_PATTERN, fullmatch=True),
+    dims=st.dictionaries(
+        st.from_regex(DIMENSION_NAME_PATTERN, fullmatch=True).filter(
+            lambda n: n not in {"customer_id", "project"}
+        ),
+        st.text(min_size=1, max_size=MAX_DIMENSION_VALUE_LENGTH).filter(
+            lambda v: not CONTROL.search(v)
+        ),
+        max_size=MAX_DIMENSIONS,
+    ),
+)
+def test_valid_attribution_round_trips_through_the_query_string(
+    customer_id: str, dims: dict[str, str]
+) -> None:
+    raw = "&".join(
+        f"{quote(k, safe='')}={quote(v, safe='')}"
+        for k, v in [("customer_id", customer_id), *dims.items()]
+    )
+    if len(raw) > MAX_QUERY_LENGTH:
+        return
+
+    attribution = parse(raw)
+
+    assert attribution.customer_id == customer_id
+    assert attribution.project == DEFAULT_PROJECT
+    assert attribution.dimensions == dict(sorted(dims.items()))
+
+
+@pytest.mark.parametrize(
+    "raw", ["customer_id=acme&", "customer_id=acme&&plan=pro", "&customer_id=acme"]
+)
+def test_stray_ampersands_are_tolerated(raw: str) -> None:
+    # AssemblyAI echoes the webhook URL exactly as submitted: a 4xx here would be permanent.
+    assert parse_attribution(raw, 8).customer_id == "acme"
