@@ -72,7 +72,7 @@ sam: $(SAM)
 
 .PHONY: build
 build: $(SAM)
-	PATH="$$(dirname $(PYTHON)):$$PATH" $(SAM) build --template-file template.yaml
+	SAM_CLI_TELEMETRY=0 PATH="$$(dirname $(PYTHON)):$$PATH" $(SAM) build --template-file template.yaml
 
 .PHONY: run
 run: $(STAMP)
