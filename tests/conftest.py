@@ -64,8 +64,13 @@ def _reset_caches() -> None:
     from usage_meter.adapters import aws_clients
     from usage_meter.handlers import usage_processor, webhook_intake
 
-    settings.intake_settings.cache_clear()
-    settings.processor_settings.cache_clear()
+    for getter in (
+        settings.intake_settings,
+        settings.processor_settings,
+        settings.export_settings,
+        settings.usage_query_settings,
+    ):
+        getter.cache_clear()
     aws_clients.reset()
     webhook_intake._dependencies.cache_clear()
     usage_processor._dependencies.cache_clear()
@@ -91,6 +96,10 @@ class Stack:
         return self.resources.queue_urls["UsageQueue"]
 
     @property
+    def bucket(self) -> str:
+        return self.resources.buckets["ExportBucket"]
+
+    @property
     def dlq_url(self) -> str:
         return self.resources.queue_urls["UsageDeadLetterQueue"]
 
@@ -107,6 +116,19 @@ class Stack:
         for name, value in {**env, **self.overrides}.items():
             self.monkeypatch.setenv(name, value)
         _reset_caches()
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        """Invoke a function the way Lambda would: its handler and environment from the template."""
+        import importlib
+
+        from usage_meter_local.template import function_handlers
+
+        module_name, _, attribute = function_handlers(self.template)[logical_id].rpartition(".")
+        self.use_function(logical_id)
+        module = importlib.import_module(module_name)
+        if hasattr(module, "_dependencies"):
+            module._dependencies.cache_clear()
+        return getattr(module, attribute)(event, FakeLambdaContext())
 
     def invoke_intake(self, event: dict[str, Any]) -> dict[str, Any]:
         from usage_meter.handlers import webhook_intake

@@ -143,6 +143,24 @@ class ProcessorSettings(_EnvSettings):
         return ProjectConfig(config.api_key_secret_id, self.base_url_override)
 
 
+@dataclass(frozen=True)
+class ExportSettings(_EnvSettings):
+    """Monthly export: aggregates -> priced, versioned files in S3."""
+
+    table_name: str = env("USAGE_TABLE_NAME")
+    bucket_name: str = env("EXPORT_BUCKET_NAME")
+    prefix: str = env("EXPORT_PREFIX", default="exports")
+    price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
+
+
+@dataclass(frozen=True)
+class UsageQuerySettings(_EnvSettings):
+    """Usage API: one customer's month, priced like the export."""
+
+    table_name: str = env("USAGE_TABLE_NAME")
+    price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
+
+
 @lru_cache(maxsize=1)
 def intake_settings() -> IntakeSettings:
     return IntakeSettings.from_environ(os.environ)
@@ -151,3 +169,13 @@ def intake_settings() -> IntakeSettings:
 @lru_cache(maxsize=1)
 def processor_settings() -> ProcessorSettings:
     return ProcessorSettings.from_environ(os.environ)
+
+
+@lru_cache(maxsize=1)
+def export_settings() -> ExportSettings:
+    return ExportSettings.from_environ(os.environ)
+
+
+@lru_cache(maxsize=1)
+def usage_query_settings() -> UsageQuerySettings:
+    return UsageQuerySettings.from_environ(os.environ)

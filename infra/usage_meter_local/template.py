@@ -44,7 +44,9 @@ _Loader.add_multi_constructor("!", _construct_tag)
 
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    text = path.read_text()
+    document: dict[str, Any] = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    return document
 
 
 @dataclass
@@ -79,17 +81,24 @@ def resources_of(template: dict[str, Any], resource_type: str) -> dict[str, dict
     }
 
 
-def _resolve_number(value: Any, parameters: dict[str, str]) -> int:
+def resolve_number(value: Any, parameters: dict[str, str]) -> int:
     if isinstance(value, Tag) and value.name == "Ref":
         return int(parameters[value.value])
     return int(value)
 
 
 def provision(
-    template: dict[str, Any], dynamodb: Any, sqs: Any, s3: Any | None = None, prefix: str = ""
+    template: dict[str, Any],
+    dynamodb: Any,
+    sqs: Any,
+    s3: Any | None = None,
+    prefix: str = "",
+    *,
+    parameters: dict[str, str] | None = None,
 ) -> LocalResources:
-    """Create the template's tables, queues and buckets through the given boto3 clients."""
-    parameters = parameter_defaults(template)
+    """Create the template's tables, queues and buckets through the given boto3 clients
+    (template parameters take their defaults unless ``parameters`` gives a value)."""
+    parameters = {**parameter_defaults(template), **(parameters or {})}
     out = LocalResources()
     for logical_id, props in resources_of(template, "AWS::DynamoDB::Table").items():
         name = f"{prefix}{logical_id}"
@@ -112,12 +121,12 @@ def provision(
         attributes: dict[str, str] = {}
         for key in ("VisibilityTimeout", "MessageRetentionPeriod"):
             if key in props:
-                attributes[key] = str(_resolve_number(props[key], parameters))
+                attributes[key] = str(resolve_number(props[key], parameters))
         redrive = props.get("RedrivePolicy")
         if redrive:
             target = redrive["deadLetterTargetArn"]
             target_id = target.value.split(".")[0] if isinstance(target, Tag) else target
-            count = _resolve_number(redrive["maxReceiveCount"], parameters)
+            count = resolve_number(redrive["maxReceiveCount"], parameters)
             attributes["RedrivePolicy"] = json.dumps(
                 {"deadLetterTargetArn": out.queue_arns[target_id], "maxReceiveCount": count}
             )
@@ -132,7 +141,11 @@ def provision(
     if s3 is not None:
         for logical_id in resources_of(template, "AWS::S3::Bucket"):
             name = f"{prefix}{logical_id}".lower()
-            s3.create_bucket(Bucket=name)
+            region = s3.meta.region_name
+            location = {} if region == "us-east-1" else {
+                "CreateBucketConfiguration": {"LocationConstraint": region}
+            }
+            s3.create_bucket(Bucket=name, **location)
             out.buckets[logical_id] = name
     return out
 
@@ -176,6 +189,39 @@ def _resolve_value(value: Any, parameters: dict[str, str], resources: LocalResou
         if attribute == "Arn" and target in resources.queue_arns:
             return resources.queue_arns[target]
     raise ValueError(f"cannot resolve !{value.name} {value.value!r} locally")
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What it takes to run one function locally, as the template declares it."""
+
+    logical_id: str
+    handler: str  # module.function
+    code_dir: Path
+    timeout_seconds: int
+    memory_mb: int
+
+
+def function_spec(
+    template: dict[str, Any],
+    logical_id: str,
+    parameters: dict[str, str] | None = None,
+    template_dir: Path = ROOT,
+) -> FunctionSpec:
+    """A function's handler, code directory, timeout and memory (its own value, else Globals)."""
+    functions = resources_of(template, "AWS::Serverless::Function")
+    if logical_id not in functions:
+        known = ", ".join(sorted(functions)) or "none"
+        raise KeyError(f"no function {logical_id!r} in the template (functions: {known})")
+    parameters = {**parameter_defaults(template), **(parameters or {})}
+    merged = {**((template.get("Globals") or {}).get("Function") or {}), **functions[logical_id]}
+    return FunctionSpec(
+        logical_id=logical_id,
+        handler=str(merged["Handler"]),
+        code_dir=(template_dir / str(merged.get("CodeUri", "."))).resolve(),
+        timeout_seconds=resolve_number(merged.get("Timeout", 3), parameters),
+        memory_mb=resolve_number(merged.get("MemorySize", 128), parameters),
+    )
 
 
 def function_handlers(template: dict[str, Any]) -> dict[str, str]:

@@ -1,39 +1,56 @@
-"""Intake -> queue -> processor -> DynamoDB, against moto and the AssemblyAI stand-in (real SDK)."""
+"""Webhook -> SQS -> processor -> DynamoDB, through the real handlers, the real queue (moto) and
+the real assemblyai SDK talking to the AssemblyAI stand-in."""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
+from typing import Any
 
 from conftest import Stack, load_event
 
 
-def test_smoke(stack: Stack) -> None:
-    t = load_event("transcripts/completed.json")
-    stack.api.state.add(t)
-    response = stack.invoke_intake(load_event("apigw/webhook_completed.json"))
-    assert response["statusCode"] == 200, response
+def _drain(stack: Stack) -> dict[str, Any]:
+    """Deliver what the intake queued to the processor, as the event source mapping would."""
     messages = stack.queue_messages(stack.queue_url)
-    assert len(messages) == 1
     event = {
         "Records": [
             {
                 "messageId": m["MessageId"],
                 "receiptHandle": m["ReceiptHandle"],
                 "body": m["Body"],
-                "attributes": {"ApproximateReceiveCount": "1"},
+                "attributes": {
+                    "ApproximateReceiveCount": m["Attributes"]["ApproximateReceiveCount"]
+                },
                 "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
                 "eventSource": "aws:sqs",
-                "eventSourceARN": "arn",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:UsageQueue",
                 "awsRegion": "eu-west-1",
-                "md5OfBody": "x",
             }
             for m in messages
         ]
     }
-    result = stack.invoke_processor(event)
-    assert result == {"batchItemFailures": []}
-    ledger = stack.items("ledger")
-    assert len(ledger) == 1
-    assert ledger[0]["billable_seconds"] == Decimal(754)
-    print(json.dumps(stack.items("aggregate"), default=str))
+    return stack.invoke_processor(event)
+
+
+def test_webhook_to_ledger_and_aggregate(stack: Stack) -> None:
+    stack.api.state.add(load_event("transcripts/completed.json"))
+    webhook = load_event("apigw/webhook_completed.json")
+
+    first = stack.invoke_intake(webhook)
+    duplicate = stack.invoke_intake(webhook)  # AssemblyAI may deliver twice
+
+    assert (first["statusCode"], duplicate["statusCode"]) == (200, 200)
+    assert _drain(stack) == {"batchItemFailures": []}
+    [row] = stack.items("ledger")
+    assert (row["customer_id"], row["billable_seconds"], row["month"]) == (
+        "acme-corp",
+        754,
+        "2026-11",
+    )
+    assert row["occurred_at"] == "2026-11-03T14:05:09.123000+00:00"  # API Gateway's receipt time
+    [aggregate] = stack.items("aggregate")
+    assert aggregate["SK"] == "MONTH#2026-11#async#default#universal-3-pro#plan%3Dpro"
+    assert (aggregate["usage_count"], aggregate["billable_seconds"]) == (1, Decimal(754))
+    assert aggregate["addon:speaker_labels"] == Decimal(754)
+    assert stack.items("quarantine") == []

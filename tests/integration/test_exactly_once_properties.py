@@ -15,11 +15,11 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
 from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.usage_processing import Outcome, ProcessorDeps, process_usage_message

@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import Stack, load_event, sqs_event, usage_message_body, webhook_url
 
+from conftest import Stack, load_event, sqs_event, usage_message_body, webhook_url
 from usage_meter_local.assemblyai_standin import transcript
 
 TID = "6a0b4f6e-2a3e-4f55-9c1c-0d3f5b0c1a01"

@@ -15,6 +15,7 @@ from botocore.session import get_session
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
@@ -37,6 +38,10 @@ def dynamodb() -> DynamoDBClient:
 
 def secrets_manager() -> SecretsManagerClient:
     return cast("SecretsManagerClient", _client("secretsmanager"))
+
+
+def s3() -> S3Client:
+    return cast("S3Client", _client("s3"))
 
 
 def reset() -> None:

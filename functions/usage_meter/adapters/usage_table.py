@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -26,6 +27,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from usage_meter.logic.errors import TransientFailure
+from usage_meter.models.billing import UsageAggregate
 from usage_meter.models.usage import (
     QuarantineItem,
     RecordOutcome,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 LEDGER_SK = "LEDGER"
+ADDON_PREFIX = "addon:"
 
 
 def _component(value: str) -> str:
@@ -87,6 +90,16 @@ def ledger_item(record: UsageRecord, recorded_at: datetime) -> dict[str, Any]:
         GSI1SK=f"SOURCE#{record.source_id}",
     )
     return values
+
+
+def aggregate_from_item(values: dict[str, Any]) -> UsageAggregate:
+    addons = {
+        k.removeprefix(ADDON_PREFIX): Decimal(v)
+        for k, v in values.items()
+        if k.startswith(ADDON_PREFIX)
+    }
+    fields = {k: v for k, v in values.items() if k in UsageAggregate.model_fields}
+    return UsageAggregate.model_validate({**fields, "addon_seconds": addons})
 
 
 def record_from_item(values: dict[str, Any]) -> UsageRecord:
@@ -149,13 +162,17 @@ class DynamoUsageLedger:
         names = {f"#a{i}": name for i, name in enumerate(attributes)}
         values = {f":a{i}": value for i, value in enumerate(attributes.values())}
         assignments = ", ".join(f"#a{i} = :a{i}" for i in range(len(attributes)))
+        # Seconds per priced add-on (e.g. "addon:speaker_labels"), so the export can price them.
+        addons = {f"#f{i}": f"{ADDON_PREFIX}{f}" for i, f in enumerate(record.features)}
+        names.update(addons)
+        additions = "".join(f", {name} :seconds" for name in addons)
         return {
             "TableName": self._table,
             "Key": _to_item(
                 {"PK": f"CUSTOMER#{record.customer_id}", "SK": f"MONTH#{record.month}#{breakdown}"}
             ),
             "UpdateExpression": (
-                f"ADD usage_count :one, billable_seconds :seconds SET {assignments}"
+                f"ADD usage_count :one, billable_seconds :seconds{additions} SET {assignments}"
             ),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": _to_item(
@@ -215,28 +232,38 @@ class DynamoUsageLedger:
             raise _transient("query", exc) from exc
         return items
 
-    def customer_aggregates(self, customer_id: str, month: str) -> list[dict[str, Any]]:
-        return self._query(
+    def customer_aggregates(self, customer_id: str, month: str) -> list[UsageAggregate]:
+        rows = self._query(
             KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
             ExpressionAttributeValues=_to_item(
                 {":pk": f"CUSTOMER#{customer_id}", ":prefix": f"MONTH#{month}#"}
             ),
+            ConsistentRead=True,
         )
+        return [aggregate_from_item(r) for r in rows]
 
-    def month_aggregates(self, month: str) -> list[dict[str, Any]]:
-        return self._query(
+    def month_aggregates(self, month: str) -> list[UsageAggregate]:
+        rows = self._query(
             IndexName="GSI1",
             KeyConditionExpression="GSI1PK = :pk",
             ExpressionAttributeValues=_to_item({":pk": f"MONTH#{month}"}),
         )
+        return [aggregate_from_item(r) for r in rows]
 
-    def customer_ledger(self, customer_id: str, month: str) -> list[UsageRecord]:
+    def ledger_totals(self, customer_id: str, month: str) -> tuple[int, Decimal]:
+        """(count, seconds) of a customer's billable ledger rows in a month (reads only those
+        two attributes of each row)."""
         rows = self._query(
             IndexName="GSI1",
             KeyConditionExpression="GSI1PK = :pk",
-            ExpressionAttributeValues=_to_item({":pk": f"LEDGER#{month}#{customer_id}"}),
+            FilterExpression="#status = :billable",
+            ProjectionExpression="billable_seconds",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=_to_item(
+                {":pk": f"LEDGER#{month}#{customer_id}", ":billable": UsageStatus.BILLABLE.value}
+            ),
         )
-        return [record_from_item(r) for r in rows]
+        return len(rows), sum((Decimal(r["billable_seconds"]) for r in rows), Decimal(0))
 
     def open_quarantine(self) -> list[dict[str, Any]]:
         return self._query(

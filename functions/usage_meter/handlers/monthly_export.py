@@ -1,0 +1,55 @@
+"""Scheduled monthly billing export (EventBridge Scheduler), also invocable for any month with
+``{"month": "YYYY-MM"}``. Without a month it exports the previous UTC month."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from usage_meter.adapters import aws_clients
+from usage_meter.adapters.export_store import S3ExportStore
+from usage_meter.adapters.metrics import PowertoolsMetrics
+from usage_meter.adapters.price_table import load_price_table
+from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.logic.monthly_export import check_month, export_month, previous_month
+from usage_meter.settings import ExportSettings, export_settings
+
+SETTINGS = ExportSettings
+logger = Logger()
+metrics = Metrics()
+
+
+@lru_cache(maxsize=1)
+def _dependencies() -> tuple[DynamoUsageLedger, S3ExportStore, str]:
+    settings = export_settings()
+    return (
+        DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name),
+        S3ExportStore(aws_clients.s3(), settings.bucket_name, settings.prefix),
+        settings.price_table_path,
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    month = check_month(str(event.get("month") or previous_month(datetime.now(UTC))))
+    reader, store, price_path = _dependencies()
+    logger.info("export started", extra={"month": month})
+    result = export_month(
+        month, reader, store, load_price_table(price_path), PowertoolsMetrics(metrics)
+    )
+    summary = {
+        "month": result.month,
+        "status": result.status,
+        "version": result.version,
+        "row_count": result.row_count,
+        "totals": result.manifest.get("totals"),
+        "unpriced_rows": len(result.manifest.get("unpriced") or []),
+        "price_table_version": result.manifest.get("price_table_version"),
+    }
+    logger.info("export finished", extra=summary)
+    return summary

@@ -1,0 +1,53 @@
+"""GET /customers/{customer_id}/usage?month=YYYY-MM[&format=csv] - one customer's usage so far,
+broken down and priced exactly like the monthly export. IAM-authorized at API Gateway."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from usage_meter.adapters import aws_clients
+from usage_meter.adapters.price_table import load_price_table
+from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.logic.errors import RequestRejected, TransientFailure
+from usage_meter.logic.usage_report import customer_usage
+from usage_meter.settings import UsageQuerySettings, usage_query_settings
+
+SETTINGS = UsageQuerySettings
+logger = Logger()
+
+
+@lru_cache(maxsize=1)
+def _dependencies() -> tuple[DynamoUsageLedger, str]:
+    settings = usage_query_settings()
+    return DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name), settings.price_table_path
+
+
+def _answer(status: int, body: str, content_type: str) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": content_type}, "body": body}
+
+
+def _error(status: int, code: str, message: str) -> dict[str, Any]:
+    return _answer(status, json.dumps({"error": code, "message": message}), "application/json")
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    customer_id = (event.get("pathParameters") or {}).get("customer_id", "")
+    query = event.get("queryStringParameters") or {}
+    month = query.get("month") or datetime.now(UTC).strftime("%Y-%m")
+    wanted = query.get("format", "json")
+    reader, price_path = _dependencies()
+    try:
+        report = customer_usage(customer_id, month, wanted, reader, load_price_table(price_path))
+    except RequestRejected as exc:
+        return _error(exc.status, exc.code, exc.message)
+    except TransientFailure:
+        logger.exception("usage query failed")
+        return _error(503, "unavailable", "temporarily unavailable, retry")
+    return _answer(200, report.body, report.content_type)

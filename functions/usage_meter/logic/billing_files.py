@@ -1,0 +1,71 @@
+"""Rendering billing rows as files: RFC 4180 CSV for finance, JSON Lines for machines.
+
+Both are deterministic (sorted rows, fixed column order, exact decimals as plain strings, no
+timestamps), so the same data always gives byte-identical files. Text cells that a spreadsheet
+would treat as a formula (leading ``=``, ``+``, ``-``, ``@``, tab or carriage return) are prefixed
+with an apostrophe in the CSV; the JSON Lines copy keeps the raw values.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from decimal import Decimal
+from typing import Any
+
+from usage_meter.models.billing import ExportRow
+
+COLUMNS = tuple(ExportRow.model_fields)
+TEXT_COLUMNS = frozenset(
+    {"customer_id", "project", "model", "dimensions", "add_on_seconds", "unpriced", "price_version"}
+)
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def row_sort_key(row: ExportRow) -> tuple[str, ...]:
+    return (row.customer_id, row.product, row.project, row.model, row.dimensions)
+
+
+def guard_formula(value: str) -> str:
+    return f"'{value}" if value.startswith(FORMULA_PREFIXES) else value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    return str(value)
+
+
+def render_csv(rows: list[ExportRow]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(COLUMNS)
+    for row in rows:
+        values = row.model_dump()
+        writer.writerow(
+            guard_formula(_cell(values[c])) if c in TEXT_COLUMNS else _cell(values[c])
+            for c in COLUMNS
+        )
+    return buffer.getvalue().encode("utf-8")
+
+
+def row_document(row: ExportRow) -> dict[str, Any]:
+    """A row as JSON: counts as numbers, decimals as exact strings, missing values as null."""
+    document: dict[str, Any] = {}
+    for column, value in row.model_dump().items():
+        if value is None or isinstance(value, int):
+            document[column] = value
+        else:
+            document[column] = _cell(value)
+    return document
+
+
+def render_jsonl(rows: list[ExportRow]) -> bytes:
+    return "".join(
+        json.dumps(row_document(row), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        + "\n"
+        for row in rows
+    ).encode("utf-8")

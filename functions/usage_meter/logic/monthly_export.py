@@ -1,0 +1,206 @@
+"""The monthly billing export: aggregates -> priced rows -> versioned, reproducible files.
+
+- Reads the month's aggregates (one Query; cost grows with customers x breakdowns, not events).
+- Checks them against the ledger per customer (count and seconds) before writing anything; a
+  disagreement fails the run loudly (LedgerMismatch, metric ``ExportLedgerMismatch``).
+- Renders usage.csv and usage.jsonl deterministically. If the latest published version has the
+  same bytes, nothing is written. Otherwise version N+1 is published with a manifest saying what
+  changed; published versions are never overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+from usage_meter.logic.billing_files import render_csv, render_jsonl, row_document, row_sort_key
+from usage_meter.logic.ports import UsageMetrics
+from usage_meter.logic.pricing import price_aggregate
+from usage_meter.models.billing import ExportRow, PriceTable, UsageAggregate
+
+MANIFEST_SCHEMA_VERSION = 1
+MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+CSV_NAME, JSONL_NAME, MANIFEST_NAME = "usage.csv", "usage.jsonl", "manifest.json"
+
+
+class InvalidMonth(ValueError):
+    pass
+
+
+class LedgerMismatch(Exception):
+    """Aggregates and ledger disagree: the export must not be published."""
+
+
+def check_month(month: str) -> str:
+    if not MONTH_PATTERN.fullmatch(month):
+        raise InvalidMonth(f"month must be YYYY-MM, got {month!r}")
+    return month
+
+
+def previous_month(now: datetime) -> str:
+    now = now.astimezone(UTC)
+    year, month = (now.year, now.month - 1) if now.month > 1 else (now.year - 1, 12)
+    return f"{year:04d}-{month:02d}"
+
+
+@dataclass(frozen=True)
+class PublishedExport:
+    version: int
+    manifest: dict[str, Any]
+
+
+class UsageReader(Protocol):
+    def month_aggregates(self, month: str) -> list[UsageAggregate]: ...
+
+    def customer_aggregates(self, customer_id: str, month: str) -> list[UsageAggregate]: ...
+
+    def ledger_totals(self, customer_id: str, month: str) -> tuple[int, Decimal]:
+        """(count, seconds) of the customer's billable ledger rows in the month."""
+        ...
+
+
+class ExportStore(Protocol):
+    def latest(self, month: str) -> PublishedExport | None: ...
+
+    def next_version(self, month: str) -> int: ...
+
+    def read(self, month: str, version: int, name: str) -> bytes: ...
+
+    def publish(self, month: str, version: int, files: dict[str, bytes]) -> None:
+        """Write the files, manifest last; never overwrite an existing object."""
+        ...
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    month: str
+    status: Literal["published", "unchanged"]
+    version: int
+    row_count: int
+    manifest: dict[str, Any]
+
+
+def priced_rows(
+    aggregates: list[UsageAggregate], prices: PriceTable, month: str
+) -> list[ExportRow]:
+    version = prices.for_month(month)
+    return sorted((price_aggregate(a, version) for a in aggregates), key=row_sort_key)
+
+
+def verify_against_ledger(
+    month: str, aggregates: list[UsageAggregate], reader: UsageReader
+) -> None:
+    expected: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0)])
+    for aggregate in aggregates:
+        expected[aggregate.customer_id][0] += aggregate.usage_count
+        expected[aggregate.customer_id][1] += aggregate.billable_seconds
+    problems = []
+    for customer_id, (count, seconds) in sorted(expected.items()):
+        ledger_count, ledger_seconds = reader.ledger_totals(customer_id, month)
+        if (ledger_count, ledger_seconds) != (count, seconds):
+            problems.append(
+                f"{customer_id}: aggregates {count} / {seconds:f} s, "
+                f"ledger {ledger_count} / {ledger_seconds:f} s"
+            )
+    if problems:
+        raise LedgerMismatch(
+            f"{month}: aggregates disagree with the ledger: " + "; ".join(problems)
+        )
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def totals(rows: list[ExportRow]) -> dict[str, Any]:
+    priced = [r.cost for r in rows if r.cost is not None]
+    return {
+        "usage_count": sum(r.usage_count for r in rows),
+        "billable_seconds": f"{sum((r.billable_seconds for r in rows), Decimal(0)):f}",
+        "cost": f"{sum(priced, Decimal(0)):f}",
+        "priced_rows": len(priced),
+        "unpriced_rows": len(rows) - len(priced),
+    }
+
+
+def _changes(rows: list[ExportRow], previous_jsonl: bytes | None) -> dict[str, Any] | None:
+    if previous_jsonl is None:
+        return None
+    before = {
+        tuple(d[k] for k in ("customer_id", "product", "project", "model", "dimensions")): d
+        for d in (json.loads(line) for line in previous_jsonl.decode().splitlines() if line)
+    }
+    after = {row_sort_key(r): row_document(r) for r in rows}
+    seconds_before = sum((Decimal(d["billable_seconds"]) for d in before.values()), Decimal(0))
+    seconds_after = sum((r.billable_seconds for r in rows), Decimal(0))
+    return {
+        "rows_added": len(after.keys() - before.keys()),
+        "rows_removed": len(before.keys() - after.keys()),
+        "rows_changed": sum(1 for k in after.keys() & before.keys() if after[k] != before[k]),
+        "usage_count_delta": sum(r.usage_count for r in rows)
+        - sum(d["usage_count"] for d in before.values()),
+        "billable_seconds_delta": f"{seconds_after - seconds_before:f}",
+    }
+
+
+def export_month(
+    month: str,
+    reader: UsageReader,
+    store: ExportStore,
+    prices: PriceTable,
+    metrics: UsageMetrics,
+) -> ExportResult:
+    check_month(month)
+    aggregates = reader.month_aggregates(month)
+    try:
+        verify_against_ledger(month, aggregates, reader)
+    except LedgerMismatch:
+        metrics.count("ExportLedgerMismatch")
+        raise
+    price_version = prices.for_month(month)
+    rows = priced_rows(aggregates, prices, month)
+    files = {CSV_NAME: render_csv(rows), JSONL_NAME: render_jsonl(rows)}
+    digests = {name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in files.items()}
+
+    latest = store.latest(month)
+    if latest is not None and latest.manifest.get("files") == digests:
+        metrics.count("ExportUnchanged")
+        return ExportResult(month, "unchanged", latest.version, len(rows), latest.manifest)
+
+    version = store.next_version(month)
+    previous = store.read(month, latest.version, JSONL_NAME) if latest else None
+    manifest = {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "month": month,
+        "version": version,
+        "previous_version": latest.version if latest else None,
+        "row_count": len(rows),
+        "totals": totals(rows),
+        "currency": price_version.currency,
+        "price_table_version": price_version.version,
+        "rounding": "cost = exact(seconds x price/hour / 3600 + add-ons), half-up to 0.01 per row",
+        "files": digests,
+        "unpriced": [
+            {
+                "customer_id": r.customer_id,
+                "product": r.product,
+                "project": r.project,
+                "model": r.model,
+                "reason": r.unpriced,
+            }
+            for r in rows
+            if r.cost is None
+        ],
+        "changes": _changes(rows, previous),
+    }
+    files[MANIFEST_NAME] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    store.publish(month, version, files)
+    metrics.count("ExportPublished")
+    metrics.count("ExportRows", len(rows))
+    return ExportResult(month, "published", version, len(rows), manifest)
