@@ -26,6 +26,8 @@ EVENTS = Path(__file__).parent / "events"
 REGION = "eu-west-1"
 WEBHOOK_SECRET = "local-webhook-secret-current"
 PREVIOUS_WEBHOOK_SECRET = "local-webhook-secret-previous"
+REPORT_SECRET = "local-report-signing-current"
+PREVIOUS_REPORT_SECRET = "local-report-signing-previous"
 API_KEYS = {"default": "local-key-default", "eu": "local-key-eu"}
 AUTH_HEADER = "x-usage-meter-webhook-secret"
 
@@ -69,6 +71,8 @@ def _reset_caches() -> None:
         settings.processor_settings,
         settings.export_settings,
         settings.usage_query_settings,
+        settings.streaming_report_settings,
+        settings.orphan_settings,
     ):
         getter.cache_clear()
     aws_clients.reset()
@@ -200,6 +204,10 @@ def stack(assemblyai: AssemblyAIStandIn, monkeypatch: pytest.MonkeyPatch) -> Ite
             SecretString=json.dumps(
                 {"current": WEBHOOK_SECRET, "previous": PREVIOUS_WEBHOOK_SECRET}
             ),
+        )
+        secrets.create_secret(
+            Name="usage-meter/report-signing",
+            SecretString=json.dumps({"current": REPORT_SECRET, "previous": PREVIOUS_REPORT_SECRET}),
         )
         for name, key in API_KEYS.items():
             secrets.create_secret(

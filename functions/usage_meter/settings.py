@@ -161,6 +161,35 @@ class UsageQuerySettings(_EnvSettings):
     price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
 
 
+def _orphan_policy(raw: str) -> str:
+    if raw not in ("bill", "flag"):
+        raise ValueError("must be 'bill' or 'flag'")
+    return raw
+
+
+@dataclass(frozen=True)
+class StreamingReportSettings(_EnvSettings):
+    """Streaming session reports from the application's backend (HMAC-signed)."""
+
+    table_name: str = env("USAGE_TABLE_NAME")
+    signing_secret_id: str = env("REPORT_SIGNING_SECRET_ID")
+    max_skew_seconds: int = env("REPORT_MAX_SKEW_SECONDS", _positive(int), default=300)
+    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+    max_body_bytes: int = env("REPORT_MAX_BODY_BYTES", _positive(int), default=8192)
+
+
+@dataclass(frozen=True)
+class OrphanSettings(_EnvSettings):
+    """The scheduled sweep for streaming sessions that never reported a termination."""
+
+    table_name: str = env("USAGE_TABLE_NAME")
+    policy: str = env("ORPHAN_POLICY", _orphan_policy, default="bill")
+    session_limit_seconds: int = env(
+        "STREAMING_SESSION_LIMIT_SECONDS", _positive(int), default=10800
+    )
+    lookback_days: int = env("ORPHAN_LOOKBACK_DAYS", _positive(int), default=7)
+
+
 @lru_cache(maxsize=1)
 def intake_settings() -> IntakeSettings:
     return IntakeSettings.from_environ(os.environ)
@@ -179,3 +208,13 @@ def export_settings() -> ExportSettings:
 @lru_cache(maxsize=1)
 def usage_query_settings() -> UsageQuerySettings:
     return UsageQuerySettings.from_environ(os.environ)
+
+
+@lru_cache(maxsize=1)
+def streaming_report_settings() -> StreamingReportSettings:
+    return StreamingReportSettings.from_environ(os.environ)
+
+
+@lru_cache(maxsize=1)
+def orphan_settings() -> OrphanSettings:
+    return OrphanSettings.from_environ(os.environ)

@@ -31,7 +31,7 @@ class TestRecording:
 
         assert result == {"batchItemFailures": []}
         [row] = stack.items("ledger")
-        assert row["PK"] == f"SOURCE#{TID}"
+        assert row["PK"] == f"SOURCE#async#{TID}"
         assert row["customer_id"] == "acme-corp"
         assert row["status"] == "billable"
         assert row["billable_seconds"] == Decimal(754)

@@ -1,7 +1,9 @@
 """The usage table (single-table DynamoDB design). The only module that knows its keys.
 
-- ledger row:  PK ``SOURCE#<source id>``, SK ``LEDGER``;
-  GSI1PK ``LEDGER#<month>#<customer>``, GSI1SK ``SOURCE#<source id>``.
+- ledger row:  PK ``SOURCE#<product>#<source id>``, SK ``LEDGER``;
+  GSI1PK ``LEDGER#<month>#<customer>``, GSI1SK ``SOURCE#<product>#<source id>``.
+- session begin: PK ``SESSION#<session id>``, SK ``BEGIN``; while open (sparse index):
+  GSI1PK ``OPEN_SESSIONS#<began date>``, GSI1SK ``<began_at>#<session id>``.
 - aggregate:   PK ``CUSTOMER#<customer>``, SK ``MONTH#<month>#<product>#<project>#<model>#<dims>``;
   GSI1PK ``MONTH#<month>``, GSI1SK ``CUSTOMER#<customer>#<product>#<project>#<model>#<dims>``.
 - quarantine:  PK ``QUARANTINE#<source id>``, SK ``<reason>#<digest of the message>``;
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -28,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.models.billing import UsageAggregate
+from usage_meter.models.streaming import SessionBegin
 from usage_meter.models.usage import (
     QuarantineItem,
     RecordOutcome,
@@ -54,8 +57,13 @@ def dimensions_key(dimensions: dict[str, str]) -> str:
     return _component(urlencode(sorted(dimensions.items()))) if dimensions else "-"
 
 
-def ledger_key(source_id: str) -> dict[str, str]:
-    return {"PK": f"SOURCE#{source_id}", "SK": LEDGER_SK}
+def ledger_key(product: str, source_id: str) -> dict[str, str]:
+    """Transcript ids and streaming session ids are separate namespaces."""
+    return {"PK": f"SOURCE#{product}#{source_id}", "SK": LEDGER_SK}
+
+
+def session_key(session_id: str) -> dict[str, str]:
+    return {"PK": f"SESSION#{session_id}", "SK": "BEGIN"}
 
 
 def aggregate_breakdown(record: UsageRecord) -> str:
@@ -80,14 +88,14 @@ def _from_item(item: dict[str, Any]) -> dict[str, Any]:
 def ledger_item(record: UsageRecord, recorded_at: datetime) -> dict[str, Any]:
     values: dict[str, Any] = record.model_dump(mode="python")
     values.update(
-        ledger_key(record.source_id),
+        ledger_key(record.product, record.source_id),
         entity="ledger",
         status=record.status.value,
         features=list(record.features),
         occurred_at=record.occurred_at.astimezone(UTC).isoformat(),
         recorded_at=recorded_at.astimezone(UTC).isoformat(),
         GSI1PK=f"LEDGER#{record.month}#{record.customer_id}",
-        GSI1SK=f"SOURCE#{record.source_id}",
+        GSI1SK=f"SOURCE#{record.product}#{record.source_id}",
     )
     return values
 
@@ -128,6 +136,10 @@ class DynamoUsageLedger:
         ]
         if record.status is UsageStatus.BILLABLE:
             items.append({"Update": self._aggregate_update(record, now)})
+        if record.product == "streaming":
+            items.append(
+                {"Update": self._close_session_update(record.source_id, record.origin, now)}
+            )
         try:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as exc:
@@ -137,7 +149,7 @@ class DynamoUsageLedger:
             raise _transient("record usage", exc) from exc
         else:
             return RecordOutcome(result=RecordResult.RECORDED)
-        existing = self.get_record(record.source_id)
+        existing = self.get_record(record.product, record.source_id)
         if existing is None:  # pragma: no cover - the row existed a moment ago and is never deleted
             raise TransientFailure("ledger row vanished after a conditional check failure")
         same = existing.same_facts_as(record)
@@ -145,7 +157,11 @@ class DynamoUsageLedger:
             result=RecordResult.DUPLICATE if same else RecordResult.CONFLICT, existing=existing
         )
 
-    def _aggregate_update(self, record: UsageRecord, now: datetime) -> Any:
+    def _aggregate_update(
+        self, record: UsageRecord, now: datetime, count: int = 1, seconds: Decimal | None = None
+    ) -> Any:
+        """ADD ``count`` and ``seconds`` (default: the record's) to the record's aggregate."""
+        seconds = record.billable_seconds if seconds is None else seconds
         breakdown = aggregate_breakdown(record)
         attributes = {
             "entity": "aggregate",
@@ -175,10 +191,134 @@ class DynamoUsageLedger:
                 f"ADD usage_count :one, billable_seconds :seconds{additions} SET {assignments}"
             ),
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": _to_item(
-                {":one": 1, ":seconds": record.billable_seconds, **values}
-            ),
+            "ExpressionAttributeValues": _to_item({":one": count, ":seconds": seconds, **values}),
         }
+
+    # -- streaming sessions ---------------------------------------------------------------------
+    def _close_session_update(self, session_id: str, reason: str, now: datetime) -> Any:
+        """Take a session out of the open-sessions index (creates a stub if no begin came)."""
+        return {
+            "TableName": self._table,
+            "Key": _to_item(session_key(session_id)),
+            "UpdateExpression": "REMOVE GSI1PK, GSI1SK SET closed_by = :reason, closed_at = :now",
+            "ExpressionAttributeValues": _to_item({":reason": reason, ":now": now.isoformat()}),
+        }
+
+    def put_begin(self, begin: SessionBegin) -> tuple[RecordResult, SessionBegin | None]:
+        values = {
+            **session_key(begin.session_id),
+            "entity": "session",
+            **json.loads(begin.model_dump_json()),
+            "GSI1PK": f"OPEN_SESSIONS#{begin.began_at.astimezone(UTC).date().isoformat()}",
+            "GSI1SK": f"{begin.began_at.astimezone(UTC).isoformat()}#{begin.session_id}",
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_to_item(values),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+            return RecordResult.RECORDED, None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise _transient("record session begin", exc) from exc
+        except BotoCoreError as exc:
+            raise _transient("record session begin", exc) from exc
+        existing = self.get_begin(begin.session_id)
+        if existing is None:  # the termination came first and left a stub: fill it in, closed
+            stub = {k: v for k, v in values.items() if k not in ("GSI1PK", "GSI1SK", "PK", "SK")}
+            names = {f"#a{i}": k for i, k in enumerate(stub)}
+            self._client.update_item(
+                TableName=self._table,
+                Key=_to_item(session_key(begin.session_id)),
+                UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(stub))),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_item(
+                    {f":a{i}": v for i, v in enumerate(stub.values())}
+                ),
+            )
+            return RecordResult.RECORDED, None
+        same = (existing.customer_id, existing.project) == (begin.customer_id, begin.project)
+        return (RecordResult.DUPLICATE if same else RecordResult.CONFLICT), existing
+
+    def get_begin(self, session_id: str) -> SessionBegin | None:
+        try:
+            item = self._client.get_item(
+                TableName=self._table, Key=_to_item(session_key(session_id)), ConsistentRead=True
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("read session", exc) from exc
+        values = _from_item(item) if item else {}
+        if "customer_id" not in values:
+            return None
+        return SessionBegin.model_validate(
+            {k: v for k, v in values.items() if k in SessionBegin.model_fields}
+        )
+
+    def open_sessions(self, began_before: datetime, since: datetime) -> list[SessionBegin]:
+        """Sessions still open that began in [since, began_before): one Query per day."""
+        found: list[SessionBegin] = []
+        day = since.astimezone(UTC).date()
+        while day <= began_before.astimezone(UTC).date():
+            rows = self._query(
+                IndexName="GSI1",
+                KeyConditionExpression="GSI1PK = :pk AND GSI1SK < :cutoff",
+                ExpressionAttributeValues=_to_item(
+                    {
+                        ":pk": f"OPEN_SESSIONS#{day.isoformat()}",
+                        ":cutoff": began_before.astimezone(UTC).isoformat(),
+                    }
+                ),
+            )
+            found.extend(
+                SessionBegin.model_validate(
+                    {k: v for k, v in r.items() if k in SessionBegin.model_fields}
+                )
+                for r in rows
+            )
+            day += timedelta(days=1)
+        return found
+
+    def close_session(self, session_id: str, reason: str) -> None:
+        update = self._close_session_update(session_id, reason, datetime.now(UTC))
+        try:
+            self._client.update_item(**update)
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("close session", exc) from exc
+
+    def replace_estimate(self, estimate: UsageRecord, actual: UsageRecord) -> bool:
+        now = datetime.now(UTC)
+        items: list[TransactWriteItemTypeDef] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _to_item(ledger_item(actual, now)),
+                    "ConditionExpression": "estimated = :true",
+                    "ExpressionAttributeValues": _to_item({":true": True}),
+                }
+            }
+        ]
+        same_aggregate = (estimate.month, aggregate_breakdown(estimate)) == (
+            actual.month,
+            aggregate_breakdown(actual),
+        )
+        if same_aggregate:
+            delta = actual.billable_seconds - estimate.billable_seconds
+            items.append({"Update": self._aggregate_update(actual, now, count=0, seconds=delta)})
+        else:
+            items.append(
+                {"Update": self._aggregate_update(estimate, now, -1, -estimate.billable_seconds)}
+            )
+            items.append({"Update": self._aggregate_update(actual, now)})
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if _ledger_row_exists(exc):
+                return False
+            raise _transient("replace estimate", exc) from exc
+        except BotoCoreError as exc:
+            raise _transient("replace estimate", exc) from exc
+        return True
 
     def quarantine(self, item: QuarantineItem) -> bool:
         digest = hashlib.sha256(
@@ -212,10 +352,12 @@ class DynamoUsageLedger:
         return True
 
     # -- reads ----------------------------------------------------------------------------------
-    def get_record(self, source_id: str) -> UsageRecord | None:
+    def get_record(self, product: str, source_id: str) -> UsageRecord | None:
         try:
             response = self._client.get_item(
-                TableName=self._table, Key=_to_item(ledger_key(source_id)), ConsistentRead=True
+                TableName=self._table,
+                Key=_to_item(ledger_key(product, source_id)),
+                ConsistentRead=True,
             )
         except (ClientError, BotoCoreError) as exc:
             raise _transient("read ledger", exc) from exc

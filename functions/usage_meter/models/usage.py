@@ -43,6 +43,7 @@ class UsageRecord(BaseModel):
     dimensions: dict[str, str] = Field(default_factory=dict)
     occurred_at: AwareDatetime
     origin: str = "webhook"
+    estimated: bool = False  # an orphaned streaming session billed at AssemblyAI's 3-hour limit
     error_message: str | None = Field(default=None, max_length=1000)
 
     def same_facts_as(self, other: UsageRecord) -> bool:
@@ -56,6 +57,7 @@ class UsageRecord(BaseModel):
             "product": self.product,
             "status": self.status,
             "billable_seconds": self.billable_seconds,
+            "estimated": self.estimated,
         }
 
 
@@ -78,6 +80,8 @@ class QuarantineReason(StrEnum):
     TRANSCRIPT_NOT_FOUND = "transcript_not_found"
     UNKNOWN_PROJECT = "unknown_project"
     UNBILLABLE_TRANSCRIPT = "unbillable_transcript"
+    SESSION_CONFLICT = "session_conflict"
+    ORPHANED_SESSION = "orphaned_session"
 
 
 class QuarantineItem(BaseModel):

@@ -1,0 +1,118 @@
+"""POST /streaming/sessions/begin and /streaming/sessions/termination - signed reports from the
+application's backend about its AssemblyAI streaming sessions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from usage_meter.adapters import aws_clients
+from usage_meter.adapters.metrics import PowertoolsMetrics
+from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
+from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.logic.errors import RequestRejected, TransientFailure
+from usage_meter.logic.request_signing import verify_signed_request
+from usage_meter.logic.streaming_sessions import record_begin, record_termination
+from usage_meter.models.identifiers import InvalidIdentifier
+from usage_meter.models.streaming import SessionBegin, SessionTermination
+from usage_meter.settings import StreamingReportSettings, streaming_report_settings
+
+SETTINGS = StreamingReportSettings
+BEGIN_PATH = "/streaming/sessions/begin"
+TERMINATION_PATH = "/streaming/sessions/termination"
+logger = Logger()
+metrics = Metrics()
+
+
+@lru_cache(maxsize=1)
+def _dependencies() -> tuple[StreamingReportSettings, WebhookSecretValues, DynamoUsageLedger]:
+    settings = streaming_report_settings()
+    secret = CachedSecret(
+        aws_clients.secrets_manager(), settings.signing_secret_id, settings.secrets_cache_seconds
+    )
+    ledger = DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name)
+    return settings, WebhookSecretValues(secret), ledger
+
+
+def _json(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(body, separators=(",", ":")),
+    }
+
+
+def _body(event: dict[str, Any], limit: int) -> bytes:
+    raw = event.get("body") or ""
+    try:
+        data = (
+            base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw.encode()
+        )
+    except (binascii.Error, ValueError) as exc:
+        raise RequestRejected(400, "invalid_body", "body is not valid base64") from exc
+    if len(data) > limit:
+        raise RequestRejected(413, "body_too_large", f"body exceeds {limit} bytes")
+    return data
+
+
+def _validation_message(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def handle_report(event: dict[str, Any]) -> dict[str, Any]:
+    path = event.get("rawPath") or ""
+    if path not in (BEGIN_PATH, TERMINATION_PATH):
+        return _json(404, {"error": "not_found", "message": "no such route"})
+    settings, secrets, ledger = _dependencies()
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    try:
+        body = _body(event, settings.max_body_bytes)
+        verify_signed_request(headers, body, secrets, time.time(), settings.max_skew_seconds)
+        sink = PowertoolsMetrics(metrics)
+        report: SessionBegin | SessionTermination
+        try:
+            if path == BEGIN_PATH:
+                report = SessionBegin.model_validate_json(body)
+                result = record_begin(report, ledger, sink)
+            else:
+                report = SessionTermination.model_validate_json(body)
+                result = record_termination(report, ledger, sink)
+        except ValidationError as exc:
+            raise RequestRejected(400, "invalid_report", _validation_message(exc)) from exc
+        except InvalidIdentifier as exc:
+            raise RequestRejected(400, exc.code, exc.message) from exc
+    except RequestRejected as exc:
+        metrics.add_metric(name="ReportsRejected", unit="Count", value=1)
+        logger.warning("report rejected", extra={"status": exc.status, "code": exc.code})
+        return _json(exc.status, {"error": exc.code, "message": exc.message})
+    except TransientFailure as exc:
+        logger.error("report not stored", extra={"error": str(exc)})
+        return _json(503, {"error": "unavailable", "message": "temporarily unavailable, retry"})
+    logger.info(
+        "streaming report",
+        extra={
+            "route": event.get("rawPath"),
+            "session_id": report.session_id,
+            "customer_id": report.customer_id,
+            "outcome": result.outcome,
+        },
+    )
+    return _json(200, {"status": result.outcome, "session_id": report.session_id})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_report(event)

@@ -1,0 +1,55 @@
+"""Signed server-to-server requests (streaming reports, usage queries from the app's backend).
+
+The sender computes ``HMAC-SHA256(secret, "<unix seconds>.<raw body>")`` and sends
+``X-Usage-Meter-Timestamp: <unix seconds>`` and ``X-Usage-Meter-Signature: v1=<hex digest>``.
+We accept the current or the previous secret (rotation), compare in constant time, and refuse
+timestamps more than the allowed skew away from our clock, so a captured request cannot be
+replayed later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from usage_meter.logic.errors import RequestRejected
+from usage_meter.logic.ports import SecretValues
+
+TIMESTAMP_HEADER = "x-usage-meter-timestamp"
+SIGNATURE_HEADER = "x-usage-meter-signature"
+SCHEME = "v1="
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"{SCHEME}{digest}"
+
+
+def signed_headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
+    return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, timestamp, body)}
+
+
+def _unauthorized() -> RequestRejected:
+    return RequestRejected(401, "unauthorized", "unauthorized")
+
+
+def verify_signed_request(
+    headers: dict[str, str], body: bytes, secrets: SecretValues, now: float, max_skew_seconds: int
+) -> None:
+    """Raise RequestRejected(401) unless the request is signed, fresh and untampered."""
+    raw_timestamp = headers.get(TIMESTAMP_HEADER, "")
+    presented = headers.get(SIGNATURE_HEADER, "")
+    if not raw_timestamp.isdigit() or not presented.startswith(SCHEME) or len(raw_timestamp) > 12:
+        raise _unauthorized()
+    timestamp = int(raw_timestamp)
+    if abs(now - timestamp) > max_skew_seconds:
+        raise _unauthorized()
+    for refresh in (False, True):
+        matched = False
+        for secret in secrets.accepted_values(refresh=refresh):
+            matched |= hmac.compare_digest(
+                presented.encode(), sign(secret, timestamp, body).encode()
+            )
+        if matched:
+            return
+    raise _unauthorized()

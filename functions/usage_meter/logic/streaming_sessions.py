@@ -1,0 +1,210 @@
+"""Streaming usage: session begin/termination reports and orphaned sessions.
+
+AssemblyAI bills a streaming session on ``session_duration_seconds`` (the whole time the socket is
+open), reported in a ``Termination`` message only the application sees; a session never closed is
+closed by AssemblyAI after 3 hours and billed 3 hours. The application reports both ends to us.
+
+- A termination is billed once (ledger key: the session id) with the same one-transaction ledger +
+  aggregate write as transcripts; duplicates are no-ops; different numbers are a conflict.
+- A begin with no termination after the limit is an orphan: billed at the limit (marked
+  ``estimated``) or only flagged, per configuration. A real termination arriving later replaces the
+  estimate in one transaction, so the record ends as the real figure, never both.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal, Protocol
+
+from usage_meter.logic.errors import RequestRejected
+from usage_meter.logic.ports import UsageLedger, UsageMetrics
+from usage_meter.models.streaming import SESSION_LIMIT_SECONDS, SessionBegin, SessionTermination
+from usage_meter.models.usage import (
+    UNKNOWN_MODEL,
+    QuarantineItem,
+    QuarantineReason,
+    RecordOutcome,
+    RecordResult,
+    UsageRecord,
+    UsageStatus,
+)
+from usage_meter.models.webhook import usage_month
+
+
+class OrphanPolicy(StrEnum):
+    BILL = "bill"  # bill AssemblyAI's 3-hour charge, marked as estimated
+    FLAG = "flag"  # quarantine for a human, bill nothing
+
+
+class SessionStore(UsageLedger, Protocol):
+    def put_begin(self, begin: SessionBegin) -> tuple[RecordResult, SessionBegin | None]: ...
+
+    def get_begin(self, session_id: str) -> SessionBegin | None: ...
+
+    def replace_estimate(self, estimate: UsageRecord, actual: UsageRecord) -> bool:
+        """Swap an estimated row for the real one (ledger + both aggregates, one transaction);
+        False when the row is no longer an estimate."""
+        ...
+
+    def open_sessions(self, began_before: datetime, since: datetime) -> list[SessionBegin]: ...
+
+    def close_session(self, session_id: str, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    outcome: Literal["recorded", "duplicate", "replaced_estimate"]
+
+
+def _conflict(
+    store: SessionStore,
+    metrics: UsageMetrics,
+    source_id: str,
+    detail: str,
+    report: SessionBegin | SessionTermination,
+) -> RequestRejected:
+    store.quarantine(
+        QuarantineItem(
+            source_id=source_id,
+            reason=QuarantineReason.SESSION_CONFLICT,
+            detail=detail,
+            message=json.loads(report.model_dump_json()),
+            quarantined_at=datetime.now(UTC),
+        )
+    )
+    metrics.count("UsageConflict")
+    return RequestRejected(409, "conflict", detail)
+
+
+def record_begin(begin: SessionBegin, store: SessionStore, metrics: UsageMetrics) -> ReportResult:
+    result, _existing = store.put_begin(begin)
+    if result is RecordResult.CONFLICT:
+        raise _conflict(
+            store,
+            metrics,
+            begin.session_id,
+            f"session {begin.session_id} already began for another customer or project",
+            begin,
+        )
+    metrics.count(
+        "StreamingSessionsBegun" if result is RecordResult.RECORDED else "DuplicateReport"
+    )
+    return ReportResult("recorded" if result is RecordResult.RECORDED else "duplicate")
+
+
+def termination_record(term: SessionTermination, begin: SessionBegin | None) -> UsageRecord:
+    return UsageRecord(
+        source_id=term.session_id,
+        product="streaming",
+        status=UsageStatus.BILLABLE,
+        customer_id=term.customer_id,
+        project=term.project,
+        month=usage_month(term.ended_at),
+        billable_seconds=term.session_duration_seconds,
+        audio_duration_seconds=term.audio_duration_seconds,
+        model=term.model or (begin.model if begin else UNKNOWN_MODEL),
+        dimensions=term.dimensions or (begin.dimensions if begin else {}),
+        occurred_at=term.ended_at,
+        origin="streaming_report",
+    )
+
+
+def record_termination(
+    term: SessionTermination, store: SessionStore, metrics: UsageMetrics
+) -> ReportResult:
+    begin = store.get_begin(term.session_id)
+    if begin is not None and (begin.customer_id, begin.project) != (term.customer_id, term.project):
+        raise _conflict(
+            store,
+            metrics,
+            term.session_id,
+            f"session {term.session_id} began for another customer or project",
+            term,
+        )
+    record = termination_record(term, begin)
+    outcome: RecordOutcome = store.record(record)
+    if outcome.result is RecordResult.RECORDED:
+        metrics.count("StreamingSessionsRecorded")
+        metrics.count("UsageSecondsRecorded", float(record.billable_seconds), "Seconds")
+        return ReportResult("recorded")
+    if outcome.result is RecordResult.DUPLICATE:
+        metrics.count("DuplicateReport")
+        return ReportResult("duplicate")
+    existing = outcome.existing
+    if existing is not None and existing.estimated and store.replace_estimate(existing, record):
+        metrics.count("OrphanEstimateReplaced")
+        return ReportResult("replaced_estimate")
+    raise _conflict(
+        store,
+        metrics,
+        term.session_id,
+        f"session {term.session_id} was already terminated with different figures: "
+        f"{existing.billing_facts() if existing else {}} vs {record.billing_facts()}",
+        term,
+    )
+
+
+@dataclass(frozen=True)
+class OrphanReport:
+    found: int
+    billed: int
+    flagged: int
+    already_terminated: int
+
+
+def settle_orphans(
+    store: SessionStore,
+    metrics: UsageMetrics,
+    policy: OrphanPolicy,
+    *,
+    now: datetime,
+    limit_seconds: Decimal = SESSION_LIMIT_SECONDS,
+    lookback: timedelta = timedelta(days=7),
+) -> OrphanReport:
+    """Bill or flag every session that began more than the limit ago without a termination."""
+    limit = timedelta(seconds=float(limit_seconds))
+    orphans = store.open_sessions(began_before=now - limit, since=now - lookback)
+    billed = flagged = already = 0
+    for begin in orphans:
+        if policy is OrphanPolicy.FLAG:
+            store.quarantine(
+                QuarantineItem(
+                    source_id=begin.session_id,
+                    reason=QuarantineReason.ORPHANED_SESSION,
+                    detail=f"no termination reported {limit} after it began at {begin.began_at}",
+                    message=json.loads(begin.model_dump_json()),
+                    quarantined_at=now,
+                )
+            )
+            store.close_session(begin.session_id, "orphan_flagged")
+            flagged += 1
+            continue
+        ended = begin.began_at + limit
+        estimate = UsageRecord(
+            source_id=begin.session_id,
+            product="streaming",
+            status=UsageStatus.BILLABLE,
+            customer_id=begin.customer_id,
+            project=begin.project,
+            month=usage_month(ended),
+            billable_seconds=limit_seconds,
+            model=begin.model,
+            dimensions=begin.dimensions,
+            occurred_at=ended,
+            origin="orphan_estimate",
+            estimated=True,
+        )
+        outcome = store.record(estimate)
+        if outcome.result is RecordResult.RECORDED:
+            billed += 1
+        else:  # a real termination got there first: it wins
+            store.close_session(begin.session_id, "terminated")
+            already += 1
+    metrics.count("OrphanedSessions", len(orphans))
+    if billed:
+        metrics.count("OrphanedSessionsBilled", billed)
+    return OrphanReport(len(orphans), billed, flagged, already)

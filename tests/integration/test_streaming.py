@@ -1,0 +1,390 @@
+"""Streaming session reports (signed), exactly-once termination billing and orphaned sessions."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from conftest import PREVIOUS_REPORT_SECRET, REPORT_SECRET, Stack
+from usage_meter.logic.request_signing import signed_headers
+
+SESSION = "b6a3f5d2-1c4e-4a7b-9e8f-0a1b2c3d4e5f"
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def report_event(
+    path: str,
+    body: dict[str, Any] | str,
+    *,
+    secret: str = REPORT_SECRET,
+    at: float | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    raw = body if isinstance(body, str) else json.dumps(body)
+    signed = signed_headers(secret, int(time.time() if at is None else at), raw.encode())
+    return {
+        "version": "2.0",
+        "routeKey": f"POST {path}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", **signed, **(headers or {})},
+        "requestContext": {"http": {"method": "POST", "path": path}},
+        "body": raw,
+        "isBase64Encoded": False,
+    }
+
+
+def begin_body(**overrides: Any) -> dict[str, Any]:
+    return {
+        "session_id": SESSION,
+        "customer_id": "acme",
+        "model": "universal-streaming-english",
+        "began_at": (NOW - timedelta(minutes=10)).isoformat(),
+        "dimensions": {"plan": "pro"},
+        **overrides,
+    }
+
+
+def termination_body(**overrides: Any) -> dict[str, Any]:
+    return {
+        "session_id": SESSION,
+        "customer_id": "acme",
+        "session_duration_seconds": 600,
+        "audio_duration_seconds": 598,
+        "ended_at": NOW.isoformat(),
+        **overrides,
+    }
+
+
+def begin(stack: Stack, **overrides: Any) -> dict[str, Any]:
+    return stack.invoke(
+        "StreamingReportFunction",
+        report_event("/streaming/sessions/begin", begin_body(**overrides)),
+    )
+
+
+def terminate(stack: Stack, **overrides: Any) -> dict[str, Any]:
+    return stack.invoke(
+        "StreamingReportFunction",
+        report_event("/streaming/sessions/termination", termination_body(**overrides)),
+    )
+
+
+def status_of(response: dict[str, Any]) -> tuple[int, str]:
+    body = json.loads(response["body"])
+    return response["statusCode"], body.get("status") or body.get("error")
+
+
+def sweep(stack: Stack, policy: str = "bill") -> dict[str, Any]:
+    stack.overrides["ORPHAN_POLICY"] = policy
+    return stack.invoke("OrphanSessionsFunction", {})
+
+
+class TestSigning:
+    def test_current_and_previous_secrets_are_accepted(self, stack: Stack) -> None:
+        assert status_of(begin(stack)) == (200, "recorded")
+        event = report_event(
+            "/streaming/sessions/begin", begin_body(), secret=PREVIOUS_REPORT_SECRET
+        )
+        assert status_of(stack.invoke("StreamingReportFunction", event)) == (200, "duplicate")
+
+    @pytest.mark.parametrize(
+        "mutate",
+        [
+            pytest.param(lambda e: e["headers"].pop("x-usage-meter-signature"), id="unsigned"),
+            pytest.param(lambda e: e["headers"].pop("x-usage-meter-timestamp"), id="no-timestamp"),
+            pytest.param(
+                lambda e: e["headers"].update({"x-usage-meter-signature": "v1=" + "0" * 64}),
+                id="bad-signature",
+            ),
+            pytest.param(
+                lambda e: e["headers"].update({"x-usage-meter-signature": "sha1=abc"}),
+                id="other-scheme",
+            ),
+            pytest.param(
+                lambda e: e.update(body=e["body"].replace("acme", "evil")), id="tampered-body"
+            ),
+            pytest.param(
+                lambda e: e["headers"].update({"x-usage-meter-timestamp": "12ab"}),
+                id="bad-timestamp",
+            ),
+        ],
+    )
+    def test_unsigned_or_badly_signed_is_401(self, stack: Stack, mutate: Any) -> None:
+        event = report_event("/streaming/sessions/begin", begin_body())
+        mutate(event)
+        response = stack.invoke("StreamingReportFunction", event)
+        assert status_of(response) == (401, "unauthorized")
+        assert stack.items("session") == []
+
+    def test_wrong_secret_is_401(self, stack: Stack) -> None:
+        event = report_event("/streaming/sessions/begin", begin_body(), secret="not-the-secret")
+        assert status_of(stack.invoke("StreamingReportFunction", event))[0] == 401
+
+    @pytest.mark.parametrize("offset", [-301, 301, -86_400])
+    def test_stale_or_future_timestamps_are_401(self, stack: Stack, offset: int) -> None:
+        event = report_event("/streaming/sessions/begin", begin_body(), at=time.time() + offset)
+        assert status_of(stack.invoke("StreamingReportFunction", event))[0] == 401
+
+    def test_replay_of_an_old_signed_request_is_refused(
+        self, stack: Stack, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        captured = report_event("/streaming/sessions/termination", termination_body())
+        assert status_of(stack.invoke("StreamingReportFunction", captured)) == (200, "recorded")
+        later = time.time() + 3600
+        monkeypatch.setattr("usage_meter.handlers.streaming_report.time.time", lambda: later)
+        assert status_of(stack.invoke("StreamingReportFunction", captured))[0] == 401
+
+
+BAD_BEGINS = [
+    ("missing-session", {"session_id": None}),
+    ("session-slash", {"session_id": "a/b"}),
+    ("session-too-long", {"session_id": "a" * 129}),
+    ("missing-customer", {"customer_id": None}),
+    ("customer-formula", {"customer_id": "=cmd"}),
+    ("customer-hash", {"customer_id": "a#b"}),
+    ("customer-control", {"customer_id": "a\nb"}),
+    ("bad-project", {"project": "EU"}),
+    ("bad-model", {"model": "Universal Streaming"}),
+    ("missing-model", {"model": None}),
+    ("naive-time", {"began_at": "2026-11-03T10:00:00"}),
+    ("not-a-time", {"began_at": "yesterday"}),
+    ("bad-dimension-name", {"dimensions": {"Plan": "pro"}}),
+    ("reserved-dimension", {"dimensions": {"customer_id": "x"}}),
+    ("dimension-control", {"dimensions": {"plan": "a\u0000"}}),
+    ("unknown-field", {"surprise": 1}),
+]
+BAD_TERMINATIONS = [
+    ("negative-session", {"session_duration_seconds": -1}),
+    ("negative-audio", {"audio_duration_seconds": -0.5}),
+    ("audio-longer-than-session", {"audio_duration_seconds": 700}),
+    ("over-three-hours", {"session_duration_seconds": 10_861, "audio_duration_seconds": 100}),
+    ("duration-not-a-number", {"session_duration_seconds": "ten"}),
+    ("duration-nan", {"session_duration_seconds": "NaN"}),
+    ("duration-infinite", {"session_duration_seconds": "Infinity"}),
+    ("missing-ended-at", {"ended_at": None}),
+    ("missing-customer", {"customer_id": None}),
+    ("too-precise", {"session_duration_seconds": "1.0001"}),
+]
+
+
+def _drop_nones(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if v is not None}
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(("name", "change"), BAD_BEGINS, ids=[b[0] for b in BAD_BEGINS])
+    def test_bad_begin_is_400_and_writes_nothing(
+        self, stack: Stack, name: str, change: dict[str, Any]
+    ) -> None:
+        event = report_event("/streaming/sessions/begin", _drop_nones(begin_body(**change)))
+        response = stack.invoke("StreamingReportFunction", event)
+        assert status_of(response) == (400, "invalid_report"), response
+        assert json.loads(response["body"])["message"]
+        assert stack.items("session") == [] and stack.items("ledger") == []
+
+    @pytest.mark.parametrize(
+        ("name", "change"), BAD_TERMINATIONS, ids=[b[0] for b in BAD_TERMINATIONS]
+    )
+    def test_bad_termination_is_400_and_writes_nothing(
+        self, stack: Stack, name: str, change: dict[str, Any]
+    ) -> None:
+        event = report_event(
+            "/streaming/sessions/termination", _drop_nones(termination_body(**change))
+        )
+        response = stack.invoke("StreamingReportFunction", event)
+        assert status_of(response) == (400, "invalid_report"), response
+        assert stack.items("ledger") == [] and stack.items("aggregate") == []
+
+    @pytest.mark.parametrize("raw", ["", "not json", "[]", "null", '{"session_id": 5}'])
+    def test_malformed_json_is_400(self, stack: Stack, raw: str) -> None:
+        response = stack.invoke(
+            "StreamingReportFunction", report_event("/streaming/sessions/begin", raw)
+        )
+        assert response["statusCode"] == 400
+
+    def test_oversized_body_is_413(self, stack: Stack) -> None:
+        body = json.dumps(begin_body()) + " " * 9000
+        response = stack.invoke(
+            "StreamingReportFunction", report_event("/streaming/sessions/begin", body)
+        )
+        assert response["statusCode"] == 413
+
+
+class TestBilling:
+    def test_termination_is_billed_on_session_duration(self, stack: Stack) -> None:
+        assert status_of(begin(stack)) == (200, "recorded")
+        assert stack.items("session")[0]["GSI1PK"].startswith("OPEN_SESSIONS#")
+
+        assert status_of(
+            terminate(stack, session_duration_seconds=612.5, audio_duration_seconds=600)
+        ) == (200, "recorded")
+
+        [row] = stack.items("ledger")
+        assert row["PK"] == f"SOURCE#streaming#{SESSION}"
+        assert (row["product"], row["billable_seconds"], row["audio_duration_seconds"]) == (
+            "streaming",
+            Decimal("612.5"),
+            Decimal(600),
+        )
+        assert (row["model"], row["dimensions"], row["estimated"]) == (
+            "universal-streaming-english",
+            {"plan": "pro"},
+            False,
+        )
+        assert row["month"] == NOW.strftime("%Y-%m")
+        [aggregate] = stack.items("aggregate")
+        assert aggregate["SK"].startswith(
+            f"MONTH#{NOW:%Y-%m}#streaming#default#universal-streaming-english#"
+        )
+        assert "GSI1PK" not in stack.items("session")[0]  # no longer open
+
+    def test_duplicate_termination_is_a_no_op(self, stack: Stack) -> None:
+        begin(stack)
+        terminate(stack)
+        before = (stack.items("ledger"), stack.items("aggregate"))
+        assert status_of(terminate(stack)) == (200, "duplicate")
+        assert (stack.items("ledger"), stack.items("aggregate")) == before
+
+    def test_conflicting_termination_is_quarantined(self, stack: Stack) -> None:
+        begin(stack)
+        terminate(stack)
+        assert status_of(terminate(stack, session_duration_seconds=900)) == (409, "conflict")
+        assert stack.items("aggregate")[0]["billable_seconds"] == 600
+        assert [q["reason"] for q in stack.items("quarantine")] == ["session_conflict"]
+
+    def test_termination_for_another_customer_than_the_begin_is_quarantined(
+        self, stack: Stack
+    ) -> None:
+        begin(stack)
+        assert status_of(terminate(stack, customer_id="mallory")) == (409, "conflict")
+        assert stack.items("ledger") == []
+
+    def test_termination_without_begin_is_accepted(self, stack: Stack) -> None:
+        assert status_of(terminate(stack, model="u3-rt-pro")) == (200, "recorded")
+        [row] = stack.items("ledger")
+        assert (row["customer_id"], row["model"]) == ("acme", "u3-rt-pro")
+        # a begin that arrives after its termination does not reopen the session
+        assert status_of(begin(stack)) == (200, "recorded")
+        assert sweep(stack)["found"] == 0
+
+    def test_begin_for_another_customer_is_a_conflict(self, stack: Stack) -> None:
+        begin(stack)
+        assert status_of(begin(stack, customer_id="mallory")) == (409, "conflict")
+
+
+class TestOrphans:
+    def _old_begin(self, stack: Stack, hours: float = 4) -> None:
+        assert (
+            status_of(begin(stack, began_at=(NOW - timedelta(hours=hours)).isoformat()))[0] == 200
+        )
+
+    def test_recent_sessions_are_not_orphans(self, stack: Stack) -> None:
+        self._old_begin(stack, hours=2)
+        assert sweep(stack)["found"] == 0
+        assert stack.items("ledger") == []
+
+    def test_bill_policy_bills_three_hours_as_estimated(self, stack: Stack) -> None:
+        self._old_begin(stack)
+        assert sweep(stack) == {
+            "policy": "bill",
+            "found": 1,
+            "billed": 1,
+            "flagged": 0,
+            "already_terminated": 0,
+        }
+        [row] = stack.items("ledger")
+        assert (row["billable_seconds"], row["estimated"], row["origin"]) == (
+            10800,
+            True,
+            "orphan_estimate",
+        )
+        assert sweep(stack)["found"] == 0  # settled once
+
+    def test_late_real_termination_replaces_the_estimate(self, stack: Stack) -> None:
+        self._old_begin(stack)
+        sweep(stack)
+
+        response = terminate(
+            stack,
+            session_duration_seconds=5400,
+            audio_duration_seconds=5300,
+            ended_at=(NOW - timedelta(hours=2, minutes=30)).isoformat(),
+        )
+
+        assert status_of(response) == (200, "replaced_estimate")
+        [row] = stack.items("ledger")
+        assert (row["billable_seconds"], row["estimated"]) == (5400, False)
+        aggregates = [
+            a for a in stack.items("aggregate") if a["usage_count"] or a["billable_seconds"]
+        ]
+        assert [(a["usage_count"], a["billable_seconds"]) for a in aggregates] == [(1, 5400)]
+        assert status_of(
+            terminate(
+                stack,
+                session_duration_seconds=5400,
+                audio_duration_seconds=5300,
+                ended_at=(NOW - timedelta(hours=2, minutes=30)).isoformat(),
+            )
+        ) == (200, "duplicate")
+
+    def test_estimate_and_real_in_different_months_move_the_usage(self, stack: Stack) -> None:
+        import boto3
+
+        from conftest import REGION
+        from usage_meter.adapters.usage_table import DynamoUsageLedger
+        from usage_meter.logic.streaming_sessions import OrphanPolicy, settle_orphans
+
+        began = datetime(2026, 11, 30, 22, 30, tzinfo=UTC)  # estimate ends 01:30 on Dec 1
+        ledger = DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table)
+        from usage_meter.models.streaming import SessionBegin
+
+        ledger.put_begin(
+            SessionBegin(session_id=SESSION, customer_id="acme", model="u3-rt-pro", began_at=began)
+        )
+
+        class Quiet:
+            def count(self, *a: Any, **k: Any) -> None: ...
+
+        settle_orphans(
+            ledger,
+            Quiet(),
+            OrphanPolicy.BILL,
+            now=began + timedelta(hours=4),
+            lookback=timedelta(days=2),
+        )
+        assert {a["month"]: a["usage_count"] for a in stack.items("aggregate")} == {"2026-12": 1}
+
+        terminate(
+            stack,
+            session_duration_seconds=1200,
+            audio_duration_seconds=1100,
+            ended_at=(began + timedelta(minutes=20)).isoformat(),
+            model="u3-rt-pro",
+        )
+
+        by_month = {
+            a["month"]: (a["usage_count"], a["billable_seconds"]) for a in stack.items("aggregate")
+        }
+        assert by_month == {"2026-11": (1, 1200), "2026-12": (0, 0)}
+        [row] = stack.items("ledger")
+        assert (row["month"], row["billable_seconds"]) == ("2026-11", 1200)
+
+    def test_flag_policy_quarantines_and_bills_nothing(self, stack: Stack) -> None:
+        self._old_begin(stack)
+        assert sweep(stack, "flag")["flagged"] == 1
+        assert stack.items("ledger") == []
+        assert [q["reason"] for q in stack.items("quarantine")] == ["orphaned_session"]
+        assert status_of(terminate(stack))[0] == 200  # the real figure is still billed if it comes
+        assert stack.items("ledger")[0]["billable_seconds"] == 600
+
+    def test_real_termination_before_the_sweep_wins(self, stack: Stack) -> None:
+        self._old_begin(stack)
+        terminate(stack, ended_at=(NOW - timedelta(hours=3, minutes=50)).isoformat())
+        assert sweep(stack)["found"] == 0
+        assert stack.items("ledger")[0]["estimated"] is False
