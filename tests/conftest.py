@@ -30,6 +30,7 @@ REPORT_SECRET = "local-report-signing-current"
 PREVIOUS_REPORT_SECRET = "local-report-signing-previous"
 API_KEYS = {"default": "local-key-default", "eu": "local-key-eu"}
 AUTH_HEADER = "x-usage-meter-webhook-secret"
+WEBHOOK_BASE_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/assemblyai"
 
 
 def load_event(relative: str) -> dict[str, Any]:
@@ -73,6 +74,7 @@ def _reset_caches() -> None:
         settings.usage_query_settings,
         settings.streaming_report_settings,
         settings.orphan_settings,
+        settings.reconcile_settings,
     ):
         getter.cache_clear()
     aws_clients.reset()
@@ -109,14 +111,13 @@ class Stack:
 
     def use_function(self, logical_id: str) -> None:
         env = function_environment(
-            self.template,
-            logical_id,
-            self.resources,
-            overrides={"ASSEMBLYAI_BASE_URL_OVERRIDE": self.api.url}
-            if logical_id == "UsageProcessorFunction"
-            else None,
-            parameters=self.parameters,
+            self.template, logical_id, self.resources, parameters=self.parameters
         )
+        local = {
+            "ASSEMBLYAI_BASE_URL_OVERRIDE": self.api.url,  # the real SDK, pointed at the stand-in
+            "WEBHOOK_BASE_URL": WEBHOOK_BASE_URL,
+        }
+        env.update({name: value for name, value in local.items() if name in env})
         for name, value in {**env, **self.overrides}.items():
             self.monkeypatch.setenv(name, value)
         _reset_caches()
@@ -272,4 +273,4 @@ def webhook_url(customer_id: str, **params: str) -> str:
     from urllib.parse import urlencode
 
     query = urlencode({"customer_id": customer_id, **params})
-    return f"https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/assemblyai?{query}"
+    return f"{WEBHOOK_BASE_URL}?{query}"

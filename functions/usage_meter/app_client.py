@@ -4,13 +4,13 @@ Async transcripts: build the webhook URL and auth header for a customer, ready f
 ``assemblyai.TranscriptionConfig(...).set_webhook(...)``::
 
     target = webhook_target("https://<api>/webhooks/assemblyai", "acme-corp",
-                            auth_header_value=os.environ["USAGE_METER_WEBHOOK_SECRET"],
+                            auth_header_value=webhook_secret,  # from your secret store
                             dimensions={"plan": "pro"})
     config = configure_webhook(aai.TranscriptionConfig(speech_models=["universal-3-pro"]), target)
 
 Streaming: report each session's begin and termination, signed, with retries::
 
-    reporter = UsageReporter("https://<api>", os.environ["USAGE_METER_REPORT_SECRET"])
+    reporter = UsageReporter("https://<api>", report_signing_secret)
     client = StreamingClient(StreamingClientOptions(api_key=...))
     reporter.attach(client, customer_id="acme-corp", model="universal-streaming-english")
 

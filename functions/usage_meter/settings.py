@@ -118,13 +118,10 @@ class IntakeSettings(_EnvSettings):
     max_dimensions: int = env("WEBHOOK_MAX_DIMENSIONS", _non_negative_int, default=8)
 
 
-@dataclass(frozen=True)
-class ProcessorSettings(_EnvSettings):
-    """Usage processor: fetch each transcript from AssemblyAI and record its usage once."""
+@dataclass(frozen=True, kw_only=True)
+class AssemblyAISettings(_EnvSettings):
+    """How to reach AssemblyAI: projects (key secret + base URL), timeouts and pacing."""
 
-    table_name: str = env("USAGE_TABLE_NAME")
-    usage_queue_url: str = env("USAGE_QUEUE_URL")
-    dead_letter_queue_url: str = env("USAGE_DLQ_URL")
     projects: dict[str, ProjectConfig] = env("ASSEMBLYAI_PROJECTS", _projects)
     base_url_override: str | None = env("ASSEMBLYAI_BASE_URL_OVERRIDE", _optional_url, default=None)
     http_timeout_seconds: float = env(
@@ -141,6 +138,32 @@ class ProcessorSettings(_EnvSettings):
         if config is None or self.base_url_override is None:
             return config
         return ProjectConfig(config.api_key_secret_id, self.base_url_override)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessorSettings(AssemblyAISettings):
+    """Usage processor: fetch each transcript from AssemblyAI and record its usage once."""
+
+    table_name: str = env("USAGE_TABLE_NAME")
+    usage_queue_url: str = env("USAGE_QUEUE_URL")
+    dead_letter_queue_url: str = env("USAGE_DLQ_URL")
+
+
+def _horizon_days(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 90:
+        raise ValueError("must be between 1 and 90 (AssemblyAI lists the last 90 days)")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconcileSettings(AssemblyAISettings):
+    """Reconciliation: find finished transcripts whose webhook never reached us."""
+
+    table_name: str = env("USAGE_TABLE_NAME")
+    webhook_base_url: str = env("WEBHOOK_BASE_URL", _http_url)
+    horizon_days: int = env("RECONCILE_HORIZON_DAYS", _horizon_days, default=3)
+    max_items_per_run: int = env("RECONCILE_MAX_ITEMS_PER_RUN", _positive(int), default=5000)
 
 
 @dataclass(frozen=True)
@@ -218,3 +241,8 @@ def streaming_report_settings() -> StreamingReportSettings:
 @lru_cache(maxsize=1)
 def orphan_settings() -> OrphanSettings:
     return OrphanSettings.from_environ(os.environ)
+
+
+@lru_cache(maxsize=1)
+def reconcile_settings() -> ReconcileSettings:
+    return ReconcileSettings.from_environ(os.environ)

@@ -142,9 +142,11 @@ def provision(
         for logical_id in resources_of(template, "AWS::S3::Bucket"):
             name = f"{prefix}{logical_id}".lower()
             region = s3.meta.region_name
-            location = {} if region == "us-east-1" else {
-                "CreateBucketConfiguration": {"LocationConstraint": region}
-            }
+            location = (
+                {}
+                if region == "us-east-1"
+                else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+            )
             s3.create_bucket(Bucket=name, **location)
             out.buckets[logical_id] = name
     return out
@@ -167,14 +169,52 @@ def function_environment(
     )
     props = template["Resources"][logical_id]["Properties"]
     merged.update((props.get("Environment") or {}).get("Variables") or {})
-    env = {name: _resolve_value(value, parameters, resources) for name, value in merged.items()}
+    conditions = template.get("Conditions") or {}
+    env = {
+        name: _resolve_value(value, parameters, resources, conditions)
+        for name, value in merged.items()
+    }
     env.update(overrides or {})
     return env
 
 
-def _resolve_value(value: Any, parameters: dict[str, str], resources: LocalResources) -> str:
+def _condition(value: Any, parameters: dict[str, str], conditions: dict[str, Any]) -> bool:
+    """Evaluate the condition functions the template uses (Not, Equals, And, Or, Condition)."""
+    if isinstance(value, str):
+        return _condition(conditions[value], parameters, conditions)
+    if not isinstance(value, Tag):
+        raise ValueError(f"cannot evaluate condition {value!r} locally")
+    args = value.value
+    if value.name == "Not":
+        return not _condition(args[0], parameters, conditions)
+    if value.name == "And":
+        return all(_condition(a, parameters, conditions) for a in args)
+    if value.name == "Or":
+        return any(_condition(a, parameters, conditions) for a in args)
+    if value.name == "Condition":
+        return _condition(conditions[args], parameters, conditions)
+    if value.name == "Equals":
+        left, right = (
+            parameters[a.value] if isinstance(a, Tag) and a.name == "Ref" else str(a) for a in args
+        )
+        return left == right
+    raise ValueError(f"cannot evaluate !{value.name} locally")
+
+
+def _resolve_value(
+    value: Any,
+    parameters: dict[str, str],
+    resources: LocalResources,
+    conditions: dict[str, Any] | None = None,
+) -> str:
+    """Resolve an environment value. ``!Sub`` placeholders that name no parameter (the API's
+    own URL, say) are left in place for the local stack to override."""
     if not isinstance(value, Tag):
         return str(value)
+    if value.name == "If":
+        name, when_true, when_false = value.value
+        chosen = when_true if _condition(name, parameters, conditions or {}) else when_false
+        return _resolve_value(chosen, parameters, resources, conditions)
     if value.name == "Ref":
         if value.value in parameters:
             return parameters[value.value]

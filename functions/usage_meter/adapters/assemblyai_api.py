@@ -16,8 +16,10 @@ from typing import Any
 import assemblyai as aai
 import httpx
 
+from usage_meter.adapters import aws_clients
+from usage_meter.adapters.secrets import CachedSecret, api_key_from_secret
 from usage_meter.logic.errors import PermanentFailure, TranscriptNotFound, TransientFailure
-from usage_meter.settings import ProjectConfig
+from usage_meter.settings import AssemblyAISettings, ProjectConfig
 
 DEFAULT_RETRY_AFTER_SECONDS = 30
 
@@ -116,3 +118,35 @@ class AssemblyAITranscripts:
         if not isinstance(payload, dict):
             raise TransientFailure("AssemblyAI answered with an unexpected shape")
         return payload
+
+    def list_page(self, project: str, before_id: str | None, limit: int = 200) -> dict[str, Any]:
+        """One page of the project's transcripts, newest first (``before_id`` pages older)."""
+        params: dict[str, Any] = {"limit": limit}
+        if before_id:
+            params["before_id"] = before_id
+        response = self._get(project, "/v2/transcript", params)
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise TransientFailure("AssemblyAI answered with invalid JSON") from exc
+        if not isinstance(payload, dict) or not isinstance(payload.get("transcripts"), list):
+            raise TransientFailure("AssemblyAI list answered with an unexpected shape")
+        return payload
+
+
+def transcript_source(settings: AssemblyAISettings) -> AssemblyAITranscripts:
+    """The per-project SDK clients, keys read from Secrets Manager (cached)."""
+    key_secrets = {
+        name: CachedSecret(
+            aws_clients.secrets_manager(), config.api_key_secret_id, settings.secrets_cache_seconds
+        )
+        for name, config in settings.projects.items()
+    }
+    return AssemblyAITranscripts(
+        projects={
+            name: settings.project(name) or config for name, config in settings.projects.items()
+        },
+        api_key_for=lambda project: api_key_from_secret(key_secrets[project].value()),
+        http_timeout_seconds=settings.http_timeout_seconds,
+        pacer=RequestPacer(settings.max_requests_per_second),
+    )

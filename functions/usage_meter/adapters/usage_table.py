@@ -6,6 +6,7 @@
   GSI1PK ``OPEN_SESSIONS#<began date>``, GSI1SK ``<began_at>#<session id>``.
 - aggregate:   PK ``CUSTOMER#<customer>``, SK ``MONTH#<month>#<product>#<project>#<model>#<dims>``;
   GSI1PK ``MONTH#<month>``, GSI1SK ``CUSTOMER#<customer>#<product>#<project>#<model>#<dims>``.
+- reconciliation checkpoint: PK ``RECONCILE#<project>``, SK ``CHECKPOINT``.
 - quarantine:  PK ``QUARANTINE#<source id>``, SK ``<reason>#<digest of the message>``;
   GSI1PK ``QUARANTINE#open``, GSI1SK ``<time>#<source id>``.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -30,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.models.billing import UsageAggregate
+from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
 from usage_meter.models.streaming import SessionBegin
 from usage_meter.models.usage import (
     QuarantineItem,
@@ -60,6 +63,10 @@ def dimensions_key(dimensions: dict[str, str]) -> str:
 def ledger_key(product: str, source_id: str) -> dict[str, str]:
     """Transcript ids and streaming session ids are separate namespaces."""
     return {"PK": f"SOURCE#{product}#{source_id}", "SK": LEDGER_SK}
+
+
+def checkpoint_key(project: str) -> dict[str, str]:
+    return {"PK": f"RECONCILE#{project}", "SK": "CHECKPOINT"}
 
 
 def session_key(session_id: str) -> dict[str, str]:
@@ -319,6 +326,55 @@ class DynamoUsageLedger:
         except BotoCoreError as exc:
             raise _transient("replace estimate", exc) from exc
         return True
+
+    # -- reconciliation ---------------------------------------------------------------------------
+    def has_usage(self, product: str, source_id: str) -> bool:
+        try:
+            response = self._client.get_item(
+                TableName=self._table,
+                Key=_to_item(ledger_key(product, source_id)),
+                ProjectionExpression="PK",
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("read ledger", exc) from exc
+        return "Item" in response
+
+    def load_checkpoint(self, project: str) -> Checkpoint | None:
+        try:
+            item = self._client.get_item(
+                TableName=self._table, Key=_to_item(checkpoint_key(project)), ConsistentRead=True
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("read checkpoint", exc) from exc
+        if not item:
+            return None
+        values = _from_item(item)
+        return Checkpoint(
+            horizon=datetime.fromisoformat(values["horizon"]),
+            before_id=values.get("before_id"),
+            counts=ReconcileCounts(**{k: int(v) for k, v in values.get("counts", {}).items()}),
+        )
+
+    def save_checkpoint(self, project: str, checkpoint: Checkpoint) -> None:
+        values = {
+            **checkpoint_key(project),
+            "entity": "checkpoint",
+            "horizon": checkpoint.horizon.isoformat(),
+            "before_id": checkpoint.before_id,
+            "counts": asdict(checkpoint.counts),
+            "saved_at": datetime.now(UTC).isoformat(),
+        }
+        try:
+            self._client.put_item(TableName=self._table, Item=_to_item(values))
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("save checkpoint", exc) from exc
+
+    def clear_checkpoint(self, project: str) -> None:
+        try:
+            self._client.delete_item(TableName=self._table, Key=_to_item(checkpoint_key(project)))
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("clear checkpoint", exc) from exc
 
     def quarantine(self, item: QuarantineItem) -> bool:
         digest = hashlib.sha256(

@@ -15,10 +15,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from usage_meter.adapters import aws_clients
-from usage_meter.adapters.assemblyai_api import AssemblyAITranscripts, RequestPacer
+from usage_meter.adapters.assemblyai_api import transcript_source
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.queues import SqsDeadLetterQueue, SqsUsageQueue
-from usage_meter.adapters.secrets import CachedSecret, api_key_from_secret
 from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.logic.queued_delivery import DeliveryDeps, handle_queued_delivery
 from usage_meter.logic.usage_processing import ProcessorDeps
@@ -35,24 +34,10 @@ batch = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=F
 @lru_cache(maxsize=1)
 def _dependencies() -> DeliveryDeps:
     settings = processor_settings()
-    key_secrets = {
-        name: CachedSecret(
-            aws_clients.secrets_manager(), config.api_key_secret_id, settings.secrets_cache_seconds
-        )
-        for name, config in settings.projects.items()
-    }
-    transcripts = AssemblyAITranscripts(
-        projects={
-            name: settings.project(name) or config for name, config in settings.projects.items()
-        },
-        api_key_for=lambda project: api_key_from_secret(key_secrets[project].value()),
-        http_timeout_seconds=settings.http_timeout_seconds,
-        pacer=RequestPacer(settings.max_requests_per_second),
-    )
     queue = SqsUsageQueue(aws_clients.sqs(), settings.usage_queue_url)
     return DeliveryDeps(
         processor=ProcessorDeps(
-            transcripts=transcripts,
+            transcripts=transcript_source(settings),
             ledger=DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name),
             metrics=PowertoolsMetrics(metrics),
             known_projects=frozenset(settings.projects),

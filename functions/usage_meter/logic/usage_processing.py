@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -100,10 +101,13 @@ def _quarantine(
     return ProcessingResult(Outcome.QUARANTINED, reason=reason)
 
 
-def process_usage_message(message: UsageMessage, deps: ProcessorDeps) -> ProcessingResult:
+def process_usage_message(
+    message: UsageMessage, deps: ProcessorDeps, prefetched: dict[str, Any] | None = None
+) -> ProcessingResult:
     """Fetch the transcript, check it belongs to the named customer, record its usage once.
 
     Raises TransientFailure (retry later) and PermanentFailure (dead-letter with the reason).
+    ``prefetched`` is the transcript JSON when the caller (reconciliation) already has it.
     """
     project = message.attribution.project
     if project not in deps.known_projects:
@@ -114,7 +118,7 @@ def process_usage_message(message: UsageMessage, deps: ProcessorDeps) -> Process
             f"project '{project}' is not configured (ASSEMBLYAI_PROJECTS)",
         )
     try:
-        payload = deps.transcripts.fetch(project, message.transcript_id)
+        payload = prefetched or deps.transcripts.fetch(project, message.transcript_id)
     except TranscriptNotFound:
         return _quarantine(
             deps,

@@ -1,0 +1,62 @@
+"""Scheduled reconciliation with AssemblyAI (also invocable with ``{"project": "...",
+"horizon_days": N}``): records usage whose webhook never arrived, exactly once."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from usage_meter.adapters import aws_clients
+from usage_meter.adapters.assemblyai_api import transcript_source
+from usage_meter.adapters.metrics import PowertoolsMetrics
+from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.logic.reconciliation import reconcile_project
+from usage_meter.logic.usage_processing import ProcessorDeps
+from usage_meter.settings import ReconcileSettings, reconcile_settings
+
+SETTINGS = ReconcileSettings
+SAFETY_MARGIN_SECONDS = 30
+logger = Logger()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = reconcile_settings()
+    ledger = DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name)
+    source = transcript_source(settings)
+    deps = ProcessorDeps(
+        transcripts=source,
+        ledger=ledger,
+        metrics=PowertoolsMetrics(metrics),
+        known_projects=frozenset(settings.projects),
+    )
+    days = int(event.get("horizon_days") or settings.horizon_days)
+    projects = [event["project"]] if event.get("project") else sorted(settings.projects)
+    reports = []
+    for project in projects:
+        report = reconcile_project(
+            project,
+            lister=source,
+            store=ledger,
+            deps=deps,
+            webhook_base_url=settings.webhook_base_url,
+            horizon=timedelta(days=min(max(days, 1), 90)),
+            max_items=settings.max_items_per_run,
+            time_left=lambda: context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS,
+            now=datetime.now(UTC),
+        )
+        summary = {
+            "project": project,
+            "complete": report.complete,
+            "stopped_because": report.stopped_because,
+            **asdict(report.counts),
+        }
+        logger.info("reconciliation report", extra=summary)
+        reports.append(summary)
+    return {"reports": reports}

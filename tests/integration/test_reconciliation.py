@@ -1,0 +1,233 @@
+"""Reconciliation against the AssemblyAI stand-in (list + get through the real SDK) and moto."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
+from usage_meter.adapters.assemblyai_api import transcript_source
+from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.logic.reconciliation import ReconcileReport, reconcile_project
+from usage_meter.logic.usage_processing import ProcessorDeps
+from usage_meter.settings import ReconcileSettings
+from usage_meter_local.assemblyai_standin import transcript
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat()  # AssemblyAI: no suffix
+
+
+def add(
+    stack: Stack,
+    tid: str,
+    *,
+    customer: str | None = "acme",
+    hours_ago: float = 1,
+    url: str | None = None,
+    **fields: Any,
+) -> None:
+    """Add a transcript (call oldest first: the list is newest first)."""
+    created = NOW - timedelta(hours=hours_ago)
+    stack.api.state.add(
+        transcript(
+            tid,
+            webhook_url=url if url is not None else (webhook_url(customer) if customer else None),
+            created=_stamp(created),
+            completed=_stamp(created + timedelta(minutes=2)),
+            **fields,
+        )
+    )
+
+
+class Quiet:
+    def count(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def run(
+    stack: Stack,
+    *,
+    page_size: int = 200,
+    horizon_days: float = 3,
+    max_items: int = 5000,
+    lister: Any = None,
+) -> ReconcileReport:
+    stack.use_function("ReconciliationFunction")
+    settings = ReconcileSettings.from_environ(dict(__import__("os").environ))
+    ledger = DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table)
+    source = transcript_source(settings)
+    deps = ProcessorDeps(
+        transcripts=source,
+        ledger=ledger,
+        metrics=Quiet(),
+        known_projects=frozenset(settings.projects),
+    )
+    return reconcile_project(
+        "default",
+        lister=lister or source,
+        store=ledger,
+        deps=deps,
+        webhook_base_url=settings.webhook_base_url,
+        horizon=timedelta(days=horizon_days),
+        max_items=max_items,
+        time_left=lambda: 60.0,
+        now=NOW,
+        page_size=page_size,
+    )
+
+
+def ledger_ids(stack: Stack) -> dict[str, str]:
+    return {r["source_id"]: r["origin"] for r in stack.items("ledger")}
+
+
+def test_lost_webhooks_are_recovered_once_with_customer_and_month(stack: Stack) -> None:
+    add(stack, "t-old", customer="globex", hours_ago=30, audio_duration=90)
+    add(stack, "t-err", customer="acme", hours_ago=20, status="error", error="bad audio")
+    add(stack, "t-new", customer="acme", hours_ago=2, audio_duration=60, plan="pro")
+
+    result = stack.invoke("ReconciliationFunction", {"project": "default"})
+
+    [report] = result["reports"]
+    assert (report["complete"], report["checked"], report["recovered"]) == (True, 3, 3)
+    rows = {r["source_id"]: r for r in stack.items("ledger")}
+    assert {k: (r["customer_id"], r["origin"]) for k, r in rows.items()} == {
+        "t-old": ("globex", "reconciliation"),
+        "t-err": ("acme", "reconciliation"),
+        "t-new": ("acme", "reconciliation"),
+    }
+    expected = (NOW - timedelta(hours=30) + timedelta(minutes=2)).isoformat()
+    assert rows["t-old"]["occurred_at"] == expected  # the list item's completed time, UTC
+    assert rows["t-old"]["month"] == expected[:7]
+    assert rows["t-err"]["status"] == "failed"
+
+    again = stack.invoke("ReconciliationFunction", {"project": "default"})["reports"][0]
+    assert (again["recovered"], again["already_recorded"]) == (0, 3)
+    assert len(stack.items("ledger")) == 3
+
+
+def test_foreign_and_missing_webhook_urls_are_ignored(stack: Stack) -> None:
+    add(stack, "t-foreign", url="https://other-app.example.com/hooks?customer_id=acme")
+    add(stack, "t-none", customer=None)
+    add(
+        stack,
+        "t-other-path",
+        url="https://abc123.execute-api.eu-west-1.amazonaws.com/other?customer_id=acme",
+    )
+    add(stack, "t-ours")
+    report = run(stack)
+    assert (report.counts.ignored, report.counts.recovered) == (3, 1)
+    assert ledger_ids(stack) == {"t-ours": "reconciliation"}
+
+
+def test_unfinished_transcripts_are_left_for_their_webhook(stack: Stack) -> None:
+    add(stack, "t-processing", status="processing")
+    add(stack, "t-queued", status="queued")
+    report = run(stack)
+    assert (report.counts.pending, report.counts.recovered) == (2, 0)
+    assert stack.items("ledger") == []
+
+
+def test_paging_across_several_pages(stack: Stack) -> None:
+    for n in range(7):
+        add(stack, f"t{n}", hours_ago=10 - n)
+    report = run(stack, page_size=2)
+    assert report.complete and report.counts.recovered == 7
+    listed = [p for m, p in stack.api.state.requests if p == "/v2/transcript"]
+    assert len(listed) == 4  # 2 + 2 + 2 + 1
+
+
+def test_horizon_is_respected(stack: Stack) -> None:
+    add(stack, "t-ancient", hours_ago=24 * 10)
+    add(stack, "t-recent", hours_ago=1)
+    report = run(stack, horizon_days=3)
+    assert report.complete
+    assert ledger_ids(stack) == {"t-recent": "reconciliation"}
+
+
+def test_a_429_mid_run_stops_and_the_next_run_resumes(stack: Stack) -> None:
+    for n in range(6):
+        add(stack, f"t{n}", hours_ago=10 - n)
+    stack.api.state.fail("t2", 429, retry_after=30)  # the GET of the 4th newest item
+
+    first = run(stack, page_size=2)
+
+    assert not first.complete and "429" in str(first.stopped_because)
+    assert set(ledger_ids(stack)) == {"t5", "t4", "t3"}
+    ledger = DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table)
+    checkpoint = ledger.load_checkpoint("default")
+    assert checkpoint is not None and checkpoint.before_id == "t3"
+
+    second = run(stack, page_size=2)
+
+    assert second.complete and second.counts.recovered == 3
+    assert set(ledger_ids(stack)) == {f"t{n}" for n in range(6)}
+    assert ledger.load_checkpoint("default") is None
+
+
+def test_run_budget_bounds_a_run(stack: Stack) -> None:
+    for n in range(5):
+        add(stack, f"t{n}", hours_ago=10 - n)
+    first = run(stack, max_items=2)
+    assert (first.complete, first.counts.checked) == (False, 2)
+    second = run(stack, max_items=100)
+    assert second.complete and len(stack.items("ledger")) == 5
+
+
+def test_webhook_arriving_during_the_run_is_billed_once(stack: Stack) -> None:
+    for n in range(4):
+        add(stack, f"t{n}", hours_ago=10 - n)
+    source_holder: dict[str, Any] = {}
+
+    class WebhookDuringRun:
+        """Delivers the webhooks of t1 (not yet listed) and t3 (already recovered) mid-run."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+            self.pages = 0
+
+        def list_page(
+            self, project: str, before_id: str | None, limit: int = 200
+        ) -> dict[str, Any]:
+            self.pages += 1
+            if self.pages == 2:
+                for tid in ("t1", "t3"):
+                    stack.invoke_processor(sqs_event([usage_message_body(tid, "acme")]))
+                stack.use_function("ReconciliationFunction")
+            return self.inner.list_page(project, before_id, limit)
+
+        def fetch(self, project: str, transcript_id: str) -> dict[str, Any]:
+            return self.inner.fetch(project, transcript_id)
+
+    stack.use_function("ReconciliationFunction")
+    settings = ReconcileSettings.from_environ(dict(__import__("os").environ))
+    source_holder["lister"] = WebhookDuringRun(transcript_source(settings))
+
+    report = run(stack, page_size=2, lister=source_holder["lister"])
+
+    assert report.complete
+    assert ledger_ids(stack) == {
+        "t3": "reconciliation",
+        "t2": "reconciliation",
+        "t1": "webhook",
+        "t0": "reconciliation",
+    }
+    [aggregate] = stack.items("aggregate")
+    assert aggregate["usage_count"] == 4
+    assert report.counts.recovered == 3 and report.counts.already_recorded == 1
+
+
+@pytest.mark.parametrize("customer_param", ["a/b", "=x", ""])
+def test_unusable_customer_in_webhook_url_is_ignored(stack: Stack, customer_param: str) -> None:
+    add(
+        stack,
+        "t-bad",
+        url=f"https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/assemblyai?customer_id={customer_param}",
+    )
+    report = run(stack)
+    assert (report.counts.ignored, report.counts.recovered) == (1, 0)
