@@ -163,3 +163,31 @@ def test_default_projects_parameter_is_valid_settings() -> None:
     assert json.loads(projects)["default"]["api_key_secret_id"].startswith(
         TEMPLATE["Parameters"]["SecretsPrefix"]["Default"] + "/assemblyai/"
     )
+
+
+def test_dashboard_body_is_valid_json_with_the_key_metrics() -> None:
+    body, _variables = TEMPLATE["Resources"]["OperationsDashboard"]["Properties"][
+        "DashboardBody"
+    ].value
+    document = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))
+    metrics = {m[1] for w in document["widgets"] for m in w["properties"]["metrics"] if len(m) > 1}
+    for name in (
+        "WebhooksAccepted",
+        "DuplicateDelivery",
+        "UsageConflict",
+        "ReconcileRecovered",
+        "UsageSecondsRecorded",
+    ):
+        assert name in metrics
+
+
+def test_every_alarm_the_operators_need_exists() -> None:
+    alarms = set(resources_of(TEMPLATE, "AWS::CloudWatch::Alarm"))
+    assert {
+        "DeadLetterQueueNotEmptyAlarm",
+        "QuarantineAlarm",
+        "ProcessorErrorsAlarm",
+        "ReconciliationRecoveredAlarm",
+        "ExportFailedAlarm",
+        "ExportLedgerMismatchAlarm",
+    } <= alarms
