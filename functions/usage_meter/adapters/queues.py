@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -59,3 +59,76 @@ class SqsDeadLetterQueue:
             )
         except (ClientError, BotoCoreError) as exc:
             raise TransientFailure(f"could not dead-letter message: {type(exc).__name__}") from exc
+
+
+class DeadLetterBrowser:
+    """Operator access to the DLQ: look at messages (with their reasons) and redrive them."""
+
+    def __init__(self, client: SQSClient, dead_letter_url: str, source_url: str) -> None:
+        self._client = client
+        self._dlq = dead_letter_url
+        self._source = source_url
+
+    def _receive(self, visibility: int) -> list[dict[str, Any]]:
+        response = self._client.receive_message(
+            QueueUrl=self._dlq,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            AttributeNames=["All"],
+            VisibilityTimeout=visibility,
+            WaitTimeSeconds=0,
+        )
+        return [dict(m) for m in response.get("Messages", [])]
+
+    def peek(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Up to ``limit`` messages, left in the queue (made visible again at once)."""
+        seen: dict[str, dict[str, Any]] = {}
+        for _ in range(limit // 10 + 2):
+            batch = self._receive(visibility=5)
+            for message in batch:  # visible again at once, whether new to us or not
+                self._client.change_message_visibility(
+                    QueueUrl=self._dlq, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+            new = [m for m in batch if m["MessageId"] not in seen]
+            if not new:
+                break
+            seen.update((m["MessageId"], m) for m in new)
+            if len(seen) >= limit:
+                break
+        return [
+            {
+                "message_id": m["MessageId"],
+                "reason": m.get("MessageAttributes", {}).get("reason", {}).get("StringValue")
+                or "max receives exceeded",
+                "detail": m.get("MessageAttributes", {}).get("detail", {}).get("StringValue"),
+                "receive_count": m.get("Attributes", {}).get("ApproximateReceiveCount"),
+                "body": m["Body"],
+            }
+            for m in list(seen.values())[:limit]
+        ]
+
+    def redrive(self, limit: int = 1000, message_ids: set[str] | None = None) -> int:
+        """Move messages back to the usage queue (send first, then delete: never lost, at worst
+        delivered twice, which the ledger absorbs). Returns how many moved."""
+        moved = 0
+        while moved < limit:
+            batch = self._receive(visibility=60)
+            if not batch:
+                break
+            wanted = [m for m in batch if message_ids is None or m["MessageId"] in message_ids]
+            for message in batch:
+                if message not in wanted:
+                    self._client.change_message_visibility(
+                        QueueUrl=self._dlq,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=0,
+                    )
+            if not wanted:
+                break
+            for message in wanted[: limit - moved]:
+                self._client.send_message(QueueUrl=self._source, MessageBody=message["Body"])
+                self._client.delete_message(
+                    QueueUrl=self._dlq, ReceiptHandle=message["ReceiptHandle"]
+                )
+                moved += 1
+        return moved

@@ -7,6 +7,7 @@
 - aggregate:   PK ``CUSTOMER#<customer>``, SK ``MONTH#<month>#<product>#<project>#<model>#<dims>``;
   GSI1PK ``MONTH#<month>``, GSI1SK ``CUSTOMER#<customer>#<product>#<project>#<model>#<dims>``.
 - reconciliation checkpoint: PK ``RECONCILE#<project>``, SK ``CHECKPOINT``.
+- audit entry: PK ``AUDIT#<month>``, SK ``<time>#<random>`` (who, what, why, outcome).
 - quarantine:  PK ``QUARANTINE#<source id>``, SK ``<reason>#<digest of the message>``;
   GSI1PK ``QUARANTINE#open``, GSI1SK ``<time>#<source id>``.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,6 +33,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from usage_meter.logic.errors import TransientFailure
+from usage_meter.logic.operations import AuditEntry
 from usage_meter.models.billing import UsageAggregate
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
 from usage_meter.models.streaming import SessionBegin
@@ -462,6 +465,59 @@ class DynamoUsageLedger:
             ),
         )
         return len(rows), sum((Decimal(r["billable_seconds"]) for r in rows), Decimal(0))
+
+    # -- operations -------------------------------------------------------------------------------
+    @staticmethod
+    def quarantine_id(item: dict[str, Any]) -> str:
+        return f"{str(item['PK']).removeprefix('QUARANTINE#')}/{item['SK']}"
+
+    def quarantined(self, item_id: str) -> dict[str, Any] | None:
+        source_id, _, sort_key = item_id.partition("/")
+        try:
+            item = self._client.get_item(
+                TableName=self._table,
+                Key=_to_item({"PK": f"QUARANTINE#{source_id}", "SK": sort_key}),
+                ConsistentRead=True,
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("read quarantine", exc) from exc
+        values = _from_item(item) if item else None
+        return values if values and values.get("state") == "open" else None
+
+    def close_quarantine(self, item_id: str, resolution: dict[str, Any]) -> None:
+        source_id, _, sort_key = item_id.partition("/")
+        self._client.update_item(
+            TableName=self._table,
+            Key=_to_item({"PK": f"QUARANTINE#{source_id}", "SK": sort_key}),
+            UpdateExpression="SET #state = :resolved, resolution = :resolution, GSI1PK = :closed",
+            ConditionExpression="#state = :open",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues=_to_item(
+                {
+                    ":resolved": "resolved",
+                    ":open": "open",
+                    ":resolution": resolution,
+                    ":closed": "QUARANTINE#resolved",
+                }
+            ),
+        )
+
+    def audit(self, entry: AuditEntry) -> None:
+        at = entry.at.astimezone(UTC)
+        values = {
+            "PK": f"AUDIT#{at:%Y-%m}",
+            "SK": f"{at.isoformat()}#{uuid.uuid4().hex[:12]}",
+            "entity": "audit",
+            **{k: v for k, v in asdict(entry).items() if k != "at"},
+            "at": at.isoformat(),
+        }
+        self._client.put_item(TableName=self._table, Item=_to_item(values))
+
+    def audit_log(self, month: str) -> list[dict[str, Any]]:
+        return self._query(
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues=_to_item({":pk": f"AUDIT#{month}"}),
+        )
 
     def open_quarantine(self) -> list[dict[str, Any]]:
         return self._query(

@@ -18,9 +18,9 @@ from usage_meter.models.identifiers import SOURCE_ID_RULE, check_attribution, is
 DEFAULT_PROJECT = "default"
 MAX_DIMENSIONS = 32
 WEBHOOK_STATUSES = ("completed", "error")
-ORIGINS = ("webhook", "reconciliation")
+ORIGINS = ("webhook", "reconciliation", "operator")
 WebhookStatus = Literal["completed", "error"]
-Origin = Literal["webhook", "reconciliation"]
+Origin = Literal["webhook", "reconciliation", "operator"]
 
 
 class InvalidMessage(ValueError):

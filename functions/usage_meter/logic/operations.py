@@ -1,0 +1,110 @@
+"""Day-2 operations: resolve quarantined usage, redrive dead letters, with an audit trail.
+
+Every action is recorded in the usage table (who, what, when, why, outcome) before it returns.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from usage_meter.logic.ports import UsageLedger, UsageQueue
+from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id
+from usage_meter.models.webhook import Attribution, UsageMessage
+
+Action = Literal["bill", "dismiss"]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    actor: str
+    action: str
+    target: str
+    reason: str
+    outcome: str
+    at: datetime
+
+
+class OperationsStore(UsageLedger, Protocol):
+    def quarantined(self, item_id: str) -> dict[str, Any] | None: ...
+
+    def close_quarantine(self, item_id: str, resolution: dict[str, Any]) -> None: ...
+
+    def audit(self, entry: AuditEntry) -> None: ...
+
+
+class OperationRefused(Exception):
+    pass
+
+
+def resolve_quarantine(
+    item_id: str,
+    *,
+    action: Action,
+    reason: str,
+    actor: str,
+    store: OperationsStore,
+    queue: UsageQueue,
+    customer_id: str | None = None,
+) -> str:
+    """Bill a quarantined transcript to ``customer_id`` or dismiss it; either way the item is
+    closed with the resolution and the action audited.
+
+    Billing re-queues the delivery for the usage processor with ``origin="operator"`` and the
+    chosen customer: the processor fetches and records it through the same exactly-once write as
+    any webhook (skipping only the webhook-URL customer check, which a person has now decided).
+    """
+    if not reason.strip():
+        raise OperationRefused("a reason is required")
+    item = store.quarantined(item_id)
+    if item is None:
+        raise OperationRefused(f"no open quarantined item {item_id}")
+    outcome = "dismissed"
+    if action == "bill":
+        if not customer_id or not is_customer_id(customer_id):
+            raise OperationRefused(CUSTOMER_ID_RULE)
+        try:
+            message = UsageMessage.from_json(item["message"])
+        except ValueError as exc:
+            raise OperationRefused(f"only quarantined transcripts can be billed ({exc})") from exc
+        queue.enqueue(
+            UsageMessage(
+                transcript_id=message.transcript_id,
+                webhook_status=message.webhook_status,
+                attribution=Attribution(
+                    customer_id, message.attribution.project, message.attribution.dimensions
+                ),
+                received_at=message.received_at,
+                origin="operator",
+            )
+        )
+        outcome = f"queued for billing to {customer_id}"
+    store.close_quarantine(
+        item_id,
+        {
+            "action": action,
+            "customer_id": customer_id,
+            "reason": reason,
+            "actor": actor,
+            "outcome": outcome,
+            "resolved_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    store.audit(
+        AuditEntry(actor, f"quarantine.{action}", item_id, reason, outcome, datetime.now(UTC))
+    )
+    return outcome
+
+
+def describe(item: dict[str, Any]) -> dict[str, Any]:
+    """A quarantined item for people: reason, detail, the delivery that caused it."""
+    message = item.get("message")
+    try:
+        parsed = json.loads(message) if isinstance(message, str) else message
+    except ValueError:
+        parsed = message
+    return {
+        k: item.get(k) for k in ("source_id", "reason", "detail", "quarantined_at", "state")
+    } | {"message": parsed}

@@ -1,0 +1,195 @@
+"""usage-meter-ops: the operator's command line (works against a deployed stack or the local one).
+
+    ops="python -m usage_meter.ops_cli --stack-name usage-meter"
+    $ops quarantine list
+    $ops quarantine resolve ID --bill-to acme --reason "replayed id; belongs to acme"
+    $ops dlq list
+    $ops dlq redrive --reason "fixed the project API key"
+    $ops reconcile --horizon-days 7 --reason "webhook outage on Nov 3"
+    $ops export --month 2026-11 --reason "late data"
+    $ops audit --month 2026-11
+
+Resources come from the stack's outputs (``--stack-name``) or explicit flags; against the local
+stack set ``AWS_ENDPOINT_URL`` (``make local`` prints it). Every action that changes something is
+written to the audit trail in the usage table: who (``--actor``, default the OS user), what, when,
+why (``--reason``, required) and the outcome.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import socket
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+
+from usage_meter.adapters.queues import DeadLetterBrowser, SqsUsageQueue
+from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.logic.operations import AuditEntry, OperationRefused, describe, resolve_quarantine
+
+OUTPUTS = {
+    "table": "UsageTableName",
+    "queue_url": "UsageQueueUrl",
+    "dlq_url": "UsageDeadLetterQueueUrl",
+    "reconcile_function": "ReconciliationFunctionName",
+    "export_function": "MonthlyExportFunctionName",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    table: str
+    queue_url: str
+    dlq_url: str
+    reconcile_function: str | None
+    export_function: str | None
+
+
+def _target(args: argparse.Namespace) -> Target:
+    found: dict[str, str | None] = {key: getattr(args, key) for key in OUTPUTS}
+    if args.stack_name:
+        stacks = boto3.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        for key, output in OUTPUTS.items():
+            found[key] = found[key] or outputs.get(output)
+    missing = [
+        f"--{k.replace('_', '-')}" for k in ("table", "queue_url", "dlq_url") if not found[k]
+    ]
+    if missing:
+        raise SystemExit(f"error: give --stack-name or {', '.join(missing)}")
+    return Target(**found)  # type: ignore[arg-type]
+
+
+def _print(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str, sort_keys=True))  # noqa: T201
+
+
+def _audit(
+    ledger: DynamoUsageLedger, args: argparse.Namespace, action: str, target: str, outcome: str
+) -> None:
+    ledger.audit(AuditEntry(args.actor, action, target, args.reason, outcome, datetime.now(UTC)))
+
+
+def _invoke(function_name: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+    if not function_name:
+        raise SystemExit("error: the function name is unknown; give --stack-name or the name flag")
+    response = boto3.client("lambda").invoke(
+        FunctionName=function_name, Payload=json.dumps(payload).encode()
+    )
+    result: dict[str, Any] = json.loads(response["Payload"].read() or b"{}")
+    if response.get("FunctionError"):
+        raise SystemExit(f"error: {function_name} failed: {json.dumps(result)}")
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    target = _target(args)
+    ledger = DynamoUsageLedger(boto3.client("dynamodb"), target.table)
+    sqs = boto3.client("sqs")
+    if args.command == "quarantine":
+        if args.action == "list":
+            _print(
+                [{"id": ledger.quarantine_id(i), **describe(i)} for i in ledger.open_quarantine()]
+            )
+        elif args.action == "show":
+            item = ledger.quarantined(args.item_id)
+            if item is None:
+                raise SystemExit(f"error: no open quarantined item {args.item_id}")
+            _print(describe(item))
+        else:
+            outcome = resolve_quarantine(
+                args.item_id,
+                action="dismiss" if args.dismiss else "bill",
+                customer_id=args.bill_to,
+                reason=args.reason,
+                actor=args.actor,
+                store=ledger,
+                queue=SqsUsageQueue(sqs, target.queue_url),
+            )
+            _print({"id": args.item_id, "outcome": outcome})
+    elif args.command == "dlq":
+        browser = DeadLetterBrowser(sqs, target.dlq_url, target.queue_url)
+        if args.action == "list":
+            _print(browser.peek(args.limit))
+        else:
+            moved = browser.redrive(args.limit, set(args.id) if args.id else None)
+            _audit(ledger, args, "dlq.redrive", target.dlq_url, f"{moved} message(s) moved")
+            _print({"moved": moved})
+    elif args.command == "reconcile":
+        payload: dict[str, Any] = {"horizon_days": args.horizon_days}
+        if args.project:
+            payload["project"] = args.project
+        result = _invoke(target.reconcile_function, payload)
+        _audit(ledger, args, "reconcile", args.project or "all projects", json.dumps(result))
+        _print(result)
+    elif args.command == "export":
+        result = _invoke(target.export_function, {"month": args.month})
+        _audit(ledger, args, "export", args.month, json.dumps(result))
+        _print(result)
+    else:
+        _print(ledger.audit_log(args.month or datetime.now(UTC).strftime("%Y-%m")))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="usage-meter-ops", description=__doc__.split("\n\n")[0])
+    p.add_argument("--stack-name", help="read resource names from this CloudFormation stack")
+    p.add_argument("--table", help="usage table name")
+    p.add_argument("--queue-url", help="usage queue URL")
+    p.add_argument("--dlq-url", help="dead-letter queue URL")
+    p.add_argument("--reconcile-function", help="reconciliation function name")
+    p.add_argument("--export-function", help="monthly export function name")
+    p.add_argument("--actor", default=f"{getpass.getuser()}@{socket.gethostname()}")
+    commands = p.add_subparsers(dest="command", required=True)
+
+    quarantine = commands.add_parser("quarantine", help="quarantined usage and its reasons")
+    q = quarantine.add_subparsers(dest="action", required=True)
+    q.add_parser("list")
+    show = q.add_parser("show")
+    show.add_argument("item_id")
+    resolve = q.add_parser("resolve", help="bill to a customer, or dismiss; audited")
+    resolve.add_argument("item_id")
+    how = resolve.add_mutually_exclusive_group(required=True)
+    how.add_argument("--bill-to", metavar="CUSTOMER_ID")
+    how.add_argument("--dismiss", action="store_true")
+    resolve.add_argument("--reason", required=True)
+
+    dlq = commands.add_parser("dlq", help="dead-lettered usage messages")
+    d = dlq.add_subparsers(dest="action", required=True)
+    listing = d.add_parser("list")
+    listing.add_argument("--limit", type=int, default=100)
+    redrive = d.add_parser("redrive", help="move messages back to the usage queue; audited")
+    redrive.add_argument("--id", action="append", help="only these message ids (repeatable)")
+    redrive.add_argument("--limit", type=int, default=1000)
+    redrive.add_argument("--reason", required=True)
+
+    reconcile = commands.add_parser("reconcile", help="run a reconciliation now; audited")
+    reconcile.add_argument("--project")
+    reconcile.add_argument("--horizon-days", type=int, default=3)
+    reconcile.add_argument("--reason", required=True)
+
+    export = commands.add_parser("export", help="run the monthly export for a month; audited")
+    export.add_argument("--month", required=True)
+    export.add_argument("--reason", required=True)
+
+    audit = commands.add_parser("audit", help="the audit trail for a month")
+    audit.add_argument("--month")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except OperationRefused as exc:
+        print(f"refused: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

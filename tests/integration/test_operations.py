@@ -1,0 +1,163 @@
+"""The operator's command line against moto: quarantine review and resolution, DLQ inspection and
+redrive, running reconciliation/export, and the audit trail every action leaves."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from conftest import REGION, Stack, load_event, sqs_event, usage_message_body
+from usage_meter import ops_cli
+
+TID = "6a0b4f6e-2a3e-4f55-9c1c-0d3f5b0c1a01"  # submitted for acme-corp
+
+
+def ops(stack: Stack, capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    capsys.readouterr()  # drop what the functions logged before
+    code = ops_cli.main(
+        [
+            "--table",
+            stack.table,
+            "--queue-url",
+            stack.queue_url,
+            "--dlq-url",
+            stack.dlq_url,
+            "--reconcile-function",
+            "reconcile-fn",
+            "--export-function",
+            "export-fn",
+            "--actor",
+            "alice@ops",
+            *argv,
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return json.loads(out)
+
+
+def drain(stack: Stack) -> dict[str, Any]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    messages = sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10).get(
+        "Messages", []
+    )
+    for m in messages:
+        sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return stack.invoke_processor(sqs_event([m["Body"] for m in messages]))
+
+
+def test_quarantined_mismatch_is_billed_to_the_chosen_customer(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.api.state.add(load_event("transcripts/completed.json"))
+    stack.invoke_processor(sqs_event([usage_message_body(TID, "acme-corp-eu")]))  # wrong customer
+    [item] = ops(stack, capsys, "quarantine", "list")
+    assert (item["reason"], item["message"]["attribution"]["customer_id"]) == (
+        "customer_mismatch",
+        "acme-corp-eu",
+    )
+
+    result = ops(
+        stack,
+        capsys,
+        "quarantine",
+        "resolve",
+        item["id"],
+        "--bill-to",
+        "acme-corp-eu",
+        "--reason",
+        "customer renamed; webhook URL predates it",
+    )
+    assert result["outcome"] == "queued for billing to acme-corp-eu"
+    assert drain(stack) == {"batchItemFailures": []}
+
+    [row] = stack.items("ledger")
+    assert (row["customer_id"], row["origin"], row["billable_seconds"]) == (
+        "acme-corp-eu",
+        "operator",
+        754,
+    )
+    assert ops(stack, capsys, "quarantine", "list") == []
+    entries = ops(stack, capsys, "audit")  # this month's trail
+    assert [(e["actor"], e["action"], e["target"]) for e in entries] == [
+        ("alice@ops", "quarantine.bill", item["id"])
+    ]
+    assert entries[0]["reason"] == "customer renamed; webhook URL predates it"
+
+
+def test_dismissal_closes_the_item_without_billing(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.invoke_processor(sqs_event([usage_message_body("gone", "acme")]))  # 404 -> quarantined
+    [item] = ops(stack, capsys, "quarantine", "list")
+    ops(stack, capsys, "quarantine", "resolve", item["id"], "--dismiss", "--reason", "test upload")
+    assert ops(stack, capsys, "quarantine", "list") == []
+    assert stack.items("ledger") == []
+    [entry] = stack.items("audit")
+    assert (entry["action"], entry["outcome"]) == ("quarantine.dismiss", "dismissed")
+
+
+def test_resolution_needs_a_reason_and_an_open_item(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = ops_cli.main(
+        [
+            "--table",
+            stack.table,
+            "--queue-url",
+            stack.queue_url,
+            "--dlq-url",
+            stack.dlq_url,
+            "quarantine",
+            "resolve",
+            "nope/x",
+            "--dismiss",
+            "--reason",
+            "x",
+        ]
+    )
+    assert code == 2
+    assert "no open quarantined item" in capsys.readouterr().err
+    assert stack.items("audit") == []
+
+
+def test_dlq_list_shows_reasons_and_redrive_moves_messages_back(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.api.state.add(load_event("transcripts/completed.json"))
+    stack.api.state.api_keys = {"rotated-away"}  # AssemblyAI rejects our key -> DLQ with reason
+    stack.invoke_processor(sqs_event([usage_message_body(TID, "acme-corp")]))
+
+    [dead] = ops(stack, capsys, "dlq", "list")
+    assert dead["reason"] == "assemblyai_auth" and "401" in dead["detail"]
+    assert len(ops(stack, capsys, "dlq", "list")) == 1  # listing leaves it there
+
+    stack.api.state.api_keys = {"local-key-default"}  # the key is fixed
+    assert ops(stack, capsys, "dlq", "redrive", "--reason", "fixed the API key") == {"moved": 1}
+    assert ops(stack, capsys, "dlq", "list") == []
+    assert drain(stack) == {"batchItemFailures": []}
+    assert stack.items("ledger")[0]["customer_id"] == "acme-corp"
+    [entry] = stack.items("audit")
+    assert (entry["action"], entry["outcome"]) == ("dlq.redrive", "1 message(s) moved")
+
+
+def test_reconcile_and_export_invoke_the_functions_and_are_audited(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str | None, dict[str, Any]]] = []
+
+    def fake_invoke(name: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+        calls.append((name, payload))
+        return {"ok": True}
+
+    monkeypatch.setattr(ops_cli, "_invoke", fake_invoke)
+    ops(stack, capsys, "reconcile", "--horizon-days", "7", "--project", "eu", "--reason", "outage")
+    ops(stack, capsys, "export", "--month", "2026-10", "--reason", "late data")
+    assert calls == [
+        ("reconcile-fn", {"horizon_days": 7, "project": "eu"}),
+        ("export-fn", {"month": "2026-10"}),
+    ]
+    assert sorted(e["action"] for e in stack.items("audit")) == ["export", "reconcile"]
