@@ -1,10 +1,13 @@
 """Run every benchmark, print one markdown report and write it to benchmarks/results.md.
 
 Each benchmark runs in its own ``sys.executable`` process (cold imports first, on a quiet
-machine, then the warm handlers) and hands its figures back as JSON.
+machine, then the warm handlers, then the monthly export at scale) and hands its figures back as
+JSON.
 
 Usage: python benchmarks/run_all.py [--runs 9] [--intake-requests 2000]
-                                    [--processor-messages 500] [--strict]
+                                    [--processor-messages 500]
+                                    [--export-events 1000000 100000] [--export-customers 10000]
+                                    [--strict]
 (``make bench`` runs it with the defaults.)
 """
 
@@ -22,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import cold_import
+import export_month
 import warm_handler
 from _setup import BENCH_DIR, ROOT
 
@@ -45,9 +49,10 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
-def report(cold: dict, warm: dict, seconds: float) -> str:
+def report(cold: dict, warm: dict, export: dict, seconds: float) -> str:
     cold_results = {k: cold_import.Summary(**v) for k, v in cold["results"].items()}
     warm_results = {k: warm_handler.Stats(**v) for k, v in warm["results"].items()}
+    export_results = [export_month.scenario_from_dict(r) for r in export["results"]]
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join(
         [
@@ -78,9 +83,17 @@ def report(cold: dict, warm: dict, seconds: float) -> str:
             "",
             warm_handler.markdown(warm_results),
             "",
+            "### Monthly export at scale (generated data, in-memory reader and store)",
+            "",
+            export_month.NOTES,
+            "",
+            export_month.markdown(export_results),
+            "",
             "Reproduce: `make bench` (or `.venv/bin/python benchmarks/run_all.py`); one part "
             "alone: `.venv/bin/python benchmarks/cold_import.py`, "
-            "`.venv/bin/python benchmarks/warm_handler.py`.",
+            "`.venv/bin/python benchmarks/warm_handler.py`, "
+            "`.venv/bin/python benchmarks/export_month.py [--events N ...] [--customers N] "
+            "[--profile]`.",
             "",
         ]
     )
@@ -92,6 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intake-requests", type=int, default=2000)
     parser.add_argument("--processor-messages", type=int, default=500)
     parser.add_argument(
+        "--export-events",
+        type=int,
+        nargs="+",
+        default=list(export_month.DEFAULT_EVENTS),
+        help="usage events per monthly-export scenario",
+    )
+    parser.add_argument("--export-customers", type=int, default=export_month.DEFAULT_CUSTOMERS)
+    parser.add_argument(
         "--strict", action="store_true", help="exit 1 when the cold-import target fails"
     )
     args = parser.parse_args(argv)
@@ -100,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="usage-meter-bench-") as tmp:
         cold_json = Path(tmp) / "cold_import.json"
         warm_json = Path(tmp) / "warm_handler.json"
+        export_json = Path(tmp) / "export_month.json"
         _run("cold_import.py", ["--runs", str(args.runs), "--json", str(cold_json)])
         _run(
             "warm_handler.py",
@@ -112,10 +134,22 @@ def main(argv: list[str] | None = None) -> int:
                 str(warm_json),
             ],
         )
+        _run(
+            "export_month.py",
+            [
+                "--events",
+                *map(str, args.export_events),
+                "--customers",
+                str(args.export_customers),
+                "--json",
+                str(export_json),
+            ],
+        )
         cold = json.loads(cold_json.read_text())
         warm = json.loads(warm_json.read_text())
+        export = json.loads(export_json.read_text())
 
-    text = report(cold, warm, time.perf_counter() - started)
+    text = report(cold, warm, export, time.perf_counter() - started)
     RESULTS.write_text(text)
     print("=" * 100)
     print(text)

@@ -340,3 +340,23 @@ def test_an_interrupted_run_is_not_published_and_its_version_is_skipped(stack: S
     assert summary["version"] == 2
     manifest = json.loads(s3_object(stack, "exports/month=2026-11/version=2/manifest.json"))
     assert manifest["previous_version"] is None
+
+
+def test_ledger_rows_without_any_aggregate_are_detected(stack: Stack) -> None:
+    record(stack, "acme", "100")
+    record(stack, "globex", "50")
+    table = boto3.resource("dynamodb", region_name=REGION).Table(stack.table)
+    for aggregate in stack.items("aggregate"):
+        if aggregate["customer_id"] == "globex":
+            table.delete_item(Key={"PK": aggregate["PK"], "SK": aggregate["SK"]})
+    with pytest.raises(LedgerMismatch, match="globex: aggregates 0 / 0 s, ledger 1 / 50 s"):
+        export(stack, "2026-11")
+    assert s3_keys(stack) == []
+
+
+def test_ledger_index_spreads_a_month_over_shards(stack: Stack) -> None:
+    for n in range(40):
+        record(stack, f"customer-{n}", "1")
+    partitions = {row["GSI1PK"] for row in stack.items("ledger")}
+    assert 8 <= len(partitions) <= 16 and all(p.startswith("LEDGER#2026-11#") for p in partitions)
+    assert export(stack, "2026-11")["row_count"] == 40

@@ -1,7 +1,7 @@
 """The usage table (single-table DynamoDB design). The only module that knows its keys.
 
 - ledger row:  PK ``SOURCE#<product>#<source id>``, SK ``LEDGER``;
-  GSI1PK ``LEDGER#<month>#<customer>``, GSI1SK ``SOURCE#<product>#<source id>``.
+  GSI1PK ``LEDGER#<month>#<shard 00-15 of the customer>``, GSI1SK ``<customer>#<product>#<source>``.
 - session begin: PK ``SESSION#<session id>``, SK ``BEGIN``; while open (sparse index):
   GSI1PK ``OPEN_SESSIONS#<began date>``, GSI1SK ``<began_at>#<session id>``.
 - aggregate:   PK ``CUSTOMER#<customer>``, SK ``MONTH#<month>#<product>#<project>#<model>#<dims>``;
@@ -15,7 +15,7 @@
   conditional put; there is no TTL on them.
 - A customer's usage for a month is one Query on its partition (PK + SK prefix); the export reads a
   month's aggregates with one Query on GSI1. Neither ever Scans, and both grow with customers x
-  breakdowns, not with events. A customer's ledger rows for a month are one Query on GSI1 too.
+  breakdowns, not with events. The export's ledger check reads a month's ledger rows in 16 Queries.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+import zlib
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -68,6 +69,15 @@ def ledger_key(product: str, source_id: str) -> dict[str, str]:
     return {"PK": f"SOURCE#{product}#{source_id}", "SK": LEDGER_SK}
 
 
+LEDGER_SHARDS = 16
+
+
+def ledger_shard(customer_id: str) -> int:
+    """Spreads a month's ledger rows over 16 index partitions (no hot month partition), while
+    still letting the export read the whole month in 16 Queries."""
+    return zlib.crc32(customer_id.encode()) % LEDGER_SHARDS
+
+
 def checkpoint_key(project: str) -> dict[str, str]:
     return {"PK": f"RECONCILE#{project}", "SK": "CHECKPOINT"}
 
@@ -104,8 +114,8 @@ def ledger_item(record: UsageRecord, recorded_at: datetime) -> dict[str, Any]:
         features=list(record.features),
         occurred_at=record.occurred_at.astimezone(UTC).isoformat(),
         recorded_at=recorded_at.astimezone(UTC).isoformat(),
-        GSI1PK=f"LEDGER#{record.month}#{record.customer_id}",
-        GSI1SK=f"SOURCE#{record.product}#{record.source_id}",
+        GSI1PK=f"LEDGER#{record.month}#{ledger_shard(record.customer_id):02d}",
+        GSI1SK=f"{record.customer_id}#{record.product}#{record.source_id}",
     )
     return values
 
@@ -451,20 +461,26 @@ class DynamoUsageLedger:
         )
         return [aggregate_from_item(r) for r in rows]
 
-    def ledger_totals(self, customer_id: str, month: str) -> tuple[int, Decimal]:
-        """(count, seconds) of a customer's billable ledger rows in a month (reads only those
-        two attributes of each row)."""
-        rows = self._query(
-            IndexName="GSI1",
-            KeyConditionExpression="GSI1PK = :pk",
-            FilterExpression="#status = :billable",
-            ProjectionExpression="billable_seconds",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=_to_item(
-                {":pk": f"LEDGER#{month}#{customer_id}", ":billable": UsageStatus.BILLABLE.value}
-            ),
-        )
-        return len(rows), sum((Decimal(r["billable_seconds"]) for r in rows), Decimal(0))
+    def month_ledger_totals(self, month: str) -> dict[str, tuple[int, Decimal]]:
+        """(count, seconds) of billable ledger rows per customer in a month: every ledger row of
+        the month is read (this is the one part of the export that grows with events), reading
+        only the attributes the check needs."""
+        totals: dict[str, tuple[int, Decimal]] = {}
+        for shard in range(LEDGER_SHARDS):
+            rows = self._query(
+                IndexName="GSI1",
+                KeyConditionExpression="GSI1PK = :pk",
+                FilterExpression="#status = :billable",
+                ProjectionExpression="customer_id, billable_seconds",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_to_item(
+                    {":pk": f"LEDGER#{month}#{shard:02d}", ":billable": UsageStatus.BILLABLE.value}
+                ),
+            )
+            for row in rows:
+                count, seconds = totals.get(row["customer_id"], (0, Decimal(0)))
+                totals[row["customer_id"]] = (count + 1, seconds + Decimal(row["billable_seconds"]))
+        return totals
 
     # -- operations -------------------------------------------------------------------------------
     @staticmethod

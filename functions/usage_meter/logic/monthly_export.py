@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -60,8 +59,8 @@ class UsageReader(Protocol):
 
     def customer_aggregates(self, customer_id: str, month: str) -> list[UsageAggregate]: ...
 
-    def ledger_totals(self, customer_id: str, month: str) -> tuple[int, Decimal]:
-        """(count, seconds) of the customer's billable ledger rows in the month."""
+    def month_ledger_totals(self, month: str) -> dict[str, tuple[int, Decimal]]:
+        """(count, seconds) of billable ledger rows per customer in the month."""
         ...
 
 
@@ -96,18 +95,24 @@ def priced_rows(
 def verify_against_ledger(
     month: str, aggregates: list[UsageAggregate], reader: UsageReader
 ) -> None:
-    expected: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0)])
+    """Count and seconds per customer must agree exactly, in both directions (a customer with
+    ledger rows but no aggregate is a disagreement too)."""
+    expected: dict[str, tuple[int, Decimal]] = {}
     for aggregate in aggregates:
-        expected[aggregate.customer_id][0] += aggregate.usage_count
-        expected[aggregate.customer_id][1] += aggregate.billable_seconds
-    problems = []
-    for customer_id, (count, seconds) in sorted(expected.items()):
-        ledger_count, ledger_seconds = reader.ledger_totals(customer_id, month)
-        if (ledger_count, ledger_seconds) != (count, seconds):
-            problems.append(
-                f"{customer_id}: aggregates {count} / {seconds:f} s, "
-                f"ledger {ledger_count} / {ledger_seconds:f} s"
-            )
+        count, seconds = expected.get(aggregate.customer_id, (0, Decimal(0)))
+        expected[aggregate.customer_id] = (
+            count + aggregate.usage_count,
+            seconds + aggregate.billable_seconds,
+        )
+    ledger = reader.month_ledger_totals(month)
+    nothing = (0, Decimal(0))
+    problems = [
+        f"{customer}: aggregates {expected.get(customer, nothing)[0]} / "
+        f"{expected.get(customer, nothing)[1]:f} s, ledger {ledger.get(customer, nothing)[0]} / "
+        f"{ledger.get(customer, nothing)[1]:f} s"
+        for customer in sorted(expected.keys() | ledger.keys())
+        if expected.get(customer, nothing) != ledger.get(customer, nothing)
+    ]
     if problems:
         raise LedgerMismatch(
             f"{month}: aggregates disagree with the ledger: " + "; ".join(problems)
