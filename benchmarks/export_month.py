@@ -829,7 +829,8 @@ def markdown(results: list[Scenario]) -> str:
 
 NO_DYNAMODB = (
     "No run against DynamoDB: moto at 1M ledger rows is far too slow (and would measure moto, "
-    "not the code). On AWS the ledger check is 16 GSI1 Queries, one per ledger shard ({queries} here), "
+    "not the code). On AWS the ledger check is 16 GSI1 Queries, one per ledger shard "
+    "({queries} here), "
     "paging through every ledger row; those round trips are not in these figures, only the "
     "Python work on the rows they return."
 )
@@ -842,7 +843,8 @@ NOTES = (
     "channel audio), 2% failed async events. Both scenarios have the same customers and "
     "aggregates; only the events behind them differ. `export_month(...)` runs with in-memory "
     "ports: the reader returns the precomputed aggregate list (what the GSI1 Query returns) "
-    "reads, counts and sums every stored ledger row of the month per customer (failed ones included,"
+    "and reads, counts and sums every stored ledger row of the month per customer (failed "
+    "ones included,"
     " as the Query's filter drops them after reading; rows kept as one `array('q')` of "
     "milliseconds per customer); the store keeps bytes in a dict. *export* is the median of "
     "the first publications (version 1, fresh store each); *ledger verification* is "
