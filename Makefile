@@ -74,13 +74,16 @@ sam: $(SAM)
 build: $(SAM)
 	SAM_CLI_TELEMETRY=0 PATH="$$(dirname $(PYTHON)):$$PATH" $(SAM) build --template-file template.yaml
 
+# The local stack lives in infra/ (package usage_meter_local) and runs the code in functions/.
+LOCAL_STACK := PYTHONPATH=functions:infra $(VPY) -m usage_meter_local
+
 .PHONY: run
 run: $(STAMP)
-	$(VPY) -m usage_meter_local demo
+	$(LOCAL_STACK) demo
 
 .PHONY: local
 local: $(STAMP)
-	$(VPY) -m usage_meter_local serve
+	$(LOCAL_STACK) serve
 
 .PHONY: bench
 bench: $(STAMP)

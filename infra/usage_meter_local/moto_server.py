@@ -1,0 +1,112 @@
+"""AWS on localhost: moto's server mode, a real HTTP endpoint speaking the AWS APIs.
+
+Every boto3 client honours ``AWS_ENDPOINT_URL``, so the functions reach this server with no code
+path that differs from AWS. The server is built like ``moto.server.ThreadedMotoServer`` but binds
+its port on the caller's thread: ThreadedMotoServer binds on its own thread and waits forever
+when the port is taken.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import TYPE_CHECKING
+
+import boto3
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from usage_meter_local.ports import bind
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
+
+DEFAULT_REGION = "eu-west-1"
+ACCOUNT_ID = "123456789012"  # moto's default account
+# Placeholder credentials: moto accepts any; real AWS would reject these.
+FAKE_ACCESS_KEY_ID = "local"
+FAKE_SECRET_ACCESS_KEY = "local"  # noqa: S105 - not a secret, moto accepts anything
+
+
+def aws_environment(endpoint_url: str, region: str) -> dict[str, str]:
+    """Environment variables that point every AWS SDK at the local endpoint and nowhere else."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_ACCESS_KEY,
+        # Never pick up a developer's profiles, SSO sessions or instance credentials.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+class AwsClients:
+    """boto3 clients for the local endpoint (explicit endpoint, region and credentials)."""
+
+    def __init__(self, endpoint_url: str, region: str) -> None:
+        session = boto3.session.Session(
+            aws_access_key_id=FAKE_ACCESS_KEY_ID,
+            aws_secret_access_key=FAKE_SECRET_ACCESS_KEY,
+            region_name=region,
+        )
+        self.dynamodb: DynamoDBClient = session.client("dynamodb", endpoint_url=endpoint_url)
+        self.sqs: SQSClient = session.client("sqs", endpoint_url=endpoint_url)
+        self.s3: S3Client = session.client("s3", endpoint_url=endpoint_url)
+        self.secretsmanager: SecretsManagerClient = session.client(
+            "secretsmanager", endpoint_url=endpoint_url
+        )
+
+
+class MotoServer:
+    """``with MotoServer(port=0) as aws: aws.url`` - moto's server on a background thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, flag: str = "--aws-port") -> None:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per AWS call
+        sock = bind(port, flag, lambda: socket.create_server((host, port)))
+        try:
+            self._server: BaseWSGIServer = make_server(
+                host,
+                port,
+                DomainDispatcherApplication(create_backend_app),
+                threaded=True,
+                request_handler=MotoRequestHandler,
+                fd=sock.fileno(),  # werkzeug duplicates the descriptor
+            )
+        finally:
+            sock.close()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="moto-server", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> MotoServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()
+
+    def __enter__(self) -> MotoServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
