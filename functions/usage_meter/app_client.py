@@ -82,11 +82,17 @@ def configure_webhook(config: Any, target: WebhookTarget) -> Any:
 
 
 class ReportRejected(Exception):
-    """The usage meter refused a report (4xx other than 408/429): retrying cannot help."""
+    """The usage meter refused a report (4xx other than 408/429): retrying cannot help.
+    ``code`` is the service's error code (``unauthorized``, ``invalid_report``, ``conflict``...)."""
 
     def __init__(self, status: int, body: str) -> None:
         super().__init__(f"usage meter answered {status}: {body[:200]}")
         self.status = status
+        try:
+            document = json.loads(body)
+        except ValueError:
+            document = None
+        self.code = str(document.get("error")) if isinstance(document, dict) else ""
 
 
 def _iso(moment: datetime | None) -> str:

@@ -2,6 +2,8 @@
 talk to on a machine with no internet: ``GET /v2/transcript/{id}`` and ``GET /v2/transcript``
 (``limit``, ``status``, ``before_id``, ``after_id``, ``created_on``), in AssemblyAI's JSON shapes,
 with per-project API keys and injectable faults (429 with Retry-After, 5xx, 401, slow answers).
+A transcript created with ``api_key=`` belongs to that key's project, as on AssemblyAI: other keys
+neither list it nor get it (404).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def transcript(
     error: str | None = None,
     created: str | None = None,
     completed: str | None = None,
+    api_key: str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """A transcript object shaped like AssemblyAI's ``GET /v2/transcript/{id}`` answer."""
@@ -115,6 +118,7 @@ def transcript(
         # List-only metadata, stripped from GET answers (the real object has no timestamps).
         "_created": created or _now(),
         "_completed": completed or (_now() if status in ("completed", "error") else None),
+        "_api_key": api_key,  # the project it belongs to (None: visible to every key)
     }
     if multichannel:
         body["audio_channels"] = audio_channels or 2
@@ -176,10 +180,13 @@ class _Handler(BaseHTTPRequestHandler):
         message = "Too Many Requests" if fault.status == 429 else HTTPStatus(fault.status).phrase
         self._send(fault.status, {"error": message}, headers)
 
+    def _visible(self, item: dict[str, Any]) -> bool:
+        return item.get("_api_key") in (None, self.headers.get("authorization"))
+
     def _get(self, transcript_id: str) -> None:
         with self.server.state.lock:
             item = self.server.state.transcripts.get(transcript_id)
-        if item is None:
+        if item is None or not self._visible(item):
             self._send(404, {"error": "Transcript not found"})
             return
         self._send(200, _public(item))
@@ -199,6 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with self.server.state.lock:
             items = list(reversed(self.server.state.transcripts.values()))  # newest first
+        items = [i for i in items if self._visible(i)]
         if status := one("status"):
             items = [i for i in items if i["status"] == status]
         if created_on := one("created_on"):

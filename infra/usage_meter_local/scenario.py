@@ -45,6 +45,9 @@ MULTICHANNEL_ID = "6a0b4f6e-2a3e-4f55-9c1c-0d3f5b0c1a03"
 UNKNOWN_MODEL_ID = "6a0b4f6e-2a3e-4f55-9c1c-0d3f5b0c1a04"
 LEGACY_ID = "6a0b4f6e-2a3e-4f55-9c1c-0d3f5b0c1a05"
 EU_ID = "e7d1c2b3-8f40-4c6e-a1f2-3b4c5d6e7f80"
+LOST_ID = (
+    "6a0b4f6e-2a3e-4f55-9c1c-0d3f5b0c1a06"  # its webhook never arrives: reconciliation finds it
+)
 UNKNOWN_MODEL = "universal-4-preview"  # a model name the assemblyai SDK has never heard of
 
 
@@ -104,13 +107,25 @@ SUBMISSIONS = (
         {"audio_duration": 421, "speech_model_used": UNKNOWN_MODEL},
     ),
     Submission(LEGACY_ID, "hooli", {"project": "legacy"}, {"audio_duration": 95}),
+    Submission(
+        LOST_ID,
+        "globex",
+        {"plan": "basic"},
+        {"audio_duration": 1260.25, "speech_model_used": "universal-2", "language_code": "fr"},
+    ),
 )
 
 
 def fixture_transcripts(webhook_url: str = PLACEHOLDER_WEBHOOK_URL) -> list[dict[str, Any]]:
-    """The stand-in's transcripts, each echoing the webhook URL it was submitted with."""
+    """The stand-in's transcripts, each echoing the webhook URL it was submitted with and owned by
+    its project's API key."""
     return [
-        transcript(s.transcript_id, webhook_url=f"{webhook_url}?{s.query()}", **s.fields)
+        transcript(
+            s.transcript_id,
+            webhook_url=f"{webhook_url}?{s.query()}",
+            api_key=local_api_key(s.params.get("project", "default")),
+            **s.fields,
+        )
         for s in SUBMISSIONS
     ]
 
@@ -155,6 +170,11 @@ def _notification(transcript_id: str, status: str = "completed") -> bytes:
 
 def _by_id(transcript_id: str) -> Submission:
     return next(s for s in SUBMISSIONS if s.transcript_id == transcript_id)
+
+
+def late_delivery(transcript_id: str) -> Delivery:
+    """The webhook of a transcript that reconciliation recovered, arriving after all."""
+    return _delivery(f"{_by_id(transcript_id).customer_id}: late webhook", transcript_id)
 
 
 def _delivery(label: str, transcript_id: str, status: str = "completed", **kw: Any) -> Delivery:

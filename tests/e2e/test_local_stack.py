@@ -25,7 +25,7 @@ from local_stack_process import (
 )
 
 from usage_meter_local import scenario
-from usage_meter_local.demo import post_webhook
+from usage_meter_local.demo_webhooks import post_webhook
 from usage_meter_local.template import http_routes, load_template, sqs_subscriptions
 
 pytestmark = pytest.mark.slow

@@ -113,7 +113,7 @@ def test_rejections_are_not_retried_and_are_kept(stack: Stack, api: tuple[str, l
     reporter = UsageReporter(api[0], "wrong-secret", sleep=lambda _s: None)
     with pytest.raises(ReportRejected) as raised:
         reporter.report_begin(session_id=SESSION, customer_id="acme", model="u3-rt-pro")
-    assert raised.value.status == 401
+    assert (raised.value.status, raised.value.code) == (401, "unauthorized")
     assert api[1] == [401]  # one attempt: a 4xx will not get better
 
     client = StreamingClient(StreamingClientOptions(api_key="x"))

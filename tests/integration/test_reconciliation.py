@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
+from conftest import API_KEYS, REGION, Stack, sqs_event, usage_message_body, webhook_url
 from usage_meter.adapters.assemblyai_api import transcript_source
 from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.logic.reconciliation import ReconcileReport, reconcile_project
@@ -46,8 +46,11 @@ def add(
 
 
 class Quiet:
-    def count(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    def __init__(self) -> None:
+        self.counted: dict[str, float] = {}
+
+    def count(self, name: str, value: float = 1, *args: Any, **kwargs: Any) -> None:
+        self.counted[name] = self.counted.get(name, 0) + value
 
 
 def run(
@@ -57,6 +60,7 @@ def run(
     horizon_days: float = 3,
     max_items: int = 5000,
     lister: Any = None,
+    metrics: Quiet | None = None,
 ) -> ReconcileReport:
     stack.use_function("ReconciliationFunction")
     settings = ReconcileSettings.from_environ(dict(__import__("os").environ))
@@ -65,7 +69,7 @@ def run(
     deps = ProcessorDeps(
         transcripts=source,
         ledger=ledger,
-        metrics=Quiet(),
+        metrics=metrics or Quiet(),
         known_projects=frozenset(settings.projects),
     )
     return reconcile_project(
@@ -231,3 +235,29 @@ def test_unusable_customer_in_webhook_url_is_ignored(stack: Stack, customer_para
     )
     report = run(stack)
     assert (report.counts.ignored, report.counts.recovered) == (1, 0)
+
+
+def test_a_refused_api_key_stops_that_project_only_with_the_reason(stack: Stack) -> None:
+    # Given the eu project's key revoked at AssemblyAI, and a lost webhook in the default project
+    stack.api.state.api_keys = {API_KEYS["default"]}
+    add(stack, "t-lost", customer="acme", hours_ago=2)
+
+    # When reconciliation runs over every configured project
+    result = stack.invoke("ReconciliationFunction", {})
+
+    # Then the default project is reconciled and eu reports why it could not be
+    reports = {r["project"]: r for r in result["reports"]}
+    assert (reports["default"]["complete"], reports["default"]["recovered"]) == (True, 1)
+    assert reports["eu"]["complete"] is False
+    assert "rejected project 'eu' API key (401)" in reports["eu"]["stopped_because"]
+    assert ledger_ids(stack) == {"t-lost": "reconciliation"}
+
+
+def test_a_refused_api_key_is_counted_for_the_alarm(stack: Stack) -> None:
+    stack.api.state.api_keys = {"not-the-default-key"}  # AssemblyAI refuses the project's key
+    metrics = Quiet()
+
+    report = run(stack, metrics=metrics)
+
+    assert not report.complete
+    assert metrics.counted["ReconcileProjectFailed"] == 1  # ReconciliationFailedAlarm watches it

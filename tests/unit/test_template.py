@@ -188,6 +188,7 @@ def test_every_alarm_the_operators_need_exists() -> None:
         "QuarantineAlarm",
         "ProcessorErrorsAlarm",
         "ReconciliationRecoveredAlarm",
+        "ReconciliationFailedAlarm",
         "ExportFailedAlarm",
         "ExportLedgerMismatchAlarm",
     } <= alarms

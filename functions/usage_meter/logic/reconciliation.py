@@ -9,7 +9,9 @@ one conditional transaction), so it cannot matter whether the webhook or the rec
 first. The month is the list item's ``completed`` time (UTC).
 
 A run is bounded (items per run, the Lambda's remaining time) and resumable: its cursor is saved
-after every page, and a run that stops early (time, budget, 429) continues there next time.
+after every page, and a run that stops early (time, budget, 429) continues there next time. A
+project whose API key AssemblyAI refuses stops with the reason in its report and the
+``ReconcileProjectFailed`` metric (alarmed); the other projects are still reconciled.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from usage_meter.logic.errors import RequestRejected, TransientFailure
+from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
 from usage_meter.logic.usage_processing import Outcome, ProcessorDeps, process_usage_message
 from usage_meter.logic.webhook_intake import parse_attribution
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
@@ -134,12 +136,16 @@ def reconcile_project(
     checkpoint = store.load_checkpoint(project) or Checkpoint(horizon=now - horizon)
     counts = ReconcileCounts()
     stopped: str | None = None
+    refused = False
     complete = False
     while not complete and stopped is None:
         try:
             page = lister.list_page(project, checkpoint.before_id, page_size)
         except TransientFailure as exc:
             stopped = f"AssemblyAI unavailable ({exc}); resuming next run"
+            break
+        except PermanentFailure as exc:
+            stopped, refused = f"{exc.message}; fix the project's configuration", True
             break
         for item in page["transcripts"]:
             if (created := _utc(item.get("created"))) is not None and created < checkpoint.horizon:
@@ -152,6 +158,9 @@ def reconcile_project(
                 _check(run, item, counts)
             except TransientFailure as exc:
                 stopped = f"{exc}; resuming next run"  # this item is checked again next run
+                break
+            except PermanentFailure as exc:
+                stopped, refused = f"{exc.message}; fix the project's configuration", True
                 break
             checkpoint.before_id = item["id"]
         else:
@@ -167,6 +176,7 @@ def reconcile_project(
         ("Recovered", counts.recovered),
         ("Ignored", counts.ignored),
         ("Failed", counts.failed),
+        ("ProjectFailed", int(refused)),
     ):
         deps.metrics.count(f"Reconcile{name}", value)
     return ReconcileReport(project, complete, stopped, counts)

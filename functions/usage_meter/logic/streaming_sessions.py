@@ -143,7 +143,7 @@ def record_termination(
         metrics,
         term.session_id,
         f"session {term.session_id} was already terminated with different figures: "
-        f"{existing.billing_facts() if existing else {}} vs {record.billing_facts()}",
+        f"({existing.describe_facts() if existing else '?'}) vs ({record.describe_facts()})",
         term,
     )
 

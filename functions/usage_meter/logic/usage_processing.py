@@ -165,13 +165,13 @@ def process_usage_message(
     record = build_usage_record(message, facts)
     outcome = deps.ledger.record(record)
     if outcome.result is RecordResult.CONFLICT:
-        existing = outcome.existing.billing_facts() if outcome.existing else {}
+        existing = outcome.existing.describe_facts() if outcome.existing else "?"
         deps.metrics.count("UsageConflict")
         return _quarantine(
             deps,
             message,
             QuarantineReason.CONFLICT,
-            f"already recorded with different facts: {existing} vs {record.billing_facts()}",
+            f"already recorded with different facts: ({existing}) vs ({record.describe_facts()})",
         )
     if outcome.result is RecordResult.DUPLICATE:
         deps.metrics.count("DuplicateDelivery")

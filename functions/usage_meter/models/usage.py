@@ -60,6 +60,10 @@ class UsageRecord(BaseModel):
             "estimated": self.estimated,
         }
 
+    def describe_facts(self) -> str:
+        """The billing facts for a person: ``customer_id=acme, ..., billable_seconds=33``."""
+        return ", ".join(f"{k}={v}" for k, v in self.billing_facts().items())
+
 
 class RecordResult(StrEnum):
     RECORDED = "recorded"

@@ -1,0 +1,77 @@
+"""The demo's last act: the monthly billing export (what EventBridge Scheduler runs on the 1st),
+invoked for the month(s) the demo recorded, then the CSV it wrote to S3 (moto), read back through
+the service's own export adapter, and a check that export = ledger per customer, to the second."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from decimal import Decimal
+from typing import Any, TextIO
+
+from usage_meter.adapters.export_store import S3ExportStore
+from usage_meter.logic.monthly_export import CSV_NAME, MANIFEST_NAME
+from usage_meter_local.report import Recorded
+from usage_meter_local.stack import LocalStack
+
+EXPORT_FUNCTION = "MonthlyExportFunction"
+
+
+def _store(stack: LocalStack) -> tuple[S3ExportStore, str]:
+    env = stack.environments[EXPORT_FUNCTION]
+    bucket = env["EXPORT_BUCKET_NAME"]
+    return S3ExportStore(stack.clients.s3, bucket, env["EXPORT_PREFIX"]), bucket
+
+
+def _billed_by_customer(recorded: Recorded, month: str) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for row in recorded.ledger:
+        if row["month"] == month and row.get("status") == "billable":
+            customer = str(row["customer_id"])
+            totals[customer] = totals.get(customer, Decimal(0)) + Decimal(row["billable_seconds"])
+    return totals
+
+
+def _exported_by_customer(csv_text: str) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for row in csv.DictReader(io.StringIO(csv_text)):
+        customer = row["customer_id"]
+        totals[customer] = totals.get(customer, Decimal(0)) + Decimal(row["billable_seconds"])
+    return totals
+
+
+def run_export(stack: LocalStack, recorded: Recorded, out: TextIO) -> list[str]:
+    """Export each recorded month, print its CSV and manifest summary; return unmet expectations."""
+    failures: list[str] = []
+    store, bucket = _store(stack)
+    for month in sorted({str(r["month"]) for r in recorded.ledger}):
+        invocation = stack.invoke(EXPORT_FUNCTION, {"month": month})
+        result: dict[str, Any] = invocation.result or {}
+        if not invocation.ok or result.get("status") != "published":
+            failures.append(f"export of {month}: {json.dumps(invocation.as_json())}")
+            continue
+        version = int(result["version"])
+        csv_text = store.read(month, version, CSV_NAME).decode("utf-8")
+        manifest = json.loads(store.read(month, version, MANIFEST_NAME))
+        out.write(
+            f"Monthly billing export for {month} ({EXPORT_FUNCTION}, scheduled monthly on AWS): "
+            f"version {version}, {result['row_count']} rows, price table "
+            f"{result['price_table_version']}\n"
+            f"  s3://{bucket}/{store.key(month, version, CSV_NAME)}\n\n"
+        )
+        out.writelines(f"  {line}\n" for line in csv_text.splitlines())
+        out.write(f"\n  manifest totals: {json.dumps(manifest.get('totals'), sort_keys=True)}\n")
+        if manifest.get("unpriced"):
+            out.write(f"  unpriced (cost left empty, never guessed): {len(manifest['unpriced'])}\n")
+        again = stack.invoke(EXPORT_FUNCTION, {"month": month})
+        out.write(
+            f"  run again with no new data: {(again.result or {}).get('status')} "
+            "(nothing new written)\n\n"
+        )
+        billed, exported = _billed_by_customer(recorded, month), _exported_by_customer(csv_text)
+        if billed != exported:
+            failures.append(f"export of {month}: ledger {billed} != export {exported}")
+        if (again.result or {}).get("status") != "unchanged":
+            failures.append(f"export of {month}: a rerun wrote {json.dumps(again.as_json())}")
+    return failures
