@@ -95,6 +95,18 @@ class ReportRejected(Exception):
         self.code = str(document.get("error")) if isinstance(document, dict) else ""
 
 
+def _durations(session_seconds: Any, audio_seconds: Any) -> tuple[Decimal, Decimal]:
+    """A Termination's durations. Without ``session_duration_seconds`` nothing is reported: a
+    guessed 0 would close the session for free; left open, the orphan sweep bills it as
+    AssemblyAI does (3 hours). A missing audio duration is only informational (0)."""
+    if session_seconds is None:
+        raise ValueError(
+            "Termination without session_duration_seconds: not reported, so the session stays "
+            "open and the orphan sweep bills it at AssemblyAI's limit"
+        )
+    return Decimal(str(session_seconds)), Decimal(str(audio_seconds or 0))
+
+
 def _iso(moment: datetime | None) -> str:
     return (moment or datetime.now(UTC)).astimezone(UTC).isoformat()
 
@@ -212,14 +224,17 @@ class UsageReporter:
         if kind == "Termination":
             if not session_id:
                 raise ValueError("a Termination needs the session_id of its Begin")
+            session_seconds, audio_seconds = _durations(
+                data.get("session_duration_seconds"), data.get("audio_duration_seconds")
+            )
             self.report_termination(
                 session_id=session_id,
                 customer_id=customer_id,
                 model=model,
                 project=project,
                 dimensions=dimensions,
-                session_duration_seconds=data.get("session_duration_seconds") or 0,
-                audio_duration_seconds=data.get("audio_duration_seconds") or 0,
+                session_duration_seconds=session_seconds,
+                audio_duration_seconds=audio_seconds,
             )
             return session_id
         return None
@@ -260,6 +275,13 @@ class UsageReporter:
             if session_id is None:
                 self.failures.append(ValueError("Termination without a Begin"))
                 return
+            try:
+                session_seconds, audio_seconds = _durations(
+                    event.session_duration_seconds, event.audio_duration_seconds
+                )
+            except ValueError as exc:
+                self.failures.append(exc)
+                return
             self._guard(
                 self.report_termination,
                 session_id=session_id,
@@ -267,8 +289,8 @@ class UsageReporter:
                 model=model,
                 project=project,
                 dimensions=dimensions,
-                session_duration_seconds=event.session_duration_seconds or 0,
-                audio_duration_seconds=event.audio_duration_seconds or 0,
+                session_duration_seconds=session_seconds,
+                audio_duration_seconds=audio_seconds,
             )
 
         client.on(StreamingEvents.Begin, on_begin)

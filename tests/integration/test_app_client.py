@@ -122,6 +122,33 @@ def test_rejections_are_not_retried_and_are_kept(stack: Stack, api: tuple[str, l
     assert len(reporter.failures) == 1  # the SDK swallows handler errors; the reporter keeps them
 
 
+def test_termination_without_durations_is_not_billed_as_zero(
+    stack: Stack, api: tuple[str, list[int]]
+) -> None:
+    # Given a session whose Termination carries no durations (the SDK types them Optional)
+    reporter = UsageReporter(api[0], REPORT_SECRET)
+    client = StreamingClient(StreamingClientOptions(api_key="not-used-offline"))
+    reporter.attach(client, customer_id="acme", model="u3-rt-pro")
+
+    # When the SDK dispatches Begin and that Termination
+    client._handle_message(BeginEvent(id=SESSION, expires_at=datetime.now(UTC)))
+    client._handle_message(TerminationEvent())
+
+    # Then only the begin is reported: no 0-second row closes the session, which stays open
+    # for the orphan sweep to bill at AssemblyAI's limit; the app can see why
+    assert api[1] == [200]
+    assert stack.items("ledger") == []
+    assert [str(f) for f in reporter.failures] == [
+        "Termination without session_duration_seconds: not reported, so the session stays "
+        "open and the orphan sweep bills it at AssemblyAI's limit"
+    ]
+    with pytest.raises(ValueError, match="without session_duration_seconds"):
+        reporter.report_message(
+            {"type": "Termination"}, customer_id="acme", model="u3-rt-pro", session_id=SESSION
+        )
+    assert api[1] == [200]
+
+
 def test_transient_failures_are_retried() -> None:
     calls: list[int] = []
 

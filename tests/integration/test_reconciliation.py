@@ -261,3 +261,34 @@ def test_a_refused_api_key_is_counted_for_the_alarm(stack: Stack) -> None:
 
     assert not report.complete
     assert metrics.counted["ReconcileProjectFailed"] == 1  # ReconciliationFailedAlarm watches it
+
+
+def test_a_transcript_gone_between_list_and_get_is_counted_and_the_run_goes_on(
+    stack: Stack,
+) -> None:
+    # Given three lost webhooks, the middle one answering 404 to its GET (deleted meanwhile)
+    add(stack, "t-old", hours_ago=3)
+    add(stack, "t-gone", hours_ago=2)
+    add(stack, "t-new", hours_ago=1)
+    stack.api.state.fail("t-gone", 404)
+
+    report = run(stack)
+
+    # Then the run completes, counts it as failed, and recovers the others
+    assert (report.complete, report.counts.failed, report.counts.recovered) == (True, 1, 2)
+    assert ledger_ids(stack) == {"t-old": "reconciliation", "t-new": "reconciliation"}
+
+
+def test_a_longer_horizon_asked_for_now_extends_a_resumed_run(stack: Stack) -> None:
+    # Given a run stopped by its budget (a checkpoint with the default 3-day horizon)
+    add(stack, "t-10-days", hours_ago=240)
+    add(stack, "t-2h", hours_ago=2)
+    add(stack, "t-1h", hours_ago=1)
+    assert not run(stack, max_items=1).complete
+
+    # When an operator resumes it with a 30-day horizon
+    report = run(stack, horizon_days=30)
+
+    # Then the older transcript is reached too
+    assert report.complete
+    assert set(ledger_ids(stack)) == {"t-1h", "t-2h", "t-10-days"}

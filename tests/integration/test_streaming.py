@@ -113,6 +113,10 @@ class TestSigning:
                 lambda e: e["headers"].update({"x-usage-meter-timestamp": "12ab"}),
                 id="bad-timestamp",
             ),
+            pytest.param(
+                lambda e: e["headers"].update({"x-usage-meter-timestamp": "\u00b2" * 10}),
+                id="unicode-digit-timestamp",
+            ),
         ],
     )
     def test_unsigned_or_badly_signed_is_401(self, stack: Stack, mutate: Any) -> None:

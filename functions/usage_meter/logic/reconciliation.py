@@ -22,7 +22,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
+from usage_meter.logic.errors import (
+    PermanentFailure,
+    RequestRejected,
+    TranscriptNotFound,
+    TransientFailure,
+)
 from usage_meter.logic.usage_processing import Outcome, ProcessorDeps, process_usage_message
 from usage_meter.logic.webhook_intake import parse_attribution
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
@@ -134,6 +139,8 @@ def reconcile_project(
 ) -> ReconcileReport:
     run = _Run(project, lister, store, deps, webhook_base_url)
     checkpoint = store.load_checkpoint(project) or Checkpoint(horizon=now - horizon)
+    # A resumed run still honours a longer horizon asked for now (an operator's --horizon-days).
+    checkpoint.horizon = min(checkpoint.horizon, now - horizon)
     counts = ReconcileCounts()
     stopped: str | None = None
     refused = False
@@ -141,11 +148,8 @@ def reconcile_project(
     while not complete and stopped is None:
         try:
             page = lister.list_page(project, checkpoint.before_id, page_size)
-        except TransientFailure as exc:
-            stopped = f"AssemblyAI unavailable ({exc}); resuming next run"
-            break
-        except PermanentFailure as exc:
-            stopped, refused = f"{exc.message}; fix the project's configuration", True
+        except (TransientFailure, PermanentFailure) as exc:
+            stopped, refused = _stopped_by(exc)
             break
         for item in page["transcripts"]:
             if (created := _utc(item.get("created"))) is not None and created < checkpoint.horizon:
@@ -156,11 +160,8 @@ def reconcile_project(
                 break
             try:
                 _check(run, item, counts)
-            except TransientFailure as exc:
-                stopped = f"{exc}; resuming next run"  # this item is checked again next run
-                break
-            except PermanentFailure as exc:
-                stopped, refused = f"{exc.message}; fix the project's configuration", True
+            except (TransientFailure, PermanentFailure) as exc:
+                stopped, refused = _stopped_by(exc)  # this item is checked again next run
                 break
             checkpoint.before_id = item["id"]
         else:
@@ -173,6 +174,7 @@ def reconcile_project(
         store.clear_checkpoint(project)
     for name, value in (
         ("Checked", counts.checked),
+        ("AlreadyRecorded", counts.already_recorded),
         ("Recovered", counts.recovered),
         ("Ignored", counts.ignored),
         ("Failed", counts.failed),
@@ -180,6 +182,13 @@ def reconcile_project(
     ):
         deps.metrics.count(f"Reconcile{name}", value)
     return ReconcileReport(project, complete, stopped, counts)
+
+
+def _stopped_by(exc: TransientFailure | PermanentFailure) -> tuple[str, bool]:
+    """Why a project's run stopped early, and whether a person must act (a refused key)."""
+    if isinstance(exc, PermanentFailure):
+        return f"{exc.message}; fix the project's configuration", True
+    return f"AssemblyAI unavailable ({exc}); resuming next run", False
 
 
 def _check(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
@@ -190,7 +199,10 @@ def _check(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
         counts.checked += 1
         counts.already_recorded += 1
     else:
-        _recover(run, item, counts)
+        try:
+            _recover(run, item, counts)
+        except TranscriptNotFound:
+            counts.failed += 1  # listed, then gone (deleted meanwhile): nothing to bill
         counts.checked += 1
 
 

@@ -39,7 +39,9 @@ def verify_signed_request(
     """Raise RequestRejected(401) unless the request is signed, fresh and untampered."""
     raw_timestamp = headers.get(TIMESTAMP_HEADER, "")
     presented = headers.get(SIGNATURE_HEADER, "")
-    if not raw_timestamp.isdigit() or not presented.startswith(SCHEME) or len(raw_timestamp) > 12:
+    # isascii(): "²".isdigit() is True but int("²") raises; only ASCII digits are a timestamp.
+    well_formed = raw_timestamp.isascii() and raw_timestamp.isdigit() and len(raw_timestamp) <= 12
+    if not well_formed or not presented.startswith(SCHEME):
         raise _unauthorized()
     timestamp = int(raw_timestamp)
     if abs(now - timestamp) > max_skew_seconds:

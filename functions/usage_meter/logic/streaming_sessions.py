@@ -22,6 +22,7 @@ from typing import Literal, Protocol
 
 from usage_meter.logic.errors import RequestRejected
 from usage_meter.logic.ports import UsageLedger, UsageMetrics
+from usage_meter.logic.quarantine import quarantine_item
 from usage_meter.models.streaming import SESSION_LIMIT_SECONDS, SessionBegin, SessionTermination
 from usage_meter.models.usage import (
     UNKNOWN_MODEL,
@@ -67,14 +68,16 @@ def _conflict(
     detail: str,
     report: SessionBegin | SessionTermination,
 ) -> RequestRejected:
-    store.quarantine(
+    quarantine_item(
+        store,
+        metrics,
         QuarantineItem(
             source_id=source_id,
             reason=QuarantineReason.SESSION_CONFLICT,
             detail=detail,
             message=json.loads(report.model_dump_json()),
             quarantined_at=datetime.now(UTC),
-        )
+        ),
     )
     metrics.count("UsageConflict")
     return RequestRejected(409, "conflict", detail)
@@ -171,14 +174,16 @@ def settle_orphans(
     billed = flagged = already = 0
     for begin in orphans:
         if policy is OrphanPolicy.FLAG:
-            store.quarantine(
+            quarantine_item(
+                store,
+                metrics,
                 QuarantineItem(
                     source_id=begin.session_id,
                     reason=QuarantineReason.ORPHANED_SESSION,
                     detail=f"no termination reported {limit} after it began at {begin.began_at}",
                     message=json.loads(begin.model_dump_json()),
                     quarantined_at=now,
-                )
+                ),
             )
             store.close_session(begin.session_id, "orphan_flagged")
             flagged += 1

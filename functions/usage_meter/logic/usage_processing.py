@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from usage_meter.logic.errors import NotReady, TranscriptNotFound
 from usage_meter.logic.ports import TranscriptSource, UsageLedger, UsageMetrics
+from usage_meter.logic.quarantine import quarantine_item
 from usage_meter.models.transcript import TranscriptFacts
 from usage_meter.models.usage import (
     UNKNOWN_MODEL,
@@ -88,16 +89,17 @@ def build_usage_record(message: UsageMessage, facts: TranscriptFacts) -> UsageRe
 def _quarantine(
     deps: ProcessorDeps, message: UsageMessage, reason: QuarantineReason, detail: str
 ) -> ProcessingResult:
-    deps.ledger.quarantine(
+    quarantine_item(
+        deps.ledger,
+        deps.metrics,
         QuarantineItem(
             source_id=message.transcript_id,
             reason=reason,
             detail=detail,
             message=json.loads(message.to_json()),
             quarantined_at=datetime.now(UTC),
-        )
+        ),
     )
-    deps.metrics.count(f"Quarantined_{reason.value}")
     return ProcessingResult(Outcome.QUARANTINED, reason=reason)
 
 
