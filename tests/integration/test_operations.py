@@ -161,3 +161,54 @@ def test_reconcile_and_export_invoke_the_functions_and_are_audited(
         ("export-fn", {"month": "2026-10"}),
     ]
     assert sorted(e["action"] for e in stack.items("audit")) == ["export", "reconcile"]
+
+
+def test_dlq_listing_and_redrive_by_id_reach_past_the_first_ten_messages(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given 25 dead-lettered messages
+    sqs = boto3.client("sqs", region_name=REGION)
+    for n in range(25):
+        sqs.send_message(QueueUrl=stack.dlq_url, MessageBody=usage_message_body(f"t-{n}", "acme"))
+
+    # When the operator lists them all, then redrives one found late in the listing
+    listed = ops(stack, capsys, "dlq", "list")
+    last = listed[-1]
+    moved = ops(stack, capsys, "dlq", "redrive", "--id", last["message_id"], "--reason", "fixed")
+
+    # Then every message was listed, only the chosen one moved, and the rest stay in the DLQ
+    assert len({m["message_id"] for m in listed}) == 25
+    assert moved == {"moved": 1}
+    remaining = ops(stack, capsys, "dlq", "list")
+    assert len(remaining) == 24
+    assert last["message_id"] not in {m["message_id"] for m in remaining}
+    assert [json.loads(m["Body"]) for m in stack.queue_messages(stack.queue_url)] == [
+        json.loads(last["body"])
+    ]
+
+
+def test_a_conflict_cannot_be_billed_again_only_dismissed(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a transcript billed to acme-corp, then claimed with other facts (a conflict)
+    stack.api.state.add(load_event("transcripts/completed.json"))
+    stack.invoke_processor(sqs_event([usage_message_body(TID, "acme-corp")]))
+    stack.api.state.transcripts[TID]["audio_duration"] = 999  # AssemblyAI now says otherwise
+    stack.invoke_processor(sqs_event([usage_message_body(TID, "acme-corp")]))
+    [item] = ops(stack, capsys, "quarantine", "list")
+    assert item["reason"] == "conflict"
+
+    # When the operator tries to bill it (to anyone)
+    code = ops_cli.main(
+        ["--table", stack.table, "--queue-url", stack.queue_url, "--dlq-url", stack.dlq_url]
+        + ["quarantine", "resolve", item["id"], "--bill-to", "globex", "--reason", "x"]
+    )
+
+    # Then it is refused and nothing moves: the item stays open, nothing is queued
+    assert code == 2
+    assert "conflict with usage already billed" in capsys.readouterr().err
+    assert [i["id"] for i in ops(stack, capsys, "quarantine", "list")] == [item["id"]]
+    assert stack.queue_messages(stack.queue_url) == []
+    assert ops(
+        stack, capsys, "quarantine", "resolve", item["id"], "--dismiss", "--reason", "re-run"
+    ) == {"id": item["id"], "outcome": "dismissed"}

@@ -61,6 +61,9 @@ class SqsDeadLetterQueue:
             raise TransientFailure(f"could not dead-letter message: {type(exc).__name__}") from exc
 
 
+HOLD_SECONDS = 60  # how long a message browsed by an operator stays invisible at most
+
+
 class DeadLetterBrowser:
     """Operator access to the DLQ: look at messages (with their reasons) and redrive them."""
 
@@ -76,25 +79,28 @@ class DeadLetterBrowser:
             MessageAttributeNames=["All"],
             AttributeNames=["All"],
             VisibilityTimeout=visibility,
-            WaitTimeSeconds=0,
+            WaitTimeSeconds=1,  # long polling asks every SQS server: an empty answer means empty
         )
         return [dict(m) for m in response.get("Messages", [])]
 
+    def _release(self, messages: list[dict[str, Any]]) -> None:
+        for message in messages:  # visible again at once
+            self._client.change_message_visibility(
+                QueueUrl=self._dlq, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+
     def peek(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Up to ``limit`` messages, left in the queue (made visible again at once)."""
-        seen: dict[str, dict[str, Any]] = {}
-        for _ in range(limit // 10 + 2):
-            batch = self._receive(visibility=5)
-            for message in batch:  # visible again at once, whether new to us or not
-                self._client.change_message_visibility(
-                    QueueUrl=self._dlq, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                )
-            new = [m for m in batch if m["MessageId"] not in seen]
-            if not new:
-                break
-            seen.update((m["MessageId"], m) for m in new)
-            if len(seen) >= limit:
-                break
+        """Up to ``limit`` messages, left in the queue. Each is held invisible while the listing
+        goes on (so every receive returns new ones) and released at the end."""
+        held: list[dict[str, Any]] = []
+        try:
+            while len(held) < limit:
+                batch = self._receive(visibility=HOLD_SECONDS)
+                if not batch:
+                    break
+                held.extend(batch)
+        finally:
+            self._release(held)
         return [
             {
                 "message_id": m["MessageId"],
@@ -104,31 +110,32 @@ class DeadLetterBrowser:
                 "receive_count": m.get("Attributes", {}).get("ApproximateReceiveCount"),
                 "body": m["Body"],
             }
-            for m in list(seen.values())[:limit]
+            for m in held[:limit]
         ]
 
     def redrive(self, limit: int = 1000, message_ids: set[str] | None = None) -> int:
         """Move messages back to the usage queue (send first, then delete: never lost, at worst
-        delivered twice, which the ledger absorbs). Returns how many moved."""
+        delivered twice, which the ledger absorbs). Messages not asked for are held while the
+        queue is searched and released at the end. Returns how many moved."""
         moved = 0
-        while moved < limit:
-            batch = self._receive(visibility=60)
-            if not batch:
-                break
-            wanted = [m for m in batch if message_ids is None or m["MessageId"] in message_ids]
-            for message in batch:
-                if message not in wanted:
-                    self._client.change_message_visibility(
-                        QueueUrl=self._dlq,
-                        ReceiptHandle=message["ReceiptHandle"],
-                        VisibilityTimeout=0,
+        skipped: list[dict[str, Any]] = []
+        try:
+            while moved < limit:
+                batch = self._receive(visibility=HOLD_SECONDS)
+                if not batch:
+                    break
+                for message in batch:
+                    wanted = message_ids is None or message["MessageId"] in message_ids
+                    if not wanted or moved >= limit:
+                        skipped.append(message)
+                        continue
+                    self._client.send_message(QueueUrl=self._source, MessageBody=message["Body"])
+                    self._client.delete_message(
+                        QueueUrl=self._dlq, ReceiptHandle=message["ReceiptHandle"]
                     )
-            if not wanted:
-                break
-            for message in wanted[: limit - moved]:
-                self._client.send_message(QueueUrl=self._source, MessageBody=message["Body"])
-                self._client.delete_message(
-                    QueueUrl=self._dlq, ReceiptHandle=message["ReceiptHandle"]
-                )
-                moved += 1
+                    moved += 1
+                if message_ids is not None and moved == len(message_ids):
+                    break
+        finally:
+            self._release(skipped)
         return moved

@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 
 from usage_meter.logic.ports import UsageLedger, UsageQueue
 from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id
+from usage_meter.models.usage import QuarantineReason
 from usage_meter.models.webhook import Attribution, UsageMessage
 
 Action = Literal["bill", "dismiss"]
@@ -62,6 +63,14 @@ def resolve_quarantine(
     if item is None:
         raise OperationRefused(f"no open quarantined item {item_id}")
     outcome = "dismissed"
+    if action == "bill" and item.get("reason") == QuarantineReason.CONFLICT.value:
+        # The transcript is already billed (the first delivery's facts were kept): re-queuing
+        # it would only conflict again. Moving a billed row to another customer is not an
+        # operation this tool offers; dismissing records the decision.
+        raise OperationRefused(
+            f"{item_id} is a conflict with usage already billed; dismiss it (with the reason), "
+            "the first record stays billed"
+        )
     if action == "bill":
         if not customer_id or not is_customer_id(customer_id):
             raise OperationRefused(CUSTOMER_ID_RULE)
