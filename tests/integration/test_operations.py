@@ -200,8 +200,10 @@ def test_a_conflict_cannot_be_billed_again_only_dismissed(
 
     # When the operator tries to bill it (to anyone)
     code = ops_cli.main(
-        ["--table", stack.table, "--queue-url", stack.queue_url, "--dlq-url", stack.dlq_url]
-        + ["quarantine", "resolve", item["id"], "--bill-to", "globex", "--reason", "x"]
+        [
+            *("--table", stack.table, "--queue-url", stack.queue_url, "--dlq-url", stack.dlq_url),
+            *("quarantine", "resolve", item["id"], "--bill-to", "globex", "--reason", "x"),
+        ]
     )
 
     # Then it is refused and nothing moves: the item stays open, nothing is queued
