@@ -306,38 +306,55 @@ class DynamoUsageLedger:
         except (ClientError, BotoCoreError) as exc:
             raise _transient("close session", exc) from exc
 
-    def replace_estimate(self, estimate: UsageRecord, actual: UsageRecord) -> bool:
+    def replace_record(self, existing: UsageRecord, replacement: UsageRecord) -> bool:
+        """Replace a billed ledger row and move its aggregate contribution, in one transaction,
+        only if the row is still ``existing`` (same ``occurred_at`` and ``estimated``). Used for
+        an orphan estimate replaced by the real termination, and for a webhook row moved to the
+        month of an earlier receipt. False when the row changed meanwhile."""
         now = datetime.now(UTC)
         items: list[TransactWriteItemTypeDef] = [
             {
                 "Put": {
                     "TableName": self._table,
-                    "Item": _to_item(ledger_item(actual, now)),
-                    "ConditionExpression": "estimated = :true",
-                    "ExpressionAttributeValues": _to_item({":true": True}),
+                    "Item": _to_item(ledger_item(replacement, now)),
+                    "ConditionExpression": "occurred_at = :occurred AND estimated = :estimated",
+                    "ExpressionAttributeValues": _to_item(
+                        {
+                            ":occurred": ledger_item(existing, now)["occurred_at"],
+                            ":estimated": existing.estimated,
+                        }
+                    ),
                 }
             }
         ]
-        same_aggregate = (estimate.month, aggregate_breakdown(estimate)) == (
-            actual.month,
-            aggregate_breakdown(actual),
+        billable = UsageStatus.BILLABLE
+        same_aggregate = (existing.month, aggregate_breakdown(existing)) == (
+            replacement.month,
+            aggregate_breakdown(replacement),
         )
-        if same_aggregate:
-            delta = actual.billable_seconds - estimate.billable_seconds
-            items.append({"Update": self._aggregate_update(actual, now, count=0, seconds=delta)})
+        if same_aggregate and existing.status is billable and replacement.status is billable:
+            # One item may appear once per transaction: a single ADD of the difference.
+            delta = replacement.billable_seconds - existing.billable_seconds
+            items.append({"Update": self._aggregate_update(replacement, now, 0, delta)})
         else:
-            items.append(
-                {"Update": self._aggregate_update(estimate, now, -1, -estimate.billable_seconds)}
-            )
-            items.append({"Update": self._aggregate_update(actual, now)})
+            if existing.status is billable:
+                items.append(
+                    {
+                        "Update": self._aggregate_update(
+                            existing, now, -1, -existing.billable_seconds
+                        )
+                    }
+                )
+            if replacement.status is billable:
+                items.append({"Update": self._aggregate_update(replacement, now)})
         try:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             if _ledger_row_exists(exc):
                 return False
-            raise _transient("replace estimate", exc) from exc
+            raise _transient("replace ledger row", exc) from exc
         except BotoCoreError as exc:
-            raise _transient("replace estimate", exc) from exc
+            raise _transient("replace ledger row", exc) from exc
         return True
 
     # -- reconciliation ---------------------------------------------------------------------------

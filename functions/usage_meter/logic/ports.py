@@ -36,6 +36,11 @@ class UsageLedger(Protocol):
         """Store the item; False when the same item was already quarantined."""
         ...
 
+    def replace_record(self, existing: UsageRecord, replacement: UsageRecord) -> bool:
+        """Replace a ledger row and move its aggregate contribution in one transaction, only if
+        the row is still ``existing``; False when it changed meanwhile."""
+        ...
+
 
 class UsageMetrics(Protocol):
     def count(self, name: str, value: float = 1, unit: str = "Count") -> None: ...

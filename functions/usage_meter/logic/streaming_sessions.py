@@ -46,11 +46,6 @@ class SessionStore(UsageLedger, Protocol):
 
     def get_begin(self, session_id: str) -> SessionBegin | None: ...
 
-    def replace_estimate(self, estimate: UsageRecord, actual: UsageRecord) -> bool:
-        """Swap an estimated row for the real one (ledger + both aggregates, one transaction);
-        False when the row is no longer an estimate."""
-        ...
-
     def open_sessions(self, began_before: datetime, since: datetime) -> list[SessionBegin]: ...
 
     def close_session(self, session_id: str, reason: str) -> None: ...
@@ -138,7 +133,7 @@ def record_termination(
         metrics.count("DuplicateReport")
         return ReportResult("duplicate")
     existing = outcome.existing
-    if existing is not None and existing.estimated and store.replace_estimate(existing, record):
+    if existing is not None and existing.estimated and store.replace_record(existing, record):
         metrics.count("OrphanEstimateReplaced")
         return ReportResult("replaced_estimate")
     raise _conflict(

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from usage_meter.logic.errors import NotReady, TranscriptNotFound
+from usage_meter.logic.errors import NotReady, TranscriptNotFound, TransientFailure
 from usage_meter.logic.ports import TranscriptSource, UsageLedger, UsageMetrics
 from usage_meter.logic.quarantine import quarantine_item
 from usage_meter.models.transcript import TranscriptFacts
@@ -103,6 +103,14 @@ def _quarantine(
     return ProcessingResult(Outcome.QUARANTINED, reason=reason)
 
 
+def _earlier_receipt(record: UsageRecord, existing: UsageRecord) -> bool:
+    """Whether ``record`` is a webhook delivery received before the one that was recorded (a
+    webhook's usage belongs to the month of its first receipt)."""
+    return (
+        record.origin == existing.origin == "webhook" and record.occurred_at < existing.occurred_at
+    )
+
+
 def process_usage_message(
     message: UsageMessage, deps: ProcessorDeps, prefetched: dict[str, Any] | None = None
 ) -> ProcessingResult:
@@ -167,17 +175,25 @@ def process_usage_message(
     record = build_usage_record(message, facts)
     outcome = deps.ledger.record(record)
     if outcome.result is RecordResult.CONFLICT:
-        existing = outcome.existing.describe_facts() if outcome.existing else "?"
+        recorded = outcome.existing.describe_facts() if outcome.existing else "?"
         deps.metrics.count("UsageConflict")
         return _quarantine(
             deps,
             message,
             QuarantineReason.CONFLICT,
-            f"already recorded with different facts: ({existing}) vs ({record.describe_facts()})",
+            f"already recorded with different facts: ({recorded}) vs ({record.describe_facts()})",
         )
     if outcome.result is RecordResult.DUPLICATE:
         deps.metrics.count("DuplicateDelivery")
-        return ProcessingResult(Outcome.DUPLICATE, record=outcome.existing)
+        existing = outcome.existing
+        if existing is not None and _earlier_receipt(record, existing):
+            # SQS does not keep order: a copy received earlier (maybe in the previous month)
+            # can be processed later. The row moves to the first receipt, exactly once.
+            if not deps.ledger.replace_record(existing, record):
+                raise TransientFailure("ledger row changed while moving it; retrying")
+            deps.metrics.count("UsageMovedToFirstReceipt")
+            return ProcessingResult(Outcome.DUPLICATE, record=record)
+        return ProcessingResult(Outcome.DUPLICATE, record=existing)
     deps.metrics.count("TranscriptsRecorded")
     if record.status is UsageStatus.BILLABLE:
         deps.metrics.count("UsageSecondsRecorded", float(record.billable_seconds), "Seconds")
