@@ -13,10 +13,11 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import REGION, Stack
+from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
 from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.logic.monthly_export import LedgerMismatch
 from usage_meter.models.usage import UsageRecord, UsageStatus
+from usage_meter_local.assemblyai_standin import transcript
 
 _n = iter(range(10_000))
 
@@ -52,6 +53,34 @@ def record(
         )
     )
     assert outcome.result.value == "recorded"
+
+
+def bill(
+    stack: Stack,
+    transcript_id: str,
+    customer: str,
+    received_at: str,
+    *,
+    seconds: int = 60,
+    model: str = "universal-3-pro",
+) -> None:
+    """Usage through the real path: the stand-in's transcript, fetched and recorded by the
+    processor for a webhook first received at ``received_at``."""
+    stack.api.state.add(
+        transcript(
+            transcript_id,
+            webhook_url=webhook_url(customer),
+            audio_duration=seconds,
+            speech_model_used=model,
+        )
+    )
+    body = usage_message_body(transcript_id, customer, received_at=received_at)
+    assert stack.invoke_processor(sqs_event([body])) == {"batchItemFailures": []}
+
+
+def jsonl_rows(stack: Stack, month: str, version: int) -> list[dict[str, Any]]:
+    data = s3_object(stack, f"exports/month={month}/version={version}/usage.jsonl").decode()
+    return [json.loads(line) for line in data.splitlines()]
 
 
 def export(stack: Stack, month: str) -> dict[str, Any]:
@@ -169,6 +198,29 @@ def test_missing_price_leaves_cost_empty_and_is_listed(stack: Stack) -> None:
     assert manifest["totals"]["cost"] == "0.15" and manifest["totals"]["unpriced_rows"] == 2
 
 
+def test_a_month_before_the_first_price_version_is_exported_unpriced(stack: Stack) -> None:
+    # Given usage in a month before the price table's first effective_from (2026-01-01)
+    record(stack, "acme", "3600", at="2025-12-31T23:59:59+00:00")
+
+    # When that month is exported and queried
+    summary = export(stack, "2025-12")
+    query = stack.invoke("UsageQueryFunction", _usage_event("acme", month="2025-12"))
+
+    # Then the row is there with no cost and says why; nothing is guessed
+    assert (summary["status"], summary["row_count"], summary["unpriced_rows"]) == (
+        "published",
+        1,
+        1,
+    )
+    [row] = csv_rows(stack, "2025-12", 1)
+    assert (row["billable_seconds"], row["cost"], row["price_version"]) == ("3600", "", "")
+    assert row["unpriced"] == "no price table version in force in 2025-12"
+    manifest = json.loads(s3_object(stack, "exports/month=2025-12/version=1/manifest.json"))
+    assert manifest["price_table_version"] is None
+    assert query["statusCode"] == 200
+    assert json.loads(query["body"])["rows"][0]["cost"] is None
+
+
 def test_formula_injection_is_neutralised_in_the_csv(stack: Stack) -> None:
     record(stack, "acme", "60", dimensions={"team": '=HYPERLINK("http://evil")'})
     record(stack, "acme", "60", dimensions={"team": "+cmd"})
@@ -180,6 +232,71 @@ def test_formula_injection_is_neutralised_in_the_csv(stack: Stack) -> None:
     for line in data.splitlines()[1:]:
         assert not any(cell.startswith(("=", "+", "-", "@")) for cell in next(csv.reader([line])))
     assert data.endswith("\r\n")  # RFC 4180 line endings
+
+
+def test_formula_like_model_names_are_escaped_in_the_csv_and_raw_in_the_jsonl(
+    stack: Stack,
+) -> None:
+    # Given transcripts whose speech_model_used a spreadsheet would read as formulas (model names
+    # are not validated: AssemblyAI adds models, so the processor records whatever it reports)
+    bill(stack, "t-hyperlink", "acme", "2026-11-10T09:00:00Z", model='=HYPERLINK("x")')
+    bill(stack, "t-arith", "acme", "2026-11-10T09:00:01Z", model="-2+3")
+    bill(stack, "t-plain", "acme", "2026-11-10T09:00:02Z", model="universal-2")
+    assert {r["model"] for r in stack.items("ledger")} == {'=HYPERLINK("x")', "-2+3", "universal-2"}
+
+    # When the month is exported
+    export(stack, "2026-11")
+
+    # Then the CSV cells start with an apostrophe (plain values untouched)...
+    data = s3_object(stack, "exports/month=2026-11/version=1/usage.csv").decode()
+    assert sorted(r["model"] for r in csv.DictReader(io.StringIO(data))) == [
+        "'-2+3",
+        '\'=HYPERLINK("x")',
+        "universal-2",
+    ]
+    for row in list(csv.reader(io.StringIO(data)))[1:]:
+        assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row), row
+    # ...and the machine-readable copy keeps the raw values
+    assert sorted(r["model"] for r in jsonl_rows(stack, "2026-11", 1)) == [
+        "-2+3",
+        '=HYPERLINK("x")',
+        "universal-2",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "months"),
+    [
+        ("2026-11-30T23:59:59Z", "2026-12-01T00:00:00Z", ("2026-11", "2026-12")),
+        ("2026-12-31T23:59:59Z", "2027-01-01T00:00:00Z", ("2026-12", "2027-01")),
+    ],
+)
+def test_month_boundary_through_processor_ledger_aggregates_and_export(
+    stack: Stack, before: str, after: str, months: tuple[str, str]
+) -> None:
+    # Given two transcripts first received one second apart, either side of a UTC month boundary
+    bill(stack, "t-before", "acme", before, seconds=60)
+    bill(stack, "t-after", "acme", after, seconds=90)
+
+    # When each month is exported
+    for month in months:
+        assert export(stack, month)["status"] == "published"
+
+    # Then each lands in its own month in the ledger, the aggregates and the exports
+    first, second = months
+    ledger = {
+        r["source_id"]: (r["month"], r["GSI1PK"].split("#")[1]) for r in stack.items("ledger")
+    }
+    assert ledger == {"t-before": (first, first), "t-after": (second, second)}
+    aggregates = sorted(
+        (a["GSI1PK"], a["usage_count"], a["billable_seconds"]) for a in stack.items("aggregate")
+    )
+    assert aggregates == [(f"MONTH#{first}", 1, Decimal(60)), (f"MONTH#{second}", 1, Decimal(90))]
+    exported = {
+        month: [(r["usage_count"], r["billable_seconds"]) for r in csv_rows(stack, month, 1)]
+        for month in months
+    }
+    assert exported == {first: [("1", "60")], second: [("1", "90")]}
 
 
 def test_rerun_is_byte_identical_and_writes_nothing(stack: Stack) -> None:
@@ -300,7 +417,7 @@ def test_usage_api_csv_and_zeros_for_a_quiet_customer(stack: Stack) -> None:
     ("customer", "query", "code"),
     [
         ("acme", {"month": "2026-13"}, "invalid_month"),
-        ("acme", {"month": "1999-01"}, "invalid_month"),
+        ("acme", {"month": "2026-00"}, "invalid_month"),
         ("-acme", {"month": "2026-11"}, "invalid_customer_id"),
         ("acme", {"month": "2026-11", "format": "xml"}, "invalid_format"),
     ],

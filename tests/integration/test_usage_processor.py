@@ -3,13 +3,18 @@ which the real assemblyai SDK reaches through the project's base URL."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import boto3
+import httpx
 import pytest
 
-from conftest import Stack, load_event, sqs_event, usage_message_body, webhook_url
+from conftest import REGION, Stack, load_event, sqs_event, usage_message_body, webhook_url
 from usage_meter_local.assemblyai_standin import transcript
 
 TID = "6a0b4f6e-2a3e-4f55-9c1c-0d3f5b0c1a01"
@@ -140,7 +145,8 @@ class TestExactlyOnce:
         assert agg["usage_count"] == 1
         [q] = stack.items("quarantine")
         assert q["reason"] == "conflict"
-        assert "'billable_seconds': Decimal('90')" in q["detail"]
+        assert "billable_seconds=60" in q["detail"]  # both sets of facts, for a person
+        assert "billable_seconds=90" in q["detail"]
 
     def test_replayed_id_under_another_customer_is_quarantined(self, stack: Stack) -> None:
         stack.api.state.add(load_event("transcripts/completed.json"))  # submitted for acme-corp
@@ -207,18 +213,78 @@ class TestFailures:
         assert _failed_ids(result) == ["msg-0"]
         assert delays == [600]
 
-    def test_rejected_api_key_goes_to_the_dlq_with_a_reason(self, stack: Stack) -> None:
-        stack.api.state.api_keys = {"some-other-key"}
+    @pytest.mark.parametrize("status", [401, 403])
+    def test_rejected_api_key_goes_to_the_dlq_with_a_reason(
+        self, stack: Stack, status: int
+    ) -> None:
+        # Given AssemblyAI refuses the project's key: 401 unknown key, 403 key not allowed
+        stack.api.state.add(load_event("transcripts/completed.json"))
+        if status == 401:
+            stack.api.state.api_keys = {"some-other-key"}
+        else:
+            stack.api.state.fail(TID, 403, times=10)
         body = usage_message_body(TID, "acme-corp")
 
+        # When the delivery is processed
         result = _process(stack, body)
 
+        # Then it goes straight to the DLQ with the reason and the status, and nothing is billed
         assert result == {"batchItemFailures": []}  # not retried: retrying cannot help
         [dead] = stack.queue_messages(stack.dlq_url)
         assert dead["Body"] == body
         assert dead["MessageAttributes"]["reason"]["StringValue"] == "assemblyai_auth"
-        assert "401" in dead["MessageAttributes"]["detail"]["StringValue"]
-        assert stack.items("ledger") == []
+        assert str(status) in dead["MessageAttributes"]["detail"]["StringValue"]
+        assert stack.items("ledger") == [] and stack.items("aggregate") == []
+        assert stack.items("quarantine") == []
+        assert len(stack.api.state.requests) == 1  # one GET, no retry loop inside the function
+
+    def test_timeout_from_assemblyai_is_retried_not_billed(self, stack: Stack) -> None:
+        # Given AssemblyAI answers slower than the processor's HTTP timeout (the late answer,
+        # had it been waited for, is not a transcript at all)
+        stack.overrides["ASSEMBLYAI_HTTP_TIMEOUT_SECONDS"] = "0.2"
+        stack.api.state.add(load_event("transcripts/completed.json"))
+        stack.api.state.fail(TID, 200, delay_seconds=1.5)
+        body = usage_message_body(TID, "acme-corp")
+
+        # When the delivery is processed
+        result = _process(stack, body)
+
+        # Then the message is handed back to SQS and nothing is written
+        assert _failed_ids(result) == ["msg-0"]
+        assert stack.items("ledger") == [] and stack.items("aggregate") == []
+        assert stack.items("quarantine") == []
+        assert stack.queue_messages(stack.dlq_url) == []
+        # And the next delivery, answered in time, is billed once
+        assert _process(stack, body, receive_count=2) == {"batchItemFailures": []}
+        assert len(stack.items("ledger")) == 1
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            httpx.ReadTimeout("read timed out"),
+            httpx.ConnectTimeout("connect timed out"),
+            httpx.ConnectError("connection refused"),
+        ],
+        ids=lambda error: type(error).__name__,
+    )
+    def test_network_errors_from_the_sdk_client_are_retried(
+        self, stack: Stack, monkeypatch: pytest.MonkeyPatch, error: httpx.HTTPError
+    ) -> None:
+        # Given the SDK's HTTP client fails before any answer arrives
+        stack.api.state.add(load_event("transcripts/completed.json"))
+
+        def failing_get(*_args: Any, **_kwargs: Any) -> httpx.Response:
+            raise error
+
+        monkeypatch.setattr(httpx.Client, "get", failing_get)
+
+        # When the delivery is processed
+        result = _process(stack, usage_message_body(TID, "acme-corp"))
+
+        # Then it is retried through SQS: no ledger row, no quarantine, no dead letter
+        assert _failed_ids(result) == ["msg-0"]
+        assert stack.items("ledger") == [] and stack.items("quarantine") == []
+        assert stack.queue_messages(stack.dlq_url) == []
 
     def test_malformed_message_goes_to_the_dlq(self, stack: Stack) -> None:
         result = _process(stack, '{"transcript_id": 42}')
@@ -243,3 +309,95 @@ class TestFailures:
 
         assert _failed_ids(result) == ["msg-0"]
         assert stack.items("ledger") == []
+
+
+# What the stand-in puts in every completed transcript's ``text`` (and nothing else carries).
+TRANSCRIPT_TEXT = transcript("any", webhook_url=None)["text"]
+
+
+@pytest.fixture
+def function_log(caplog: pytest.LogCaptureFixture) -> Iterator[io.StringIO]:
+    """Every log line at DEBUG: the functions' Powertools logger (which does not propagate) is
+    copied, formatted as in Lambda, into the yielded buffer; everything else goes to caplog."""
+    from usage_meter.handlers import usage_processor
+
+    caplog.set_level(logging.DEBUG)
+    service_logger = logging.getLogger(usage_processor.logger.service)
+    buffer = io.StringIO()
+    copy = logging.StreamHandler(buffer)
+    copy.setFormatter(usage_processor.logger.registered_formatter)
+    previous_level = service_logger.level
+    service_logger.addHandler(copy)
+    service_logger.setLevel(logging.DEBUG)
+    try:
+        yield buffer
+    finally:
+        service_logger.setLevel(previous_level)
+        service_logger.removeHandler(copy)
+
+
+def _everything_stored(stack: Stack) -> str:
+    """Every item of the table (all entities) and every message of every queue, as text."""
+    table = boto3.resource("dynamodb", region_name=REGION).Table(stack.table)
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {}
+    while True:
+        page = table.scan(**kwargs)  # tests only: production code never scans
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    messages = [m for url in stack.resources.queue_urls.values() for m in stack.queue_messages(url)]
+    return json.dumps({"items": items, "messages": messages}, default=str)
+
+
+class TestNothingSensitiveKept:
+    @pytest.mark.parametrize(
+        ("case", "expected"),
+        [
+            ("recorded", "billable"),
+            ("customer_mismatch", "customer_mismatch"),
+            ("unreadable_fields", "unbillable_transcript"),
+        ],
+    )
+    def test_transcript_text_is_never_logged_or_stored(
+        self,
+        stack: Stack,
+        capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture,
+        function_log: io.StringIO,
+        case: str,
+        expected: str,
+    ) -> None:
+        # Given a completed transcript (with its text) that is billable, belongs to another
+        # customer, or has billing fields that cannot be read
+        owner = "someone-else" if case == "customer_mismatch" else "acme-corp"
+        duration: Any = "sixty seconds" if case == "unreadable_fields" else 60
+        stack.api.state.add(
+            transcript(TID, webhook_url=webhook_url(owner), audio_duration=duration)
+        )
+        assert TRANSCRIPT_TEXT and stack.api.state.transcripts[TID]["text"] == TRANSCRIPT_TEXT
+
+        # When the processor fetches and handles it
+        result = _process(stack, usage_message_body(TID, "acme-corp"))
+
+        # Then it ended as expected (so the text really went through the processor)...
+        assert result == {"batchItemFailures": []}
+        assert stack.api.state.requests == [("GET", f"/v2/transcript/{TID}")]
+        outcomes = [r["status"] for r in stack.items("ledger")] + [
+            q["reason"] for q in stack.items("quarantine")
+        ]
+        assert outcomes == [expected]
+        # ...and the text is in no log line, no printed output, no item and no queue message
+        printed = capsys.readouterr()
+        logged = function_log.getvalue()
+        assert "usage message handled" in logged  # the functions' own log was captured
+        records = json.dumps([r.__dict__ for r in caplog.records], default=str)
+        stored = _everything_stored(stack)
+        for needle in (TRANSCRIPT_TEXT, TRANSCRIPT_TEXT[:24]):
+            assert needle not in logged
+            assert needle not in printed.out
+            assert needle not in printed.err
+            assert needle not in caplog.text
+            assert needle not in records
+            assert needle not in stored

@@ -187,8 +187,8 @@ def export_month(
         "previous_version": latest.version if latest else None,
         "row_count": len(rows),
         "totals": totals(rows),
-        "currency": price_version.currency,
-        "price_table_version": price_version.version,
+        "currency": price_version.currency if price_version else None,
+        "price_table_version": price_version.version if price_version else None,
         "rounding": "cost = exact(seconds x price/hour / 3600 + add-ons), half-up to 0.01 per row",
         "files": digests,
         "unpriced": [

@@ -12,24 +12,25 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlencode
 
-from usage_meter.models.billing import ExportRow, PriceVersion, UsageAggregate
+from usage_meter.models.billing import ExportRow, PriceVersion, ProductPrices, UsageAggregate
 
 SECONDS_PER_HOUR = Decimal(3600)
 CENT = Decimal("0.01")
 HOURS_PLACES = Decimal("0.000001")
 
 
-def price_aggregate(aggregate: UsageAggregate, prices: PriceVersion) -> ExportRow:
-    table = prices.prices(aggregate.product)
-    missing: list[str] = []
+def price_aggregate(aggregate: UsageAggregate, prices: PriceVersion | None) -> ExportRow:
+    """``prices`` None: no price table version is in force for the month (all rows unpriced)."""
+    table = prices.prices(aggregate.product) if prices else ProductPrices(models={})
+    missing = [] if prices else [f"no price table version in force in {aggregate.month}"]
     rate = table.models.get(aggregate.model)
-    if rate is None:
-        missing.append(f"model {aggregate.model}")
+    if rate is None and prices:
+        missing.append(f"no price for model {aggregate.model}")
     add_on_cost = Decimal(0)
     for feature, seconds in sorted(aggregate.addon_seconds.items()):
         feature_rate = table.add_ons.get(feature)
         if feature_rate is None:
-            missing.append(f"add-on {feature}")
+            missing.append(f"no price for add-on {feature}")
         else:
             add_on_cost += seconds * feature_rate / SECONDS_PER_HOUR
     cost = None
@@ -53,9 +54,9 @@ def price_aggregate(aggregate: UsageAggregate, prices: PriceVersion) -> ExportRo
             f"{name}={_plain(seconds)}" for name, seconds in sorted(aggregate.addon_seconds.items())
         ),
         cost=cost,
-        currency=prices.currency,
-        price_version=prices.version,
-        unpriced="; ".join(f"no price for {m}" for m in missing),
+        currency=prices.currency if prices else "",
+        price_version=prices.version if prices else "",
+        unpriced="; ".join(missing),
     )
 
 

@@ -34,7 +34,7 @@ def customer_usage(
     try:
         check_month(month)
         price_version = prices.for_month(month)
-    except (InvalidMonth, LookupError) as exc:
+    except InvalidMonth as exc:
         raise RequestRejected(400, "invalid_month", str(exc)) from exc
     if wanted not in FORMATS:
         raise RequestRejected(400, "invalid_format", "format must be json or csv")
@@ -44,8 +44,8 @@ def customer_usage(
     document = {
         "customer_id": customer_id,
         "month": month,
-        "currency": price_version.currency,
-        "price_table_version": price_version.version,
+        "currency": price_version.currency if price_version else None,
+        "price_table_version": price_version.version if price_version else None,
         "totals": totals(rows),
         "rows": [row_document(r) for r in rows],
     }

@@ -54,13 +54,12 @@ class PriceTable(BaseModel):
     description: str = ""
     versions: list[PriceVersion] = Field(min_length=1)
 
-    def for_month(self, month: str) -> PriceVersion:
-        """The version in force on the first day of ``month`` (the latest effective_from)."""
+    def for_month(self, month: str) -> PriceVersion | None:
+        """The version in force on the first day of ``month`` (the latest effective_from), or
+        None before the first version: rows are then exported unpriced, never guessed."""
         first_day = date.fromisoformat(f"{month}-01")
         candidates = [v for v in self.versions if v.effective_from <= first_day]
-        if not candidates:
-            raise LookupError(f"no price table version is effective for {month}")
-        return max(candidates, key=lambda v: v.effective_from)
+        return max(candidates, key=lambda v: v.effective_from) if candidates else None
 
 
 class ExportRow(BaseModel):
