@@ -153,6 +153,7 @@ class TestSigning:
 
 
 BAD_BEGINS = [
+    ("began-tomorrow", {"began_at": "2099-01-01T00:00:00Z"}),
     ("missing-session", {"session_id": None}),
     ("session-slash", {"session_id": "a/b"}),
     ("session-too-long", {"session_id": "a" * 129}),
@@ -171,6 +172,7 @@ BAD_BEGINS = [
     ("unknown-field", {"surprise": 1}),
 ]
 BAD_TERMINATIONS = [
+    ("ended-in-the-future", {"ended_at": "2099-01-01T00:00:00Z"}),
     ("negative-session", {"session_duration_seconds": -1}),
     ("negative-audio", {"audio_duration_seconds": -0.5}),
     ("audio-longer-than-session", {"audio_duration_seconds": 700}),
@@ -351,7 +353,7 @@ class TestOrphans:
         from usage_meter.adapters.usage_table import DynamoUsageLedger
         from usage_meter.logic.streaming_sessions import OrphanPolicy, settle_orphans
 
-        began = datetime(2026, 11, 30, 22, 30, tzinfo=UTC)  # estimate ends 01:30 on Dec 1
+        began = datetime(2025, 11, 30, 22, 30, tzinfo=UTC)  # estimate ends 01:30 on Dec 1
         ledger = DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table)
         from usage_meter.models.streaming import SessionBegin
 
@@ -369,7 +371,7 @@ class TestOrphans:
             now=began + timedelta(hours=4),
             lookback=timedelta(days=2),
         )
-        assert {a["month"]: a["usage_count"] for a in stack.items("aggregate")} == {"2026-12": 1}
+        assert {a["month"]: a["usage_count"] for a in stack.items("aggregate")} == {"2025-12": 1}
 
         terminate(
             stack,
@@ -382,9 +384,9 @@ class TestOrphans:
         by_month = {
             a["month"]: (a["usage_count"], a["billable_seconds"]) for a in stack.items("aggregate")
         }
-        assert by_month == {"2026-11": (1, 1200), "2026-12": (0, 0)}
+        assert by_month == {"2025-11": (1, 1200), "2025-12": (0, 0)}
         [row] = stack.items("ledger")
-        assert (row["month"], row["billable_seconds"]) == ("2026-11", 1200)
+        assert (row["month"], row["billable_seconds"]) == ("2025-11", 1200)
 
     def test_flag_policy_quarantines_and_bills_nothing(self, stack: Stack) -> None:
         self._old_begin(stack)

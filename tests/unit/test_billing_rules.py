@@ -32,7 +32,9 @@ def test_duration_is_exact_whatever_its_json_type(duration: Any, expected: Decim
     assert facts(audio_duration=duration).billable_seconds == expected
 
 
-@pytest.mark.parametrize("duration", [True, "twelve", [1], {"s": 1}])
+@pytest.mark.parametrize(
+    "duration", [True, "twelve", [1], {"s": 1}, "NaN", "Infinity", float("nan"), -1, "-0.5"]
+)
 def test_nonsense_duration_is_rejected(duration: Any) -> None:
     with pytest.raises(ValidationError):
         facts(audio_duration=duration)

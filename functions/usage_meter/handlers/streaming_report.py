@@ -20,7 +20,11 @@ from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
 from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.logic.errors import RequestRejected, TransientFailure
 from usage_meter.logic.request_signing import verify_signed_request
-from usage_meter.logic.streaming_sessions import record_begin, record_termination
+from usage_meter.logic.streaming_sessions import (
+    check_reported_time,
+    record_begin,
+    record_termination,
+)
 from usage_meter.models.identifiers import InvalidIdentifier
 from usage_meter.models.streaming import SessionBegin, SessionTermination
 from usage_meter.settings import StreamingReportSettings, streaming_report_settings
@@ -79,15 +83,18 @@ def handle_report(event: dict[str, Any]) -> dict[str, Any]:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     try:
         body = _body(event, settings.max_body_bytes)
-        verify_signed_request(headers, body, secrets, time.time(), settings.max_skew_seconds)
+        now = time.time()
+        verify_signed_request(headers, body, secrets, now, settings.max_skew_seconds)
         sink = PowertoolsMetrics(metrics)
         report: SessionBegin | SessionTermination
         try:
             if path == BEGIN_PATH:
                 report = SessionBegin.model_validate_json(body)
+                check_reported_time(report.began_at, "began_at", now)
                 result = record_begin(report, ledger, sink)
             else:
                 report = SessionTermination.model_validate_json(body)
+                check_reported_time(report.ended_at, "ended_at", now)
                 result = record_termination(report, ledger, sink)
         except ValidationError as exc:
             raise RequestRejected(400, "invalid_report", _validation_message(exc)) from exc

@@ -35,6 +35,8 @@ from usage_meter.models.usage import (
 )
 from usage_meter.models.webhook import usage_month
 
+FUTURE_TOLERANCE_SECONDS = 300  # clock skew between the app's backend and AWS
+
 
 class OrphanPolicy(StrEnum):
     BILL = "bill"  # bill AssemblyAI's 3-hour charge, marked as estimated
@@ -76,6 +78,15 @@ def _conflict(
     )
     metrics.count("UsageConflict")
     return RequestRejected(409, "conflict", detail)
+
+
+def check_reported_time(moment: datetime, name: str, now: float) -> None:
+    """A reported begin or end may not lie in the future (beyond clock skew): it would bill a
+    month that has not started, or hide a session from the orphan sweep."""
+    if moment.timestamp() > now + FUTURE_TOLERANCE_SECONDS:
+        raise RequestRejected(
+            400, "invalid_report", f"{name}: is in the future (clocks must be UTC, +-5 minutes)"
+        )
 
 
 def record_begin(begin: SessionBegin, store: SessionStore, metrics: UsageMetrics) -> ReportResult:

@@ -53,9 +53,12 @@ class TranscriptFacts(BaseModel):
             raise ValueError("audio_duration must be a number")
         try:
             # str() first: Decimal(12.1) would carry the float's binary error into billing.
-            return Decimal(str(value))
+            duration = Decimal(str(value))
         except InvalidOperation as exc:
             raise ValueError("audio_duration must be a number") from exc
+        if not duration.is_finite() or duration < 0:
+            raise ValueError("audio_duration must be a finite number of seconds, 0 or more")
+        return duration
 
     @classmethod
     def from_api(cls, payload: dict[str, Any]) -> TranscriptFacts:
