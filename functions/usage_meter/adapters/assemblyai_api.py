@@ -22,6 +22,7 @@ from usage_meter.logic.errors import PermanentFailure, TranscriptNotFound, Trans
 from usage_meter.settings import AssemblyAISettings, ProjectConfig
 
 DEFAULT_RETRY_AFTER_SECONDS = 30
+AUTH_REASON = "assemblyai_auth"
 
 
 class RequestPacer:
@@ -59,7 +60,7 @@ class AssemblyAITranscripts:
     def __init__(
         self,
         projects: dict[str, ProjectConfig],
-        api_key_for: Callable[[str], str],
+        api_key_for: Callable[[str, bool], str],
         http_timeout_seconds: float,
         pacer: RequestPacer,
     ) -> None:
@@ -69,8 +70,8 @@ class AssemblyAITranscripts:
         self._pacer = pacer
         self._clients: dict[str, tuple[str, aai.Client]] = {}
 
-    def _client(self, project: str) -> aai.Client:
-        key = self._api_key_for(project)
+    def _client(self, project: str, refresh: bool = False) -> aai.Client:
+        key = self._api_key_for(project, refresh)
         cached = self._clients.get(project)
         if cached and cached[0] == key:
             return cached[1]
@@ -87,6 +88,21 @@ class AssemblyAITranscripts:
 
     def _get(self, project: str, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         client = self._client(project)
+        try:
+            return self._get_with(client, project, path, params)
+        except PermanentFailure as exc:
+            if exc.reason != AUTH_REASON:
+                raise
+            # The key may have been rotated since it was cached: read it again (at most every
+            # 30 s), and try once more only if it changed.
+            fresh = self._client(project, refresh=True)
+            if fresh is client:
+                raise
+            return self._get_with(fresh, project, path, params)
+
+    def _get_with(
+        self, client: aai.Client, project: str, path: str, params: dict[str, Any] | None
+    ) -> httpx.Response:
         self._pacer.wait()
         try:
             response: httpx.Response = client.http_client.get(path, params=params)
@@ -103,7 +119,7 @@ class AssemblyAITranscripts:
             raise TransientFailure(f"AssemblyAI server error ({status})")
         if status in (401, 403):
             raise PermanentFailure(
-                "assemblyai_auth", f"AssemblyAI rejected project '{project}' API key ({status})"
+                AUTH_REASON, f"AssemblyAI rejected project '{project}' API key ({status})"
             )
         if status == 404:
             raise TranscriptNotFound(path)
@@ -146,7 +162,9 @@ def transcript_source(settings: AssemblyAISettings) -> AssemblyAITranscripts:
         projects={
             name: settings.project(name) or config for name, config in settings.projects.items()
         },
-        api_key_for=lambda project: api_key_from_secret(key_secrets[project].value()),
+        api_key_for=lambda project, refresh: api_key_from_secret(
+            key_secrets[project].value(refresh=refresh)
+        ),
         http_timeout_seconds=settings.http_timeout_seconds,
         pacer=RequestPacer(settings.max_requests_per_second),
     )
