@@ -12,15 +12,14 @@ a smoke test of the whole service.
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Any, TextIO
+from typing import TextIO
 
 from usage_meter_local import demo_recovery, demo_streaming, scenario
 from usage_meter_local.demo_export import run_export
 from usage_meter_local.demo_recovery import run_recovery
 from usage_meter_local.demo_streaming import run_streaming
-from usage_meter_local.demo_webhooks import run_webhooks
-from usage_meter_local.report import Recorded, read_recorded, render
+from usage_meter_local.demo_webhooks import run_webhooks, unmet_expectations
+from usage_meter_local.report import read_recorded, render
 from usage_meter_local.stack import LocalStack
 
 EXPECTED_LEDGER = (
@@ -46,7 +45,7 @@ def run_demo(stack: LocalStack, out: TextIO) -> bool:
     _heading(out, "4. What was recorded")
     recorded = read_recorded(stack)
     out.write(render(recorded) + "\n")
-    failures += check_recorded(recorded)
+    failures += unmet_expectations(recorded, EXPECTED_LEDGER, EXPECTED_QUARANTINE)
     _heading(out, "5. The monthly billing export")
     failures += run_export(stack, recorded, out)
     if failures:
@@ -55,34 +54,3 @@ def run_demo(stack: LocalStack, out: TextIO) -> bool:
         return False
     out.write("All demo expectations met.\n")
     return True
-
-
-def check_recorded(recorded: Recorded) -> list[str]:
-    """The whole table after every act: each usage source once, totals that add up."""
-    failures: list[str] = []
-
-    def expect(what: str, actual: Any, expected: Any) -> None:
-        if actual != expected:
-            failures.append(f"{what}: expected {expected}, got {actual}")
-
-    expect(
-        "ledger rows",
-        sorted(scenario.LedgerFacts.of(r) for r in recorded.ledger),
-        sorted(EXPECTED_LEDGER),
-    )
-    totals: dict[str, tuple[int, Decimal]] = {}
-    for e in EXPECTED_LEDGER:
-        if e.status == "billable":
-            count, seconds = totals.get(e.customer_id, (0, Decimal(0)))
-            totals[e.customer_id] = (count + 1, seconds + e.billable_seconds)
-    usage: dict[str, tuple[int, Decimal]] = {}
-    for u in recorded.usage:  # a customer may span two months when the demo runs at midnight
-        count, seconds = usage.get(u.customer_id, (0, Decimal(0)))
-        usage[u.customer_id] = (count + u.count, seconds + u.billable_seconds)
-    expect("usage per customer (aggregates)", usage, totals)
-    expect(
-        "quarantine",
-        sorted((str(q["source_id"]), str(q["reason"])) for q in recorded.quarantine),
-        sorted(EXPECTED_QUARANTINE),
-    )
-    return failures
