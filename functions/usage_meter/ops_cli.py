@@ -87,6 +87,25 @@ def _invoke(function_name: str | None, payload: dict[str, Any]) -> dict[str, Any
     return result
 
 
+def _audited_invoke(
+    ledger: DynamoUsageLedger,
+    args: argparse.Namespace,
+    action: str,
+    what: str,
+    *,
+    function_name: str | None,
+    payload: dict[str, Any],
+) -> dict[str, Any]:
+    """Invoke a function for the operator; the audit trail records the outcome, failed or not."""
+    try:
+        result = _invoke(function_name, payload)
+    except SystemExit as exc:
+        _audit(ledger, args, action, what, f"failed: {exc.code}")
+        raise
+    _audit(ledger, args, action, what, json.dumps(result))
+    return result
+
+
 def run(args: argparse.Namespace) -> int:
     target = _target(args)
     ledger = DynamoUsageLedger(boto3.client("dynamodb"), target.table)
@@ -124,13 +143,21 @@ def run(args: argparse.Namespace) -> int:
         payload: dict[str, Any] = {"horizon_days": args.horizon_days}
         if args.project:
             payload["project"] = args.project
-        result = _invoke(target.reconcile_function, payload)
-        _audit(ledger, args, "reconcile", args.project or "all projects", json.dumps(result))
-        _print(result)
+        what = args.project or "all projects"
+        function_name = target.reconcile_function
+        _print(
+            _audited_invoke(
+                ledger, args, "reconcile", what, function_name=function_name, payload=payload
+            )
+        )
     elif args.command == "export":
-        result = _invoke(target.export_function, {"month": args.month})
-        _audit(ledger, args, "export", args.month, json.dumps(result))
-        _print(result)
+        payload = {"month": args.month}
+        function_name = target.export_function
+        _print(
+            _audited_invoke(
+                ledger, args, "export", args.month, function_name=function_name, payload=payload
+            )
+        )
     else:
         _print(ledger.audit_log(args.month or datetime.now(UTC).strftime("%Y-%m")))
     return 0

@@ -214,3 +214,25 @@ def test_a_conflict_cannot_be_billed_again_only_dismissed(
     assert ops(
         stack, capsys, "quarantine", "resolve", item["id"], "--dismiss", "--reason", "re-run"
     ) == {"id": item["id"], "outcome": "dismissed"}
+
+
+def test_a_failed_run_is_audited_too(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_invoke(name: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+        raise SystemExit(f"error: {name} failed: ledger mismatch")
+
+    monkeypatch.setattr(ops_cli, "_invoke", failing_invoke)
+    with pytest.raises(SystemExit):
+        ops_cli.main(
+            [
+                *("--table", stack.table, "--queue-url", stack.queue_url),
+                *("--dlq-url", stack.dlq_url, "--export-function", "export-fn"),
+                *("export", "--month", "2026-10", "--reason", "late data"),
+            ]
+        )
+    [entry] = stack.items("audit")
+    assert (entry["action"], entry["outcome"]) == (
+        "export",
+        "failed: error: export-fn failed: ledger mismatch",
+    )
