@@ -830,9 +830,9 @@ def markdown(results: list[Scenario]) -> str:
 NO_DYNAMODB = (
     "No run against DynamoDB: moto at 1M ledger rows is far too slow (and would measure moto, "
     "not the code). On AWS the ledger check is 16 GSI1 Queries, one per ledger shard "
-    "({queries} here), "
-    "paging through every ledger row; those round trips are not in these figures, only the "
-    "Python work on the rows they return."
+    "(`LEDGER#<month>#<crc32(customer) % 16>`; the in-memory reader counts the same "
+    "{queries}), each paging through its shard's ledger rows, not one Query per customer; "
+    "those round trips are not in these figures, only the Python work on the rows they return."
 )
 
 NOTES = (
@@ -842,10 +842,10 @@ NOTES = (
     "unpriced `summarization`), exact Decimal seconds (whole, 2 and 3 decimals, some two-"
     "channel audio), 2% failed async events. Both scenarios have the same customers and "
     "aggregates; only the events behind them differ. `export_month(...)` runs with in-memory "
-    "ports: the reader returns the precomputed aggregate list (what the GSI1 Query returns) "
-    "and reads, counts and sums every stored ledger row of the month per customer (failed "
-    "ones included,"
-    " as the Query's filter drops them after reading; rows kept as one `array('q')` of "
+    "ports: the reader returns the precomputed aggregate list (what the month's GSI1 Query "
+    "returns) and, for the ledger check, reads every stored ledger row of the month (what the "
+    "16 shard Queries return; failed ones included, as the Queries' filter drops them after "
+    "reading) and counts and sums them per customer (rows kept as one `array('q')` of "
     "milliseconds per customer); the store keeps bytes in a dict. *export* is the median of "
     "the first publications (version 1, fresh store each); *ledger verification* is "
     "`verify_against_ledger` (linear in events), *rest* is everything else (read aggregates, "

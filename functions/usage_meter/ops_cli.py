@@ -10,9 +10,10 @@
     $ops audit --month 2026-11
 
 Resources come from the stack's outputs (``--stack-name``) or explicit flags; against the local
-stack set ``AWS_ENDPOINT_URL`` (``make local`` prints it). Every action that changes something is
-written to the audit trail in the usage table: who (``--actor``, default the OS user), what, when,
-why (``--reason``, required) and the outcome.
+stack set ``AWS_ENDPOINT_URL`` (moto) and ``AWS_ENDPOINT_URL_LAMBDA`` (the local HTTP front, which
+also answers Lambda's Invoke API): ``make local`` prints the whole command. Every action that
+changes something is written to the audit trail in the usage table: who (``--actor``, default the
+OS user), what, when, why (``--reason``, required) and the outcome.
 """
 
 from __future__ import annotations

@@ -233,6 +233,18 @@ def banner(stack: LocalStack) -> str:
         f"  {lambda_api} {f} --cli-binary-format raw-in-base64-out --payload '{{}}' out.json"
         for f in others
     )
+    ops = " ".join(
+        [
+            f"AWS_ENDPOINT_URL={stack.aws.url} AWS_ENDPOINT_URL_LAMBDA={api}",
+            f"AWS_DEFAULT_REGION={stack.config.region}",
+            "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local",
+            "PYTHONPATH=functions .venv/bin/python -m usage_meter.ops_cli",
+            f"--table {next(iter(stack.resources.tables.values()))}",
+            f"--queue-url {stack.resources.queue_urls.get('UsageQueue', '-')} --dlq-url {dlq}",
+            "--reconcile-function ReconciliationFunction",
+            "--export-function MonthlyExportFunction",
+        ]
+    )
     return f"""Usage meter: local stack running (Ctrl-C to stop)
 
   HTTP API          {api}   (routes from template.yaml)
@@ -259,6 +271,8 @@ Try it:
   {aws} sqs receive-message --message-attribute-names All --queue-url {dlq}
 Functions without a route or queue (scheduled on AWS) run through Lambda's Invoke API:
 {invokes}
+Operator CLI (quarantine, DLQ, reconcile, export, audit) against this stack:
+  {ops} dlq list
 """
 
 

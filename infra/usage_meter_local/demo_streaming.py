@@ -173,7 +173,10 @@ def run_streaming(stack: LocalStack, out: TextIO) -> list[str]:
         + "\n"
     )
     sweep = stack.invoke(ORPHAN_FUNCTION, {})
-    out.write(f"Orphan sweep ({ORPHAN_FUNCTION}, hourly on AWS): {json.dumps(sweep.as_json())}\n\n")
+    out.write(
+        f"Orphan sweep ({ORPHAN_FUNCTION}, every 30 minutes on AWS): "
+        f"{json.dumps(sweep.as_json())}\n\n"
+    )
 
     failures = [
         f"{s.label}: expected HTTP {s.expect_status} {s.expect}, got {a[0]} {a[1]}"

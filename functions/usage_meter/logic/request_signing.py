@@ -1,4 +1,4 @@
-"""Signed server-to-server requests (streaming reports, usage queries from the app's backend).
+"""Signed server-to-server requests: the streaming session reports from the app's backend.
 
 The sender computes ``HMAC-SHA256(secret, "<unix seconds>.<raw body>")`` and sends
 ``X-Usage-Meter-Timestamp: <unix seconds>`` and ``X-Usage-Meter-Signature: v1=<hex digest>``.
