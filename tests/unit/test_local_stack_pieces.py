@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from usage_meter_local import scenario
 from usage_meter_local.function_pool import Invocation
 from usage_meter_local.http_front import (
     RawRequest,
@@ -198,3 +199,18 @@ def test_a_result_api_gateway_cannot_read_is_a_500() -> None:
     assert (
         answer_from_result({"statusCode": 200, "body": "%%", "isBase64Encoded": True}).status == 500
     )
+
+
+def test_the_demo_reports_what_it_did_not_see() -> None:
+    from usage_meter_local.demo_webhooks import unmet_expectations
+    from usage_meter_local.report import Recorded
+
+    nothing = Recorded(usage=[], ledger=[], quarantine=[], dead_letters=[])
+
+    assert unmet_expectations(nothing, [], []) == []
+    failures = unmet_expectations(nothing, scenario.EXPECTED_LEDGER, scenario.EXPECTED_QUARANTINE)
+    assert [f.split(":")[0] for f in failures] == [
+        "ledger rows",
+        "usage per customer (aggregates)",
+        "quarantine",
+    ]
