@@ -292,3 +292,36 @@ def test_a_longer_horizon_asked_for_now_extends_a_resumed_run(stack: Stack) -> N
     # Then the older transcript is reached too
     assert report.complete
     assert set(ledger_ids(stack)) == {"t-1h", "t-2h", "t-10-days"}
+
+
+def test_webhook_landing_between_the_check_and_the_write_is_billed_once(stack: Stack) -> None:
+    # Given a lost webhook whose delivery finally lands while the reconciler fetches it (after
+    # it found no ledger row, before its own write)
+    add(stack, "t-race", hours_ago=1)
+
+    class WebhookDuringFetch:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def list_page(
+            self, project: str, before_id: str | None, limit: int = 200
+        ) -> dict[str, Any]:
+            return self.inner.list_page(project, before_id, limit)
+
+        def fetch(self, project: str, transcript_id: str) -> dict[str, Any]:
+            payload = self.inner.fetch(project, transcript_id)
+            stack.invoke_processor(sqs_event([usage_message_body(transcript_id, "acme")]))
+            stack.use_function("ReconciliationFunction")
+            return payload
+
+    stack.use_function("ReconciliationFunction")
+    settings = ReconcileSettings.from_environ(dict(__import__("os").environ))
+
+    # When reconciliation runs
+    report = run(stack, lister=WebhookDuringFetch(transcript_source(settings)))
+
+    # Then the webhook's row stands alone: the reconciler's write found it and changed nothing
+    assert (report.counts.recovered, report.counts.already_recorded) == (0, 1)
+    assert ledger_ids(stack) == {"t-race": "webhook"}
+    [aggregate] = stack.items("aggregate")
+    assert aggregate["usage_count"] == 1
