@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from usage_meter.app_client import ReportRejected, UsageReporter
+from usage_meter.models.streaming import SESSION_LIMIT_SECONDS
 from usage_meter_local.report import table
 from usage_meter_local.scenario import LedgerFacts
 from usage_meter_local.stack import LocalStack
@@ -30,7 +31,6 @@ ORPHAN_SESSION = "5f1d3c2b-7a6e-4d21-9b0c-1e2f3a4b5c03"
 LONG_SESSION = "5f1d3c2b-7a6e-4d21-9b0c-1e2f3a4b5c04"
 SDK_MODEL = "universal-streaming-english"
 RAW_MODEL = "u3-rt-pro"
-ORPHAN_LIMIT_SECONDS = Decimal(3 * 3600)  # AssemblyAI closes (and bills) a session at 3 hours
 
 EXPECTED_LEDGER = (
     LedgerFacts(
@@ -38,7 +38,7 @@ EXPECTED_LEDGER = (
     ),
     LedgerFacts(RAW_SESSION, "globex", "default", "billable", Decimal(33), RAW_MODEL),
     LedgerFacts(
-        ORPHAN_SESSION, "initech-gmbh", "default", "billable", ORPHAN_LIMIT_SECONDS, RAW_MODEL
+        ORPHAN_SESSION, "initech-gmbh", "default", "billable", SESSION_LIMIT_SECONDS, RAW_MODEL
     ),
 )
 EXPECTED_QUARANTINE = ((RAW_SESSION, "session_conflict"),)

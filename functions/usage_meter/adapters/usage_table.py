@@ -105,6 +105,10 @@ def _from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
+def _stored_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
 def ledger_item(record: UsageRecord, recorded_at: datetime) -> dict[str, Any]:
     values: dict[str, Any] = record.model_dump(mode="python")
     values.update(
@@ -112,8 +116,8 @@ def ledger_item(record: UsageRecord, recorded_at: datetime) -> dict[str, Any]:
         entity="ledger",
         status=record.status.value,
         features=list(record.features),
-        occurred_at=record.occurred_at.astimezone(UTC).isoformat(),
-        recorded_at=recorded_at.astimezone(UTC).isoformat(),
+        occurred_at=_stored_time(record.occurred_at),
+        recorded_at=_stored_time(recorded_at),
         GSI1PK=f"LEDGER#{record.month}#{ledger_shard(record.customer_id):02d}",
         GSI1SK=f"{record.customer_id}#{record.product}#{record.source_id}",
     )
@@ -320,7 +324,7 @@ class DynamoUsageLedger:
                     "ConditionExpression": "occurred_at = :occurred AND estimated = :estimated",
                     "ExpressionAttributeValues": _to_item(
                         {
-                            ":occurred": ledger_item(existing, now)["occurred_at"],
+                            ":occurred": _stored_time(existing.occurred_at),
                             ":estimated": existing.estimated,
                         }
                     ),

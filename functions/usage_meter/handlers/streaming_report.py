@@ -83,18 +83,18 @@ def handle_report(event: dict[str, Any]) -> dict[str, Any]:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     try:
         body = _body(event, settings.max_body_bytes)
-        now = time.time()
-        verify_signed_request(headers, body, secrets, now, settings.max_skew_seconds)
+        now, skew = time.time(), settings.max_skew_seconds
+        verify_signed_request(headers, body, secrets, now, skew)
         sink = PowertoolsMetrics(metrics)
         report: SessionBegin | SessionTermination
         try:
             if path == BEGIN_PATH:
                 report = SessionBegin.model_validate_json(body)
-                check_reported_time(report.began_at, "began_at", now)
+                check_reported_time(report.began_at, "began_at", now, skew)
                 result = record_begin(report, ledger, sink)
             else:
                 report = SessionTermination.model_validate_json(body)
-                check_reported_time(report.ended_at, "ended_at", now)
+                check_reported_time(report.ended_at, "ended_at", now, skew)
                 result = record_termination(report, ledger, sink)
         except ValidationError as exc:
             raise RequestRejected(400, "invalid_report", _validation_message(exc)) from exc

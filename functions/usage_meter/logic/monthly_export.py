@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 from usage_meter.logic.billing_files import render_csv, render_jsonl, row_document, row_sort_key
 from usage_meter.logic.ports import UsageMetrics
 from usage_meter.logic.pricing import price_aggregate
-from usage_meter.models.billing import ExportRow, PriceTable, UsageAggregate
+from usage_meter.models.billing import ExportRow, PriceTable, PriceVersion, UsageAggregate
 
 MANIFEST_SCHEMA_VERSION = 1
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -85,10 +85,7 @@ class ExportResult:
     manifest: dict[str, Any]
 
 
-def priced_rows(
-    aggregates: list[UsageAggregate], prices: PriceTable, month: str
-) -> list[ExportRow]:
-    version = prices.for_month(month)
+def priced_rows(aggregates: list[UsageAggregate], version: PriceVersion | None) -> list[ExportRow]:
     return sorted((price_aggregate(a, version) for a in aggregates), key=row_sort_key)
 
 
@@ -169,7 +166,7 @@ def export_month(
         metrics.count("ExportLedgerMismatch")
         raise
     price_version = prices.for_month(month)
-    rows = priced_rows(aggregates, prices, month)
+    rows = priced_rows(aggregates, price_version)
     files = {CSV_NAME: render_csv(rows), JSONL_NAME: render_jsonl(rows)}
     digests = {name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in files.items()}
 

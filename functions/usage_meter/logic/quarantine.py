@@ -7,22 +7,16 @@ cannot SEARCH over metric names) and ``Quarantined_<reason>`` (for the dashboard
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from usage_meter.logic.ports import UsageMetrics
+    from usage_meter.logic.ports import UsageLedger, UsageMetrics
     from usage_meter.models.usage import QuarantineItem
 
 QUARANTINE_METRIC = "UsageQuarantined"
 
 
-class QuarantineStore(Protocol):
-    def quarantine(self, item: QuarantineItem) -> bool:
-        """Store the item; False when the same item was already quarantined."""
-        ...
-
-
-def quarantine_item(store: QuarantineStore, metrics: UsageMetrics, item: QuarantineItem) -> None:
+def quarantine_item(store: UsageLedger, metrics: UsageMetrics, item: QuarantineItem) -> None:
     if store.quarantine(item):
         metrics.count(QUARANTINE_METRIC)
         metrics.count(f"Quarantined_{item.reason.value}")

@@ -35,8 +35,6 @@ from usage_meter.models.usage import (
 )
 from usage_meter.models.webhook import usage_month
 
-FUTURE_TOLERANCE_SECONDS = 300  # clock skew between the app's backend and AWS
-
 
 class OrphanPolicy(StrEnum):
     BILL = "bill"  # bill AssemblyAI's 3-hour charge, marked as estimated
@@ -80,12 +78,12 @@ def _conflict(
     return RequestRejected(409, "conflict", detail)
 
 
-def check_reported_time(moment: datetime, name: str, now: float) -> None:
-    """A reported begin or end may not lie in the future (beyond clock skew): it would bill a
-    month that has not started, or hide a session from the orphan sweep."""
-    if moment.timestamp() > now + FUTURE_TOLERANCE_SECONDS:
+def check_reported_time(moment: datetime, name: str, now: float, max_skew_seconds: int) -> None:
+    """A reported begin or end may not lie in the future beyond the clock skew the signature
+    allows: it would bill a month that has not started, or hide a session from the sweep."""
+    if moment.timestamp() > now + max_skew_seconds:
         raise RequestRejected(
-            400, "invalid_report", f"{name}: is in the future (clocks must be UTC, +-5 minutes)"
+            400, "invalid_report", f"{name}: is more than {max_skew_seconds} s in the future"
         )
 
 

@@ -38,7 +38,7 @@ def customer_usage(
         raise RequestRejected(400, "invalid_month", str(exc)) from exc
     if wanted not in FORMATS:
         raise RequestRejected(400, "invalid_format", "format must be json or csv")
-    rows = priced_rows(reader.customer_aggregates(customer_id, month), prices, month)
+    rows = priced_rows(reader.customer_aggregates(customer_id, month), price_version)
     if wanted == "csv":
         return UsageReport(render_csv(rows).decode("utf-8"), FORMATS["csv"])
     document = {
