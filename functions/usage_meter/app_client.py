@@ -17,6 +17,11 @@ Streaming: report each session's begin and termination, signed, with retries::
 or, for apps that read AssemblyAI's raw ``Begin``/``Termination`` JSON themselves::
 
     reporter.report_message(raw_json, customer_id="acme-corp", model="u3-rt-pro")
+
+Forwarded notifications: check that a notification the meter forwarded to your webhook endpoint
+really comes from the meter (Standard Webhooks headers), before trusting its body::
+
+    notification_id = verify_forwarded_notification(forward_signing_secret, headers, raw_body)
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from usage_meter.logic.request_signing import signed_headers
+from usage_meter.logic.standard_webhooks import InvalidSignature, verify
 from usage_meter.models.identifiers import check_attribution
 
 DEFAULT_AUTH_HEADER_NAME = "X-Usage-Meter-Webhook-Secret"
@@ -42,6 +48,37 @@ BEGIN_PATH = "/streaming/sessions/begin"
 TERMINATION_PATH = "/streaming/sessions/termination"
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 logger = logging.getLogger(__name__)
+
+
+__all__ = [
+    "InvalidSignature",
+    "ReportRejected",
+    "UsageReporter",
+    "WebhookTarget",
+    "configure_webhook",
+    "verify_forwarded_notification",
+    "webhook_target",
+]
+
+
+def verify_forwarded_notification(
+    signing_secret: str,
+    headers: dict[str, str],
+    raw_body: bytes,
+    *,
+    tolerance_seconds: int = 300,
+    now: float | None = None,
+) -> str:
+    """Verify a notification the meter forwarded; returns its ``webhook-id``.
+
+    ``signing_secret`` is the ``current`` value of ``<SecretsPrefix>/forward-signing``
+    (``whsec_...``); ``headers`` are the request's headers (any case); ``raw_body`` the bytes as
+    received, before any JSON parsing. Raises InvalidSignature when the ``webhook-signature``
+    does not match, the ``webhook-timestamp`` is more than ``tolerance_seconds`` from now, or a
+    header is missing. The id is the same for every copy of one AssemblyAI notification: keep
+    the ids you processed to drop duplicates. Standard library only (Standard Webhooks, v1).
+    """
+    return verify(signing_secret, headers, raw_body, now=now, tolerance_seconds=tolerance_seconds)
 
 
 @dataclass(frozen=True)

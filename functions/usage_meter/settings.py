@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -54,6 +55,17 @@ def _http_url(raw: str) -> str:
 
 def _optional_url(raw: str) -> str | None:
     return _http_url(raw) if raw else None
+
+
+def _billing_dimensions(raw: str) -> frozenset[str]:
+    """A comma-separated allow-list of query parameter names ("" = no billing dimensions)."""
+    from usage_meter.models.identifiers import DIMENSION_NAME_PATTERN, RESERVED_PARAMETERS
+
+    names = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    for name in names:
+        if not re.fullmatch(DIMENSION_NAME_PATTERN, name) or name in RESERVED_PARAMETERS:
+            raise ValueError(f"'{name}' cannot be a dimension name ({DIMENSION_NAME_PATTERN})")
+    return names
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,8 @@ class IntakeSettings(_EnvSettings):
 
     usage_queue_url: str = env("USAGE_QUEUE_URL")
     webhook_secret_id: str = env("WEBHOOK_SECRET_ID")
+    billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
+    event_bus_name: str = env("EVENT_BUS_NAME")
     webhook_auth_header_name: str = env(
         "WEBHOOK_AUTH_HEADER_NAME", str.lower, default="x-usage-meter-webhook-secret"
     )
@@ -147,6 +161,7 @@ class ProcessorSettings(AssemblyAISettings):
     table_name: str = env("USAGE_TABLE_NAME")
     usage_queue_url: str = env("USAGE_QUEUE_URL")
     dead_letter_queue_url: str = env("USAGE_DLQ_URL")
+    event_bus_name: str = env("EVENT_BUS_NAME")
 
 
 def _horizon_days(raw: str) -> int:
@@ -162,6 +177,7 @@ class ReconcileSettings(AssemblyAISettings):
 
     table_name: str = env("USAGE_TABLE_NAME")
     webhook_base_url: str = env("WEBHOOK_BASE_URL", _http_url)
+    billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
     horizon_days: int = env("RECONCILE_HORIZON_DAYS", _horizon_days, default=3)
     max_items_per_run: int = env("RECONCILE_MAX_ITEMS_PER_RUN", _positive(int), default=5000)
 
@@ -211,6 +227,25 @@ class OrphanSettings(_EnvSettings):
         "STREAMING_SESSION_LIMIT_SECONDS", _positive(int), default=10800
     )
     lookback_days: int = env("ORPHAN_LOOKBACK_DAYS", _positive(int), default=7)
+
+
+@dataclass(frozen=True)
+class ForwarderSettings(_EnvSettings):
+    """Forwarding: deliver each notification, signed, to the application's own endpoint."""
+
+    forward_url: str = env("FORWARD_URL", _http_url)
+    forward_queue_url: str = env("FORWARD_QUEUE_URL")
+    dead_letter_queue_url: str = env("FORWARD_DLQ_URL")
+    signing_secret_id: str = env("FORWARD_SIGNING_SECRET_ID")
+    auth_secret_id: str = env("FORWARD_AUTH_SECRET_ID")
+    max_attempts: int = env("FORWARD_MAX_ATTEMPTS", _positive(int), default=8)
+    timeout_seconds: float = env("FORWARD_TIMEOUT_SECONDS", _positive(float), default=5.0)
+    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+
+
+@lru_cache(maxsize=1)
+def forwarder_settings() -> ForwarderSettings:
+    return ForwarderSettings.from_environ(os.environ)
 
 
 @lru_cache(maxsize=1)

@@ -21,6 +21,15 @@ LOCAL_PREVIOUS_WEBHOOK_SECRET = "local-only-webhook-secret-previous"  # noqa: S1
 LOCAL_SECRETS = {"WEBHOOK_SECRET_ID": (LOCAL_WEBHOOK_SECRET, LOCAL_PREVIOUS_WEBHOOK_SECRET)}
 
 
+# Forwarding: the Standard Webhooks signing secret (whsec_ + base64 of a 24-byte key; local only)
+# and the application's own webhook header, which the forwarder sends on.
+LOCAL_FORWARD_SIGNING_SECRETS = (
+    "whsec_bG9jYWwtb25seS1mb3J3YXJkLWtleS0x",
+    "whsec_bG9jYWwtb25seS1mb3J3YXJkLWtleS0w",
+)
+LOCAL_APP_AUTH_HEADER = {"header_name": "X-App-Webhook-Secret", "header_value": "local-only-app"}
+
+
 def local_secret(variable: str) -> tuple[str, str]:
     """Local (current, previous) values for the secret a ``*_SECRET_ID`` variable names."""
     slug = variable.lower().removesuffix("_secret_id").replace("_", "-")

@@ -7,6 +7,8 @@
 3. One worker process per function, with the environment the template gives it (the functions
    with an HTTP route or an SQS queue start at once, the others on their first invocation).
 4. The HTTP front for the template's HttpApi routes, and an SQS event source per SQS event.
+5. The application's own webhook endpoint (``AppReceiver``): unless ``ForwardUrl`` is given, the
+   notifications are forwarded there (EventBridge bus -> rule -> forward queue -> forwarder).
 
 Everything started is stopped on exit, in reverse order, also after an error or Ctrl-C.
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from usage_meter_local import scenario
+from usage_meter_local.app_receiver import AppReceiver
 from usage_meter_local.assemblyai_standin import AssemblyAIStandIn
 from usage_meter_local.function_pool import FunctionPool, FunctionWorker, Invocation
 from usage_meter_local.http_front import HttpFront
@@ -31,6 +34,7 @@ from usage_meter_local.template import (
     ROOT,
     TEMPLATE_PATH,
     LocalResources,
+    condition_holds,
     function_environment,
     function_spec,
     http_routes,
@@ -47,6 +51,9 @@ WEBHOOK_SECRET_VARIABLE = "WEBHOOK_SECRET_ID"  # noqa: S105 - a variable name
 AUTH_HEADER_VARIABLE = "WEBHOOK_AUTH_HEADER_NAME"
 BASE_URL_OVERRIDE_VARIABLE = "ASSEMBLYAI_BASE_URL_OVERRIDE"
 WEBHOOK_BASE_URL_PARAMETER = "WebhookBaseUrl"
+FORWARD_URL_PARAMETER = "ForwardUrl"
+FORWARD_SIGNING_VARIABLE = "FORWARD_SIGNING_SECRET_ID"
+FORWARD_AUTH_VARIABLE = "FORWARD_AUTH_SECRET_ID"
 
 
 @dataclass
@@ -55,6 +62,7 @@ class StackConfig:
     aws_port: int = 0  # 0 = any free port
     api_port: int = 0
     assemblyai_port: int = 0
+    app_port: int = 0  # the local application's webhook endpoint (forwarding target)
     region: str = DEFAULT_REGION
     template_path: Path = TEMPLATE_PATH
     parameters: dict[str, str] = field(default_factory=dict)  # template parameter overrides
@@ -89,6 +97,7 @@ class LocalStack:
         self.assemblyai: AssemblyAIStandIn
         self.pool: FunctionPool
         self.http: HttpFront | None = None
+        self.app: AppReceiver
         self.event_sources: list[SqsEventSource] = []
         self.environments: dict[str, dict[str, str]] = {}  # logical id -> resolved environment
         self.secrets: dict[str, str] = {}  # secret name -> the variable that names it
@@ -116,6 +125,11 @@ class LocalStack:
             lambda: AssemblyAIStandIn(config.host, config.assemblyai_port),
         ).start()
         self._exit.callback(self.assemblyai.stop)
+        self.app = AppReceiver(config.host, config.app_port).start()
+        self._exit.callback(self.app.stop)
+        self.app.state.signing_secret = self.secret_values(FORWARD_SIGNING_VARIABLE)[0]
+        if FORWARD_URL_PARAMETER in parameter_defaults(self.template):
+            self.parameters.setdefault(FORWARD_URL_PARAMETER, self.app.url)
         if config.http:
             self.http = HttpFront(
                 http_routes(self.template),
@@ -138,6 +152,7 @@ class LocalStack:
             self.clients.sqs,
             self.clients.s3,
             parameters=self.parameters,
+            events=self.clients.events,
         )
         self.environments = self._environments()
         self._create_secrets()
@@ -170,7 +185,11 @@ class LocalStack:
         return [f for f in self.function_ids() if f in triggered]
 
     def function_ids(self) -> list[str]:
-        declared = list(resources_of(self.template, "AWS::Serverless::Function"))
+        declared = [
+            f
+            for f in resources_of(self.template, "AWS::Serverless::Function")
+            if condition_holds(self.template, f, self.parameters)
+        ]
         wanted = self.config.functions
         if wanted is None:
             return declared
@@ -217,6 +236,8 @@ class LocalStack:
         resources; the AssemblyAI SDK's base URL points at the stand-in."""
         out = {}
         for logical_id in resources_of(self.template, "AWS::Serverless::Function"):
+            if not condition_holds(self.template, logical_id, self.parameters):
+                continue
             env = function_environment(
                 self.template, logical_id, self.resources, parameters=self.parameters
             )
@@ -243,6 +264,8 @@ class LocalStack:
 
     def secret_values(self, variable: str) -> tuple[str, str]:
         """The local (current, previous) values of the secret a ``*_SECRET_ID`` variable names."""
+        if variable == FORWARD_SIGNING_VARIABLE and variable not in self.config.secrets:
+            return scenario.LOCAL_FORWARD_SIGNING_SECRETS
         return self.config.secrets.get(variable) or scenario.local_secret(variable)
 
     def _create_secrets(self) -> None:
@@ -252,6 +275,11 @@ class LocalStack:
                 (value, name) for name, value in env.items() if name.endswith(SECRET_ID_SUFFIX)
             )
         for secret_name, variable in sorted(self.secrets.items()):
+            if variable == FORWARD_AUTH_VARIABLE:  # the application's own header, not rotating
+                sm.create_secret(
+                    Name=secret_name, SecretString=json.dumps(scenario.LOCAL_APP_AUTH_HEADER)
+                )
+                continue
             current, previous = self.secret_values(variable)
             sm.create_secret(
                 Name=secret_name,

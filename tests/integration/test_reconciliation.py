@@ -78,6 +78,7 @@ def run(
         store=ledger,
         deps=deps,
         webhook_base_url=settings.webhook_base_url,
+        billing_dimensions=settings.billing_dimensions,
         horizon=timedelta(days=horizon_days),
         max_items=max_items,
         time_left=lambda: 60.0,

@@ -21,11 +21,16 @@ if TYPE_CHECKING:
 
 # Short timeouts and standard retries: the webhook must answer AssemblyAI within 10 s.
 _CONFIG = Config(connect_timeout=2, read_timeout=4, retries={"max_attempts": 3, "mode": "standard"})
+# EventBridge: publishing an event must never hold the intake's answer for long (see events.py).
+_EVENTS_CONFIG = Config(
+    connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"}
+)
 
 
 @cache
 def _client(service: str) -> Any:
-    return get_session().create_client(service, config=_CONFIG)
+    config = _EVENTS_CONFIG if service == "events" else _CONFIG
+    return get_session().create_client(service, config=config)
 
 
 def sqs() -> SQSClient:
@@ -42,6 +47,11 @@ def secrets_manager() -> SecretsManagerClient:
 
 def s3() -> S3Client:
     return cast("S3Client", _client("s3"))
+
+
+def events() -> Any:
+    """EventBridge (typed as Any: the project does not pin the events stubs)."""
+    return _client("events")
 
 
 def reset() -> None:

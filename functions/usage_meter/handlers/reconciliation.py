@@ -46,6 +46,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             store=ledger,
             deps=deps,
             webhook_base_url=settings.webhook_base_url,
+            billing_dimensions=settings.billing_dimensions,
             horizon=timedelta(days=min(max(days, 1), 90)),
             max_items=settings.max_items_per_run,
             time_left=lambda: context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS,

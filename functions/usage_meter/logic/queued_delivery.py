@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from usage_meter.logic.errors import PermanentFailure, TransientFailure
-from usage_meter.logic.ports import DeadLetters, RetryScheduler
+from usage_meter.logic.notification_outcome import announce_failure, announce_result
+from usage_meter.logic.ports import DeadLetters, EventPublisher, RetryScheduler
 from usage_meter.logic.usage_processing import (
     ProcessingResult,
     ProcessorDeps,
@@ -30,6 +31,7 @@ class DeliveryDeps:
     processor: ProcessorDeps
     retries: RetryScheduler
     dead_letters: DeadLetters
+    events: EventPublisher
 
 
 def handle_queued_delivery(
@@ -37,8 +39,9 @@ def handle_queued_delivery(
 ) -> ProcessingResult | None:
     """Process one queued delivery.
 
-    Returns the result when the message is done with (recorded, duplicate, quarantined), None when
-    it was dead-lettered on purpose; re-raises TransientFailure after scheduling the retry, so the
+    Returns the result when the message is done with (recorded, duplicate, quarantined) and its
+    Processed event is published, None when it was dead-lettered on purpose (its event says
+    ``failed``); re-raises TransientFailure after scheduling the retry, so the
     batch reports it as a failed item and SQS delivers it again (until maxReceiveCount sends it to
     the DLQ).
     """
@@ -49,7 +52,9 @@ def handle_queued_delivery(
         deps.dead_letters.send(body, "malformed_message", str(exc))
         return None
     try:
-        return process_usage_message(message, deps.processor)
+        result = process_usage_message(message, deps.processor)
+        announce_result(deps.events, message, result, receive_count)
+        return result
     except TransientFailure as exc:
         deps.processor.metrics.count("ProcessingRetried")
         deps.retries.retry_after(
@@ -60,4 +65,9 @@ def handle_queued_delivery(
         deps.processor.metrics.count("MessagesDeadLettered")
         deps.processor.metrics.count(f"DeadLettered_{exc.reason}")
         deps.dead_letters.send(body, exc.reason, exc.message)
+        try:
+            announce_failure(deps.events, message, exc.reason)
+        except TransientFailure:
+            # The message is in the DLQ with its reason already; the event is the lesser loss.
+            deps.processor.metrics.count("NotificationEventsUnpublished")
         return None

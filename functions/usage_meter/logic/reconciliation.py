@@ -89,6 +89,7 @@ class _Run:
     store: ReconcileStore
     deps: ProcessorDeps
     webhook_base_url: str
+    billing_dimensions: frozenset[str]
 
 
 def _recover(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
@@ -100,7 +101,9 @@ def _recover(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
         return
     query = urlsplit(str(webhook_url)).query
     try:
-        attribution = parse_attribution(query, max_dimensions=8)
+        attribution = parse_attribution(
+            query, max_dimensions=8, billing_dimensions=run.billing_dimensions
+        )
     except RequestRejected:
         counts.ignored += 1
         return
@@ -131,13 +134,14 @@ def reconcile_project(
     store: ReconcileStore,
     deps: ProcessorDeps,
     webhook_base_url: str,
+    billing_dimensions: frozenset[str],
     horizon: timedelta,
     max_items: int,
     time_left: Callable[[], float],
     now: datetime,
     page_size: int = PAGE_SIZE,
 ) -> ReconcileReport:
-    run = _Run(project, lister, store, deps, webhook_base_url)
+    run = _Run(project, lister, store, deps, webhook_base_url, billing_dimensions)
     checkpoint = store.load_checkpoint(project) or Checkpoint(horizon=now - horizon)
     # A resumed run still honours a longer horizon asked for now (an operator's --horizon-days).
     checkpoint.horizon = min(checkpoint.horizon, now - horizon)

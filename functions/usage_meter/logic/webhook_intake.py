@@ -4,6 +4,15 @@ AssemblyAI gives a webhook 10 seconds and stops retrying on any 4xx, so this nev
 AssemblyAI: it turns a delivery into a queue message or a clear rejection. 4xx only for requests
 that are truly bad; a failure to enqueue surfaces as TransientFailure (answered 5xx, so AssemblyAI
 retries).
+
+Every accepted notification (``redacted_audio_ready`` included) is then published on the meter's
+EventBridge bus, after the usage is stored, so the books never wait on it; if the event cannot be
+published the answer is still 503, so AssemblyAI's retry gives forwarding another chance (the
+usage queued twice is billed once). See docs/decisions.md, "Forwarding".
+
+Only the query parameters named in the billing allow-list (``BILLING_DIMENSIONS``) become billing
+dimensions; the application's other parameters are not checked, stored or logged, only passed on
+in the event.
 """
 
 from __future__ import annotations
@@ -16,10 +25,16 @@ from datetime import datetime
 from typing import Literal, cast
 from urllib.parse import parse_qsl
 
-from usage_meter.logic.errors import RequestRejected
-from usage_meter.logic.ports import SecretValues, UsageQueue
+from usage_meter.logic.errors import RequestRejected, TransientFailure
+from usage_meter.logic.ports import EventPublisher, SecretValues, UsageQueue
 from usage_meter.logic.webhook_auth import verify_webhook_auth
-from usage_meter.models.identifiers import InvalidIdentifier, check_attribution, is_source_id
+from usage_meter.models.identifiers import (
+    RESERVED_PARAMETERS,
+    InvalidIdentifier,
+    check_attribution,
+    is_source_id,
+)
+from usage_meter.models.notification_event import RECEIVED_DETAIL_TYPE, received_detail
 from usage_meter.models.webhook import (
     DEFAULT_PROJECT,
     WEBHOOK_STATUSES,
@@ -48,6 +63,7 @@ class IntakeLimits:
     auth_header_name: str
     max_body_bytes: int
     max_dimensions: int
+    billing_dimensions: frozenset[str]  # the query parameters that are billing dimensions
 
 
 @dataclass(frozen=True)
@@ -61,8 +77,19 @@ def _reject(status: int, code: str, message: str) -> RequestRejected:
     return RequestRejected(status, code, message)
 
 
-def parse_attribution(raw_query: str, max_dimensions: int) -> Attribution:
-    """The customer, project and billing dimensions from the webhook URL's query string."""
+class NotificationNotPublished(TransientFailure):
+    """The usage is stored but the notification's event could not be published (answered 503, so
+    AssemblyAI sends it again)."""
+
+
+def parse_attribution(
+    raw_query: str, max_dimensions: int, billing_dimensions: frozenset[str]
+) -> Attribution:
+    """The customer, project and billing dimensions from the webhook URL's query string.
+
+    Only parameters named in ``billing_dimensions`` (the ``BillingDimensions`` allow-list) are
+    dimensions; every other parameter belongs to the application and is ignored here (never
+    checked, so it can never cause a 4xx, and never stored)."""
     if len(raw_query) > MAX_QUERY_LENGTH:
         raise _reject(400, "query_too_long", f"query string exceeds {MAX_QUERY_LENGTH} characters")
     try:
@@ -73,6 +100,8 @@ def parse_attribution(raw_query: str, max_dimensions: int) -> Attribution:
         raise _reject(400, "invalid_query", "query string is not valid URL encoding") from exc
     seen: dict[str, str] = {}
     for name, value in pairs:
+        if name not in RESERVED_PARAMETERS and name not in billing_dimensions:
+            continue  # the application's own parameter: passed on in the event, nothing else
         if name in seen:
             raise _reject(400, "duplicate_parameter", f"query parameter '{name}' appears twice")
         seen[name] = value
@@ -109,11 +138,19 @@ def _decode_body(request: WebhookRequest, max_body_bytes: int) -> bytes:
 NOTIFICATION_SHAPE = '{"transcript_id": "<id>", "status": "completed" | "error"}'
 
 
-def _parse_notification(raw: bytes) -> tuple[str, WebhookStatus] | None:
-    """(transcript id, status), or None for a delivery that is valid but not billable.
+@dataclass(frozen=True)
+class Notification:
+    """What the intake reads of AssemblyAI's body: the status, the transcript id (none for
+    ``redacted_audio_ready``) and whether it is usage to bill."""
 
-    Unknown extra fields are ignored, so a new field from AssemblyAI never turns into a 4xx
-    (which would stop its retries for good)."""
+    status: str
+    transcript_id: str | None
+    billable: bool
+
+
+def _parse_notification(raw: bytes) -> Notification:
+    """Read the body. Unknown extra fields are ignored, so a new field from AssemblyAI never
+    turns into a 4xx (which would stop its retries for good)."""
     try:
         document = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -122,7 +159,8 @@ def _parse_notification(raw: bytes) -> tuple[str, WebhookStatus] | None:
         raise _reject(400, "invalid_body", f"body must be a JSON object: {NOTIFICATION_SHAPE}")
     status = document.get("status")
     if isinstance(status, str) and status in IGNORED_STATUSES:
-        return None
+        transcript_id = document.get("transcript_id")
+        return Notification(status, transcript_id if is_source_id(transcript_id) else None, False)
     invalid = [
         name
         for name, ok in (
@@ -137,26 +175,58 @@ def _parse_notification(raw: bytes) -> tuple[str, WebhookStatus] | None:
             "invalid_body",
             f"body must be {NOTIFICATION_SHAPE}; invalid: {', '.join(invalid)}",
         )
-    return str(document["transcript_id"]), cast("WebhookStatus", status)
+    return Notification(str(status), str(document["transcript_id"]), True)
+
+
+def _publish(
+    events: EventPublisher,
+    request: WebhookRequest,
+    raw: bytes,
+    notification: Notification,
+    attribution: Attribution,
+) -> None:
+    detail = received_detail(
+        raw_body=raw,
+        raw_query=request.raw_query,
+        received_at=request.received_at,
+        status=notification.status,
+        transcript_id=notification.transcript_id,
+        customer_id=attribution.customer_id,
+        project=attribution.project,
+    )
+    try:
+        events.publish(RECEIVED_DETAIL_TYPE, detail)
+    except TransientFailure as exc:
+        raise NotificationNotPublished(str(exc)) from exc
 
 
 def accept_webhook(
-    request: WebhookRequest, limits: IntakeLimits, secrets: SecretValues, queue: UsageQueue
+    request: WebhookRequest,
+    limits: IntakeLimits,
+    secrets: SecretValues,
+    queue: UsageQueue,
+    events: EventPublisher,
 ) -> IntakeResult:
-    """Validate one delivery and enqueue it. Raises RequestRejected (4xx) or TransientFailure."""
+    """Validate one delivery, enqueue its usage, then publish its Received event.
+
+    Raises RequestRejected (4xx) or TransientFailure (503; NotificationNotPublished when only the
+    event is missing)."""
     if not verify_webhook_auth(request.headers.get(limits.auth_header_name), secrets):
         raise _reject(401, "unauthorized", "unauthorized")
     raw = _decode_body(request, limits.max_body_bytes)
-    attribution = parse_attribution(request.raw_query, limits.max_dimensions)
+    attribution = parse_attribution(
+        request.raw_query, limits.max_dimensions, limits.billing_dimensions
+    )
     notification = _parse_notification(raw)
-    if notification is None:
+    if not notification.billable or notification.transcript_id is None:
+        _publish(events, request, raw, notification, attribution)
         return IntakeResult(outcome="ignored", reason="not a transcript completion")
-    transcript_id, status = notification
     message = UsageMessage(
-        transcript_id=transcript_id,
-        webhook_status=status,
+        transcript_id=notification.transcript_id,
+        webhook_status=cast("WebhookStatus", notification.status),
         attribution=attribution,
         received_at=request.received_at,
     )
-    queue.enqueue(message)
+    queue.enqueue(message)  # the books first: forwarding never holds up metering
+    _publish(events, request, raw, notification, attribution)
     return IntakeResult(outcome="accepted", message=message)
