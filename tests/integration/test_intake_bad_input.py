@@ -133,9 +133,7 @@ def dimensions(count: int) -> str:
 
 
 # The billing dimensions these cases use: only allow-listed parameters are checked as dimensions.
-ALLOWED_DIMENSIONS = ",".join(
-    ["plan", "tier", "region", "d" * 40, *(f"dim{i}" for i in range(9))]
-)
+ALLOWED_DIMENSIONS = ",".join(["plan", "tier", "region", "d" * 40, *(f"dim{i}" for i in range(9))])
 
 
 @pytest.fixture(autouse=True)

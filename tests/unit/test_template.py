@@ -156,6 +156,7 @@ def test_default_projects_parameter_is_valid_settings() -> None:
             "USAGE_TABLE_NAME": "t",
             "USAGE_QUEUE_URL": "q",
             "USAGE_DLQ_URL": "d",
+            "EVENT_BUS_NAME": "b",
             "ASSEMBLYAI_PROJECTS": projects,
         }
     )
