@@ -168,7 +168,10 @@ def demo(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     started = time.monotonic()
     print("Starting the local stack (moto server, AssemblyAI stand-in, one process per function)")
-    with LocalStack(_config(args)) as stack:
+    config = _config(args)
+    # Act 6 shows a failing application reaching the forwarding DLQ: 3 attempts instead of 8.
+    config.parameters.setdefault("ForwardMaxAttempts", "3")
+    with LocalStack(config) as stack:
         print(
             f"  ready in {time.monotonic() - started:.1f} s: API {stack.webhook_url}, "
             f"AWS {stack.aws.url}, AssemblyAI {stack.assemblyai.url}\n"

@@ -106,7 +106,9 @@ SUBMISSIONS = (
     Submission(
         EU_ID,
         "initech-gmbh",
-        {"project": "eu", "region": "eu"},
+        # team is a billing dimension (BillingDimensions); order_id is the app's own parameter:
+        # passed on to the app with the notification, never billed or stored.
+        {"project": "eu", "team": "research", "order_id": "po-4711"},
         {"audio_duration": 1800, "language_code": "de", "domain": "medical-v1"},
     ),
     Submission(
@@ -286,7 +288,7 @@ EXPECTED_LEDGER = (
         "billable",
         Decimal(1800),
         "universal-3-pro",
-        (("region", "eu"),),
+        (("team", "research"),),
     ),
     LedgerFacts(UNKNOWN_MODEL_ID, "umbrella", "default", "billable", Decimal(421), UNKNOWN_MODEL),
 )

@@ -207,7 +207,7 @@ def test_the_demo_scenario_over_http_records_exactly_the_expected_rows(
             "model": "universal-3-pro",
             "language_code": "de",
             "features": ["domain:medical-v1"],
-            "dimensions": {"region": "eu"},
+            "dimensions": {"team": "research"},
             "error_message": None,
         },
     ]
@@ -256,7 +256,7 @@ def test_the_demo_scenario_over_http_records_exactly_the_expected_rows(
             "product": "async",
             "project": "eu",
             "model": "universal-3-pro",
-            "dimensions": {"region": "eu"},
+            "dimensions": {"team": "research"},
             "usage_count": Decimal(1),
             "billable_seconds": Decimal(1800),
         },
