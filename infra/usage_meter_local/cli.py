@@ -195,7 +195,7 @@ def banner(stack: LocalStack) -> str:
     header = stack.auth_header_name
     secret = stack.webhook_secrets[0]
     secrets = "\n".join(
-        f"  {name:<28} {variable:<26} {stack.secret_values(variable)[0]}"
+        f"  {name:<28} {variable:<26} {stack.secret_shown(variable)}"
         for name, variable in sorted(stack.secrets.items())
     )
     routes = "\n".join(
@@ -255,10 +255,12 @@ def banner(stack: LocalStack) -> str:
   AWS (moto)        {stack.aws.url}   region {stack.config.region}, any credentials
                       tables: {tables}; queues: {queues}
   AssemblyAI        {stack.assemblyai.url}   stand-in; projects: {", ".join(stack.projects)}
+  Your application  {stack.parameters.get("ForwardUrl", "-")}   forwarding target (ForwardUrl)
   Function logs     {log_dir if log_dir else "stderr"}
 
-Webhook URL to give AssemblyAI (customer_id required; project and extra parameters optional):
-  {stack.webhook_url}?customer_id=<customer>[&project=eu][&plan=pro]
+Webhook URL to give AssemblyAI (customer_id required; project, billing dimensions (plan, team)
+and your own parameters optional; every notification is forwarded to your application):
+  {stack.webhook_url}?customer_id=<customer>[&project=eu][&plan=pro][&order_id=...]
 Auth header (webhook_auth_header_name / webhook_auth_header_value):
   {header}: {secret}
   (the processor reads transcripts from the stand-in, which serves these fixtures:)

@@ -268,6 +268,12 @@ class LocalStack:
             return scenario.LOCAL_FORWARD_SIGNING_SECRETS
         return self.config.secrets.get(variable) or scenario.local_secret(variable)
 
+    def secret_shown(self, variable: str) -> str:
+        """What the banner shows for a secret: the current value, or the forward-auth JSON."""
+        if variable == FORWARD_AUTH_VARIABLE:
+            return json.dumps(scenario.LOCAL_APP_AUTH_HEADER)
+        return self.secret_values(variable)[0]
+
     def _create_secrets(self) -> None:
         sm = self.clients.secretsmanager
         for env in self.environments.values():

@@ -63,6 +63,20 @@ def _fields(**expected: Any) -> Callable[[Any, str], None]:
     return check
 
 
+def _forwarded(count: int) -> Callable[[Any, str], None]:
+    def check(result: Any, logs: str) -> None:
+        # The local application endpoint verified the signature (it answers 401 otherwise).
+        assert result == {"batchItemFailures": []}
+        statuses = [
+            line.get("status")
+            for line in map(_json_or_none, logs.splitlines())
+            if line and line.get("message") == "notification forwarded"
+        ]
+        assert statuses == [200] * count, logs
+
+    return check
+
+
 def _reconciled(result: Any, logs: str) -> None:
     # The stand-in lists the default project's five fixture transcripts (its key sees only
     # those); none has a ledger row on a fresh stack, so all five are recovered.
@@ -85,6 +99,7 @@ EXPECTED: dict[str, Callable[[Any, str], None]] = {
     "monthly_export.json": _fields(month="2026-11", status="published", row_count=0),
     "orphan_sessions.json": _fields(found=0),
     "reconciliation.json": _reconciled,
+    "notification_forwarder_sqs_batch.json": _forwarded(1),
 }
 
 
@@ -100,7 +115,12 @@ def _function_for(name: str, event: dict[str, Any]) -> str:
         return http_routes(TEMPLATE)[(method, path)]
     if "Records" in event:
         assert {r.get("eventSource") for r in event["Records"]} == {"aws:sqs"}
-        (function,) = sqs_subscriptions(TEMPLATE)
+        (queue,) = {r["eventSourceARN"].rsplit("-", 1)[-1] for r in event["Records"]}
+        (function,) = [
+            f
+            for f, props in sqs_subscriptions(TEMPLATE).items()
+            if props["QueueLogicalId"] == queue
+        ]
         return function
     (function,) = [f for f in FUNCTIONS if name.startswith(_snake(f))]
     return function

@@ -355,6 +355,8 @@ def test_make_run_demo_exits_by_itself_with_its_expectations_met(tmp_path: Path)
         "Dead-letter queue",
         "Monthly billing export",
         "month,customer_id,product,project,model",
+        "What the application received at",
+        "endpoint_unavailable",
         "All demo expectations met.",
     ):
         assert heading in result.stdout
