@@ -7,7 +7,9 @@ would. For each one it records:
 
 - *answer*: the intake's HTTP round trip as AssemblyAI sees it (auth, SQS send, PutEvents);
 - *delivery*: from just before the POST to the moment the application endpoint received the
-  forwarded, signed copy (intake -> bus -> rule -> forward queue -> poller -> forwarder -> HTTP).
+  forwarded, signed copy (intake -> bus -> rule -> forward queue -> poller -> forwarder -> HTTP);
+- *after the answer*: delivery minus answer, per notification: what forwarding adds once
+  AssemblyAI has its 200 (negative: the application had it first).
 
 Every notification is a ``completed`` for a fixture transcript, so the usage processor runs too
 (its copies are duplicates after the first: the books do not grow). The same code path as
@@ -46,6 +48,7 @@ def measure(count: int) -> dict[str, Any]:
         secrets = dict(zip(("current", "previous"), stack.webhook_secrets, strict=True))
         first = scenario.DELIVERIES[0]
         sent: dict[str, float] = {}
+        answered: dict[str, float] = {}
         answers: list[float] = []
         for i in range(count + 1):  # the first one warms every worker and is not counted
             delivery = scenario.Delivery(
@@ -56,6 +59,7 @@ def measure(count: int) -> dict[str, Any]:
             answers.append(time.time() - started)
             assert answer.status == 200, answer
             sent[f"n={i}"] = started
+            answered[f"n={i}"] = started + answers[-1]
             if i == 0:
                 stack.wait_until_drained()
             time.sleep(0.05)  # AssemblyAI's deliveries arrive spread out, not in one burst
@@ -64,9 +68,12 @@ def measure(count: int) -> dict[str, Any]:
         for delivery in stack.app.state.accepted():
             key = delivery.query.rsplit("&", 1)[-1]
             received.setdefault(key, delivery.received)
-        latencies = [received[k] - sent[k] for k in sent if k != "n=0" and k in received]
+        counted = [k for k in sent if k != "n=0" and k in received]
+        latencies = [received[k] - sent[k] for k in counted]
+        after_answer = [received[k] - answered[k] for k in counted]
     answer_ms = [a * 1000 for a in answers[1:]]
     delivery_ms = [x * 1000 for x in latencies]
+    after_ms = [x * 1000 for x in after_answer]
     return {
         "notifications": count,
         "delivered": len(latencies),
@@ -79,18 +86,22 @@ def measure(count: int) -> dict[str, Any]:
             "p99": round(_percentile(delivery_ms, 99), 1),
             "max": round(max(delivery_ms), 1),
         },
+        "after_answer_ms": {
+            "p50": round(statistics.median(after_ms), 1),
+            "p99": round(_percentile(after_ms, 99), 1),
+        },
     }
 
 
 def markdown(result: dict[str, Any]) -> str:
-    a, d = result["answer_ms"], result["delivery_ms"]
+    a, d, x = result["answer_ms"], result["delivery_ms"], result["after_answer_ms"]
     return "\n".join(
         [
             "| notifications | delivered | intake answer p50 / p99 (ms) "
-            "| delivery to the app p50 / p99 / max (ms) |",
-            "|---:|---:|---:|---:|",
+            "| delivery to the app p50 / p99 / max (ms) | after the answer p50 / p99 (ms) |",
+            "|---:|---:|---:|---:|---:|",
             f"| {result['notifications']} | {result['delivered']} | {a['p50']} / {a['p99']} "
-            f"| {d['p50']} / {d['p99']} / {d['max']} |",
+            f"| {d['p50']} / {d['p99']} / {d['max']} | {x['p50']} / {x['p99']} |",
         ]
     )
 
