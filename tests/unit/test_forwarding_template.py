@@ -132,3 +132,53 @@ def test_billing_dimensions_default_to_an_allow_list() -> None:
     for function in ("WebhookIntakeFunction", "ReconciliationFunction"):
         env = RESOURCES[function]["Properties"]["Environment"]["Variables"]
         assert env["BILLING_DIMENSIONS"] == Tag("Ref", "BillingDimensions")
+
+
+def test_the_events_endpoint_goes_through_an_api_destination_and_connection() -> None:
+    endpoint = {"EventsEndpointUrl": "https://events.example/usage"}
+    names = [
+        "EventsEndpointConnection",
+        "EventsEndpointDestination",
+        "EventsEndpointRule",
+        "EventsEndpointRole",
+        "EventsEndpointDeadLetterQueue",
+        "EventsEndpointDeadLetterQueuePolicy",
+        "EventsEndpointDeadLetterQueueAlarm",
+    ]
+    for logical_id in names:
+        assert not condition_holds(TEMPLATE, logical_id), logical_id
+        assert condition_holds(TEMPLATE, logical_id, endpoint), logical_id
+    connection = RESOURCES["EventsEndpointConnection"]["Properties"]
+    assert connection["AuthorizationType"] == "API_KEY"
+    key = connection["AuthParameters"]["ApiKeyAuthParameters"]["ApiKeyValue"]
+    assert key.name == "Sub" and key.value.startswith("{{resolve:secretsmanager:${SecretsPrefix}/")
+    destination = RESOURCES["EventsEndpointDestination"]["Properties"]
+    assert destination["ConnectionArn"] == Tag("GetAtt", "EventsEndpointConnection.Arn")
+    assert destination["InvocationEndpoint"] == Tag("Ref", "EventsEndpointUrl")
+    rule = RESOURCES["EventsEndpointRule"]["Properties"]
+    assert rule["EventBusName"] == BUS_NAME
+    [target] = rule["Targets"]
+    assert target["Arn"] == Tag("GetAtt", "EventsEndpointDestination.Arn")
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert target["DeadLetterConfig"]["Arn"] == Tag("GetAtt", "EventsEndpointDeadLetterQueue.Arn")
+    # The rule's role may invoke that one destination and nothing else.
+    role = RESOURCES["EventsEndpointRole"]["Properties"]
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "events.amazonaws.com"}
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": Tag("Ref", "AWS::AccountId")}
+    }
+    [policy] = role["Policies"]
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "events:InvokeApiDestination"
+    assert statement["Resource"] == Tag("GetAtt", "EventsEndpointDestination.Arn")
+    [dlq_statement] = RESOURCES["EventsEndpointDeadLetterQueuePolicy"]["Properties"][
+        "PolicyDocument"
+    ]["Statement"]
+    assert dlq_statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": Tag("GetAtt", "EventsEndpointRule.Arn")}
+    }
+    alarm = RESOURCES["EventsEndpointDeadLetterQueueAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == Tag(
+        "GetAtt", "EventsEndpointDeadLetterQueue.QueueName"
+    )
