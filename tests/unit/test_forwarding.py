@@ -16,9 +16,15 @@ from typing import ClassVar
 import pytest
 
 from usage_meter.adapters.http_delivery import UrllibSender
+from usage_meter.adapters.secrets import ForwardAuthHeader
 from usage_meter.app_client import InvalidSignature, verify_forwarded_notification
-from usage_meter.logic.errors import RequestRejected
-from usage_meter.logic.forwarding import target_url
+from usage_meter.logic.errors import RequestRejected, TransientFailure
+from usage_meter.logic.forwarding import (
+    DeliveryError,
+    ForwardDeps,
+    forward_notification,
+    target_url,
+)
 from usage_meter.logic.standard_webhooks import sign, signed_headers
 from usage_meter.logic.webhook_intake import parse_attribution
 from usage_meter.models.notification_event import notification_id
@@ -151,3 +157,127 @@ def test_every_copy_of_one_notification_has_one_id_and_others_differ() -> None:
         None, "redacted_audio_ready", redacted
     )
     assert completed.startswith("msg_") and len(completed) == 36
+
+
+# -- the forwarder's decisions, with in-memory ports ----------------------------------------------
+
+
+class _Fakes:
+    def __init__(self, answer: int | Exception) -> None:
+        self.answer = answer
+        self.posts: list[tuple[str, bytes, dict[str, str]]] = []
+        self.dead: list[tuple[str, str, str]] = []
+        self.retries: list[tuple[str, int]] = []
+        self.counts: list[str] = []
+
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+        self.posts.append((url, body, headers))
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def accepted_values(self, *, refresh: bool = False) -> list[str]:
+        return [SPEC_SECRET]
+
+    def header(self) -> tuple[str, str] | None:
+        return None
+
+    def retry_after(self, receipt_handle: str, seconds: int) -> None:
+        self.retries.append((receipt_handle, seconds))
+
+    def send(self, body: str, reason: str, detail: str) -> None:
+        self.dead.append((body, reason, detail))
+
+    def count(self, name: str, value: float = 1, unit: str = "Count") -> None:
+        self.counts.append(name)
+
+
+def _deps(fakes: _Fakes) -> ForwardDeps:
+    return ForwardDeps(
+        endpoint="https://app.example/hook",
+        sender=fakes,
+        signing=fakes,
+        auth=fakes,
+        retries=fakes,
+        dead_letters=fakes,
+        metrics=fakes,
+        max_attempts=3,
+        timeout_seconds=5,
+    )
+
+
+def _event(body: str = '{"transcript_id": "t1", "status": "completed"}') -> str:
+    detail = {"notification_id": "msg_" + "0" * 32, "body": body, "query": "customer_id=a"}
+    return json.dumps(
+        {
+            "source": "usage-meter",
+            "detail-type": "AssemblyAI Notification Received",
+            "detail": detail,
+        }
+    )
+
+
+def test_a_network_failure_is_retried_then_dead_lettered_with_the_cause() -> None:
+    fakes = _Fakes(DeliveryError("ConnectionRefusedError"))
+
+    with pytest.raises(TransientFailure):
+        forward_notification(_event(), "h", 1, _deps(fakes), now=SPEC_TIMESTAMP)
+    result = forward_notification(_event(), "h", 3, _deps(fakes), now=SPEC_TIMESTAMP)
+
+    assert fakes.retries == [("h", 20)]
+    assert result.outcome == "dead_lettered"
+    assert [(r, d) for _, r, d in fakes.dead] == [
+        ("endpoint_unavailable", "no answer: ConnectionRefusedError on attempt 3")
+    ]
+
+
+@pytest.mark.parametrize(("status", "outcome"), [(204, "delivered"), (302, "dead_lettered")])
+def test_2xx_is_delivered_and_a_redirect_is_not_retried(status: int, outcome: str) -> None:
+    fakes = _Fakes(status)
+
+    result = forward_notification(_event(), "h", 1, _deps(fakes), now=SPEC_TIMESTAMP)
+
+    assert result.outcome == outcome
+    [(url, body, headers)] = fakes.posts
+    assert url == "https://app.example/hook?customer_id=a"
+    assert body == b'{"transcript_id": "t1", "status": "completed"}'
+    assert headers["webhook-id"] == "msg_" + "0" * 32
+    assert fakes.retries == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        json.dumps({"source": "usage-meter", "detail-type": "AssemblyAI Notification Processed"}),
+        json.dumps({"source": "other", "detail-type": "AssemblyAI Notification Received"}),
+        _event().replace('"query": "customer_id=a"', '"query": 7'),
+    ],
+)
+def test_a_malformed_event_goes_to_the_dlq_unsent(body: str) -> None:
+    fakes = _Fakes(200)
+
+    result = forward_notification(body, "h", 1, _deps(fakes), now=SPEC_TIMESTAMP)
+
+    assert result.outcome == "dead_lettered"
+    assert fakes.posts == []
+    assert [r for _, r, _ in fakes.dead] == ["malformed_event"]
+
+
+class _Secret:
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def value(self, *, refresh: bool = False) -> str:
+        return self._value
+
+
+def test_the_app_auth_header_secret_is_optional_but_never_half_set() -> None:
+    def header(raw: str) -> tuple[str, str] | None:
+        return ForwardAuthHeader(_Secret(raw)).header()  # type: ignore[arg-type]
+
+    assert header("{}") is None
+    assert header('{"header_name": "X-App", "header_value": "v"}') == ("X-App", "v")
+    for bad in ('{"header_name": "X-App"}', '{"header_value": "v"}', "not json"):
+        with pytest.raises(TransientFailure):
+            header(bad)
