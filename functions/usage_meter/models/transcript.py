@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from usage_meter.models.transcript_features import transcript_add_ons
 
+
 class TranscriptFacts(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 

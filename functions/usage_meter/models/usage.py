@@ -71,7 +71,7 @@ class UsageRecord(BaseModel):
         A failed (unbilled) record adds none."""
         if self.status is not UsageStatus.BILLABLE:
             return {}
-        return {feature: self.billable_seconds for feature in self.features}
+        return dict.fromkeys(self.features, self.billable_seconds)
 
     def same_facts_as(self, other: UsageRecord) -> bool:
         """Whether two records of one source agree on everything that is billed."""
