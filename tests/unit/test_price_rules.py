@@ -23,7 +23,7 @@ from usage_meter.models.billing import PriceTable, UsageAggregate
 from usage_meter.models.streaming import SessionBegin
 from usage_meter.models.transcript import TranscriptFacts
 from usage_meter.models.transcript_features import ADD_ON_FIELDS, NOT_ADD_ONS, transcript_add_ons
-from usage_meter.models.usage import canonical_seconds
+from usage_meter.models.usage import canonical_decimal
 
 SPEC = json.loads(
     (Path(__file__).parents[1] / "events/spec/assemblyai_transcript_fields.json").read_text()
@@ -139,8 +139,8 @@ def test_cost_is_rounded_per_row_and_the_exact_amount_is_kept() -> None:
     ("value", "canonical"),
     [("625.0", "625"), ("1293.250", "1293.25"), ("1E+3", "1000"), ("0.000", "0"), ("604", "604")],
 )
-def test_one_canonical_decimal_form_for_seconds(value: str, canonical: str) -> None:
-    assert f"{canonical_seconds(Decimal(value)):f}" == canonical
+def test_one_canonical_decimal_form_for_seconds_and_amounts(value: str, canonical: str) -> None:
+    assert f"{canonical_decimal(Decimal(value)):f}" == canonical
 
 
 def test_seconds_are_canonical_in_rows_and_add_on_columns() -> None:

@@ -22,7 +22,7 @@ from usage_meter.logic.billing_files import render_csv, render_jsonl, row_docume
 from usage_meter.logic.ports import UsageMetrics
 from usage_meter.logic.pricing import price_aggregate
 from usage_meter.models.billing import ExportRow, PriceTable, PriceVersion, UsageAggregate
-from usage_meter.models.usage import canonical_seconds
+from usage_meter.models.usage import canonical_decimal
 
 MANIFEST_SCHEMA_VERSION = 1
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -129,7 +129,7 @@ ROUNDING = (
 
 
 def _sum(values: list[Decimal]) -> str:
-    return f"{canonical_seconds(sum(values, Decimal(0))):f}"
+    return f"{canonical_decimal(sum(values, Decimal(0))):f}"
 
 
 def totals(rows: list[ExportRow]) -> dict[str, Any]:
@@ -171,7 +171,7 @@ def _changes(rows: list[ExportRow], previous_jsonl: bytes | None) -> dict[str, A
         "rows_changed": sum(1 for k in after.keys() & before.keys() if after[k] != before[k]),
         "usage_count_delta": sum(r.usage_count for r in rows)
         - sum(d["usage_count"] for d in before.values()),
-        "billable_seconds_delta": f"{canonical_seconds(seconds_after - seconds_before):f}",
+        "billable_seconds_delta": f"{canonical_decimal(seconds_after - seconds_before):f}",
     }
 
 

@@ -9,7 +9,7 @@ Pricing"); a temporary token can cap a session with ``max_session_duration_secon
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Annotated, Self
 
 from pydantic import (
@@ -80,14 +80,18 @@ class SessionBegin(_Billed):
     def bound_seconds(self) -> Decimal:
         """The longest AssemblyAI can bill this session: 3 hours, or less when the token capped
         it (``max_session_duration_seconds``) or the Begin's ``expires_at`` says it ends sooner.
-        An ``expires_at`` closer than 60 s to ``began_at`` (clock skew between the app and
-        AssemblyAI) counts as 60 s, the smallest cap a token can set."""
+        The ``expires_at`` bound is rounded up to whole seconds, and one closer than 60 s to
+        ``began_at`` (clock skew between the app and AssemblyAI) counts as 60 s, the smallest
+        cap a token can set."""
         bounds = [SESSION_LIMIT_SECONDS]
         if self.max_session_duration_seconds is not None:
             bounds.append(Decimal(self.max_session_duration_seconds))
         if self.expires_at is not None:
             until = Decimal(str((self.expires_at - self.began_at).total_seconds()))
-            bounds.append(max(until, Decimal(MIN_SESSION_CAP_SECONDS)))
+            # Whole seconds, up: expires_at is unix seconds and AssemblyAI's session durations
+            # are whole seconds, while began_at is the app's clock (often a fraction later).
+            whole = until.to_integral_value(rounding=ROUND_CEILING)
+            bounds.append(max(whole, Decimal(MIN_SESSION_CAP_SECONDS)))
         return min(bounds)
 
     def ends_by(self) -> datetime:

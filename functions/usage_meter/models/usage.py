@@ -25,7 +25,7 @@ Product = Literal["async", "streaming"]
 UNKNOWN_MODEL = "unknown"
 
 
-def canonical_seconds(value: Decimal) -> Decimal:
+def canonical_decimal(value: Decimal) -> Decimal:
     """The one decimal form of an exact quantity everywhere (ledger, aggregates, files, API):
     no trailing zeros, no exponent. ``625.0`` -> ``625``, ``1293.250`` -> ``1293.25``,
     ``1E+3`` -> ``1000``. Raises InvalidOperation for NaN/Infinity."""
@@ -63,7 +63,7 @@ class UsageRecord(BaseModel):
     @field_validator("billable_seconds", "audio_duration_seconds")
     @classmethod
     def _canonical(cls, value: Decimal | None) -> Decimal | None:
-        return None if value is None else canonical_seconds(value)
+        return None if value is None else canonical_decimal(value)
 
     def addon_seconds(self) -> dict[str, Decimal]:
         """Seconds per add-on this record adds to its aggregate: every recorded add-on runs over
