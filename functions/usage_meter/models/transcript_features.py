@@ -122,7 +122,9 @@ def transcript_add_ons(payload: dict[str, Any]) -> tuple[str, ...]:
     features = [name for name in BOOLEAN_ADD_ONS if payload.get(name) is True]
     for name in VALUED_ADD_ONS:
         value = payload.get(name)
-        if value and isinstance(value, str | list):
-            features.append(f"{name}:{value}" if name == "domain" else name)
+        if name == "domain" and value and isinstance(value, str):
+            features.append(f"domain:{value}")
+        elif name != "domain" and value and isinstance(value, str | list):
+            features.append(name)
     features.extend(speech_understanding_add_ons(payload.get(SPEECH_UNDERSTANDING)))
     return tuple(sorted(set(features)))
