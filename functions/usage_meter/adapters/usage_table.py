@@ -35,7 +35,7 @@ from urllib.parse import quote, urlencode
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from usage_meter.logic.errors import PermanentFailure, TransientFailure
+from usage_meter.logic.errors import STORAGE_REFUSED, PermanentFailure, TransientFailure
 from usage_meter.logic.operations import AuditEntry, OperationRefused
 from usage_meter.models.billing import UsageAggregate
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
@@ -671,5 +671,5 @@ def _failure(action: str, exc: Exception) -> TransientFailure | PermanentFailure
         reasons = exc.response.get("CancellationReasons") or []
         invalid = any(r.get("Code") == "ValidationError" for r in reasons)
         if code in PERMANENT_DYNAMODB_ERRORS or invalid:
-            return PermanentFailure("dynamodb_validation", text)
+            return PermanentFailure(STORAGE_REFUSED, text)
     return TransientFailure(text)

@@ -19,7 +19,7 @@ from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
 from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.handlers.routes import route_key
-from usage_meter.logic.errors import RequestRejected, TransientFailure
+from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
 from usage_meter.logic.request_signing import verify_signed_request
 from usage_meter.logic.streaming_sessions import (
     check_reported_time,
@@ -108,6 +108,11 @@ def handle_report(event: dict[str, Any]) -> dict[str, Any]:
     except TransientFailure as exc:
         logger.error("report not stored", extra={"error": str(exc)})
         return _json(503, {"error": "unavailable", "message": "temporarily unavailable, retry"})
+    except PermanentFailure as exc:
+        # Retrying cannot help (DynamoDB refused the request): say why, never a bare 500.
+        metrics.add_metric(name="ReportsUnstorable", unit="Count", value=1)
+        logger.error("report cannot be stored", extra={"reason": exc.reason, "error": exc.message})
+        return _json(422, {"error": exc.reason, "message": exc.message})
     logger.info(
         "streaming report",
         extra={

@@ -32,7 +32,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from usage_meter.logic.errors import PermanentFailure, TranscriptNotFound, TransientFailure
+from usage_meter.logic.errors import (
+    STORAGE_REFUSED,
+    PermanentFailure,
+    TranscriptNotFound,
+    TransientFailure,
+)
 from usage_meter.logic.quarantine import quarantine_item
 from usage_meter.logic.usage_processing import Outcome, ProcessorDeps, process_usage_message
 from usage_meter.models.identifiers import InvalidIdentifier
@@ -308,6 +313,11 @@ def _check(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
         counts.failed += 1  # listed, then gone (deleted meanwhile): nothing to read
     except TransientFailure:
         counts.unchecked += 1  # after retries; the run goes on, and says it did not finish
+    except PermanentFailure as exc:
+        if exc.reason != STORAGE_REFUSED:
+            raise  # e.g. AssemblyAI refuses the project's key: the project's run stops
+        run.problems.append(f"{item['id']}: {exc.message}")
+        counts.unchecked += 1  # DynamoDB refused this item; the others are still checked
 
 
 def _with_counts(checkpoint: Checkpoint, counts: ReconcileCounts) -> Checkpoint:
