@@ -57,7 +57,8 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "UsageMeter")
+    # What template.yaml gives every function locally (UsageMeter/${AWS::StackName})
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "UsageMeter/usage-meter-local")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "usage-meter")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
 
