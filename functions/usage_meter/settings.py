@@ -162,6 +162,7 @@ class ProcessorSettings(AssemblyAISettings):
     usage_queue_url: str = env("USAGE_QUEUE_URL")
     dead_letter_queue_url: str = env("USAGE_DLQ_URL")
     event_bus_name: str = env("EVENT_BUS_NAME")
+    billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
 
 
 def _horizon_days(raw: str) -> int:

@@ -30,6 +30,7 @@ from conftest import (
     _reset_caches,
     load_event,
 )
+from embedded_aws import EmbeddedAws
 from usage_meter.app_client import InvalidSignature, verify_forwarded_notification
 from usage_meter_local.app_receiver import AppReceiver
 from usage_meter_local.assemblyai_standin import AssemblyAIStandIn
@@ -55,10 +56,15 @@ def receiver() -> Iterator[AppReceiver]:
 
 @pytest.fixture
 def fwd(
-    assemblyai: AssemblyAIStandIn, receiver: AppReceiver, monkeypatch: pytest.MonkeyPatch
+    assemblyai: AssemblyAIStandIn,
+    receiver: AppReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    embedded_aws: EmbeddedAws,
 ) -> Iterator[Stack]:
     """The stack with forwarding on (ForwardUrl = the local application) and an observer queue
-    that a rule fills with every event on the bus."""
+    that a rule fills with every event on the bus: provisioned with other parameters than the
+    session's embedded AWS, so in a mock of its own (the session's is suspended meanwhile)."""
+    embedded_aws.suspend()
     template = load_template()
     parameters = {
         "AssemblyAIProjects": json.dumps(

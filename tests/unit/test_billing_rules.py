@@ -140,7 +140,7 @@ def test_queue_message_round_trips() -> None:
         _message().to_json().replace("+00:00", ""),  # naive time
         _message().to_json().replace('"schema_version":1', '"schema_version":2'),
         _message().to_json().replace('"t1"', '"t#1"'),
-        _message().to_json().replace('"plan"', '"Plan"'),
+        _message().to_json().replace('"plan"', '"1plan"'),
     ],
 )
 def test_malformed_queue_messages_are_rejected(text: str) -> None:
@@ -176,6 +176,7 @@ def test_settings_errors_name_the_variable() -> None:
         "USAGE_QUEUE_URL": "q",
         "USAGE_DLQ_URL": "d",
         "EVENT_BUS_NAME": "b",
+        "BILLING_DIMENSIONS": "plan",
     }
     with pytest.raises(SettingsError, match="ASSEMBLYAI_PROJECTS is required"):
         ProcessorSettings.from_environ(base)
@@ -198,6 +199,7 @@ def test_base_url_override_replaces_every_project_url() -> None:
             "USAGE_QUEUE_URL": "q",
             "USAGE_DLQ_URL": "d",
             "EVENT_BUS_NAME": "b",
+            "BILLING_DIMENSIONS": "plan",
             "ASSEMBLYAI_PROJECTS": '{"eu": {"api_key_secret_id": "s", "base_url": "https://api.eu.assemblyai.com"}}',
             "ASSEMBLYAI_BASE_URL_OVERRIDE": "http://127.0.0.1:8080/",
         }

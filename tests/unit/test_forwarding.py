@@ -18,7 +18,7 @@ import pytest
 from usage_meter.adapters.http_delivery import UrllibSender
 from usage_meter.adapters.secrets import ForwardAuthHeader
 from usage_meter.app_client import InvalidSignature, verify_forwarded_notification
-from usage_meter.logic.errors import RequestRejected, TransientFailure
+from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.forwarding import (
     DeliveryError,
     ForwardDeps,
@@ -26,8 +26,10 @@ from usage_meter.logic.forwarding import (
     target_url,
 )
 from usage_meter.logic.standard_webhooks import sign, signed_headers
-from usage_meter.logic.webhook_intake import parse_attribution
+from usage_meter.models.identifiers import InvalidIdentifier
 from usage_meter.models.notification_event import notification_id
+from usage_meter.models.webhook import attribution_from_query as parse_attribution
+from usage_meter.models.webhook import billing_query
 from usage_meter.settings import SettingsError, _billing_dimensions
 
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -133,14 +135,16 @@ def test_only_allow_listed_parameters_become_dimensions_the_others_are_never_che
 
     assert attribution.dimensions == {"plan": "pro", "team": "support"}
     assert parse_attribution(query, 8, frozenset()).dimensions == {}
-    with pytest.raises(RequestRejected):  # an allow-listed dimension still follows the rules
+    with pytest.raises(InvalidIdentifier):  # an allow-listed dimension still follows the rules
         parse_attribution("customer_id=acme&plan=", 8, frozenset({"plan"}))
+    # What the meter may keep of a query (e.g. for an operator): never the application's part.
+    assert billing_query(query, frozenset({"plan"})) == "customer_id=acme&plan=pro"
 
 
 def test_the_allow_list_setting_refuses_names_that_cannot_be_dimensions() -> None:
     assert _billing_dimensions(" plan, team ,") == frozenset({"plan", "team"})
     assert _billing_dimensions("") == frozenset()
-    for bad in ("Plan", "customer_id", "project", "a-b"):
+    for bad in ("1plan", "customer_id", "project", "a-b"):
         with pytest.raises(ValueError):
             _billing_dimensions(bad)
     assert issubclass(SettingsError, ValueError)

@@ -157,6 +157,7 @@ def test_default_projects_parameter_is_valid_settings() -> None:
             "USAGE_QUEUE_URL": "q",
             "USAGE_DLQ_URL": "d",
             "EVENT_BUS_NAME": "b",
+            "BILLING_DIMENSIONS": "plan",
             "ASSEMBLYAI_PROJECTS": projects,
         }
     )

@@ -35,6 +35,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         ledger=ledger,
         metrics=PowertoolsMetrics(metrics),
         known_projects=frozenset(settings.projects),
+        billing_dimensions=settings.billing_dimensions,
     )
     days = int(event.get("horizon_days") or settings.horizon_days)
     projects = [event["project"]] if event.get("project") else sorted(settings.projects)
@@ -46,7 +47,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             store=ledger,
             deps=deps,
             webhook_base_url=settings.webhook_base_url,
-            billing_dimensions=settings.billing_dimensions,
             horizon=timedelta(days=min(max(days, 1), 90)),
             max_items=settings.max_items_per_run,
             time_left=lambda: context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS,

@@ -42,6 +42,7 @@ def _dependencies() -> DeliveryDeps:
             ledger=DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name),
             metrics=PowertoolsMetrics(metrics),
             known_projects=frozenset(settings.projects),
+            billing_dimensions=settings.billing_dimensions,
         ),
         retries=queue,
         dead_letters=SqsDeadLetterQueue(aws_clients.sqs(), settings.dead_letter_queue_url),

@@ -28,8 +28,22 @@ def _is_own_row(message: UsageMessage, result: ProcessingResult, receive_count: 
         and record is not None
         and record.occurred_at == message.received_at
         and record.origin == message.origin
-        and record.customer_id == message.attribution.customer_id
+        and (message.attribution is None or record.customer_id == message.attribution.customer_id)
     )
+
+
+def _who(
+    message: UsageMessage, result: ProcessingResult | None
+) -> tuple[str | None, str | None, dict[str, str]]:
+    """(customer, project, dimensions): the recorded row's, else the delivery's, else unknown
+    (a delivery whose attribution broke a rule and was not billed)."""
+    record = result.record if result else None
+    if record is not None:
+        return record.customer_id, record.project, dict(record.dimensions)
+    if message.attribution is not None:
+        a = message.attribution
+        return a.customer_id, a.project, dict(a.dimensions)
+    return None, None, {}
 
 
 def announce_result(
@@ -47,6 +61,7 @@ def announce_result(
     else:
         outcome = "duplicate"
     record = result.record if outcome != "quarantined" else None
+    customer_id, project, dimensions = _who(message, result)
     events.publish(
         PROCESSED_DETAIL_TYPE,
         processed_detail(
@@ -55,9 +70,9 @@ def announce_result(
             received_at=message.received_at,
             outcome=outcome,
             reason=result.reason.value if result.reason else None,
-            customer_id=message.attribution.customer_id,
-            project=message.attribution.project,
-            dimensions=message.attribution.dimensions,
+            customer_id=customer_id,
+            project=project,
+            dimensions=dimensions,
             billable_seconds=str(record.billable_seconds) if record else None,
             model=record.model if record else None,
             usage_month=record.month if record else None,
@@ -68,6 +83,7 @@ def announce_result(
 
 def announce_failure(events: EventPublisher, message: UsageMessage, reason: str) -> None:
     """Publish the Processed event of a dead-lettered message (TransientFailure if not taken)."""
+    customer_id, project, dimensions = _who(message, None)
     events.publish(
         PROCESSED_DETAIL_TYPE,
         processed_detail(
@@ -76,8 +92,8 @@ def announce_failure(events: EventPublisher, message: UsageMessage, reason: str)
             received_at=message.received_at,
             outcome="failed",
             reason=reason,
-            customer_id=message.attribution.customer_id,
-            project=message.attribution.project,
-            dimensions=message.attribution.dimensions,
+            customer_id=customer_id,
+            project=project,
+            dimensions=dimensions,
         ),
     )

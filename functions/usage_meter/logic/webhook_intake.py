@@ -1,9 +1,12 @@
 """Store-first webhook intake: authenticate, validate, enqueue, answer.
 
 AssemblyAI gives a webhook 10 seconds and stops retrying on any 4xx, so this never calls
-AssemblyAI: it turns a delivery into a queue message or a clear rejection. 4xx only for requests
-that are truly bad; a failure to enqueue surfaces as TransientFailure (answered 5xx, so AssemblyAI
-retries).
+AssemblyAI and refuses only what is truly unusable: bad or missing auth, a body that is not JSON
+or names no transcript id, an oversized body. An authenticated delivery that names a transcript is
+always queued, even when its attribution (customer id, project, dimensions) breaks a rule: the
+message then carries the problem, and the processor bills the transcript from its own
+``webhook_url`` or quarantines it with the reason. A failure to enqueue surfaces as
+TransientFailure (answered 5xx, so AssemblyAI retries).
 
 Every accepted notification (``redacted_audio_ready`` included) is then published on the meter's
 EventBridge bus, after the usage is stored, so the books never wait on it; if the event cannot be
@@ -23,28 +26,23 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, cast
-from urllib.parse import parse_qsl
 
 from usage_meter.logic.errors import RequestRejected, TransientFailure
 from usage_meter.logic.ports import EventPublisher, SecretValues, UsageQueue
 from usage_meter.logic.webhook_auth import verify_webhook_auth
-from usage_meter.models.identifiers import (
-    RESERVED_PARAMETERS,
-    InvalidIdentifier,
-    check_attribution,
-    is_source_id,
-)
+from usage_meter.models.identifiers import InvalidIdentifier, is_source_id
 from usage_meter.models.notification_event import RECEIVED_DETAIL_TYPE, received_detail
 from usage_meter.models.webhook import (
-    DEFAULT_PROJECT,
+    MAX_QUERY_LENGTH,
     WEBHOOK_STATUSES,
-    Attribution,
     UsageMessage,
     WebhookStatus,
+    attribution_from_query,
+    billing_query,
 )
 
-MAX_QUERY_LENGTH = 2048
 IGNORED_STATUSES = frozenset({"redacted_audio_ready"})
+KEPT_QUERY_CHARACTERS = 2 * MAX_QUERY_LENGTH  # of an invalid query, kept for the operator
 
 
 @dataclass(frozen=True)
@@ -80,41 +78,6 @@ def _reject(status: int, code: str, message: str) -> RequestRejected:
 class NotificationNotPublished(TransientFailure):
     """The usage is stored but the notification's event could not be published (answered 503, so
     AssemblyAI sends it again)."""
-
-
-def parse_attribution(
-    raw_query: str, max_dimensions: int, billing_dimensions: frozenset[str]
-) -> Attribution:
-    """The customer, project and billing dimensions from the webhook URL's query string.
-
-    Only parameters named in ``billing_dimensions`` (the ``BillingDimensions`` allow-list) are
-    dimensions; every other parameter belongs to the application and is ignored here (never
-    checked, so it can never cause a 4xx, and never stored)."""
-    if len(raw_query) > MAX_QUERY_LENGTH:
-        raise _reject(400, "query_too_long", f"query string exceeds {MAX_QUERY_LENGTH} characters")
-    try:
-        # Not strict: AssemblyAI echoes the URL exactly as submitted, so a stray "&" must not turn
-        # every delivery of that job into a permanent 4xx.
-        pairs = parse_qsl(raw_query, keep_blank_values=True, errors="strict")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _reject(400, "invalid_query", "query string is not valid URL encoding") from exc
-    seen: dict[str, str] = {}
-    for name, value in pairs:
-        if name not in RESERVED_PARAMETERS and name not in billing_dimensions:
-            continue  # the application's own parameter: passed on in the event, nothing else
-        if name in seen:
-            raise _reject(400, "duplicate_parameter", f"query parameter '{name}' appears twice")
-        seen[name] = value
-    customer_id = seen.pop("customer_id", None)
-    if customer_id is None:
-        raise _reject(400, "missing_customer_id", "query parameter 'customer_id' is required")
-    project = seen.pop("project", DEFAULT_PROJECT)
-    dimensions = dict(sorted(seen.items()))
-    try:
-        check_attribution(customer_id, project, dimensions, max_dimensions)
-    except InvalidIdentifier as exc:
-        raise _reject(400, exc.code, exc.message) from exc
-    return Attribution(customer_id=customer_id, project=project, dimensions=dimensions)
 
 
 def _decode_body(request: WebhookRequest, max_body_bytes: int) -> bytes:
@@ -161,38 +124,34 @@ def _parse_notification(raw: bytes) -> Notification:
     if isinstance(status, str) and status in IGNORED_STATUSES:
         transcript_id = document.get("transcript_id")
         return Notification(status, transcript_id if is_source_id(transcript_id) else None, False)
-    invalid = [
-        name
-        for name, ok in (
-            ("transcript_id", is_source_id(document.get("transcript_id"))),
-            ("status", isinstance(status, str) and status in WEBHOOK_STATUSES),
-        )
-        if not ok
-    ]
-    if invalid:
+    if not is_source_id(document.get("transcript_id")):
         raise _reject(
-            400,
-            "invalid_body",
-            f"body must be {NOTIFICATION_SHAPE}; invalid: {', '.join(invalid)}",
+            400, "invalid_body", f"body must be {NOTIFICATION_SHAPE}; invalid: transcript_id"
         )
+    if not (isinstance(status, str) and status in WEBHOOK_STATUSES):
+        status = "unknown"  # the processor reads the transcript's own status
     return Notification(str(status), str(document["transcript_id"]), True)
 
 
 def _publish(
-    events: EventPublisher,
-    request: WebhookRequest,
-    raw: bytes,
-    notification: Notification,
-    attribution: Attribution,
+    events: EventPublisher, request: WebhookRequest, raw: bytes, notification: Notification
 ) -> None:
+    """The Received event; the customer and project only when the query names them validly."""
+    customer_id: str | None = None
+    project: str | None = None
+    try:
+        attribution = attribution_from_query(request.raw_query, 0, frozenset())
+        customer_id, project = attribution.customer_id, attribution.project
+    except InvalidIdentifier:
+        pass  # named nowhere valid: the processor bills it from the transcript or quarantines
     detail = received_detail(
         raw_body=raw,
         raw_query=request.raw_query,
         received_at=request.received_at,
         status=notification.status,
         transcript_id=notification.transcript_id,
-        customer_id=attribution.customer_id,
-        project=attribution.project,
+        customer_id=customer_id,
+        project=project,
     )
     try:
         events.publish(RECEIVED_DETAIL_TYPE, detail)
@@ -207,26 +166,43 @@ def accept_webhook(
     queue: UsageQueue,
     events: EventPublisher,
 ) -> IntakeResult:
-    """Validate one delivery, enqueue its usage, then publish its Received event.
-
-    Raises RequestRejected (4xx) or TransientFailure (503; NotificationNotPublished when only the
-    event is missing)."""
+    """Validate one delivery, enqueue it (with its attribution, or with what is wrong with it),
+    then publish its Received event. Raises RequestRejected (401/400/413, only for the unusable
+    requests listed above) or TransientFailure (5xx; NotificationNotPublished when only the event
+    is missing)."""
     if not verify_webhook_auth(request.headers.get(limits.auth_header_name), secrets):
         raise _reject(401, "unauthorized", "unauthorized")
     raw = _decode_body(request, limits.max_body_bytes)
-    attribution = parse_attribution(
-        request.raw_query, limits.max_dimensions, limits.billing_dimensions
-    )
     notification = _parse_notification(raw)
     if not notification.billable or notification.transcript_id is None:
-        _publish(events, request, raw, notification, attribution)
+        _publish(events, request, raw, notification)
         return IntakeResult(outcome="ignored", reason="not a transcript completion")
-    message = UsageMessage(
-        transcript_id=notification.transcript_id,
-        webhook_status=cast("WebhookStatus", notification.status),
-        attribution=attribution,
-        received_at=request.received_at,
-    )
+    transcript_id = notification.transcript_id
+    status = cast("WebhookStatus", notification.status)
+    try:
+        attribution = attribution_from_query(
+            request.raw_query, limits.max_dimensions, limits.billing_dimensions
+        )
+    except InvalidIdentifier as exc:
+        # Never a 4xx: AssemblyAI would stop retrying and the usage it bills would be lost.
+        message = UsageMessage(
+            transcript_id=transcript_id,
+            webhook_status=status,
+            attribution=None,
+            received_at=request.received_at,
+            attribution_problem=f"{exc.code}: {exc.message}",
+            # Only the billing part: the application's own parameters are never stored.
+            query=billing_query(request.raw_query, limits.billing_dimensions)[
+                :KEPT_QUERY_CHARACTERS
+            ],
+        )
+    else:
+        message = UsageMessage(
+            transcript_id=transcript_id,
+            webhook_status=status,
+            attribution=attribution,
+            received_at=request.received_at,
+        )
     queue.enqueue(message)  # the books first: forwarding never holds up metering
-    _publish(events, request, raw, notification, attribution)
+    _publish(events, request, raw, notification)
     return IntakeResult(outcome="accepted", message=message)
