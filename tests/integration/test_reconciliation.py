@@ -72,6 +72,7 @@ def run(
         ledger=ledger,
         metrics=metrics or Quiet(),
         known_projects=frozenset(settings.projects),
+        billing_dimensions=settings.billing_dimensions,
     )
     return reconcile_project(
         "default",
@@ -79,7 +80,6 @@ def run(
         store=ledger,
         deps=deps,
         webhook_base_url=settings.webhook_base_url,
-        billing_dimensions=settings.billing_dimensions,
         horizon=timedelta(days=horizon_days),
         max_items=max_items,
         time_left=lambda: 60.0,
