@@ -42,6 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 from moto.core.responses import ActionResult
+from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
     DynamodbException,
@@ -54,7 +55,6 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
-from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.responses import DynamoHandler
 
 MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' documented limit
@@ -62,7 +62,7 @@ TOKEN_WINDOW_SECONDS = 600.0  # "valid for 10 minutes after the first request ..
 MAX_REMEMBERED_TOKENS = 100_000  # bounded memory: older tokens are forgotten first
 
 _LOCK = threading.RLock()
-_installed = False
+_INSTALLED: list[bool] = []  # non-empty once install() ran
 
 
 class IdempotentParameterMismatch(DynamodbException):
@@ -134,16 +134,14 @@ def _restore(table: Table, key: dict[str, Any], before: Item | None) -> None:
         table.items[hash_value] = before  # type: ignore[assignment]
 
 
-def transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
-    """All-or-nothing ``TransactWriteItems`` that undoes only the items it touched.
+Step = tuple[str, dict[str, Any], Table, dict[str, Any]]  # (operation, its body, table, key)
 
-    Conditions are evaluated against the state before any write (DynamoDB cancels the whole
-    transaction with one reason per item, ``None`` for those that passed); writes are then applied
-    in order, and an error in one of them undoes the ones before. Runs under the request lock.
-    """
+
+def _plan(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[Step]:
+    """The transaction's steps, refused as DynamoDB refuses them (size, shape, one op per item)."""
     if len(transact_items) > MAX_TRANSACTION_ITEMS:
         raise TooManyTransactionsException
-    steps: list[tuple[str, dict[str, Any], Table, dict[str, Any]]] = []
+    steps: list[Step] = []
     seen: set[tuple[str, str]] = set()
     for entry in transact_items:
         if len(entry) != 1:
@@ -158,9 +156,14 @@ def transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str
             raise MultipleTransactionsException
         seen.add(identity)
         steps.append((op_type, op, table, key))
+    return steps
 
+
+def _check_conditions(backend: DynamoDBBackend, steps: list[Step]) -> None:
+    """Every condition against the state before any write; TransactionCanceledException with one
+    reason per item (``None`` for those that passed) when one fails."""
     reasons: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
-    for _, op, table, key in steps:
+    for _, op, _, key in steps:
         condition = op.get("ConditionExpression")
         current = backend.get_item(op["TableName"], key)
         if condition is None or get_filter_expression(
@@ -175,31 +178,43 @@ def transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str
     if any(code is not None for code, _, _ in reasons):
         raise TransactionCanceledException(reasons)
 
+
+def _apply(backend: DynamoDBBackend, op_type: str, op: dict[str, Any], key: dict[str, Any]) -> None:
+    names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+    if op_type == "Put":
+        backend.put_item(
+            op["TableName"],
+            op["Item"],
+            expression_attribute_names=names,
+            expression_attribute_values=values,
+        )
+    elif op_type == "Delete":
+        backend.delete_item(op["TableName"], key)
+    elif op_type == "Update":
+        backend.update_item(
+            op["TableName"],
+            key,
+            update_expression=op["UpdateExpression"],
+            condition_expression=None,
+            expression_attribute_names=names or {},
+            expression_attribute_values=values or {},
+        )
+
+
+def transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    """All-or-nothing ``TransactWriteItems`` that undoes only the items it touched.
+
+    Conditions are evaluated against the state before any write (DynamoDB cancels the whole
+    transaction with one reason per item); writes are then applied in order, and an error in one
+    of them undoes the ones before. Runs under the request lock.
+    """
+    steps = _plan(backend, transact_items)
+    _check_conditions(backend, steps)
     undo: list[tuple[Table, dict[str, Any], Item | None]] = []
     try:
         for op_type, op, table, key in steps:
-            if op_type == "ConditionCheck":
-                continue
             undo.append((table, key, copy.deepcopy(backend.get_item(op["TableName"], key))))
-            names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
-            if op_type == "Put":
-                backend.put_item(
-                    op["TableName"],
-                    op["Item"],
-                    expression_attribute_names=names,
-                    expression_attribute_values=values,
-                )
-            elif op_type == "Delete":
-                backend.delete_item(op["TableName"], key)
-            else:
-                backend.update_item(
-                    op["TableName"],
-                    key,
-                    update_expression=op["UpdateExpression"],
-                    condition_expression=None,
-                    expression_attribute_names=names,
-                    expression_attribute_values=values,
-                )
+            _apply(backend, op_type, op, key)
     except Exception:
         for table, key, before in reversed(undo):
             _restore(table, key, before)
@@ -223,9 +238,8 @@ def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
 
 def install() -> None:
     """Give moto's DynamoDB (in this process) AWS's isolation and idempotency. Idempotent."""
-    global _installed
     with _LOCK:
-        if _installed:
+        if _INSTALLED:
             return
         handler_transact = DynamoHandler.transact_write_items
 
@@ -243,4 +257,4 @@ def install() -> None:
         DynamoHandler.transact_write_items = transact_with_token  # type: ignore[method-assign]
         DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign,assignment]
         DynamoHandler.call_action = _serialized(DynamoHandler.call_action)  # type: ignore[method-assign]
-        _installed = True
+        _INSTALLED.append(True)

@@ -153,7 +153,12 @@ def test_failed_write_undoes_only_its_own_items(dynamodb: DynamoDBClient) -> Non
     with pytest.raises(ClientError):
         dynamodb.transact_write_items(
             TransactItems=[
-                {"Put": {"TableName": TABLE, "Item": {"PK": {"S": "USAGE#undo"}, "SK": {"S": "ROW"}}}},
+                {
+                    "Put": {
+                        "TableName": TABLE,
+                        "Item": {"PK": {"S": "USAGE#undo"}, "SK": {"S": "ROW"}},
+                    }
+                },
                 {
                     "Update": {
                         "TableName": TABLE,
@@ -171,7 +176,7 @@ def test_failed_write_undoes_only_its_own_items(dynamodb: DynamoDBClient) -> Non
 
 
 def test_token_ledger_is_bounded_and_expires(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tokens are forgotten after the 10-minute window and beyond a fixed number (bounded memory)."""
+    """Tokens are forgotten after the 10-minute window and beyond a fixed count (bounded memory)."""
     ledger = dynamodb_isolation._TokenLedger()
     clock = [1000.0]
     monkeypatch.setattr(dynamodb_isolation.time, "monotonic", lambda: clock[0])

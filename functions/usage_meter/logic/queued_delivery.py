@@ -18,11 +18,12 @@ BACKOFF_MAX_SECONDS = 900
 
 
 def backoff_seconds(receive_count: int, retry_after: int | None = None) -> int:
-    """Exponential backoff by delivery attempt; AssemblyAI's Retry-After wins when it is longer."""
+    """Exponential backoff by delivery attempt; AssemblyAI's Retry-After wins when it is longer,
+    never beyond ``BACKOFF_MAX_SECONDS``."""
     exponential: int = min(
-        BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, receive_count - 1)
+        BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, min(receive_count, 64) - 1)
     )
-    return max(exponential, retry_after or 0)
+    return max(exponential, min(retry_after or 0, BACKOFF_MAX_SECONDS))
 
 
 @dataclass(frozen=True)

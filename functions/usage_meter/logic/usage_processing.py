@@ -111,6 +111,21 @@ def _earlier_receipt(record: UsageRecord, existing: UsageRecord) -> bool:
     )
 
 
+def _unbillable(facts: TranscriptFacts) -> tuple[QuarantineReason, str] | None:
+    """Why a finished transcript cannot be billed as it stands, or None."""
+    if facts.status not in {"completed", "error"} or (
+        facts.status == "completed" and facts.audio_duration is None
+    ):
+        return (
+            QuarantineReason.UNBILLABLE_TRANSCRIPT,
+            f"transcript status '{facts.status}' with audio_duration {facts.audio_duration}",
+        )
+    implausible = facts.implausibility()
+    if implausible is not None:
+        return QuarantineReason.IMPLAUSIBLE_TRANSCRIPT, implausible
+    return None
+
+
 def process_usage_message(
     message: UsageMessage, deps: ProcessorDeps, prefetched: dict[str, Any] | None = None
 ) -> ProcessingResult:
@@ -162,15 +177,9 @@ def process_usage_message(
             if owner
             else "transcript's webhook_url names no single customer_id",
         )
-    if facts.status not in {"completed", "error"} or (
-        facts.status == "completed" and facts.audio_duration is None
-    ):
-        return _quarantine(
-            deps,
-            message,
-            QuarantineReason.UNBILLABLE_TRANSCRIPT,
-            f"transcript status '{facts.status}' with audio_duration {facts.audio_duration}",
-        )
+    unbillable = _unbillable(facts)
+    if unbillable is not None:
+        return _quarantine(deps, message, *unbillable)
 
     record = build_usage_record(message, facts)
     outcome = deps.ledger.record(record)

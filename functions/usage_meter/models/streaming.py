@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from usage_meter.models.identifiers import SOURCE_ID_PATTERN, check_attribution
+from usage_meter.models.months import in_utc
 from usage_meter.models.usage import CustomerId, ProjectName
 
 SESSION_LIMIT_SECONDS = Decimal(3 * 3600)  # AssemblyAI closes (and bills) a session at 3 hours
@@ -17,6 +27,15 @@ MAX_DIMENSIONS = 8
 
 SessionId = Annotated[str, StringConstraints(pattern=SOURCE_ID_PATTERN)]
 ModelName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+
+
+def _billable_moment(moment: datetime) -> datetime:
+    in_utc(moment)  # ValueError (a 400) when it cannot be placed in a billing month
+    return moment
+
+
+# A timestamp with its offset kept, whose UTC date lies in a billable year (models.months).
+Moment = Annotated[AwareDatetime, AfterValidator(_billable_moment)]
 Seconds = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=3, allow_inf_nan=False)]
 
 
@@ -38,7 +57,7 @@ class SessionBegin(_Report):
     """AssemblyAI's ``Begin`` (``id``) with who the session is for and which model it uses."""
 
     model: ModelName
-    began_at: AwareDatetime
+    began_at: Moment
 
 
 class SessionTermination(_Report):
@@ -47,7 +66,7 @@ class SessionTermination(_Report):
     model: ModelName | None = None
     session_duration_seconds: Seconds
     audio_duration_seconds: Seconds
-    ended_at: AwareDatetime
+    ended_at: Moment
 
     @model_validator(mode="after")
     def _plausible(self) -> Self:

@@ -29,6 +29,16 @@ BOOLEAN_FEATURES = (
 )
 VALUED_FEATURES = ("keyterms_prompt", "prompt", "domain")
 
+# Plausibility bounds of a transcript's billing facts. An answer outside them is not billed (a
+# wrong figure would reach an invoice) nor retried (it will not change): it is quarantined as
+# implausible, for a human. AssemblyAI FAQ "Are there any limits on file size or file duration for
+# files submitted to the API?": the maximum duration is 10 hours (36,000 s); one minute of margin.
+MAX_AUDIO_DURATION_SECONDS = Decimal(10 * 3600 + 60)
+# AssemblyAI documents no channel limit for multichannel transcription ("Multichannel
+# Transcription": the response has audio_channels, the number of channels). 32 is a plausibility
+# bound of this service, not an AssemblyAI limit: more is held for a human, never guessed.
+MAX_AUDIO_CHANNELS = 32
+
 
 class TranscriptFacts(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -71,6 +81,24 @@ class TranscriptFacts(BaseModel):
         fields = {k: payload.get(k) for k in cls.model_fields if k in payload}
         fields.update(features=tuple(sorted(features)), speech_model_used=model)
         return cls.model_validate(fields)
+
+    def implausibility(self) -> str | None:
+        """Why these billing facts cannot be true (outside the bounds above), or None."""
+        if self.audio_duration is not None and self.audio_duration > MAX_AUDIO_DURATION_SECONDS:
+            digits = self.audio_duration.adjusted() + 1  # never builds a huge int
+            return (
+                f"audio_duration of {digits} digits exceeds AssemblyAI's 10-hour limit"
+                if digits > 12
+                else f"audio_duration {self.audio_duration} s exceeds AssemblyAI's 10-hour limit"
+            )
+        channels = self.audio_channels
+        if self.multichannel and channels is not None and not 1 <= channels <= MAX_AUDIO_CHANNELS:
+            return (
+                f"audio_channels {channels} outside 1..{MAX_AUDIO_CHANNELS}"
+                if abs(channels) < 10**12
+                else "audio_channels is an absurdly large number"
+            )
+        return None
 
     @property
     def channels(self) -> int:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from usage_meter.models.identifiers import CUSTOMER_ID_PATTERN, PROJECT_PATTERN
+from usage_meter.models.months import MONTH_PATTERN
 
 CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
 ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
@@ -33,7 +34,7 @@ class UsageRecord(BaseModel):
     status: UsageStatus
     customer_id: CustomerId
     project: ProjectName
-    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    month: str = Field(pattern=MONTH_PATTERN)
     billable_seconds: Decimal = Field(ge=0)
     audio_duration_seconds: Decimal | None = None
     audio_channels: int = 1
@@ -84,6 +85,7 @@ class QuarantineReason(StrEnum):
     TRANSCRIPT_NOT_FOUND = "transcript_not_found"
     UNKNOWN_PROJECT = "unknown_project"
     UNBILLABLE_TRANSCRIPT = "unbillable_transcript"
+    IMPLAUSIBLE_TRANSCRIPT = "implausible_transcript"
     SESSION_CONFLICT = "session_conflict"
     ORPHANED_SESSION = "orphaned_session"
 
