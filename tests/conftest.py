@@ -14,6 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from usage_meter_local import dynamodb_isolation
 from usage_meter_local.assemblyai_standin import AssemblyAIStandIn
 from usage_meter_local.template import (
     LocalResources,
@@ -23,6 +24,9 @@ from usage_meter_local.template import (
 )
 
 EVENTS = Path(__file__).parent / "events"
+# moto's DynamoDB with AWS's isolation and ClientRequestToken idempotency, in every test (as in
+# the local stack), so no test's outcome depends on which ran before it.
+dynamodb_isolation.install()
 REGION = "eu-west-1"
 WEBHOOK_SECRET = "local-webhook-secret-current"
 PREVIOUS_WEBHOOK_SECRET = "local-webhook-secret-previous"

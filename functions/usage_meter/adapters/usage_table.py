@@ -11,6 +11,12 @@
 - quarantine:  PK ``QUARANTINE#<source id>``, SK ``<reason>#<digest of the message>``;
   GSI1PK ``QUARANTINE#open``, GSI1SK ``<time>#<source id>``.
 
+- Retries that already committed: boto3 retries a call whose answer was lost, so every write is
+  idempotent for its caller. Transactions carry a ``ClientRequestToken`` (one per call, reused by
+  the SDK's retries: DynamoDB applies it once and answers the retry with success). A conditional
+  put carries a ``write_id`` (one per call) and asks for the item on a failed condition
+  (``ReturnValuesOnConditionCheckFailure=ALL_OLD``): when the item there is its own write, the
+  retry's outcome is the first attempt's (recorded, quarantined), never a duplicate or conflict.
 - Ledger rows are keyed by the usage source alone, so "billed at most once, forever" is one
   conditional put; there is no TTL on them.
 - A customer's usage for a month is one Query on its partition (PK + SK prefix); the export reads a
@@ -165,7 +171,7 @@ class DynamoUsageLedger:
                 {"Update": self._close_session_update(record.source_id, record.origin, now)}
             )
         try:
-            self._client.transact_write_items(TransactItems=items)
+            self._client.transact_write_items(TransactItems=items, ClientRequestToken=_token())
         except ClientError as exc:
             if not _ledger_row_exists(exc):
                 raise _transient("record usage", exc) from exc
@@ -229,9 +235,11 @@ class DynamoUsageLedger:
         }
 
     def put_begin(self, begin: SessionBegin) -> tuple[RecordResult, SessionBegin | None]:
+        write_id = _token()
         values = {
             **session_key(begin.session_id),
             "entity": "session",
+            "write_id": write_id,
             **json.loads(begin.model_dump_json()),
             "GSI1PK": f"OPEN_SESSIONS#{begin.began_at.astimezone(UTC).date().isoformat()}",
             "GSI1SK": f"{begin.began_at.astimezone(UTC).isoformat()}#{begin.session_id}",
@@ -241,16 +249,20 @@ class DynamoUsageLedger:
                 TableName=self._table,
                 Item=_to_item(values),
                 ConditionExpression="attribute_not_exists(PK)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             return RecordResult.RECORDED, None
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise _transient("record session begin", exc) from exc
+            if _own_write(exc, write_id):
+                return RecordResult.RECORDED, None
         except BotoCoreError as exc:
             raise _transient("record session begin", exc) from exc
         existing = self.get_begin(begin.session_id)
         if existing is None:  # the termination came first and left a stub: fill it in, closed
-            stub = {k: v for k, v in values.items() if k not in ("GSI1PK", "GSI1SK", "PK", "SK")}
+            skipped = ("GSI1PK", "GSI1SK", "PK", "SK", "write_id")
+            stub = {k: v for k, v in values.items() if k not in skipped}
             names = {f"#a{i}": k for i, k in enumerate(stub)}
             self._client.update_item(
                 TableName=self._table,
@@ -352,7 +364,7 @@ class DynamoUsageLedger:
             if replacement.status is billable:
                 items.append({"Update": self._aggregate_update(replacement, now)})
         try:
-            self._client.transact_write_items(TransactItems=items)
+            self._client.transact_write_items(TransactItems=items, ClientRequestToken=_token())
         except ClientError as exc:
             if _ledger_row_exists(exc):
                 return False
@@ -426,16 +438,18 @@ class DynamoUsageLedger:
             "quarantined_at": item.quarantined_at.astimezone(UTC).isoformat(),
             "GSI1PK": "QUARANTINE#open",
             "GSI1SK": f"{item.quarantined_at.astimezone(UTC).isoformat()}#{item.source_id}",
+            "write_id": _token(),
         }
         try:
             self._client.put_item(
                 TableName=self._table,
                 Item=_to_item(values),
                 ConditionExpression="attribute_not_exists(PK)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
+                return _own_write(exc, values["write_id"])
             raise _transient("quarantine", exc) from exc
         except BotoCoreError as exc:
             raise _transient("quarantine", exc) from exc
@@ -562,6 +576,19 @@ class DynamoUsageLedger:
             KeyConditionExpression="GSI1PK = :pk",
             ExpressionAttributeValues=_to_item({":pk": "QUARANTINE#open"}),
         )
+
+
+def _token() -> str:
+    """One idempotency token per logical write (36 characters: ClientRequestToken's maximum)."""
+    return str(uuid.uuid4())
+
+
+def _own_write(exc: ClientError, write_id: str) -> bool:
+    """Whether a failed ``attribute_not_exists`` put found its own earlier attempt's item (the
+    first attempt committed, its answer was lost and the SDK retried)."""
+    old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+    stored = old.get("write_id")
+    return isinstance(stored, dict) and stored.get("S") == write_id
 
 
 def _ledger_row_exists(exc: ClientError) -> bool:

@@ -7,6 +7,7 @@ Only billing fields are kept; the transcript text never leaves the adapter.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -40,6 +41,19 @@ MAX_AUDIO_DURATION_SECONDS = Decimal(10 * 3600 + 60)
 MAX_AUDIO_CHANNELS = 32
 
 
+# A URL's query string or fragment (AssemblyAI's error messages quote the audio_url, whose query
+# may be a presigned signature: X-Amz-Signature, sig=, token=...). Kept: scheme, host and path.
+_URL_QUERY = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s?#\"'<>]*)[?#][^\s\"'<>]*")
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@\"'<>]*@")
+
+
+def without_url_queries(text: str) -> str:
+    """``text`` with every URL's query string and fragment replaced by ``?…`` and its user
+    information (``user:password@``) removed."""
+    text = _URL_USERINFO.sub(lambda match: match.group(1), text)
+    return _URL_QUERY.sub(lambda match: f"{match.group(1)}?…", text)
+
+
 class TranscriptFacts(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -53,6 +67,11 @@ class TranscriptFacts(BaseModel):
     webhook_url: str | None = None
     error: str | None = None
     features: tuple[str, ...] = ()
+
+    @field_validator("error", mode="before")
+    @classmethod
+    def _no_url_secrets(cls, value: object) -> object:
+        return without_url_queries(value) if isinstance(value, str) else value
 
     @field_validator("audio_duration", mode="before")
     @classmethod
