@@ -8,6 +8,10 @@
   GSI1PK ``MONTH#<month>``, GSI1SK ``CUSTOMER#<customer>#<product>#<project>#<model>#<dims>``.
 - reconciliation checkpoint: PK ``RECONCILE#<project>``, SK ``CHECKPOINT``.
 - audit entry: PK ``AUDIT#<month>``, SK ``<time>#<random>`` (who, what, why, outcome).
+- late usage mark: PK ``EXPORT#<month>``, SK ``LATE`` (``late_records``); while pending:
+  GSI1PK ``EXPORT_LATE``, GSI1SK ``<month>``. Written in the same transaction as billable usage
+  recorded into a month that has ended (only then: no hot key), so a published export of that
+  month is republished with the change (``logic.monthly_export.export_late_usage``).
 - quarantine:  PK ``QUARANTINE#<source id>``, SK ``<reason>#<digest of the message>``;
   GSI1PK ``QUARANTINE#open``, GSI1SK ``<time>#<source id>``.
 
@@ -60,6 +64,12 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 LEDGER_SK = "LEDGER"
 ADDON_PREFIX = "addon:"
+LATE_INDEX_KEY = "EXPORT_LATE"
+
+
+def _ended(month: str, now: datetime) -> bool:
+    """Whether ``month`` (YYYY-MM) is before the current UTC month."""
+    return month < now.astimezone(UTC).strftime("%Y-%m")
 
 
 def _component(value: str) -> str:
@@ -166,6 +176,8 @@ class DynamoUsageLedger:
         ]
         if record.status is UsageStatus.BILLABLE:
             items.append({"Update": self._aggregate_update(record, now)})
+            if _ended(record.month, now):
+                items.append({"Update": self._late_mark(record.month, now)})
         if record.product == "streaming":
             items.append(
                 {"Update": self._close_session_update(record.source_id, record.origin, now)}
@@ -223,6 +235,57 @@ class DynamoUsageLedger:
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": _to_item({":one": count, ":seconds": seconds, **values}),
         }
+
+    def _late_mark(self, month: str, now: datetime) -> Any:
+        """Mark an ended month as changed since its export (see the module docstring)."""
+        return {
+            "TableName": self._table,
+            "Key": _to_item({"PK": f"EXPORT#{month}", "SK": "LATE"}),
+            "UpdateExpression": (
+                "ADD late_records :one SET entity = :entity, #m = :month, "
+                "GSI1PK = :pending, GSI1SK = :month, marked_at = :now"
+            ),
+            "ExpressionAttributeNames": {"#m": "month"},
+            "ExpressionAttributeValues": _to_item(
+                {
+                    ":one": 1,
+                    ":entity": "late_usage",
+                    ":month": month,
+                    ":pending": LATE_INDEX_KEY,
+                    ":now": now.isoformat(),
+                }
+            ),
+        }
+
+    def late_months(self) -> list[tuple[str, int]]:
+        """Months marked as changed after they ended: (month, marks seen), oldest first."""
+        rows = self._query(
+            IndexName="GSI1",
+            KeyConditionExpression="GSI1PK = :pending",
+            ExpressionAttributeValues=_to_item({":pending": LATE_INDEX_KEY}),
+        )
+        return [(str(r["month"]), int(r["late_records"])) for r in rows]
+
+    def clear_late_month(self, month: str, seen: int) -> bool:
+        """Take ``month`` out of the pending index if no mark came after ``seen`` (False: one did,
+        it stays pending for the next run)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_to_item({"PK": f"EXPORT#{month}", "SK": "LATE"}),
+                UpdateExpression="REMOVE GSI1PK, GSI1SK SET exported_at = :now",
+                ConditionExpression="late_records = :seen",
+                ExpressionAttributeValues=_to_item(
+                    {":seen": seen, ":now": datetime.now(UTC).isoformat()}
+                ),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _transient("clear late usage mark", exc) from exc
+        except BotoCoreError as exc:
+            raise _transient("clear late usage mark", exc) from exc
+        return True
 
     # -- streaming sessions ---------------------------------------------------------------------
     def _close_session_update(self, session_id: str, reason: str, now: datetime) -> Any:
@@ -363,6 +426,8 @@ class DynamoUsageLedger:
                 )
             if replacement.status is billable:
                 items.append({"Update": self._aggregate_update(replacement, now)})
+        touched = {r.month for r in (existing, replacement) if r.status is billable}
+        items.extend({"Update": self._late_mark(m, now)} for m in sorted(touched) if _ended(m, now))
         try:
             self._client.transact_write_items(TransactItems=items, ClientRequestToken=_token())
         except ClientError as exc:
