@@ -43,7 +43,7 @@ from urllib.parse import quote, urlencode
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from usage_meter.logic.errors import TransientFailure
+from usage_meter.logic.errors import TransientFailure, UnstorableUsage
 from usage_meter.logic.operations import AuditEntry
 from usage_meter.models.billing import UsageAggregate
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
@@ -185,6 +185,7 @@ class DynamoUsageLedger:
         try:
             self._client.transact_write_items(TransactItems=items, ClientRequestToken=_token())
         except ClientError as exc:
+            _raise_if_unstorable(exc)
             if not _ledger_row_exists(exc):
                 raise _transient("record usage", exc) from exc
         except BotoCoreError as exc:
@@ -431,6 +432,7 @@ class DynamoUsageLedger:
         try:
             self._client.transact_write_items(TransactItems=items, ClientRequestToken=_token())
         except ClientError as exc:
+            _raise_if_unstorable(exc)
             if _ledger_row_exists(exc):
                 return False
             raise _transient("replace ledger row", exc) from exc
@@ -654,6 +656,16 @@ def _own_write(exc: ClientError, write_id: str) -> bool:
     old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
     stored = old.get("write_id")
     return isinstance(stored, dict) and stored.get("S") == write_id
+
+
+def _raise_if_unstorable(exc: ClientError) -> None:
+    """A ValidationException can never succeed on a retry: UnstorableUsage, with DynamoDB's
+    reason (it names limits, never the values)."""
+    error = exc.response.get("Error", {})
+    if error.get("Code") == "ValidationException":
+        raise UnstorableUsage(
+            f"DynamoDB refused the usage: {error.get('Message', '')}"[:500]
+        ) from exc
 
 
 def _ledger_row_exists(exc: ClientError) -> bool:

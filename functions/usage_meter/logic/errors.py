@@ -34,5 +34,15 @@ class PermanentFailure(Exception):
         self.message = message
 
 
+class UnstorableUsage(Exception):
+    """DynamoDB refuses the item as it stands (a key over its byte limit, an item over 400 KB, a
+    number out of range): retrying cannot help. The usage is quarantined with ``message``, never
+    retried until the DLQ."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class TranscriptNotFound(Exception):
     """AssemblyAI has no such transcript for this project's key (404)."""

@@ -15,7 +15,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from usage_meter.logic.errors import NotReady, TranscriptNotFound, TransientFailure
+from usage_meter.logic.errors import (
+    NotReady,
+    TranscriptNotFound,
+    TransientFailure,
+    UnstorableUsage,
+)
 from usage_meter.logic.ports import TranscriptSource, UsageLedger, UsageMetrics
 from usage_meter.logic.quarantine import quarantine_item
 from usage_meter.models.transcript import TranscriptFacts
@@ -182,6 +187,14 @@ def process_usage_message(
         return _quarantine(deps, message, *unbillable)
 
     record = build_usage_record(message, facts)
+    try:
+        return _record(message, record, deps)
+    except UnstorableUsage as exc:
+        return _quarantine(deps, message, QuarantineReason.UNSTORABLE, exc.message)
+
+
+def _record(message: UsageMessage, record: UsageRecord, deps: ProcessorDeps) -> ProcessingResult:
+    """Record the usage once; a conflict is quarantined, a duplicate recognised."""
     outcome = deps.ledger.record(record)
     if outcome.result is RecordResult.CONFLICT:
         recorded = outcome.existing.describe_facts() if outcome.existing else "?"

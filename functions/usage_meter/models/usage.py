@@ -86,6 +86,7 @@ class QuarantineReason(StrEnum):
     UNKNOWN_PROJECT = "unknown_project"
     UNBILLABLE_TRANSCRIPT = "unbillable_transcript"
     IMPLAUSIBLE_TRANSCRIPT = "implausible_transcript"
+    UNSTORABLE = "unstorable"
     SESSION_CONFLICT = "session_conflict"
     ORPHANED_SESSION = "orphaned_session"
 
