@@ -27,7 +27,7 @@ from usage_meter.models.webhook import UsageMessage
 from usage_meter_local.assemblyai_standin import transcript
 from usage_meter_local.template import load_template, provision
 
-VOLATILE = {"recorded_at", "updated_at"}
+VOLATILE = {"recorded_at", "updated_at", "write_id", "marked_at", "late_records"}
 _counter = itertools.count()
 
 

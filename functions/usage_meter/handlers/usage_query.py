@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.usage_table import DynamoUsageLedger
-from usage_meter.logic.errors import RequestRejected, TransientFailure
+from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
 from usage_meter.logic.usage_report import customer_usage
 from usage_meter.settings import UsageQuerySettings, usage_query_settings
 
@@ -53,6 +53,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except TransientFailure:
         logger.exception("usage query failed")
         return _error(503, "unavailable", "temporarily unavailable, retry")
+    except PermanentFailure as exc:
+        logger.error("usage query refused", extra={"reason": exc.reason, "error": exc.message})
+        return _error(422, exc.reason, exc.message)
     answer = _answer(200, report.body, report.content_type)
     if report.next_page is not None:
         answer["headers"]["X-Next-Page"] = report.next_page

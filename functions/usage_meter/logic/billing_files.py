@@ -2,8 +2,9 @@
 
 Both are deterministic (sorted rows, fixed column order, exact decimals as plain strings, no
 timestamps), so the same data always gives byte-identical files. Text cells that a spreadsheet
-would treat as a formula (leading ``=``, ``+``, ``-``, ``@``, tab or carriage return) are prefixed
-with an apostrophe in the CSV; the JSON Lines copy keeps the raw values.
+would treat as a formula (``=``, ``+``, ``-``, ``@`` first, also after leading whitespace or a line
+break, or a leading tab, carriage return or line feed) are prefixed with an apostrophe in the CSV
+(OWASP's CSV injection advice); the JSON Lines copy keeps the raw values.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ COLUMNS = tuple(ExportRow.model_fields)
 TEXT_COLUMNS = frozenset(
     {"customer_id", "project", "model", "dimensions", "add_on_seconds", "unpriced", "price_version"}
 )
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_PREFIXES = ("=", "+", "-", "@")
+LEADING_CONTROLS = ("\t", "\r", "\n")
 
 
 def row_sort_key(row: ExportRow) -> tuple[str, ...]:
@@ -28,7 +30,10 @@ def row_sort_key(row: ExportRow) -> tuple[str, ...]:
 
 
 def guard_formula(value: str) -> str:
-    return f"'{value}" if value.startswith(FORMULA_PREFIXES) else value
+    """``value`` made inert for spreadsheets: an apostrophe first when it could start a formula,
+    even behind leading whitespace or a line break (``" =1+1"``, ``"\n@SUM(A1)"``)."""
+    risky = value.startswith(LEADING_CONTROLS) or value.lstrip().startswith(FORMULA_PREFIXES)
+    return f"'{value}" if risky else value
 
 
 def _cell(value: Any) -> str:

@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlencode
 
 from usage_meter.models.billing import ExportRow, PriceVersion, ProductPrices, UsageAggregate
+from usage_meter.models.usage import UNKNOWN_MODEL, UNKNOWN_MODEL_REASON
 
 SECONDS_PER_HOUR = Decimal(3600)
 CENT = Decimal("0.01")
@@ -25,7 +26,11 @@ def price_aggregate(aggregate: UsageAggregate, prices: PriceVersion | None) -> E
     missing = [] if prices else [f"no price table version in force in {aggregate.month}"]
     rate = table.models.get(aggregate.model)
     if rate is None and prices:
-        missing.append(f"no price for model {aggregate.model}")
+        missing.append(
+            UNKNOWN_MODEL_REASON
+            if aggregate.model == UNKNOWN_MODEL
+            else f"no price for model {aggregate.model}"
+        )
     add_on_cost = Decimal(0)
     for feature, seconds in sorted(aggregate.addon_seconds.items()):
         feature_rate = table.add_ons.get(feature)

@@ -23,7 +23,11 @@ from usage_meter.logic.monthly_export import (
     totals,
 )
 from usage_meter.models.billing import ExportRow, PriceTable
-from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id
+from usage_meter.models.identifiers import (
+    CUSTOMER_ID_RULE,
+    is_customer_id,
+    normalize_customer_id,
+)
 
 FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8; header=present"}
 MAX_PAGE_ROWS = 1000
@@ -72,6 +76,7 @@ def customer_usage(
 ) -> UsageReport:
     """The page of ``customer_id``'s ``month`` starting at ``page``; RequestRejected (400) for a
     bad customer id, month, format or page."""
+    customer_id = normalize_customer_id(customer_id)
     if not is_customer_id(customer_id):
         raise RequestRejected(400, "invalid_customer_id", CUSTOMER_ID_RULE)
     try:

@@ -29,6 +29,9 @@ BOOLEAN_FEATURES = (
     "summarization",
 )
 VALUED_FEATURES = ("keyterms_prompt", "prompt", "domain")
+# AssemblyAI's DELETE /v2/transcript/{id} replaces webhook_url and audio_url with this and keeps
+# audio_duration (api spec, DeleteTranscriptResponse example).
+DELETED_BY_USER = "http://deleted_by_user"
 
 # Plausibility bounds of a transcript's billing facts. An answer outside them is not billed (a
 # wrong figure would reach an invoice) nor retried (it will not change): it is quarantined as
@@ -138,3 +141,8 @@ class TranscriptFacts(BaseModel):
             return None
         values = [v for k, v in parse_qsl(urlsplit(self.webhook_url).query) if k == "customer_id"]
         return values[0] if len(values) == 1 else None
+
+    @property
+    def deleted(self) -> bool:
+        """Whether the transcript was deleted at AssemblyAI (its webhook_url is gone)."""
+        return self.webhook_url == DELETED_BY_USER
