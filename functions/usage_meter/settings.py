@@ -163,6 +163,9 @@ class ProcessorSettings(AssemblyAISettings):
     dead_letter_queue_url: str = env("USAGE_DLQ_URL")
     event_bus_name: str = env("EVENT_BUS_NAME")
     billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
+    # The queue's maxReceiveCount: the last attempt dead-letters with its reason itself, rather
+    # than leaving SQS to move the message without one.
+    max_receive_count: int = env("USAGE_MAX_RECEIVE_COUNT", _positive(int), default=8)
 
 
 def _horizon_days(raw: str) -> int:

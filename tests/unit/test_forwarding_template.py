@@ -96,11 +96,10 @@ def test_the_forwarder_reads_only_its_queue_and_secrets_and_writes_only_its_dlq(
     function = RESOURCES["NotificationForwarderFunction"]["Properties"]
     env = function["Environment"]["Variables"]
     assert env["FORWARD_URL"] == Tag("Ref", "ForwardUrl")  # the one configured destination
-    granted = {
-        action: statement["Resource"]
-        for statement in _statements("NotificationForwarderFunction")
-        for action in _actions(statement)
-    }
+    granted: dict[str, list[Any]] = {}
+    for statement in _statements("NotificationForwarderFunction"):
+        for action in _actions(statement):
+            granted.setdefault(action, []).append(statement["Resource"])
     assert set(granted) == {
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
@@ -109,13 +108,19 @@ def test_the_forwarder_reads_only_its_queue_and_secrets_and_writes_only_its_dlq(
         "sqs:SendMessage",
         "secretsmanager:GetSecretValue",
     }
-    assert granted["sqs:ReceiveMessage"] == Tag("GetAtt", "ForwardQueue.Arn")
-    assert granted["sqs:SendMessage"] == Tag("GetAtt", "ForwardDeadLetterQueue.Arn")
+    assert granted["sqs:ReceiveMessage"] == [Tag("GetAtt", "ForwardQueue.Arn")]
+    assert granted["sqs:SendMessage"] == [Tag("GetAtt", "ForwardDeadLetterQueue.Arn")]
     secrets = [s.value for s in granted["secretsmanager:GetSecretValue"]]
     assert [s.rsplit(":secret:", 1)[1] for s in secrets] == [
-        "${SecretsPrefix}/forward-signing-*",
-        "${SecretsPrefix}/forward-auth-*",
+        "${SecretsPrefix}/forward-signing-??????",
+        "${SecretsPrefix}/forward-auth-??????",
     ]
+    [mapping] = [
+        m
+        for m in resources_of(TEMPLATE, "AWS::Lambda::EventSourceMapping").values()
+        if m["FunctionName"] == Tag("Ref", "NotificationForwarderFunction")
+    ]
+    assert mapping["EventSourceArn"] == Tag("GetAtt", "ForwardQueue.Arn")
 
 
 def test_the_forwarding_dlq_and_failed_publishing_have_alarms() -> None:
