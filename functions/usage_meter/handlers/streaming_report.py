@@ -1,5 +1,8 @@
-"""POST /streaming/sessions/begin and /streaming/sessions/termination - signed reports from the
-application's backend about its AssemblyAI streaming sessions."""
+"""Signed usage reports from the application's backend: POST /streaming/sessions/begin and
+/streaming/sessions/termination (streaming sessions), /usage/llm-gateway, /usage/voice-agent and
+/usage/sync (products with no webhook, ``models/products.py``). One signature check, one body
+limit, the same answers: 200 recorded/duplicate, 400 invalid, 401 unsigned, 409 conflict
+(quarantined), 413 too large, 503 retry."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
 from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.logic.errors import RequestRejected, TransientFailure
+from usage_meter.logic.product_reports import record_product_usage
 from usage_meter.logic.request_signing import verify_signed_request
 from usage_meter.logic.streaming_sessions import (
     check_reported_time,
@@ -26,6 +30,7 @@ from usage_meter.logic.streaming_sessions import (
     record_termination,
 )
 from usage_meter.models.identifiers import InvalidIdentifier
+from usage_meter.models.products import REPORT_SCHEMAS
 from usage_meter.models.streaming import SessionBegin, SessionTermination
 from usage_meter.settings import StreamingReportSettings, streaming_report_settings
 
@@ -75,8 +80,21 @@ def _validation_message(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
+def _product_report(
+    path: str, body: bytes, now: float, skew: int, *, ledger: DynamoUsageLedger, sink: Any
+) -> tuple[str, str, str]:
+    """(outcome, source id, customer id) of a product usage report."""
+    report = REPORT_SCHEMAS[path].model_validate_json(body)
+    name, moment = report.moment
+    check_reported_time(moment, name, now, skew)
+    result = record_product_usage(report, ledger, sink)
+    return result.outcome, result.source_id, report.customer_id
+
+
 def handle_report(event: dict[str, Any]) -> dict[str, Any]:
     path = event.get("rawPath") or ""
+    if path in REPORT_SCHEMAS:
+        return _handle_product_report(event, path)
     if path not in (BEGIN_PATH, TERMINATION_PATH):
         return _json(404, {"error": "not_found", "message": "no such route"})
     settings, secrets, ledger = _dependencies()
@@ -117,6 +135,40 @@ def handle_report(event: dict[str, Any]) -> dict[str, Any]:
         },
     )
     return _json(200, {"status": result.outcome, "session_id": report.session_id})
+
+
+def _handle_product_report(event: dict[str, Any], path: str) -> dict[str, Any]:
+    settings, secrets, ledger = _dependencies()
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    try:
+        body = _body(event, settings.max_body_bytes)
+        now, skew = time.time(), settings.max_skew_seconds
+        verify_signed_request(headers, body, secrets, now, skew)
+        try:
+            outcome, source_id, customer_id = _product_report(
+                path, body, now, skew, ledger=ledger, sink=PowertoolsMetrics(metrics)
+            )
+        except ValidationError as exc:
+            raise RequestRejected(400, "invalid_report", _validation_message(exc)) from exc
+        except InvalidIdentifier as exc:
+            raise RequestRejected(400, exc.code, exc.message) from exc
+    except RequestRejected as exc:
+        metrics.add_metric(name="ReportsRejected", unit="Count", value=1)
+        logger.warning("report rejected", extra={"status": exc.status, "code": exc.code})
+        return _json(exc.status, {"error": exc.code, "message": exc.message})
+    except TransientFailure as exc:
+        logger.error("report not stored", extra={"error": str(exc)})
+        return _json(503, {"error": "unavailable", "message": "temporarily unavailable, retry"})
+    logger.info(
+        "usage report",
+        extra={
+            "route": path,
+            "source_id": source_id,
+            "customer_id": customer_id,
+            "outcome": outcome,
+        },
+    )
+    return _json(200, {"status": outcome, "source_id": source_id})
 
 
 @logger.inject_lambda_context(clear_state=True)

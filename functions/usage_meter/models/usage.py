@@ -21,7 +21,17 @@ from usage_meter.models.identifiers import CUSTOMER_ID_PATTERN, PROJECT_PATTERN
 CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
 ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
 
-Product = Literal["async", "streaming"]
+Product = Literal["async", "streaming", "sync", "voice_agent", "llm_gateway"]
+PRODUCTS: tuple[Product, ...] = ("async", "streaming", "sync", "voice_agent", "llm_gateway")
+Unit = Literal["seconds", "input_tokens", "output_tokens"]
+# The unit each product is billed in (docs/products.md): audio or session seconds, or tokens.
+PRODUCT_UNITS: dict[str, tuple[Unit, ...]] = {
+    "async": ("seconds",),
+    "streaming": ("seconds",),
+    "sync": ("seconds",),
+    "voice_agent": ("seconds",),
+    "llm_gateway": ("input_tokens", "output_tokens"),
+}
 UNKNOWN_MODEL = "unknown"
 
 
@@ -38,7 +48,13 @@ class UsageStatus(StrEnum):
 
 
 class UsageRecord(BaseModel):
-    """One usage source (a transcript, a streaming session), billed at most once, forever."""
+    """One usage source (a transcript, a streaming or Voice Agent session, a Sync API request,
+    an LLM Gateway response), billed at most once, forever.
+
+    Quantities by unit: ``billable_seconds`` (seconds products) and ``input_tokens`` /
+    ``output_tokens`` (LLM Gateway; 0 elsewhere). ``region`` is the endpoint region a product
+    prices by (LLM Gateway ``us``/``eu``/``global``); empty for products priced the same
+    everywhere. ``session_id``: the streaming session an LLM Gateway response belongs to."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -58,6 +74,10 @@ class UsageRecord(BaseModel):
     occurred_at: AwareDatetime
     origin: str = "webhook"
     estimated: bool = False  # an orphaned streaming session billed at its bound (3 h or its cap)
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    region: str = ""
+    session_id: str | None = None
     error_message: str | None = Field(default=None, max_length=1000)
 
     @field_validator("billable_seconds", "audio_duration_seconds")
@@ -84,8 +104,22 @@ class UsageRecord(BaseModel):
             "product": self.product,
             "status": self.status,
             "billable_seconds": self.billable_seconds,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "region": self.region,
             "estimated": self.estimated,
         }
+
+    def quantities(self) -> dict[Unit, Decimal]:
+        """What this record bills, by unit (0 for a failed record): ``{"seconds": 33}`` or
+        ``{"input_tokens": 1200, "output_tokens": 85}``."""
+        billed = self.status is UsageStatus.BILLABLE
+        values: dict[Unit, Decimal] = {
+            "seconds": self.billable_seconds,
+            "input_tokens": Decimal(self.input_tokens),
+            "output_tokens": Decimal(self.output_tokens),
+        }
+        return {u: (values[u] if billed else Decimal(0)) for u in PRODUCT_UNITS[self.product]}
 
     def describe_facts(self) -> str:
         """The billing facts for a person: ``customer_id=acme, ..., billable_seconds=33``."""
@@ -112,6 +146,7 @@ class QuarantineReason(StrEnum):
     UNKNOWN_PROJECT = "unknown_project"
     UNBILLABLE_TRANSCRIPT = "unbillable_transcript"
     SESSION_CONFLICT = "session_conflict"
+    REPORT_CONFLICT = "report_conflict"  # a product usage report re-sent with other figures
     ORPHANED_SESSION = "orphaned_session"
 
 
