@@ -309,8 +309,13 @@ def test_every_product_side_by_side_in_the_export_and_the_usage_api(
 
     termination = streaming_event("/streaming/sessions/termination", termination_body())
     assert stack.invoke("StreamingReportFunction", termination)["statusCode"] == 200
-    assert post(stack, "/usage/llm-gateway", llm(completed_at=termination_body()["ended_at"]))[0] == 200
-    assert post(stack, "/usage/voice-agent", voice(ended_at=termination_body()["ended_at"]))[0] == 200
+    assert (
+        post(stack, "/usage/llm-gateway", llm(completed_at=termination_body()["ended_at"]))[0]
+        == 200
+    )
+    assert (
+        post(stack, "/usage/voice-agent", voice(ended_at=termination_body()["ended_at"]))[0] == 200
+    )
     assert post(stack, "/usage/sync", sync(transcribed_at=termination_body()["ended_at"]))[0] == 200
     month = termination_body()["ended_at"][:7]
     rows, manifest = export(stack, month)
