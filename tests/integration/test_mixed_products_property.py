@@ -5,27 +5,22 @@ usage reported once. (design.md: exactly once; the export's ledger check.)"""
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import boto3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
-from conftest import REGION
+from embedded_aws import EmbeddedAws
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.logic.monthly_export import priced_rows, verify_against_ledger
 from usage_meter.logic.product_reports import record_product_usage
 from usage_meter.models.products import LlmGatewayUsage, SyncUsage, VoiceAgentUsage
 from usage_meter.models.usage import UsageRecord, UsageStatus
-from usage_meter_local.template import load_template, provision
 
-_counter = itertools.count()
 MOMENTS = [
     "2026-10-31T23:59:59.999+00:00",
     "2026-11-01T00:00:00+00:00",
@@ -112,10 +107,12 @@ def _expected(items: list[Any]) -> Totals:
     return dict(totals)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs=usage_specs, data=st.data())
 def test_ledger_equals_aggregates_equals_export_for_any_mix_of_products(
-    specs: list[tuple[str, str, int, int, str, str]], data: st.DataObject
+    embedded_aws: EmbeddedAws,
+    specs: list[tuple[str, str, int, int, str, str]],
+    data: st.DataObject,
 ) -> None:
     once = [_report(n, spec) for n, spec in enumerate(specs)]
     copies = data.draw(st.lists(st.integers(1, 3), min_size=len(once), max_size=len(once)))
@@ -124,41 +121,35 @@ def test_ledger_equals_aggregates_equals_export_for_any_mix_of_products(
     )
     prices = load_price_table("usage_meter/config/prices.json")
 
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        resources = provision(
-            load_template(),
-            dynamodb,
-            boto3.client("sqs", region_name=REGION),
-            prefix=f"m{next(_counter)}",
-        )
-        ledger = DynamoUsageLedger(dynamodb, resources.tables["UsageTable"])
-        for item in noisy:
-            _record(ledger, item)
+    ledger = DynamoUsageLedger(
+        embedded_aws.client("dynamodb"), embedded_aws.fresh().tables["UsageTable"]
+    )
+    for item in noisy:
+        _record(ledger, item)
 
-        expected = _expected(once)
-        for month in sorted({m for _, m in expected}):
-            aggregates = ledger.month_aggregates(month)
-            verify_against_ledger(month, aggregates, ledger)  # raises on any unit's mismatch
-            rows = priced_rows(aggregates, prices.for_month(month))
-            for customer in sorted({c for c, m in expected if m == month}):
-                mine = [r for r in rows if r.customer_id == customer]
-                in_ledger = ledger.month_ledger_totals(month)[customer]
-                from_rows = (
-                    sum(r.usage_count for r in mine),
-                    sum((r.billable_seconds for r in mine), Decimal(0)),
-                    sum(r.input_tokens for r in mine),
-                    sum(r.output_tokens for r in mine),
-                )
-                ledger_totals = (
-                    in_ledger.usage_count,
-                    in_ledger.billable_seconds,
-                    in_ledger.input_tokens,
-                    in_ledger.output_tokens,
-                )
-                assert from_rows == ledger_totals == expected[(customer, month)]
-            # every priced row's cost is its own quantities at its own prices; none is guessed
-            for row in rows:
-                assert (row.cost is None) == bool(row.unpriced)
-                if row.product == "llm_gateway":
-                    assert row.cost is None and row.price_per_million_input_tokens is None
+    expected = _expected(once)
+    for month in sorted({m for _, m in expected}):
+        aggregates = ledger.month_aggregates(month)
+        verify_against_ledger(month, aggregates, ledger)  # raises on any unit's mismatch
+        rows = priced_rows(aggregates, prices.for_month(month))
+        for customer in sorted({c for c, m in expected if m == month}):
+            mine = [r for r in rows if r.customer_id == customer]
+            in_ledger = ledger.month_ledger_totals(month)[customer]
+            from_rows = (
+                sum(r.usage_count for r in mine),
+                sum((r.billable_seconds for r in mine), Decimal(0)),
+                sum(r.input_tokens for r in mine),
+                sum(r.output_tokens for r in mine),
+            )
+            ledger_totals = (
+                in_ledger.usage_count,
+                in_ledger.billable_seconds,
+                in_ledger.input_tokens,
+                in_ledger.output_tokens,
+            )
+            assert from_rows == ledger_totals == expected[(customer, month)]
+        # every priced row's cost is its own quantities at its own prices; none is guessed
+        for row in rows:
+            assert (row.cost is None) == bool(row.unpriced)
+            if row.product == "llm_gateway":
+                assert row.cost is None and row.price_per_million_input_tokens is None

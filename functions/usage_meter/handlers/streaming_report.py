@@ -21,7 +21,8 @@ from usage_meter.adapters import aws_clients
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
 from usage_meter.adapters.usage_table import DynamoUsageLedger
-from usage_meter.logic.errors import RequestRejected, TransientFailure
+from usage_meter.handlers.routes import route_key
+from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
 from usage_meter.logic.product_reports import record_product_usage
 from usage_meter.logic.request_signing import verify_signed_request
 from usage_meter.logic.streaming_sessions import (
@@ -35,8 +36,9 @@ from usage_meter.models.streaming import SessionBegin, SessionTermination
 from usage_meter.settings import StreamingReportSettings, streaming_report_settings
 
 SETTINGS = StreamingReportSettings
-BEGIN_PATH = "/streaming/sessions/begin"
-TERMINATION_PATH = "/streaming/sessions/termination"
+BEGIN_ROUTE = "POST /streaming/sessions/begin"
+TERMINATION_ROUTE = "POST /streaming/sessions/termination"
+PRODUCT_ROUTES = {f"POST {path}": schema for path, schema in REPORT_SCHEMAS.items()}
 logger = Logger()
 metrics = Metrics()
 
@@ -80,22 +82,32 @@ def _validation_message(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def _product_report(
-    path: str, body: bytes, now: float, skew: int, *, ledger: DynamoUsageLedger, sink: Any
-) -> tuple[str, str, str]:
-    """(outcome, source id, customer id) of a product usage report."""
-    report = REPORT_SCHEMAS[path].model_validate_json(body)
-    name, moment = report.moment
-    check_reported_time(moment, name, now, skew)
-    result = record_product_usage(report, ledger, sink)
-    return result.outcome, result.source_id, report.customer_id
+def _record(
+    route: str, body: bytes, now: float, skew: int, ledger: DynamoUsageLedger
+) -> dict[str, str]:
+    """Validate and record one report; the answer's fields (and the log's)."""
+    sink = PowertoolsMetrics(metrics)
+    if route in PRODUCT_ROUTES:
+        usage = PRODUCT_ROUTES[route].model_validate_json(body)
+        name, moment = usage.moment
+        check_reported_time(moment, name, now, skew)
+        outcome = record_product_usage(usage, ledger, sink)
+        return {"status": outcome.outcome, "source_id": outcome.source_id}
+    report: SessionBegin | SessionTermination
+    if route == BEGIN_ROUTE:
+        report = SessionBegin.model_validate_json(body)
+        check_reported_time(report.began_at, "began_at", now, skew)
+        result = record_begin(report, ledger, sink)
+    else:
+        report = SessionTermination.model_validate_json(body)
+        check_reported_time(report.ended_at, "ended_at", now, skew)
+        result = record_termination(report, ledger, sink)
+    return {"status": result.outcome, "session_id": report.session_id}
 
 
 def handle_report(event: dict[str, Any]) -> dict[str, Any]:
-    path = event.get("rawPath") or ""
-    if path in REPORT_SCHEMAS:
-        return _handle_product_report(event, path)
-    if path not in (BEGIN_PATH, TERMINATION_PATH):
+    route = route_key(event)
+    if route not in (BEGIN_ROUTE, TERMINATION_ROUTE, *PRODUCT_ROUTES):
         return _json(404, {"error": "not_found", "message": "no such route"})
     settings, secrets, ledger = _dependencies()
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
@@ -103,17 +115,8 @@ def handle_report(event: dict[str, Any]) -> dict[str, Any]:
         body = _body(event, settings.max_body_bytes)
         now, skew = time.time(), settings.max_skew_seconds
         verify_signed_request(headers, body, secrets, now, skew)
-        sink = PowertoolsMetrics(metrics)
-        report: SessionBegin | SessionTermination
         try:
-            if path == BEGIN_PATH:
-                report = SessionBegin.model_validate_json(body)
-                check_reported_time(report.began_at, "began_at", now, skew)
-                result = record_begin(report, ledger, sink)
-            else:
-                report = SessionTermination.model_validate_json(body)
-                check_reported_time(report.ended_at, "ended_at", now, skew)
-                result = record_termination(report, ledger, sink)
+            answer = _record(route, body, now, skew, ledger)
         except ValidationError as exc:
             raise RequestRejected(400, "invalid_report", _validation_message(exc)) from exc
         except InvalidIdentifier as exc:
@@ -125,50 +128,13 @@ def handle_report(event: dict[str, Any]) -> dict[str, Any]:
     except TransientFailure as exc:
         logger.error("report not stored", extra={"error": str(exc)})
         return _json(503, {"error": "unavailable", "message": "temporarily unavailable, retry"})
-    logger.info(
-        "streaming report",
-        extra={
-            "route": event.get("rawPath"),
-            "session_id": report.session_id,
-            "customer_id": report.customer_id,
-            "outcome": result.outcome,
-        },
-    )
-    return _json(200, {"status": result.outcome, "session_id": report.session_id})
-
-
-def _handle_product_report(event: dict[str, Any], path: str) -> dict[str, Any]:
-    settings, secrets, ledger = _dependencies()
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    try:
-        body = _body(event, settings.max_body_bytes)
-        now, skew = time.time(), settings.max_skew_seconds
-        verify_signed_request(headers, body, secrets, now, skew)
-        try:
-            outcome, source_id, customer_id = _product_report(
-                path, body, now, skew, ledger=ledger, sink=PowertoolsMetrics(metrics)
-            )
-        except ValidationError as exc:
-            raise RequestRejected(400, "invalid_report", _validation_message(exc)) from exc
-        except InvalidIdentifier as exc:
-            raise RequestRejected(400, exc.code, exc.message) from exc
-    except RequestRejected as exc:
-        metrics.add_metric(name="ReportsRejected", unit="Count", value=1)
-        logger.warning("report rejected", extra={"status": exc.status, "code": exc.code})
-        return _json(exc.status, {"error": exc.code, "message": exc.message})
-    except TransientFailure as exc:
-        logger.error("report not stored", extra={"error": str(exc)})
-        return _json(503, {"error": "unavailable", "message": "temporarily unavailable, retry"})
-    logger.info(
-        "usage report",
-        extra={
-            "route": path,
-            "source_id": source_id,
-            "customer_id": customer_id,
-            "outcome": outcome,
-        },
-    )
-    return _json(200, {"status": outcome, "source_id": source_id})
+    except PermanentFailure as exc:
+        # Retrying cannot help (DynamoDB refused the request): say why, never a bare 500.
+        metrics.add_metric(name="ReportsUnstorable", unit="Count", value=1)
+        logger.error("report cannot be stored", extra={"reason": exc.reason, "error": exc.message})
+        return _json(422, {"error": exc.reason, "message": exc.message})
+    logger.info("usage report", extra={"route": route, **answer})
+    return _json(200, answer)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -29,7 +29,7 @@ from usage_meter.models.billing import (
     TokenPrice,
     UsageAggregate,
 )
-from usage_meter.models.usage import canonical_decimal
+from usage_meter.models.usage import UNKNOWN_MODEL, UNKNOWN_MODEL_REASON, canonical_decimal
 
 SECONDS_PER_HOUR = Decimal(3600)
 CENT = Decimal("0.01")
@@ -86,7 +86,11 @@ def price_aggregate(aggregate: UsageAggregate, prices: PriceVersion | None) -> E
         rate = model_price.per_hour if model_price else None
         if rate is None and not missing:
             why = f": {table.unpriced_reason}" if table.unpriced_reason else ""
-            missing.append(f"no price for model {aggregate.model}{why}")
+            missing.append(
+                UNKNOWN_MODEL_REASON
+                if aggregate.model == UNKNOWN_MODEL
+                else f"no price for model {aggregate.model}{why}"
+            )
     add_on_cost = Decimal(0)
     add_on_prices: list[str] = []
     for feature, seconds in sorted(aggregate.addon_seconds.items()):

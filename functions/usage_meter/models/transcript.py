@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from usage_meter.models.transcript_features import transcript_add_ons
 
+# AssemblyAI's DELETE /v2/transcript/{id} replaces webhook_url and audio_url with this and keeps
+# audio_duration (api spec, DeleteTranscriptResponse example).
+DELETED_BY_USER = "http://deleted_by_user"
+
 
 class TranscriptFacts(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -72,3 +76,8 @@ class TranscriptFacts(BaseModel):
             return None
         values = [v for k, v in parse_qsl(urlsplit(self.webhook_url).query) if k == "customer_id"]
         return values[0] if len(values) == 1 else None
+
+    @property
+    def deleted(self) -> bool:
+        """Whether the transcript was deleted at AssemblyAI (its webhook_url is gone)."""
+        return self.webhook_url == DELETED_BY_USER

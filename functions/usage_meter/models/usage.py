@@ -8,17 +8,36 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     field_validator,
 )
 
-from usage_meter.models.identifiers import CUSTOMER_ID_PATTERN, PROJECT_PATTERN
+from usage_meter.models.identifiers import (
+    CUSTOMER_ID_RULE,
+    PROJECT_PATTERN,
+    is_customer_id,
+    normalize_customer_id,
+)
 
-CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
+
+def _nfc(value: object) -> object:
+    return normalize_customer_id(value) if isinstance(value, str) else value
+
+
+def _customer_id(value: str) -> str:
+    if not is_customer_id(value):
+        raise ValueError(CUSTOMER_ID_RULE)
+    return value
+
+
+# The one customer id rule (models/identifiers.py), NFC-normalized first, for every pydantic model.
+CustomerId = Annotated[str, BeforeValidator(_nfc), AfterValidator(_customer_id)]
 ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
 
 Product = Literal["async", "streaming", "sync", "voice_agent", "llm_gateway"]
@@ -33,6 +52,9 @@ PRODUCT_UNITS: dict[str, tuple[Unit, ...]] = {
     "llm_gateway": ("input_tokens", "output_tokens"),
 }
 UNKNOWN_MODEL = "unknown"
+UNKNOWN_MODEL_REASON = (
+    "model unknown (AssemblyAI named none, e.g. the transcript was deleted before it was read)"
+)
 
 
 def canonical_decimal(value: Decimal) -> Decimal:
@@ -79,6 +101,9 @@ class UsageRecord(BaseModel):
     region: str = ""
     session_id: str | None = None
     error_message: str | None = Field(default=None, max_length=1000)
+    # Why a row was billed in an unusual way, e.g. "transcript_deleted: ..." (a transcript deleted
+    # at AssemblyAI before it was read: billed from the authenticated delivery, model unknown).
+    note: str | None = Field(default=None, max_length=1000)
 
     @field_validator("billable_seconds", "audio_duration_seconds")
     @classmethod
@@ -122,8 +147,14 @@ class UsageRecord(BaseModel):
         return {u: (values[u] if billed else Decimal(0)) for u in PRODUCT_UNITS[self.product]}
 
     def describe_facts(self) -> str:
-        """The billing facts for a person: ``customer_id=acme, ..., billable_seconds=33``."""
-        return ", ".join(f"{k}={v}" for k, v in self.billing_facts().items())
+        """The billing facts for a person: ``customer_id=acme, ..., billable_seconds=33``; tokens
+        and region only when the record has them."""
+        optional = {"input_tokens": 0, "output_tokens": 0, "region": ""}
+        return ", ".join(
+            f"{k}={v}"
+            for k, v in self.billing_facts().items()
+            if k not in optional or v != optional[k]
+        )
 
 
 class RecordResult(StrEnum):
@@ -140,6 +171,8 @@ class RecordOutcome(BaseModel):
 
 
 class QuarantineReason(StrEnum):
+    INVALID_ATTRIBUTION = "invalid_attribution"  # neither delivery nor webhook_url is valid
+    TRANSCRIPT_DELETED = "transcript_deleted"  # deleted at AssemblyAI, no attribution to use
     CONFLICT = "conflict"
     CUSTOMER_MISMATCH = "customer_mismatch"
     TRANSCRIPT_NOT_FOUND = "transcript_not_found"
