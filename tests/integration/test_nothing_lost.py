@@ -30,10 +30,14 @@ from conftest import (
     sqs_event,
     webhook_url,
 )
+from usage_meter.adapters.assemblyai_api import transcript_source
 from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.app_client import webhook_target
 from usage_meter.logic.request_signing import signed_headers
+from usage_meter.logic.usage_processing import ProcessorDeps, process_usage_message
 from usage_meter.models.usage import UNKNOWN_MODEL_REASON
+from usage_meter.models.webhook import UsageMessage
+from usage_meter.settings import processor_settings
 from usage_meter_local.assemblyai_standin import transcript
 
 RECORDED = load_event("apigw/webhook_completed.json")  # received 2026-11-03T14:05:09.123Z
@@ -128,7 +132,7 @@ def test_case_2_non_ascii_and_space_customer_ids_are_billed(stack: Stack) -> Non
     assert rows["t-space"]["customer_id"] == "acme corp"
     assert quarantined(stack) == {}
     # And the usage API answers for them under the same (NFC) names
-    for customer in ("müller-gmbh", "acme corp", "mu\u0308ller-gmbh"):
+    for customer in ("müller-gmbh", "acme corp", "mu\u0308ller-gmbh", "m%C3%BCller-gmbh"):
         answer = usage_answer(stack, customer)
         assert answer["totals"]["usage_count"] == 1, (customer, answer)
 
@@ -316,3 +320,36 @@ def test_a_query_string_in_the_webhook_url_is_what_the_helper_writes() -> None:
     # Guard for the tests above: the helper's query is plain urlencode of the same names
     target = webhook_target(WEBHOOK_BASE_URL, "acme corp", auth_header_value="x")
     assert target.url.endswith("?" + urlencode({"customer_id": "acme corp"}))
+
+
+class Counted:
+    def __init__(self) -> None:
+        self.counted: dict[str, float] = {}
+
+    def count(self, name: str, value: float = 1, unit: str = "Count") -> None:
+        self.counted[name] = self.counted.get(name, 0) + value
+
+
+def test_an_attribution_quarantine_is_counted_once_for_the_alarm(stack: Stack) -> None:
+    # Given a delivery whose attribution is broken everywhere, delivered twice
+    query = "customer_id=a%2Fb"
+    stack.api.state.add(transcript("t-twice", webhook_url=f"{WEBHOOK_BASE_URL}?{query}"))
+    stack.invoke_intake(webhook_event("t-twice", query))
+    [body] = [m["Body"] for m in stack.queue_messages(stack.queue_url)]
+    stack.use_function("UsageProcessorFunction")
+    metrics = Counted()
+    deps = ProcessorDeps(
+        transcripts=transcript_source(processor_settings()),
+        ledger=DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table),
+        metrics=metrics,
+        known_projects=frozenset({"default"}),
+    )
+
+    # When the processor handles it twice
+    results = [process_usage_message(UsageMessage.from_json(body), deps) for _ in range(2)]
+
+    # Then it is quarantined once and counted once in the metric AttributionQuarantineAlarm watches
+    assert [r.reason for r in results] == ["invalid_attribution"] * 2
+    assert metrics.counted["AttributionQuarantined"] == 1
+    assert metrics.counted["UsageQuarantined"] == 1
+    assert len(stack.items("quarantine")) == 1

@@ -193,3 +193,16 @@ def test_an_audit_write_failure_is_classified() -> None:
     entry = AuditEntry("ops", "quarantine.dismiss", "t1", "why", "dismissed", NOW)
     with stub, pytest.raises(TransientFailure):
         ledger.audit(entry)
+
+
+def test_reading_the_dlq_during_an_outage_is_a_retryable_failure_not_a_crash() -> None:
+    from usage_meter.adapters.queues import DeadLetterBrowser
+
+    client = boto3.client("sqs", region_name="eu-west-1")
+    stub = Stubber(client)
+    stub.add_client_error(
+        "receive_message", service_error_code="ServiceUnavailable", http_status_code=503
+    )
+    browser = DeadLetterBrowser(client, "https://sqs.test/dlq", "https://sqs.test/q")
+    with stub, pytest.raises(TransientFailure):
+        browser.peek()

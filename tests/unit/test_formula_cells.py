@@ -12,7 +12,8 @@ from decimal import Decimal
 import pytest
 
 from usage_meter.logic.billing_files import guard_formula, render_csv
-from usage_meter.models.billing import ExportRow
+from usage_meter.logic.pricing import price_aggregate
+from usage_meter.models.billing import UsageAggregate
 
 
 @pytest.mark.parametrize(
@@ -29,26 +30,16 @@ def test_ordinary_values_are_left_alone(value: str) -> None:
 
 
 def test_a_whitespace_led_formula_model_is_escaped_in_the_csv() -> None:
-    row = ExportRow(
-        month="2026-11",
+    aggregate = UsageAggregate(
         customer_id="acme corp",
+        month="2026-11",
         product="async",
         project="default",
         model=" =HYPERLINK(1)",
-        dimensions="",
-        estimated=False,
         usage_count=1,
         billable_seconds=Decimal(1),
-        billable_hours=Decimal("0.000278"),
-        price_per_hour=None,
-        add_on_seconds="",
-        add_on_prices="",
-        cost=None,
-        cost_unrounded=None,
-        currency="USD",
-        price_version="2026-11-01",
-        unpriced="no price for model  =HYPERLINK(1)",
     )
-    [_header, cells] = list(csv.reader(io.StringIO(render_csv([row]).decode())))
-    assert cells[1] == "acme corp"
-    assert cells[4] == "' =HYPERLINK(1)"
+    row = price_aggregate(aggregate, None)
+    [header, cells] = list(csv.reader(io.StringIO(render_csv([row]).decode())))
+    assert cells[header.index("customer_id")] == "acme corp"
+    assert cells[header.index("model")] == "' =HYPERLINK(1)"

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -40,6 +41,8 @@ def _error(status: int, code: str, message: str) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     customer_id = (event.get("pathParameters") or {}).get("customer_id", "")
+    if "%" in customer_id:  # still percent-encoded; "%" never belongs to a valid id
+        customer_id = unquote(customer_id)
     query = event.get("queryStringParameters") or {}
     month = query.get("month") or datetime.now(UTC).strftime("%Y-%m")
     wanted = query.get("format", "json")

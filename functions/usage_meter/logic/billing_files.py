@@ -4,8 +4,8 @@ Both are deterministic (sorted rows, fixed column order, exact decimals as plain
 timestamps), so the same data always gives byte-identical files. In the CSV an empty cell is a
 missing value and booleans are ``true``/``false``; in the JSON Lines counts are numbers, booleans
 are booleans, decimals are strings and a missing value (no cost, no price, no add-ons, no unpriced
-reason, no price version) is ``null`` (``NULLABLE_TEXT``). Text cells that a spreadsheet
-would treat as a formula (``=``, ``+``, ``-``, ``@`` first, also after leading whitespace or a line
+reason, no price version) is ``null`` (``NULLABLE_TEXT``). Text cells that a spreadsheet would
+treat as a formula (``=``, ``+``, ``-``, ``@`` first, also after leading whitespace or a line
 break, or a leading tab, carriage return or line feed) are prefixed with an apostrophe in the CSV
 (OWASP's CSV injection advice); the JSON Lines copy keeps the raw values.
 """

@@ -39,7 +39,12 @@ from usage_meter.logic.errors import (
     TransientFailure,
 )
 from usage_meter.logic.quarantine import quarantine_item
-from usage_meter.logic.usage_processing import Outcome, ProcessorDeps, process_usage_message
+from usage_meter.logic.usage_processing import (
+    ATTRIBUTION_METRIC,
+    Outcome,
+    ProcessorDeps,
+    process_usage_message,
+)
 from usage_meter.models.identifiers import InvalidIdentifier
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
 from usage_meter.models.transcript import DELETED_BY_USER
@@ -149,7 +154,7 @@ def _hold_deleted(run: _Run, item: dict[str, Any], payload: dict[str, Any]) -> N
         "deleted at AssemblyAI before its usage was recorded: its webhook_url (and so its "
         "customer) is gone; bill it with the operator CLI if it is ours"
     )
-    quarantine_item(
+    new = quarantine_item(
         run.deps.ledger,
         run.deps.metrics,
         QuarantineItem(
@@ -166,6 +171,8 @@ def _hold_deleted(run: _Run, item: dict[str, Any], payload: dict[str, Any]) -> N
             quarantined_at=datetime.now(UTC),
         ),
     )
+    if new:
+        run.deps.metrics.count(ATTRIBUTION_METRIC)
     run.store.remember_verdict("async", item["id"], HELD, detail)
 
 

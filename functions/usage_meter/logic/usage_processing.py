@@ -109,9 +109,14 @@ def build_usage_record(
 
 
 def _quarantine(
-    deps: ProcessorDeps, message: UsageMessage, reason: QuarantineReason, detail: str
+    deps: ProcessorDeps,
+    message: UsageMessage,
+    reason: QuarantineReason,
+    detail: str,
+    metric: str | None = None,
 ) -> ProcessingResult:
-    quarantine_item(
+    """Quarantine the delivery; ``metric`` is counted too when the item is new."""
+    new = quarantine_item(
         deps.ledger,
         deps.metrics,
         QuarantineItem(
@@ -122,6 +127,8 @@ def _quarantine(
             quarantined_at=datetime.now(UTC),
         ),
     )
+    if new and metric:
+        deps.metrics.count(metric)
     return ProcessingResult(Outcome.QUARANTINED, reason=reason)
 
 
@@ -159,8 +166,9 @@ def webhook_url_attribution(facts: TranscriptFacts) -> Attribution:
 def _attribution_problem(
     deps: ProcessorDeps, message: UsageMessage, detail: str
 ) -> ProcessingResult:
-    deps.metrics.count(ATTRIBUTION_METRIC)
-    return _quarantine(deps, message, QuarantineReason.INVALID_ATTRIBUTION, detail)
+    return _quarantine(
+        deps, message, QuarantineReason.INVALID_ATTRIBUTION, detail, ATTRIBUTION_METRIC
+    )
 
 
 def _fetch_facts(
@@ -201,13 +209,13 @@ def _owner_check(
     """
     if message.attribution is None:
         if facts.deleted:
-            deps.metrics.count(ATTRIBUTION_METRIC)
             return _quarantine(
                 deps,
                 message,
                 QuarantineReason.TRANSCRIPT_DELETED,
                 f"delivery attribution invalid ({message.attribution_problem}) and the transcript "
                 "was deleted at AssemblyAI: no attribution to bill it by",
+                ATTRIBUTION_METRIC,
             )
         try:
             owner = webhook_url_attribution(facts)
