@@ -147,9 +147,9 @@ ESTIMATED_SUFFIX = "estimated"
 
 
 def aggregate_breakdown(record: UsageRecord) -> str:
-    """product#project#model#dimensions, plus ``#estimated`` for estimated usage, so an orphan
-    estimate is its own aggregate (and export row) and replacing it moves it to the measured one;
-    bounded to ``BREAKDOWN_KEY_MAX_BYTES`` as a key part."""
+    """product#project#model#dimensions, plus ``#estimated`` for estimated usage (an orphan
+    estimate is its own aggregate and export row; replacing it moves it to the measured one), as a
+    key part bounded to ``BREAKDOWN_KEY_MAX_BYTES``."""
     parts = [
         record.product,
         _component(record.project),

@@ -85,7 +85,7 @@ class SessionBegin(_Billed):
 
     model: ModelName
     began_at: Moment
-    expires_at: AwareDatetime | None = None
+    expires_at: Moment | None = None
     max_session_duration_seconds: SessionCap | None = None
 
     def bound_seconds(self) -> Decimal:
