@@ -311,9 +311,6 @@ BODY_CASES = [
         json_body(notification(transcript_id=_MISSING)),
     ),
     bad_body(
-        "body-status-processing", "invalid_body", json_body(notification(status="processing"))
-    ),
-    bad_body(
         "body-transcript-id-number", "invalid_body", json_body(notification(transcript_id=123))
     ),
     bad_body(
