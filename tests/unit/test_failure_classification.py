@@ -115,12 +115,13 @@ class _Transcripts:
         }
 
 
-def test_a_validation_exception_is_dead_lettered_at_once_not_retried() -> None:
-    # Given DynamoDB refusing the processor's transaction as invalid
+def test_a_validation_exception_is_never_retried() -> None:
+    # Given DynamoDB refusing the processor's transaction as invalid (and accepting the quarantine)
     ledger, stub = _ledger()
     stub.add_client_error(
         "transact_write_items", service_error_code="ValidationException", http_status_code=400
     )
+    stub.add_response("put_item", {})
     recorder = _Recorder()
     deps = DeliveryDeps(
         processor=ProcessorDeps(
@@ -142,11 +143,12 @@ def test_a_validation_exception_is_dead_lettered_at_once_not_retried() -> None:
     with stub:
         result = handle_queued_delivery(body, "handle", 1, deps)
 
-    # Then it goes to the DLQ with the reason, and no retry is scheduled
-    assert result is None
-    assert [reason for reason, _ in recorder.sent] == [STORAGE_REFUSED]
-    assert recorder.retried == []
-    assert f"DeadLettered_{STORAGE_REFUSED}" in recorder.counted
+    # Then no retry is scheduled: the usage is quarantined as unstorable with the reason (issue
+    # 17: usage that cannot be stored is held for a person, never retried until the DLQ)
+    assert result is not None and result.reason is not None
+    assert result.reason.value == "unstorable"
+    assert recorder.retried == [] and recorder.sent == []
+    assert "Quarantined_unstorable" in recorder.counted
 
 
 def test_the_streaming_begin_stub_fill_in_failure_is_classified() -> None:

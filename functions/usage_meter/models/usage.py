@@ -24,6 +24,7 @@ from usage_meter.models.identifiers import (
     is_customer_id,
     normalize_customer_id,
 )
+from usage_meter.models.months import MONTH_PATTERN
 
 
 def _nfc(value: object) -> object:
@@ -69,7 +70,7 @@ class UsageRecord(BaseModel):
     status: UsageStatus
     customer_id: CustomerId
     project: ProjectName
-    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    month: str = Field(pattern=MONTH_PATTERN)
     billable_seconds: Decimal = Field(ge=0)
     audio_duration_seconds: Decimal | None = None
     audio_channels: int = 1
@@ -138,6 +139,8 @@ class QuarantineReason(StrEnum):
     TRANSCRIPT_NOT_FOUND = "transcript_not_found"
     UNKNOWN_PROJECT = "unknown_project"
     UNBILLABLE_TRANSCRIPT = "unbillable_transcript"
+    IMPLAUSIBLE_TRANSCRIPT = "implausible_transcript"
+    UNSTORABLE = "unstorable"
     SESSION_CONFLICT = "session_conflict"
     ORPHANED_SESSION = "orphaned_session"
 
