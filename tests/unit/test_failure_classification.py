@@ -230,6 +230,7 @@ def test_when_even_the_quarantine_is_refused_the_delivery_is_dead_lettered_at_on
         ),
         retries=recorder,
         dead_letters=recorder,
+        events=recorder,
     )
     body = (
         '{"schema_version":1,"transcript_id":"t1","webhook_status":"completed",'
