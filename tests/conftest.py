@@ -54,7 +54,8 @@ class FakeLambdaContext:
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test can reach real AWS: fake credentials, a fixed region, no endpoint overrides."""
     scrub_environment(monkeypatch)
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "UsageMeter")
+    # What template.yaml gives every function locally (UsageMeter/${AWS::StackName})
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "UsageMeter/usage-meter-local")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "usage-meter")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
 

@@ -16,9 +16,10 @@ changes something is written to the audit trail in the usage table: who (``--act
 OS user), what, when, why (``--reason``, required) and the outcome.
 
 Output is a readable table (lists) or ``key  value`` lines; ``--json`` prints JSON for scripts.
-Exit codes: 0 done; 1 failed (AWS unreachable or refused, a reconciliation that did not finish or
-failed items); 2 bad input or refused by the rules (unknown id, missing configuration);
-141 the reader of the output went away (``| head``).
+Exit codes: 0 done; 1 failed (AWS refused, a reconciliation that did not finish or has failed
+items); 2 bad input or refused by the rules (unknown id, no region or credentials); 3 AWS
+unavailable, retry; 4 a permanent failure (with its reason); 141 the reader of the output went
+away (``| head``).
 """
 
 from __future__ import annotations
@@ -44,11 +45,13 @@ from botocore.exceptions import (
 
 from usage_meter.adapters.queues import DeadLetterBrowser, SqsUsageQueue
 from usage_meter.adapters.usage_table import DynamoUsageLedger
-from usage_meter.logic.errors import TransientFailure
+from usage_meter.logic.errors import PermanentFailure, TransientFailure
 from usage_meter.logic.operations import AuditEntry, OperationRefused, describe, resolve_quarantine
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_TRANSIENT = 3
+EXIT_PERMANENT = 4
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader went away
 TABLE_CELL_WIDTH = 60
 
@@ -317,6 +320,9 @@ def _aws_error(exc: BaseException) -> int:
             "AWS_SECRET_ACCESS_KEY (`aws sts get-caller-identity` checks them)",
             EXIT_USAGE,
         )
+    if isinstance(exc, TransientFailure):
+        print(f"AWS unavailable, retry: {exc}", file=sys.stderr)  # noqa: T201
+        return EXIT_TRANSIENT
     if isinstance(cause, ClientError):
         error = cause.response.get("Error", {})
         return _error(f"AWS refused: {error.get('Code')}: {error.get('Message')}", EXIT_FAILED)
@@ -342,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except PermanentFailure as exc:
+        print(f"failed ({exc.reason}): {exc.message}", file=sys.stderr)  # noqa: T201
+        return EXIT_PERMANENT
     except (TransientFailure, BotoCoreError, ClientError) as exc:
         return _aws_error(exc)
 

@@ -225,6 +225,9 @@ def _condition(value: Any, parameters: dict[str, str], conditions: dict[str, Any
     raise ValueError(f"cannot evaluate !{value.name} locally")
 
 
+LOCAL_STACK_NAME = "usage-meter-local"  # what ${AWS::StackName} is locally
+
+
 def _resolve_value(
     value: Any,
     parameters: dict[str, str],
@@ -244,7 +247,7 @@ def _resolve_value(
             return parameters[value.value]
         return resources.ref(value.value)
     if value.name == "Sub" and isinstance(value.value, str):
-        text = value.value
+        text = value.value.replace("${AWS::StackName}", LOCAL_STACK_NAME)
         for name, param in parameters.items():
             text = text.replace("${" + name + "}", param)
         return text

@@ -8,9 +8,11 @@
   GSI1PK ``MONTH#<month>``, GSI1SK ``CUSTOMER#<customer>#<product>#<project>#<model>#<dims>``.
 - reconciliation checkpoint: PK ``RECONCILE#<project>``, SK ``CHECKPOINT``.
 - audit entry: PK ``AUDIT#<month>``, SK ``<time>#<random>`` (who, what, why, outcome).
+- reconciliation verdict: PK ``SOURCE#async#<transcript id>``, SK ``RECONCILED`` (not ours, held).
 - quarantine:  PK ``QUARANTINE#<source id>``, SK ``<reason>#<digest of the message>``;
   GSI1PK ``QUARANTINE#open``, GSI1SK ``<time>#<source id>``.
 
+- ``<customer>`` in keys is ``customer_key(customer_id)`` (percent-encoded; see there).
 - Ledger rows are keyed by the usage source alone, so "billed at most once, forever" is one
   conditional put; there is no TTL on them.
 - A customer's usage for a month is one Query on its partition (PK + SK prefix); the export reads a
@@ -33,8 +35,8 @@ from urllib.parse import quote, urlencode
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from usage_meter.logic.errors import TransientFailure
-from usage_meter.logic.operations import AuditEntry
+from usage_meter.logic.errors import STORAGE_REFUSED, PermanentFailure, TransientFailure
+from usage_meter.logic.operations import AuditEntry, OperationRefused
 from usage_meter.models.billing import UsageAggregate
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
 from usage_meter.models.streaming import SessionBegin
@@ -53,11 +55,23 @@ if TYPE_CHECKING:
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 LEDGER_SK = "LEDGER"
+VERDICT_SK = "RECONCILED"  # reconciliation's verdict on a source it does not bill
 ADDON_PREFIX = "addon:"
 
 
 def _component(value: str) -> str:
     return quote(value, safe="._:@-")
+
+
+def customer_key(customer_id: str) -> str:
+    """A customer id as it appears inside keys: percent-encoded (``acme corp`` -> ``acme%20corp``,
+    ``müller`` -> ``m%C3%BCller``), so any valid id is safe next to ``#`` separators; ids of
+    ASCII letters, digits and ``._:@-`` are unchanged. The one place keys spell a customer."""
+    return _component(customer_id)
+
+
+def aggregate_key(customer_id: str, month: str, breakdown: str) -> dict[str, str]:
+    return {"PK": f"CUSTOMER#{customer_key(customer_id)}", "SK": f"MONTH#{month}#{breakdown}"}
 
 
 def dimensions_key(dimensions: dict[str, str]) -> str:
@@ -86,15 +100,19 @@ def session_key(session_id: str) -> dict[str, str]:
     return {"PK": f"SESSION#{session_id}", "SK": "BEGIN"}
 
 
+ESTIMATED_SUFFIX = "estimated"
+
+
 def aggregate_breakdown(record: UsageRecord) -> str:
-    return "#".join(
-        [
-            record.product,
-            _component(record.project),
-            _component(record.model),
-            dimensions_key(record.dimensions),
-        ]
-    )
+    """product#project#model#dimensions, plus ``#estimated`` for estimated usage, so an orphan
+    estimate is its own aggregate (and export row) and replacing it moves it to the measured one."""
+    parts = [
+        record.product,
+        _component(record.project),
+        _component(record.model),
+        dimensions_key(record.dimensions),
+    ]
+    return "#".join([*parts, ESTIMATED_SUFFIX] if record.estimated else parts)
 
 
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +137,7 @@ def ledger_item(record: UsageRecord, recorded_at: datetime) -> dict[str, Any]:
         occurred_at=_stored_time(record.occurred_at),
         recorded_at=_stored_time(recorded_at),
         GSI1PK=f"LEDGER#{record.month}#{ledger_shard(record.customer_id):02d}",
-        GSI1SK=f"{record.customer_id}#{record.product}#{record.source_id}",
+        GSI1SK=f"{customer_key(record.customer_id)}#{record.product}#{record.source_id}",
     )
     return values
 
@@ -128,7 +146,7 @@ def aggregate_from_item(values: dict[str, Any]) -> UsageAggregate:
     addons = {
         k.removeprefix(ADDON_PREFIX): Decimal(v)
         for k, v in values.items()
-        if k.startswith(ADDON_PREFIX)
+        if k.startswith(ADDON_PREFIX) and Decimal(v) != 0  # 0: moved away by a replacement
     }
     fields = {k: v for k, v in values.items() if k in UsageAggregate.model_fields}
     return UsageAggregate.model_validate({**fields, "addon_seconds": addons})
@@ -168,9 +186,9 @@ class DynamoUsageLedger:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             if not _ledger_row_exists(exc):
-                raise _transient("record usage", exc) from exc
+                raise _failure("record usage", exc) from exc
         except BotoCoreError as exc:
-            raise _transient("record usage", exc) from exc
+            raise _failure("record usage", exc) from exc
         else:
             return RecordOutcome(result=RecordResult.RECORDED)
         existing = self.get_record(record.product, record.source_id)
@@ -182,10 +200,17 @@ class DynamoUsageLedger:
         )
 
     def _aggregate_update(
-        self, record: UsageRecord, now: datetime, count: int = 1, seconds: Decimal | None = None
+        self,
+        record: UsageRecord,
+        now: datetime,
+        count: int = 1,
+        seconds: Decimal | None = None,
+        addon_seconds: dict[str, Decimal] | None = None,
     ) -> Any:
-        """ADD ``count`` and ``seconds`` (default: the record's) to the record's aggregate."""
+        """ADD ``count``, ``seconds`` and ``addon_seconds`` (default: the record's) to the record's
+        aggregate."""
         seconds = record.billable_seconds if seconds is None else seconds
+        addon_seconds = record.addon_seconds() if addon_seconds is None else addon_seconds
         breakdown = aggregate_breakdown(record)
         attributes = {
             "entity": "aggregate",
@@ -195,22 +220,22 @@ class DynamoUsageLedger:
             "project": record.project,
             "model": record.model,
             "dimensions": record.dimensions,
+            "estimated": record.estimated,
             "GSI1PK": f"MONTH#{record.month}",
-            "GSI1SK": f"CUSTOMER#{record.customer_id}#{breakdown}",
+            "GSI1SK": f"CUSTOMER#{customer_key(record.customer_id)}#{breakdown}",
             "updated_at": now.isoformat(),
         }
         names = {f"#a{i}": name for i, name in enumerate(attributes)}
         values = {f":a{i}": value for i, value in enumerate(attributes.values())}
         assignments = ", ".join(f"#a{i} = :a{i}" for i in range(len(attributes)))
-        # Seconds per priced add-on (e.g. "addon:speaker_labels"), so the export can price them.
-        addons = {f"#f{i}": f"{ADDON_PREFIX}{f}" for i, f in enumerate(record.features)}
+        # Seconds per add-on (e.g. "addon:speaker_labels"), so the export can price them.
+        addons = {f"#f{i}": f"{ADDON_PREFIX}{f}" for i, f in enumerate(addon_seconds)}
         names.update(addons)
-        additions = "".join(f", {name} :seconds" for name in addons)
+        values.update({f":f{i}": value for i, value in enumerate(addon_seconds.values())})
+        additions = "".join(f", #f{i} :f{i}" for i in range(len(addons)))
         return {
             "TableName": self._table,
-            "Key": _to_item(
-                {"PK": f"CUSTOMER#{record.customer_id}", "SK": f"MONTH#{record.month}#{breakdown}"}
-            ),
+            "Key": _to_item(aggregate_key(record.customer_id, record.month, breakdown)),
             "UpdateExpression": (
                 f"ADD usage_count :one, billable_seconds :seconds{additions} SET {assignments}"
             ),
@@ -245,22 +270,29 @@ class DynamoUsageLedger:
             return RecordResult.RECORDED, None
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise _transient("record session begin", exc) from exc
+                raise _failure("record session begin", exc) from exc
         except BotoCoreError as exc:
-            raise _transient("record session begin", exc) from exc
+            raise _failure("record session begin", exc) from exc
         existing = self.get_begin(begin.session_id)
         if existing is None:  # the termination came first and left a stub: fill it in, closed
-            stub = {k: v for k, v in values.items() if k not in ("GSI1PK", "GSI1SK", "PK", "SK")}
+            stub = {
+                k: v
+                for k, v in values.items()
+                if k not in ("GSI1PK", "GSI1SK", "PK", "SK") and v is not None
+            }
             names = {f"#a{i}": k for i, k in enumerate(stub)}
-            self._client.update_item(
-                TableName=self._table,
-                Key=_to_item(session_key(begin.session_id)),
-                UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(stub))),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_to_item(
-                    {f":a{i}": v for i, v in enumerate(stub.values())}
-                ),
-            )
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=_to_item(session_key(begin.session_id)),
+                    UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(stub))),
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=_to_item(
+                        {f":a{i}": v for i, v in enumerate(stub.values())}
+                    ),
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise _failure("fill in session begin", exc) from exc
             return RecordResult.RECORDED, None
         same = (existing.customer_id, existing.project) == (begin.customer_id, begin.project)
         return (RecordResult.DUPLICATE if same else RecordResult.CONFLICT), existing
@@ -271,7 +303,7 @@ class DynamoUsageLedger:
                 TableName=self._table, Key=_to_item(session_key(session_id)), ConsistentRead=True
             ).get("Item")
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("read session", exc) from exc
+            raise _failure("read session", exc) from exc
         values = _from_item(item) if item else {}
         if "customer_id" not in values:
             return None
@@ -308,7 +340,7 @@ class DynamoUsageLedger:
         try:
             self._client.update_item(**update)
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("close session", exc) from exc
+            raise _failure("close session", exc) from exc
 
     def replace_record(self, existing: UsageRecord, replacement: UsageRecord) -> bool:
         """Replace a billed ledger row and move its aggregate contribution, in one transaction,
@@ -339,13 +371,21 @@ class DynamoUsageLedger:
         if same_aggregate and existing.status is billable and replacement.status is billable:
             # One item may appear once per transaction: a single ADD of the difference.
             delta = replacement.billable_seconds - existing.billable_seconds
-            items.append({"Update": self._aggregate_update(replacement, now, 0, delta)})
+            before, after = existing.addon_seconds(), replacement.addon_seconds()
+            addon_delta = {
+                name: after.get(name, Decimal(0)) - before.get(name, Decimal(0))
+                for name in sorted(before.keys() | after.keys())
+            }
+            items.append(
+                {"Update": self._aggregate_update(replacement, now, 0, delta, addon_delta)}
+            )
         else:
             if existing.status is billable:
+                negated = {name: -value for name, value in existing.addon_seconds().items()}
                 items.append(
                     {
                         "Update": self._aggregate_update(
-                            existing, now, -1, -existing.billable_seconds
+                            existing, now, -1, -existing.billable_seconds, negated
                         )
                     }
                 )
@@ -356,10 +396,27 @@ class DynamoUsageLedger:
         except ClientError as exc:
             if _ledger_row_exists(exc):
                 return False
-            raise _transient("replace ledger row", exc) from exc
+            raise _failure("replace ledger row", exc) from exc
         except BotoCoreError as exc:
-            raise _transient("replace ledger row", exc) from exc
+            raise _failure("replace ledger row", exc) from exc
+        if existing.status is billable and not same_aggregate:
+            self._remove_if_empty(existing)
         return True
+
+    def _remove_if_empty(self, record: UsageRecord) -> None:
+        """Delete the aggregate a row moved out of if nothing is left in it (a row moved to the
+        month of its first receipt must not leave a 0-count row behind). Conditional, so a row
+        added meanwhile keeps it; best effort, because reads skip emptied aggregates anyway."""
+        key = aggregate_key(record.customer_id, record.month, aggregate_breakdown(record))
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key=_to_item(key),
+                ConditionExpression="usage_count = :zero AND billable_seconds = :zero",
+                ExpressionAttributeValues=_to_item({":zero": 0}),
+            )
+        except (ClientError, BotoCoreError):
+            return
 
     # -- reconciliation ---------------------------------------------------------------------------
     def has_usage(self, product: str, source_id: str) -> bool:
@@ -371,8 +428,39 @@ class DynamoUsageLedger:
                 ConsistentRead=True,
             )
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("read ledger", exc) from exc
+            raise _failure("read ledger", exc) from exc
         return "Item" in response
+
+    def source_state(self, product: str, source_id: str) -> str | None:
+        """``"recorded"`` (a ledger row exists), a reconciliation verdict kept for the source
+        (``"not_ours"``, ``"held"``), or None when reconciliation has never seen it. One
+        consistent Query on the source's partition: the ledger row and the verdict share it."""
+        rows = self._query(
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues=_to_item({":pk": ledger_key(product, source_id)["PK"]}),
+            ProjectionExpression="SK, verdict",
+            ConsistentRead=True,
+        )
+        if any(r.get("SK") == LEDGER_SK for r in rows):
+            return "recorded"
+        verdicts = [str(r["verdict"]) for r in rows if r.get("SK") == VERDICT_SK]
+        return verdicts[0] if verdicts else None
+
+    def remember_verdict(self, product: str, source_id: str, verdict: str, detail: str) -> None:
+        """Keep what reconciliation decided about a source it will not bill (``not_ours``,
+        ``held``), so later runs do not fetch it again."""
+        values = {
+            "PK": ledger_key(product, source_id)["PK"],
+            "SK": VERDICT_SK,
+            "entity": "reconcile_verdict",
+            "verdict": verdict,
+            "detail": detail,
+            "at": datetime.now(UTC).isoformat(),
+        }
+        try:
+            self._client.put_item(TableName=self._table, Item=_to_item(values))
+        except (ClientError, BotoCoreError) as exc:
+            raise _failure("remember reconciliation verdict", exc) from exc
 
     def load_checkpoint(self, project: str) -> Checkpoint | None:
         try:
@@ -380,14 +468,14 @@ class DynamoUsageLedger:
                 TableName=self._table, Key=_to_item(checkpoint_key(project)), ConsistentRead=True
             ).get("Item")
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("read checkpoint", exc) from exc
+            raise _failure("read checkpoint", exc) from exc
         if not item:
             return None
         values = _from_item(item)
         return Checkpoint(
             horizon=datetime.fromisoformat(values["horizon"]),
             before_id=values.get("before_id"),
-            counts=ReconcileCounts(**{k: int(v) for k, v in values.get("counts", {}).items()}),
+            counts=ReconcileCounts.from_stored(values.get("counts", {})),
         )
 
     def save_checkpoint(self, project: str, checkpoint: Checkpoint) -> None:
@@ -402,13 +490,13 @@ class DynamoUsageLedger:
         try:
             self._client.put_item(TableName=self._table, Item=_to_item(values))
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("save checkpoint", exc) from exc
+            raise _failure("save checkpoint", exc) from exc
 
     def clear_checkpoint(self, project: str) -> None:
         try:
             self._client.delete_item(TableName=self._table, Key=_to_item(checkpoint_key(project)))
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("clear checkpoint", exc) from exc
+            raise _failure("clear checkpoint", exc) from exc
 
     def quarantine(self, item: QuarantineItem) -> bool:
         digest = hashlib.sha256(
@@ -436,9 +524,9 @@ class DynamoUsageLedger:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
-            raise _transient("quarantine", exc) from exc
+            raise _failure("quarantine", exc) from exc
         except BotoCoreError as exc:
-            raise _transient("quarantine", exc) from exc
+            raise _failure("quarantine", exc) from exc
         return True
 
     # -- reads ----------------------------------------------------------------------------------
@@ -450,7 +538,7 @@ class DynamoUsageLedger:
                 ConsistentRead=True,
             )
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("read ledger", exc) from exc
+            raise _failure("read ledger", exc) from exc
         item = response.get("Item")
         return record_from_item(_from_item(item)) if item else None
 
@@ -461,18 +549,18 @@ class DynamoUsageLedger:
             for page in paginator.paginate(TableName=self._table, **kwargs):
                 items.extend(_from_item(i) for i in page.get("Items", []))
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("query", exc) from exc
+            raise _failure("query", exc) from exc
         return items
 
     def customer_aggregates(self, customer_id: str, month: str) -> list[UsageAggregate]:
         rows = self._query(
             KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
             ExpressionAttributeValues=_to_item(
-                {":pk": f"CUSTOMER#{customer_id}", ":prefix": f"MONTH#{month}#"}
+                {":pk": f"CUSTOMER#{customer_key(customer_id)}", ":prefix": f"MONTH#{month}#"}
             ),
             ConsistentRead=True,
         )
-        return [aggregate_from_item(r) for r in rows]
+        return [aggregate_from_item(r) for r in rows if not _emptied(r)]
 
     def month_aggregates(self, month: str) -> list[UsageAggregate]:
         rows = self._query(
@@ -480,7 +568,7 @@ class DynamoUsageLedger:
             KeyConditionExpression="GSI1PK = :pk",
             ExpressionAttributeValues=_to_item({":pk": f"MONTH#{month}"}),
         )
-        return [aggregate_from_item(r) for r in rows]
+        return [aggregate_from_item(r) for r in rows if not _emptied(r)]
 
     def month_ledger_totals(self, month: str) -> dict[str, tuple[int, Decimal]]:
         """(count, seconds) of billable ledger rows per customer in a month: every ledger row of
@@ -517,27 +605,38 @@ class DynamoUsageLedger:
                 ConsistentRead=True,
             ).get("Item")
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("read quarantine", exc) from exc
+            raise _failure("read quarantine", exc) from exc
         values = _from_item(item) if item else None
         return values if values and values.get("state") == "open" else None
 
     def close_quarantine(self, item_id: str, resolution: dict[str, Any]) -> None:
+        """Mark an open item resolved. Raises OperationRefused when it is no longer open (someone
+        else resolved it meanwhile), TransientFailure/PermanentFailure for DynamoDB errors."""
         source_id, _, sort_key = item_id.partition("/")
-        self._client.update_item(
-            TableName=self._table,
-            Key=_to_item({"PK": f"QUARANTINE#{source_id}", "SK": sort_key}),
-            UpdateExpression="SET #state = :resolved, resolution = :resolution, GSI1PK = :closed",
-            ConditionExpression="#state = :open",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues=_to_item(
-                {
-                    ":resolved": "resolved",
-                    ":open": "open",
-                    ":resolution": resolution,
-                    ":closed": "QUARANTINE#resolved",
-                }
-            ),
-        )
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_to_item({"PK": f"QUARANTINE#{source_id}", "SK": sort_key}),
+                UpdateExpression=(
+                    "SET #state = :resolved, resolution = :resolution, GSI1PK = :closed"
+                ),
+                ConditionExpression="#state = :open",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=_to_item(
+                    {
+                        ":resolved": "resolved",
+                        ":open": "open",
+                        ":resolution": resolution,
+                        ":closed": "QUARANTINE#resolved",
+                    }
+                ),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise OperationRefused(f"{item_id} is no longer open (resolved meanwhile)") from exc
+            raise _failure("close quarantined item", exc) from exc
+        except BotoCoreError as exc:
+            raise _failure("close quarantined item", exc) from exc
 
     def audit(self, entry: AuditEntry) -> None:
         at = entry.at.astimezone(UTC)
@@ -548,7 +647,10 @@ class DynamoUsageLedger:
             **{k: v for k, v in asdict(entry).items() if k != "at"},
             "at": at.isoformat(),
         }
-        self._client.put_item(TableName=self._table, Item=_to_item(values))
+        try:
+            self._client.put_item(TableName=self._table, Item=_to_item(values))
+        except (ClientError, BotoCoreError) as exc:
+            raise _failure("write audit entry", exc) from exc
 
     def audit_log(self, month: str) -> list[dict[str, Any]]:
         return self._query(
@@ -564,6 +666,11 @@ class DynamoUsageLedger:
         )
 
 
+def _emptied(values: dict[str, Any]) -> bool:
+    """An aggregate every row of which moved elsewhere (0 count, 0 seconds): never shown."""
+    return values.get("usage_count") == 0 and values.get("billable_seconds") == 0
+
+
 def _ledger_row_exists(exc: ClientError) -> bool:
     """True when a transaction was cancelled only because the ledger row already exists."""
     error = exc.response.get("Error", {})
@@ -575,6 +682,19 @@ def _ledger_row_exists(exc: ClientError) -> bool:
     return "ConditionalCheckFailed" in str(error.get("Message", ""))
 
 
-def _transient(action: str, exc: Exception) -> TransientFailure:
+PERMANENT_DYNAMODB_ERRORS = frozenset({"ValidationException"})
+
+
+def _failure(action: str, exc: Exception) -> TransientFailure | PermanentFailure:
+    """A DynamoDB error as a domain error: PermanentFailure (reason ``dynamodb_validation``) when
+    the request itself is invalid, which no retry can fix (a ValidationException, or a
+    transaction cancelled for a ValidationError); TransientFailure for everything else
+    (throttling, 5xx, network, a condition that may pass later)."""
     code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
-    return TransientFailure(f"DynamoDB could not {action}: {code or type(exc).__name__}: {exc}")
+    text = f"DynamoDB could not {action}: {code or type(exc).__name__}: {exc}"
+    if isinstance(exc, ClientError):
+        reasons = exc.response.get("CancellationReasons") or []
+        invalid = any(r.get("Code") == "ValidationError" for r in reasons)
+        if code in PERMANENT_DYNAMODB_ERRORS or invalid:
+            return PermanentFailure(STORAGE_REFUSED, text)
+    return TransientFailure(text)

@@ -25,6 +25,9 @@ class NotReady(TransientFailure):
     """The transcript is still queued or processing: try again later, never bill it as zero."""
 
 
+STORAGE_REFUSED = "dynamodb_validation"  # PermanentFailure reason: DynamoDB refused the request
+
+
 class PermanentFailure(Exception):
     """Retrying cannot help (e.g. AssemblyAI rejects our API key): dead-letter with the reason."""
 

@@ -15,7 +15,11 @@ from usage_meter.logic.monthly_export import (
     totals,
 )
 from usage_meter.models.billing import PriceTable
-from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id
+from usage_meter.models.identifiers import (
+    CUSTOMER_ID_RULE,
+    is_customer_id,
+    normalize_customer_id,
+)
 
 FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8; header=present"}
 
@@ -29,6 +33,7 @@ class UsageReport:
 def customer_usage(
     customer_id: str, month: str, wanted: str, reader: UsageReader, prices: PriceTable
 ) -> UsageReport:
+    customer_id = normalize_customer_id(customer_id)
     if not is_customer_id(customer_id):
         raise RequestRejected(400, "invalid_customer_id", CUSTOMER_ID_RULE)
     try:

@@ -13,21 +13,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-# Add-on flags that change the price of a transcript (AssemblyAI's per-hour add-ons).
-BOOLEAN_FEATURES = (
-    "auto_highlights",
-    "content_safety",
-    "entity_detection",
-    "filter_profanity",
-    "iab_categories",
-    "redact_pii",
-    "redact_pii_audio",
-    "sentiment_analysis",
-    "speaker_labels",
-    "speech_understanding",
-    "summarization",
-)
-VALUED_FEATURES = ("keyterms_prompt", "prompt", "domain")
+from usage_meter.models.transcript_features import transcript_add_ons
+
+# AssemblyAI's DELETE /v2/transcript/{id} replaces webhook_url and audio_url with this and keeps
+# audio_duration (api spec, DeleteTranscriptResponse example).
+DELETED_BY_USER = "http://deleted_by_user"
 
 
 class TranscriptFacts(BaseModel):
@@ -62,14 +52,9 @@ class TranscriptFacts(BaseModel):
 
     @classmethod
     def from_api(cls, payload: dict[str, Any]) -> TranscriptFacts:
-        features = [name for name in BOOLEAN_FEATURES if payload.get(name) is True]
-        for name in VALUED_FEATURES:
-            value = payload.get(name)
-            if value:
-                features.append(f"{name}:{value}" if name == "domain" else name)
         model = payload.get("speech_model_used") or payload.get("speech_model")
         fields = {k: payload.get(k) for k in cls.model_fields if k in payload}
-        fields.update(features=tuple(sorted(features)), speech_model_used=model)
+        fields.update(features=transcript_add_ons(payload), speech_model_used=model)
         return cls.model_validate(fields)
 
     @property
@@ -91,3 +76,8 @@ class TranscriptFacts(BaseModel):
             return None
         values = [v for k, v in parse_qsl(urlsplit(self.webhook_url).query) if k == "customer_id"]
         return values[0] if len(values) == 1 else None
+
+    @property
+    def deleted(self) -> bool:
+        """Whether the transcript was deleted at AssemblyAI (its webhook_url is gone)."""
+        return self.webhook_url == DELETED_BY_USER

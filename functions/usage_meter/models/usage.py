@@ -7,15 +7,51 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
-from usage_meter.models.identifiers import CUSTOMER_ID_PATTERN, PROJECT_PATTERN
+from usage_meter.models.identifiers import (
+    CUSTOMER_ID_RULE,
+    PROJECT_PATTERN,
+    is_customer_id,
+    normalize_customer_id,
+)
 
-CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
+
+def _nfc(value: object) -> object:
+    return normalize_customer_id(value) if isinstance(value, str) else value
+
+
+def _customer_id(value: str) -> str:
+    if not is_customer_id(value):
+        raise ValueError(CUSTOMER_ID_RULE)
+    return value
+
+
+# The one customer id rule (models/identifiers.py), NFC-normalized first, for every pydantic model.
+CustomerId = Annotated[str, BeforeValidator(_nfc), AfterValidator(_customer_id)]
 ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
 
 Product = Literal["async", "streaming"]
 UNKNOWN_MODEL = "unknown"
+UNKNOWN_MODEL_REASON = (
+    "model unknown (AssemblyAI named none, e.g. the transcript was deleted before it was read)"
+)
+
+
+def canonical_decimal(value: Decimal) -> Decimal:
+    """The one decimal form of an exact quantity everywhere (ledger, aggregates, files, API):
+    no trailing zeros, no exponent. ``625.0`` -> ``625``, ``1293.250`` -> ``1293.25``,
+    ``1E+3`` -> ``1000``. Raises InvalidOperation for NaN/Infinity."""
+    return Decimal(f"{value.normalize():f}")
 
 
 class UsageStatus(StrEnum):
@@ -43,8 +79,24 @@ class UsageRecord(BaseModel):
     dimensions: dict[str, str] = Field(default_factory=dict)
     occurred_at: AwareDatetime
     origin: str = "webhook"
-    estimated: bool = False  # an orphaned streaming session billed at AssemblyAI's 3-hour limit
+    estimated: bool = False  # an orphaned streaming session billed at its bound (3 h or its cap)
     error_message: str | None = Field(default=None, max_length=1000)
+    # Why a row was billed in an unusual way, e.g. "transcript_deleted: ..." (a transcript deleted
+    # at AssemblyAI before it was read: billed from the authenticated delivery, model unknown).
+    note: str | None = Field(default=None, max_length=1000)
+
+    @field_validator("billable_seconds", "audio_duration_seconds")
+    @classmethod
+    def _canonical(cls, value: Decimal | None) -> Decimal | None:
+        return None if value is None else canonical_decimal(value)
+
+    def addon_seconds(self) -> dict[str, Decimal]:
+        """Seconds per add-on this record adds to its aggregate: every recorded add-on runs over
+        the whole billed duration (AssemblyAI prices add-ons per hour of the same audio/session).
+        A failed (unbilled) record adds none."""
+        if self.status is not UsageStatus.BILLABLE:
+            return {}
+        return dict.fromkeys(self.features, self.billable_seconds)
 
     def same_facts_as(self, other: UsageRecord) -> bool:
         """Whether two records of one source agree on everything that is billed."""
@@ -79,6 +131,8 @@ class RecordOutcome(BaseModel):
 
 
 class QuarantineReason(StrEnum):
+    INVALID_ATTRIBUTION = "invalid_attribution"  # neither delivery nor webhook_url is valid
+    TRANSCRIPT_DELETED = "transcript_deleted"  # deleted at AssemblyAI, no attribution to use
     CONFLICT = "conflict"
     CUSTOMER_MISMATCH = "customer_mismatch"
     TRANSCRIPT_NOT_FOUND = "transcript_not_found"
