@@ -310,6 +310,7 @@ class TestOrphans:
             "billed": 1,
             "flagged": 0,
             "already_terminated": 0,
+            "unstorable": 0,
         }
         [row] = stack.items("ledger")
         assert (row["billable_seconds"], row["estimated"], row["origin"]) == (

@@ -9,10 +9,23 @@
 - reconciliation checkpoint: PK ``RECONCILE#<project>``, SK ``CHECKPOINT``.
 - audit entry: PK ``AUDIT#<month>``, SK ``<time>#<random>`` (who, what, why, outcome).
 - reconciliation verdict: PK ``SOURCE#async#<transcript id>``, SK ``RECONCILED`` (not ours, held).
+- late usage mark: PK ``EXPORT#<month>``, SK ``LATE`` (``late_records``); while pending:
+  GSI1PK ``EXPORT_LATE``, GSI1SK ``<month>``. Written in the same transaction as billable usage
+  recorded into a month that has ended (only then: no hot key), so a published export of that
+  month is republished with the change (``logic.monthly_export.export_late_usage``).
 - quarantine:  PK ``QUARANTINE#<source id>``, SK ``<reason>#<digest of the message>``;
   GSI1PK ``QUARANTINE#open``, GSI1SK ``<time>#<source id>``.
 
-- ``<customer>`` in keys is ``customer_key(customer_id)`` (percent-encoded; see there).
+- Retries that already committed: boto3 retries a call whose answer was lost, so every write is
+  idempotent for its caller. Transactions carry a ``ClientRequestToken`` (one per call, reused by
+  the SDK's retries: DynamoDB applies it once and answers the retry with success). A conditional
+  put carries a ``write_id`` (one per call) and asks for the item on a failed condition
+  (``ReturnValuesOnConditionCheckFailure=ALL_OLD``): when the item there is its own write, the
+  retry's outcome is the first attempt's (recorded, quarantined), never a duplicate or conflict.
+- ``<customer>`` in keys is ``customer_key(customer_id)`` (percent-encoded; see there). Key parts
+  are bounded in bytes (``bounded_key_part``): an oversized customer or breakdown is a fixed-length
+  digest in the key, its readable value in the item's attributes, so whatever is accepted fits
+  DynamoDB's key limits.
 - Ledger rows are keyed by the usage source alone, so "billed at most once, forever" is one
   conditional put; there is no TTL on them.
 - A customer's usage for a month is one Query on its partition (PK + SK prefix); the export reads a
@@ -35,9 +48,14 @@ from urllib.parse import quote, urlencode
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from usage_meter.logic.errors import STORAGE_REFUSED, PermanentFailure, TransientFailure
+from usage_meter.logic.errors import (
+    STORAGE_REFUSED,
+    PermanentFailure,
+    TransientFailure,
+    UnstorableUsage,
+)
 from usage_meter.logic.operations import AuditEntry, OperationRefused
-from usage_meter.models.billing import UsageAggregate
+from usage_meter.models.billing import LedgerTotals, UsageAggregate
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
 from usage_meter.models.streaming import SessionBegin
 from usage_meter.models.usage import (
@@ -57,17 +75,42 @@ _deserializer = TypeDeserializer()
 LEDGER_SK = "LEDGER"
 VERDICT_SK = "RECONCILED"  # reconciliation's verdict on a source it does not bill
 ADDON_PREFIX = "addon:"
+LATE_INDEX_KEY = "EXPORT_LATE"
+
+
+def _ended(month: str, now: datetime) -> bool:
+    """Whether ``month`` (YYYY-MM) is before the current UTC month."""
+    return month < now.astimezone(UTC).strftime("%Y-%m")
 
 
 def _component(value: str) -> str:
     return quote(value, safe="._:@-")
 
 
+# DynamoDB limits a partition key to 2,048 bytes and a sort key to 1,024 (index keys alike; AWS
+# DynamoDB Developer Guide, "Quotas"), and percent-encoding turns one non-ASCII character into up
+# to 12 bytes. A key part longer than its budget is stored as a fixed-length digest instead; the
+# readable value is always in the item's attributes (customer_id, project, model, dimensions).
+# "%%" never appears in percent-encoded text, so a digest cannot equal any readable key part.
+CUSTOMER_KEY_MAX_BYTES = 256
+BREAKDOWN_KEY_MAX_BYTES = 640  # MONTH#<month># + this, and CUSTOMER#<256>#+ this, stay < 1,024
+DIGEST_PREFIX = "%%sha256:"
+
+
+def bounded_key_part(encoded: str, max_bytes: int) -> str:
+    """``encoded`` (already percent-encoded) when it fits ``max_bytes``, else ``%%sha256:`` and 40
+    hex digits of its SHA-256 (49 bytes): the same input always gives the same key part."""
+    if len(encoded.encode()) <= max_bytes:
+        return encoded
+    return DIGEST_PREFIX + hashlib.sha256(encoded.encode()).hexdigest()[:40]
+
+
 def customer_key(customer_id: str) -> str:
     """A customer id as it appears inside keys: percent-encoded (``acme corp`` -> ``acme%20corp``,
     ``müller`` -> ``m%C3%BCller``), so any valid id is safe next to ``#`` separators; ids of
-    ASCII letters, digits and ``._:@-`` are unchanged. The one place keys spell a customer."""
-    return _component(customer_id)
+    ASCII letters, digits and ``._:@-`` are unchanged; bounded to ``CUSTOMER_KEY_MAX_BYTES``.
+    The one place keys spell a customer."""
+    return bounded_key_part(_component(customer_id), CUSTOMER_KEY_MAX_BYTES)
 
 
 def aggregate_key(customer_id: str, month: str, breakdown: str) -> dict[str, str]:
@@ -104,15 +147,21 @@ ESTIMATED_SUFFIX = "estimated"
 
 
 def aggregate_breakdown(record: UsageRecord) -> str:
-    """product#project#model#dimensions, plus ``#estimated`` for estimated usage, so an orphan
-    estimate is its own aggregate (and export row) and replacing it moves it to the measured one."""
+    """product#project#model#dimensions, plus ``#region=<r>`` for usage priced by region (LLM
+    Gateway) and ``#estimated`` for estimated usage (an orphan estimate is its own aggregate and
+    export row; replacing it moves it to the measured one), as a key part bounded to
+    ``BREAKDOWN_KEY_MAX_BYTES``. Keys of usage with no region are unchanged from before regions
+    existed."""
     parts = [
         record.product,
         _component(record.project),
         _component(record.model),
         dimensions_key(record.dimensions),
     ]
-    return "#".join([*parts, ESTIMATED_SUFFIX] if record.estimated else parts)
+    if record.region:
+        parts.append(f"region={_component(record.region)}")
+    readable = "#".join([*parts, ESTIMATED_SUFFIX] if record.estimated else parts)
+    return bounded_key_part(readable, BREAKDOWN_KEY_MAX_BYTES)
 
 
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
@@ -178,13 +227,16 @@ class DynamoUsageLedger:
         ]
         if record.status is UsageStatus.BILLABLE:
             items.append({"Update": self._aggregate_update(record, now)})
+            if _ended(record.month, now):
+                items.append({"Update": self._late_mark(record.month, now)})
         if record.product == "streaming":
             items.append(
                 {"Update": self._close_session_update(record.source_id, record.origin, now)}
             )
         try:
-            self._client.transact_write_items(TransactItems=items)
+            self._client.transact_write_items(TransactItems=items, ClientRequestToken=_token())
         except ClientError as exc:
+            _raise_if_unstorable(exc)
             if not _ledger_row_exists(exc):
                 raise _failure("record usage", exc) from exc
         except BotoCoreError as exc:
@@ -206,10 +258,13 @@ class DynamoUsageLedger:
         count: int = 1,
         seconds: Decimal | None = None,
         addon_seconds: dict[str, Decimal] | None = None,
+        *,
+        tokens: tuple[int, int] | None = None,
     ) -> Any:
-        """ADD ``count``, ``seconds`` and ``addon_seconds`` (default: the record's) to the record's
-        aggregate."""
+        """ADD ``count``, ``seconds``, ``tokens`` (input, output) and ``addon_seconds`` (default:
+        the record's) to the record's aggregate."""
         seconds = record.billable_seconds if seconds is None else seconds
+        tokens = (record.input_tokens, record.output_tokens) if tokens is None else tokens
         addon_seconds = record.addon_seconds() if addon_seconds is None else addon_seconds
         breakdown = aggregate_breakdown(record)
         attributes = {
@@ -221,6 +276,7 @@ class DynamoUsageLedger:
             "model": record.model,
             "dimensions": record.dimensions,
             "estimated": record.estimated,
+            "region": record.region,
             "GSI1PK": f"MONTH#{record.month}",
             "GSI1SK": f"CUSTOMER#{customer_key(record.customer_id)}#{breakdown}",
             "updated_at": now.isoformat(),
@@ -237,11 +293,71 @@ class DynamoUsageLedger:
             "TableName": self._table,
             "Key": _to_item(aggregate_key(record.customer_id, record.month, breakdown)),
             "UpdateExpression": (
-                f"ADD usage_count :one, billable_seconds :seconds{additions} SET {assignments}"
+                "ADD usage_count :one, billable_seconds :seconds, input_tokens :in, "
+                f"output_tokens :out{additions} SET {assignments}"
             ),
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": _to_item({":one": count, ":seconds": seconds, **values}),
+            "ExpressionAttributeValues": _to_item(
+                {
+                    ":one": count,
+                    ":seconds": seconds,
+                    ":in": tokens[0],
+                    ":out": tokens[1],
+                    **values,
+                }
+            ),
         }
+
+    def _late_mark(self, month: str, now: datetime) -> Any:
+        """Mark an ended month as changed since its export (see the module docstring)."""
+        return {
+            "TableName": self._table,
+            "Key": _to_item({"PK": f"EXPORT#{month}", "SK": "LATE"}),
+            "UpdateExpression": (
+                "ADD late_records :one SET entity = :entity, #m = :month, "
+                "GSI1PK = :pending, GSI1SK = :month, marked_at = :now"
+            ),
+            "ExpressionAttributeNames": {"#m": "month"},
+            "ExpressionAttributeValues": _to_item(
+                {
+                    ":one": 1,
+                    ":entity": "late_usage",
+                    ":month": month,
+                    ":pending": LATE_INDEX_KEY,
+                    ":now": now.isoformat(),
+                }
+            ),
+        }
+
+    def late_months(self) -> list[tuple[str, int]]:
+        """Months marked as changed after they ended: (month, marks seen), oldest first."""
+        rows = self._query(
+            IndexName="GSI1",
+            KeyConditionExpression="GSI1PK = :pending",
+            ExpressionAttributeValues=_to_item({":pending": LATE_INDEX_KEY}),
+        )
+        return [(str(r["month"]), int(r["late_records"])) for r in rows]
+
+    def clear_late_month(self, month: str, seen: int) -> bool:
+        """Take ``month`` out of the pending index if no mark came after ``seen`` (False: one did,
+        it stays pending for the next run)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_to_item({"PK": f"EXPORT#{month}", "SK": "LATE"}),
+                UpdateExpression="REMOVE GSI1PK, GSI1SK SET exported_at = :now",
+                ConditionExpression="late_records = :seen",
+                ExpressionAttributeValues=_to_item(
+                    {":seen": seen, ":now": datetime.now(UTC).isoformat()}
+                ),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _failure("clear late usage mark", exc) from exc
+        except BotoCoreError as exc:
+            raise _failure("clear late usage mark", exc) from exc
+        return True
 
     # -- streaming sessions ---------------------------------------------------------------------
     def _close_session_update(self, session_id: str, reason: str, now: datetime) -> Any:
@@ -254,9 +370,11 @@ class DynamoUsageLedger:
         }
 
     def put_begin(self, begin: SessionBegin) -> tuple[RecordResult, SessionBegin | None]:
+        write_id = _token()
         values = {
             **session_key(begin.session_id),
             "entity": "session",
+            "write_id": write_id,
             **json.loads(begin.model_dump_json()),
             "GSI1PK": f"OPEN_SESSIONS#{begin.began_at.astimezone(UTC).date().isoformat()}",
             "GSI1SK": f"{begin.began_at.astimezone(UTC).isoformat()}#{begin.session_id}",
@@ -266,20 +384,20 @@ class DynamoUsageLedger:
                 TableName=self._table,
                 Item=_to_item(values),
                 ConditionExpression="attribute_not_exists(PK)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             return RecordResult.RECORDED, None
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise _failure("record session begin", exc) from exc
+            if _own_write(exc, write_id):
+                return RecordResult.RECORDED, None
         except BotoCoreError as exc:
             raise _failure("record session begin", exc) from exc
         existing = self.get_begin(begin.session_id)
         if existing is None:  # the termination came first and left a stub: fill it in, closed
-            stub = {
-                k: v
-                for k, v in values.items()
-                if k not in ("GSI1PK", "GSI1SK", "PK", "SK") and v is not None
-            }
+            skipped = ("GSI1PK", "GSI1SK", "PK", "SK", "write_id")
+            stub = {k: v for k, v in values.items() if k not in skipped and v is not None}
             names = {f"#a{i}": k for i, k in enumerate(stub)}
             try:
                 self._client.update_item(
@@ -376,8 +494,16 @@ class DynamoUsageLedger:
                 name: after.get(name, Decimal(0)) - before.get(name, Decimal(0))
                 for name in sorted(before.keys() | after.keys())
             }
+            token_delta = (
+                replacement.input_tokens - existing.input_tokens,
+                replacement.output_tokens - existing.output_tokens,
+            )
             items.append(
-                {"Update": self._aggregate_update(replacement, now, 0, delta, addon_delta)}
+                {
+                    "Update": self._aggregate_update(
+                        replacement, now, 0, delta, addon_delta, tokens=token_delta
+                    )
+                }
             )
         else:
             if existing.status is billable:
@@ -385,15 +511,23 @@ class DynamoUsageLedger:
                 items.append(
                     {
                         "Update": self._aggregate_update(
-                            existing, now, -1, -existing.billable_seconds, negated
+                            existing,
+                            now,
+                            -1,
+                            -existing.billable_seconds,
+                            negated,
+                            tokens=(-existing.input_tokens, -existing.output_tokens),
                         )
                     }
                 )
             if replacement.status is billable:
                 items.append({"Update": self._aggregate_update(replacement, now)})
+        touched = {r.month for r in (existing, replacement) if r.status is billable}
+        items.extend({"Update": self._late_mark(m, now)} for m in sorted(touched) if _ended(m, now))
         try:
-            self._client.transact_write_items(TransactItems=items)
+            self._client.transact_write_items(TransactItems=items, ClientRequestToken=_token())
         except ClientError as exc:
+            _raise_if_unstorable(exc)
             if _ledger_row_exists(exc):
                 return False
             raise _failure("replace ledger row", exc) from exc
@@ -514,16 +648,18 @@ class DynamoUsageLedger:
             "quarantined_at": item.quarantined_at.astimezone(UTC).isoformat(),
             "GSI1PK": "QUARANTINE#open",
             "GSI1SK": f"{item.quarantined_at.astimezone(UTC).isoformat()}#{item.source_id}",
+            "write_id": _token(),
         }
         try:
             self._client.put_item(
                 TableName=self._table,
                 Item=_to_item(values),
                 ConditionExpression="attribute_not_exists(PK)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
+                return _own_write(exc, values["write_id"])
             raise _failure("quarantine", exc) from exc
         except BotoCoreError as exc:
             raise _failure("quarantine", exc) from exc
@@ -570,25 +706,31 @@ class DynamoUsageLedger:
         )
         return [aggregate_from_item(r) for r in rows if not _emptied(r)]
 
-    def month_ledger_totals(self, month: str) -> dict[str, tuple[int, Decimal]]:
-        """(count, seconds) of billable ledger rows per customer in a month: every ledger row of
-        the month is read (this is the one part of the export that grows with events), reading
-        only the attributes the check needs."""
-        totals: dict[str, tuple[int, Decimal]] = {}
+    def month_ledger_totals(self, month: str) -> dict[str, LedgerTotals]:
+        """Count, seconds and tokens of billable ledger rows per customer in a month: every
+        ledger row of the month is read (this is the one part of the export that grows with
+        events), reading only the attributes the check needs (rows from before tokens existed
+        count 0 tokens)."""
+        totals: dict[str, LedgerTotals] = {}
         for shard in range(LEDGER_SHARDS):
             rows = self._query(
                 IndexName="GSI1",
                 KeyConditionExpression="GSI1PK = :pk",
                 FilterExpression="#status = :billable",
-                ProjectionExpression="customer_id, billable_seconds",
+                ProjectionExpression="customer_id, billable_seconds, input_tokens, output_tokens",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=_to_item(
                     {":pk": f"LEDGER#{month}#{shard:02d}", ":billable": UsageStatus.BILLABLE.value}
                 ),
             )
             for row in rows:
-                count, seconds = totals.get(row["customer_id"], (0, Decimal(0)))
-                totals[row["customer_id"]] = (count + 1, seconds + Decimal(row["billable_seconds"]))
+                before = totals.get(row["customer_id"], LedgerTotals())
+                totals[row["customer_id"]] = before + LedgerTotals(
+                    1,
+                    Decimal(row["billable_seconds"]),
+                    int(row.get("input_tokens", 0)),
+                    int(row.get("output_tokens", 0)),
+                )
         return totals
 
     # -- operations -------------------------------------------------------------------------------
@@ -664,6 +806,32 @@ class DynamoUsageLedger:
             KeyConditionExpression="GSI1PK = :pk",
             ExpressionAttributeValues=_to_item({":pk": "QUARANTINE#open"}),
         )
+
+
+def _token() -> str:
+    """One idempotency token per logical write (36 characters: ClientRequestToken's maximum)."""
+    return str(uuid.uuid4())
+
+
+def _own_write(exc: ClientError, write_id: str) -> bool:
+    """Whether a failed ``attribute_not_exists`` put found its own earlier attempt's item (the
+    first attempt committed, its answer was lost and the SDK retried)."""
+    old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+    stored = old.get("write_id")
+    return isinstance(stored, dict) and stored.get("S") == write_id
+
+
+def _raise_if_unstorable(exc: ClientError) -> None:
+    """A ValidationException can never succeed on a retry: UnstorableUsage, with DynamoDB's
+    reason (it names limits, never the values)."""
+    error = exc.response.get("Error", {})
+    reasons = exc.response.get("CancellationReasons") or []
+    invalid = any(r.get("Code") == "ValidationError" for r in reasons)
+    if error.get("Code") == "ValidationException" or invalid:
+        code = error.get("Code", "")
+        raise UnstorableUsage(
+            f"DynamoDB refused the usage ({code}): {error.get('Message', '')}"[:500]
+        ) from exc
 
 
 def _emptied(values: dict[str, Any]) -> bool:

@@ -1,5 +1,6 @@
-"""GET /customers/{customer_id}/usage?month=YYYY-MM[&format=csv] - one customer's usage so far,
-broken down and priced exactly like the monthly export. IAM-authorized at API Gateway."""
+"""GET /customers/{customer_id}/usage?month=YYYY-MM[&format=csv][&page=N] - one customer's usage
+so far, broken down and priced exactly like the monthly export, in pages that fit Lambda's 6 MB
+response limit. IAM-authorized at API Gateway."""
 
 from __future__ import annotations
 
@@ -47,7 +48,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     wanted = query.get("format", "json")
     reader, price_path = _dependencies()
     try:
-        report = customer_usage(customer_id, month, wanted, reader, load_price_table(price_path))
+        report = customer_usage(
+            customer_id, month, wanted, reader, load_price_table(price_path), page=query.get("page")
+        )
     except RequestRejected as exc:
         return _error(exc.status, exc.code, exc.message)
     except TransientFailure:
@@ -56,4 +59,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except PermanentFailure as exc:
         logger.error("usage query refused", extra={"reason": exc.reason, "error": exc.message})
         return _error(422, exc.reason, exc.message)
-    return _answer(200, report.body, report.content_type)
+    answer = _answer(200, report.body, report.content_type)
+    if report.next_page is not None:
+        answer["headers"]["X-Next-Page"] = report.next_page
+    return answer

@@ -37,5 +37,15 @@ class PermanentFailure(Exception):
         self.message = message
 
 
+class UnstorableUsage(PermanentFailure):
+    """DynamoDB refuses a usage row as it stands (an item over 400 KB, a number out of range, a
+    key over its limit despite the bounds): retrying cannot help. The flows that record usage
+    quarantine it with ``message`` (reason ``unstorable``); anywhere else it is a PermanentFailure
+    (``dynamodb_validation``), dead-lettered at once."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(STORAGE_REFUSED, message)
+
+
 class TranscriptNotFound(Exception):
     """AssemblyAI has no such transcript for this project's key (404)."""

@@ -16,7 +16,12 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from usage_meter.logic.errors import NotReady, TranscriptNotFound, TransientFailure
+from usage_meter.logic.errors import (
+    NotReady,
+    TranscriptNotFound,
+    TransientFailure,
+    UnstorableUsage,
+)
 from usage_meter.logic.ports import TranscriptSource, UsageLedger, UsageMetrics
 from usage_meter.logic.quarantine import quarantine_item
 from usage_meter.models.identifiers import InvalidIdentifier, normalize_customer_id
@@ -133,6 +138,21 @@ def _earlier_receipt(record: UsageRecord, existing: UsageRecord) -> bool:
     return (
         record.origin == existing.origin == "webhook" and record.occurred_at < existing.occurred_at
     )
+
+
+def _unbillable(facts: TranscriptFacts) -> tuple[QuarantineReason, str] | None:
+    """Why a finished transcript cannot be billed as it stands, or None."""
+    if facts.status not in {"completed", "error"} or (
+        facts.status == "completed" and facts.audio_duration is None
+    ):
+        return (
+            QuarantineReason.UNBILLABLE_TRANSCRIPT,
+            f"transcript status '{facts.status}' with audio_duration {facts.audio_duration}",
+        )
+    implausible = facts.implausibility()
+    if implausible is not None:
+        return QuarantineReason.IMPLAUSIBLE_TRANSCRIPT, implausible
+    return None
 
 
 def webhook_url_attribution(facts: TranscriptFacts) -> Attribution:
@@ -268,17 +288,19 @@ def process_usage_message(
     if isinstance(decided, ProcessingResult):
         return decided
     message, note = decided
-    if facts.status not in {"completed", "error"} or (
-        facts.status == "completed" and facts.audio_duration is None
-    ):
-        return _quarantine(
-            deps,
-            message,
-            QuarantineReason.UNBILLABLE_TRANSCRIPT,
-            f"transcript status '{facts.status}' with audio_duration {facts.audio_duration}",
-        )
+    unbillable = _unbillable(facts)
+    if unbillable is not None:
+        return _quarantine(deps, message, *unbillable)
 
     record = build_usage_record(message, facts, note)
+    try:
+        return _record(message, record, deps)
+    except UnstorableUsage as exc:
+        return _quarantine(deps, message, QuarantineReason.UNSTORABLE, exc.message)
+
+
+def _record(message: UsageMessage, record: UsageRecord, deps: ProcessorDeps) -> ProcessingResult:
+    """Record the usage once; a conflict is quarantined, a duplicate recognised."""
     outcome = deps.ledger.record(record)
     if outcome.result is RecordResult.CONFLICT:
         recorded = outcome.existing.describe_facts() if outcome.existing else "?"
