@@ -138,6 +138,7 @@ class LocalStack:
             self.clients.sqs,
             self.clients.s3,
             parameters=self.parameters,
+            events=self.clients.events,
         )
         self.environments = self._environments()
         self._create_secrets()

@@ -57,10 +57,11 @@ class LocalResources:
     queue_urls: dict[str, str] = field(default_factory=dict)
     queue_arns: dict[str, str] = field(default_factory=dict)
     buckets: dict[str, str] = field(default_factory=dict)
+    event_buses: dict[str, str] = field(default_factory=dict)
     max_receive_counts: dict[str, int] = field(default_factory=dict)
 
     def ref(self, logical_id: str) -> str:
-        for mapping in (self.tables, self.queue_urls, self.buckets):
+        for mapping in (self.tables, self.queue_urls, self.buckets, self.event_buses):
             if logical_id in mapping:
                 return mapping[logical_id]
         raise KeyError(logical_id)
@@ -95,9 +96,11 @@ def provision(
     prefix: str = "",
     *,
     parameters: dict[str, str] | None = None,
+    events: Any | None = None,
 ) -> LocalResources:
-    """Create the template's tables, queues and buckets through the given boto3 clients
-    (template parameters take their defaults unless ``parameters`` gives a value)."""
+    """Create the template's tables, queues, buckets and event buses through the given boto3
+    clients (template parameters take their defaults unless ``parameters`` gives a value; the
+    EventBridge client defaults to one at the DynamoDB client's endpoint and region)."""
     parameters = {**parameter_defaults(template), **(parameters or {})}
     out = LocalResources()
     for logical_id, props in resources_of(template, "AWS::DynamoDB::Table").items():
@@ -149,6 +152,21 @@ def provision(
             )
             s3.create_bucket(Bucket=name, **location)
             out.buckets[logical_id] = name
+
+    buses = resources_of(template, "AWS::Events::EventBus")
+    if buses:
+        if events is None:
+            import boto3
+
+            events = boto3.client(
+                "events",
+                region_name=dynamodb.meta.region_name,
+                endpoint_url=dynamodb.meta.endpoint_url,
+            )
+        for logical_id in buses:
+            name = f"{prefix}{logical_id}"
+            events.create_event_bus(Name=name)
+            out.event_buses[logical_id] = name
     return out
 
 

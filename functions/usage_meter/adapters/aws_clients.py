@@ -47,3 +47,12 @@ def s3() -> S3Client:
 def reset() -> None:
     """Forget the clients (tests switch endpoints and accounts between runs)."""
     _client.cache_clear()
+
+
+def events() -> Any:
+    """EventBridge (typed loosely: the project does not ship the events stubs)."""
+    return _client("events")
+
+
+def sns() -> Any:
+    return _client("sns")

@@ -24,6 +24,7 @@ import hashlib
 import json
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -141,10 +142,28 @@ def record_from_item(values: dict[str, Any]) -> UsageRecord:
     return UsageRecord.model_validate(fields)
 
 
+UsageChanged = Callable[[str, str], object]
+
+
 class DynamoUsageLedger:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    """``on_usage_changed(customer_id, month)`` runs after every write that changed (or, for a
+    duplicate, may have changed earlier) a customer's billable usage: the threshold watcher.
+    It runs after the transaction; if it raises, so does the write, and the caller's retry finds
+    a duplicate and runs it again."""
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        on_usage_changed: UsageChanged | None = None,
+    ) -> None:
         self._client = client
         self._table = table_name
+        self._on_usage_changed = on_usage_changed
+
+    def _usage_changed(self, record: UsageRecord) -> None:
+        if self._on_usage_changed is not None and record.status is UsageStatus.BILLABLE:
+            self._on_usage_changed(record.customer_id, record.month)
 
     # -- writes ---------------------------------------------------------------------------------
     def record(self, record: UsageRecord) -> RecordOutcome:
@@ -172,11 +191,14 @@ class DynamoUsageLedger:
         except BotoCoreError as exc:
             raise _transient("record usage", exc) from exc
         else:
+            self._usage_changed(record)
             return RecordOutcome(result=RecordResult.RECORDED)
         existing = self.get_record(record.product, record.source_id)
         if existing is None:  # pragma: no cover - the row existed a moment ago and is never deleted
             raise TransientFailure("ledger row vanished after a conditional check failure")
         same = existing.same_facts_as(record)
+        if same:
+            self._usage_changed(existing)
         return RecordOutcome(
             result=RecordResult.DUPLICATE if same else RecordResult.CONFLICT, existing=existing
         )
@@ -359,6 +381,7 @@ class DynamoUsageLedger:
             raise _transient("replace ledger row", exc) from exc
         except BotoCoreError as exc:
             raise _transient("replace ledger row", exc) from exc
+        self._usage_changed(replacement)
         return True
 
     # -- reconciliation ---------------------------------------------------------------------------

@@ -1,0 +1,407 @@
+"""Allowances, plan membership and threshold markers in the usage table (its keys live here).
+
+- customer allowance: PK ``CUSTOMER#<customer>``, SK ``MONTH#~ALLOWANCE``: the customer's own
+  set, its plan and a copy of the plan's set; GSI1PK ``PLAN_MEMBERS#<plan>``, GSI1SK
+  ``<customer>`` while on a plan. ``~`` sorts after every ``MONTH#<yyyy-mm>#...`` aggregate, so the
+  entitlement check reads the month's aggregates **and** the allowance with one Query:
+  ``SK BETWEEN 'MONTH#<month>#' AND 'MONTH#~ALLOWANCE'`` (later months cannot exist yet for the
+  current month; for a past month their aggregates are read and dropped).
+- plan allowance: PK ``PLAN#<plan>``, SK ``ALLOWANCE``.
+- history: PK ``ALLOWANCE#customer#<customer>`` or ``ALLOWANCE#plan#<plan>``, SK ``V#<000001>``:
+  every version, who set it, why and when (never overwritten: conditional put).
+- threshold marker: PK ``CUSTOMER#<customer>``, SK
+  ``THRESHOLD#<month>#<product>:<unit>#<percent 0000>``: created once by a conditional put (the
+  exactly-once decision), ``pending`` until the event is published, then ``published``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from usage_meter.adapters.usage_table import _from_item, _to_item, aggregate_from_item
+from usage_meter.logic.errors import TransientFailure
+from usage_meter.models.billing import UsageAggregate
+from usage_meter.models.limits import AllowanceSet, CustomerAllowance, ThresholdEvent
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+ALLOWANCE_SK = "MONTH#~ALLOWANCE"
+PENDING, PUBLISHED = "pending", "published"
+
+
+def customer_key(customer_id: str) -> dict[str, str]:
+    return {"PK": f"CUSTOMER#{customer_id}", "SK": ALLOWANCE_SK}
+
+
+def plan_key(plan: str) -> dict[str, str]:
+    return {"PK": f"PLAN#{plan}", "SK": "ALLOWANCE"}
+
+
+def history_key(kind: str, name: str, version: int) -> dict[str, str]:
+    return {"PK": f"ALLOWANCE#{kind}#{name}", "SK": f"V#{version:06d}"}
+
+
+def marker_key(customer_id: str, month: str, limit_key: str, percent: int) -> dict[str, str]:
+    return {"PK": f"CUSTOMER#{customer_id}", "SK": f"THRESHOLD#{month}#{limit_key}#{percent:04d}"}
+
+
+def _set_json(limits: AllowanceSet | None) -> str | None:
+    return None if limits is None else limits.model_dump_json()
+
+
+def _set(raw: Any) -> AllowanceSet | None:
+    return None if raw is None else AllowanceSet.model_validate_json(raw)
+
+
+def allowance_from_item(values: dict[str, Any]) -> CustomerAllowance:
+    return CustomerAllowance(
+        customer_id=values["customer_id"],
+        plan=values.get("plan"),
+        own=_set(values.get("own")),
+        own_version=int(values.get("own_version", 0)),
+        plan_limits=_set(values.get("plan_limits")),
+        plan_version=int(values.get("plan_version", 0)),
+    )
+
+
+def _failed_condition(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code")
+    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
+
+
+def _transient(action: str, exc: Exception) -> TransientFailure:
+    code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+    return TransientFailure(f"DynamoDB could not {action}: {code or type(exc).__name__}")
+
+
+class DynamoLimits:
+    """Allowance and threshold storage. Reads for the check are one Query; every change of an
+    allowance is a transaction of the new current item and its history version."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    # -- the entitlement check's one request ------------------------------------------------------
+    def entitlement_state(
+        self, customer_id: str, month: str, *, consistent: bool = True
+    ) -> tuple[CustomerAllowance | None, list[UsageAggregate]]:
+        """The customer's allowance and its aggregates for ``month``: one Query (more pages only
+        past 1 MB, i.e. thousands of breakdowns in a month)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "PK = :pk AND SK BETWEEN :first AND :allowance",
+            "ExpressionAttributeValues": _to_item(
+                {
+                    ":pk": f"CUSTOMER#{customer_id}",
+                    ":first": f"MONTH#{month}#",
+                    ":allowance": ALLOWANCE_SK,
+                }
+            ),
+            "ConsistentRead": consistent,
+        }
+        allowance: CustomerAllowance | None = None
+        aggregates: list[UsageAggregate] = []
+        try:
+            while True:
+                page = self._client.query(**kwargs)
+                for raw in page.get("Items", []):
+                    values = _from_item(raw)
+                    if values.get("entity") == "allowance":
+                        allowance = allowance_from_item(values)
+                    elif values.get("entity") == "aggregate" and values.get("month") == month:
+                        aggregates.append(aggregate_from_item(values))
+                if "LastEvaluatedKey" not in page:
+                    return allowance, aggregates
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("read the entitlement state", exc) from exc
+
+    # -- allowances -----------------------------------------------------------------------------
+    def customer_allowance(self, customer_id: str) -> CustomerAllowance | None:
+        item = self._get(customer_key(customer_id))
+        return allowance_from_item(item) if item else None
+
+    def plan_allowance(self, plan: str) -> tuple[AllowanceSet | None, int]:
+        item = self._get(plan_key(plan))
+        if not item:
+            return None, 0
+        return _set(item.get("limits")), int(item["version"])
+
+    def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
+        try:
+            item = self._client.get_item(
+                TableName=self._table, Key=_to_item(key), ConsistentRead=True
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("read an allowance", exc) from exc
+        return _from_item(item) if item else None
+
+    def _history_put(self, kind: str, name: str, version: int, change: dict[str, Any]) -> Any:
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": _to_item(
+                    {
+                        **history_key(kind, name, version),
+                        "entity": "allowance_version",
+                        "version": version,
+                        **{k: v for k, v in change.items() if v is not None},
+                    }
+                ),
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        }
+
+    def _transact(self, items: list[Any], action: str) -> bool:
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise _transient(action, exc) from exc
+        except BotoCoreError as exc:
+            raise _transient(action, exc) from exc
+        return True
+
+    def put_customer_change(
+        self,
+        customer_id: str,
+        *,
+        expected_version: int,
+        own: AllowanceSet | None,
+        plan: str | None,
+        plan_limits: AllowanceSet | None,
+        plan_version: int,
+        change: dict[str, Any],
+    ) -> bool:
+        """Write version ``expected_version + 1`` of the customer's allowance (own set and plan)
+        with its history entry; False when another change got there first."""
+        version = expected_version + 1
+        values: dict[str, Any] = {
+            "entity": "allowance",
+            "customer_id": customer_id,
+            "own_version": version,
+            "plan_version": plan_version,
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+        optional = {
+            "own": _set_json(own),
+            "plan": plan,
+            "plan_limits": _set_json(plan_limits),
+            "GSI1PK": f"PLAN_MEMBERS#{plan}" if plan else None,
+            "GSI1SK": customer_id if plan else None,
+        }
+        values.update({k: v for k, v in optional.items() if v is not None})
+        removed = [k for k, v in optional.items() if v is None]
+        names = {f"#a{i}": k for i, k in enumerate([*values, *removed])}
+        sets = ", ".join(f"#a{i} = :a{i}" for i in range(len(values)))
+        removes = ", ".join(f"#a{i}" for i in range(len(values), len(names)))
+        update = {
+            "Update": {
+                "TableName": self._table,
+                "Key": _to_item(customer_key(customer_id)),
+                "UpdateExpression": f"SET {sets}" + (f" REMOVE {removes}" if removes else ""),
+                "ConditionExpression": "attribute_not_exists(own_version) OR own_version = :prev",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": _to_item(
+                    {":prev": expected_version}
+                    | {f":a{i}": v for i, v in enumerate(values.values())}
+                ),
+            }
+        }
+        change = {**change, "customer_id": customer_id, "own": _set_json(own), "plan": plan}
+        history = self._history_put("customer", customer_id, version, change)
+        return self._transact([history, update], "change a customer allowance")
+
+    def put_plan_change(
+        self, plan: str, *, expected_version: int, limits: AllowanceSet, change: dict[str, Any]
+    ) -> bool:
+        version = expected_version + 1
+        update = {
+            "Update": {
+                "TableName": self._table,
+                "Key": _to_item(plan_key(plan)),
+                "UpdateExpression": "SET entity = :e, plan = :p, limits = :l, version = :v, "
+                "updated_at = :now",
+                "ConditionExpression": "attribute_not_exists(version) OR version = :prev",
+                "ExpressionAttributeValues": _to_item(
+                    {
+                        ":e": "plan_allowance",
+                        ":p": plan,
+                        ":l": limits.model_dump_json(),
+                        ":v": version,
+                        ":prev": expected_version,
+                        ":now": datetime.now(UTC).isoformat(),
+                    }
+                ),
+            }
+        }
+        change = {**change, "plan": plan, "limits": limits.model_dump_json()}
+        history = self._history_put("plan", plan, version, change)
+        return self._transact([history, update], "change a plan allowance")
+
+    def plan_members(self, plan: str) -> list[str]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "GSI1",
+            "KeyConditionExpression": "GSI1PK = :pk",
+            "ExpressionAttributeValues": _to_item({":pk": f"PLAN_MEMBERS#{plan}"}),
+            "ProjectionExpression": "customer_id",
+        }
+        members: list[str] = []
+        try:
+            for page in self._client.get_paginator("query").paginate(**kwargs):
+                members.extend(str(_from_item(i)["customer_id"]) for i in page.get("Items", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("list plan members", exc) from exc
+        return members
+
+    def refresh_plan_copy(
+        self, customer_id: str, plan: str, limits: AllowanceSet, version: int
+    ) -> bool:
+        """Bring a member's copy of its plan's set to ``version`` (never backwards); False when
+        the customer is no longer on the plan or already has that version."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_to_item(customer_key(customer_id)),
+                UpdateExpression="SET plan_limits = :l, plan_version = :v",
+                ConditionExpression="plan = :p AND plan_version < :v",
+                ExpressionAttributeValues=_to_item(
+                    {":l": limits.model_dump_json(), ":v": version, ":p": plan}
+                ),
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise _transient("refresh a plan copy", exc) from exc
+        except BotoCoreError as exc:
+            raise _transient("refresh a plan copy", exc) from exc
+        return True
+
+    def allowance_history(self, kind: str, name: str) -> list[dict[str, Any]]:
+        try:
+            items = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="PK = :pk",
+                ExpressionAttributeValues=_to_item({":pk": f"ALLOWANCE#{kind}#{name}"}),
+                ConsistentRead=True,
+            ).get("Items", [])
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("read allowance history", exc) from exc
+        history = []
+        for raw in items:
+            values = _from_item(raw)
+            history.append(
+                {k: v for k, v in values.items() if k not in ("PK", "SK", "entity")}
+                | {"version": int(values["version"])}
+            )
+        return history
+
+    # -- threshold markers ------------------------------------------------------------------------
+    def threshold_states(self, customer_id: str, month: str) -> dict[str, str]:
+        """``<product>:<unit>#<percent>`` -> ``pending`` | ``published`` for the month."""
+        prefix = f"THRESHOLD#{month}#"
+        try:
+            items = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
+                ProjectionExpression="SK, #state",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=_to_item(
+                    {":pk": f"CUSTOMER#{customer_id}", ":prefix": prefix}
+                ),
+                ConsistentRead=True,
+            ).get("Items", [])
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("read threshold markers", exc) from exc
+        states = {}
+        for raw in items:
+            values = _from_item(raw)
+            limit_key, _, percent = str(values["SK"]).removeprefix(prefix).partition("#")
+            states[f"{limit_key}#{int(percent)}"] = str(values["state"])
+        return states
+
+    def claim_threshold(self, event: ThresholdEvent, stale_before: datetime) -> ThresholdEvent | None:
+        """The exactly-once decision. Creates the marker if absent and returns ``event``; returns
+        the marker's stored event if it is still pending and its claim is older than
+        ``stale_before`` (a publisher died or failed); otherwise None (someone else has it)."""
+        key = marker_key(event.customer_id, event.month, f"{event.product}:{event.unit}",
+                         event.threshold_percent)
+        now = datetime.now(UTC)
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_to_item(
+                    {
+                        **key,
+                        "entity": "threshold",
+                        "state": PENDING,
+                        "claimed_at": int(now.timestamp()),
+                        "event": event.model_dump_json(),
+                        "customer_id": event.customer_id,
+                        "month": event.month,
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+            return event
+        except ClientError as exc:
+            if not _failed_condition(exc):
+                raise _transient("claim a threshold", exc) from exc
+        except BotoCoreError as exc:
+            raise _transient("claim a threshold", exc) from exc
+        try:
+            stored = self._client.update_item(
+                TableName=self._table,
+                Key=_to_item(key),
+                UpdateExpression="SET claimed_at = :now",
+                ConditionExpression="#state = :pending AND claimed_at < :stale",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=_to_item(
+                    {
+                        ":now": int(now.timestamp()),
+                        ":pending": PENDING,
+                        ":stale": int(stale_before.timestamp()),
+                    }
+                ),
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return None
+            raise _transient("re-claim a threshold", exc) from exc
+        except BotoCoreError as exc:
+            raise _transient("re-claim a threshold", exc) from exc
+        return ThresholdEvent.model_validate_json(str(_from_item(stored)["event"]))
+
+    def _marker_update(self, event: ThresholdEvent, expression: str, values: dict[str, Any]) -> None:
+        key = marker_key(event.customer_id, event.month, f"{event.product}:{event.unit}",
+                         event.threshold_percent)
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_to_item(key),
+                UpdateExpression=expression,
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=_to_item(values),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("update a threshold marker", exc) from exc
+
+    def mark_published(self, event: ThresholdEvent) -> None:
+        self._marker_update(
+            event,
+            "SET #state = :published, published_at = :now",
+            {":published": PUBLISHED, ":now": datetime.now(UTC).isoformat()},
+        )
+
+    def release_claim(self, event: ThresholdEvent) -> None:
+        """After a failed publish: let the next evaluation re-claim at once."""
+        self._marker_update(event, "SET claimed_at = :zero, #state = :pending",
+                            {":zero": 0, ":pending": PENDING})
