@@ -158,10 +158,12 @@ def provision(
         if events is None:
             import boto3
 
+            endpoint = dynamodb.meta.endpoint_url
             events = boto3.client(
                 "events",
                 region_name=dynamodb.meta.region_name,
-                endpoint_url=dynamodb.meta.endpoint_url,
+                # A local endpoint serves every service; AWS's own is per service.
+                endpoint_url=None if "amazonaws.com" in endpoint else endpoint,
             )
         for logical_id in buses:
             name = f"{prefix}{logical_id}"

@@ -226,9 +226,15 @@ class DynamoLimits:
             "Update": {
                 "TableName": self._table,
                 "Key": _to_item(plan_key(plan)),
-                "UpdateExpression": "SET entity = :e, plan = :p, limits = :l, version = :v, "
-                "updated_at = :now",
-                "ConditionExpression": "attribute_not_exists(version) OR version = :prev",
+                "UpdateExpression": "SET #e = :e, #p = :p, #l = :l, #v = :v, #u = :now",
+                "ConditionExpression": "attribute_not_exists(#v) OR #v = :prev",
+                "ExpressionAttributeNames": {
+                    "#e": "entity",
+                    "#p": "plan",
+                    "#l": "limits",
+                    "#v": "version",
+                    "#u": "updated_at",
+                },
                 "ExpressionAttributeValues": _to_item(
                     {
                         ":e": "plan_allowance",
@@ -271,7 +277,8 @@ class DynamoLimits:
                 TableName=self._table,
                 Key=_to_item(customer_key(customer_id)),
                 UpdateExpression="SET plan_limits = :l, plan_version = :v",
-                ConditionExpression="plan = :p AND plan_version < :v",
+                ConditionExpression="#plan = :p AND plan_version < :v",
+                ExpressionAttributeNames={"#plan": "plan"},
                 ExpressionAttributeValues=_to_item(
                     {":l": limits.model_dump_json(), ":v": version, ":p": plan}
                 ),
