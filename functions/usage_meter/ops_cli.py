@@ -8,6 +8,7 @@
     $ops reconcile --horizon-days 7 --reason "webhook outage on Nov 3"
     $ops export --month 2026-11 --reason "late data"
     $ops audit --month 2026-11
+    $ops limits set --plan trial --limit async:10h --reason "trial plan"   (see ops_limits.py)
 
 Resources come from the stack's outputs (``--stack-name``) or explicit flags; against the local
 stack set ``AWS_ENDPOINT_URL`` (moto) and ``AWS_ENDPOINT_URL_LAMBDA`` (the local HTTP front, which
@@ -29,6 +30,7 @@ from typing import Any
 
 import boto3
 
+from usage_meter import ops_limits
 from usage_meter.adapters.queues import DeadLetterBrowser, SqsUsageQueue
 from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.logic.operations import AuditEntry, OperationRefused, describe, resolve_quarantine
@@ -39,6 +41,7 @@ OUTPUTS = {
     "dlq_url": "UsageDeadLetterQueueUrl",
     "reconcile_function": "ReconciliationFunctionName",
     "export_function": "MonthlyExportFunctionName",
+    "event_bus": "UsageEventBusName",
 }
 
 
@@ -49,6 +52,7 @@ class Target:
     dlq_url: str
     reconcile_function: str | None
     export_function: str | None
+    event_bus: str | None
 
 
 def _target(args: argparse.Namespace) -> Target:
@@ -58,9 +62,8 @@ def _target(args: argparse.Namespace) -> Target:
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
         for key, output in OUTPUTS.items():
             found[key] = found[key] or outputs.get(output)
-    missing = [
-        f"--{k.replace('_', '-')}" for k in ("table", "queue_url", "dlq_url") if not found[k]
-    ]
+    needed = ("table",) if args.command == "limits" else ("table", "queue_url", "dlq_url")
+    missing = [f"--{k.replace('_', '-')}" for k in needed if not found[k]]
     if missing:
         raise SystemExit(f"error: give --stack-name or {', '.join(missing)}")
     return Target(**found)  # type: ignore[arg-type]
@@ -172,6 +175,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dlq-url", help="dead-letter queue URL")
     p.add_argument("--reconcile-function", help="reconciliation function name")
     p.add_argument("--export-function", help="monthly export function name")
+    p.add_argument("--event-bus", help="the meter's event bus (threshold events)")
     p.add_argument("--actor", default=f"{getpass.getuser()}@{socket.gethostname()}")
     commands = p.add_subparsers(dest="command", required=True)
 
@@ -207,12 +211,18 @@ def parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="the audit trail for a month")
     audit.add_argument("--month")
+
+    ops_limits.add_parser(commands)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.command == "limits":
+            target = _target(args)
+            _print(ops_limits.run(args, target.table, target.event_bus))
+            return 0
         return run(args)
     except OperationRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)  # noqa: T201

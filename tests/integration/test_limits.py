@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
+import pytest
 
 from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
 from usage_meter_local.assemblyai_standin import transcript
@@ -122,8 +123,11 @@ def test_small_plan_crosses_80_and_100_once_and_the_check_turns_to_no(stack: Sta
     assert plan["statusCode"] == 200, plan
     assigned = stack.invoke(
         "AllowanceFunction",
-        api("PUT /customers/{customer_id}/plan", {"customer_id": "smallco"},
-            {"plan": "trial", "reason": "signed up for the trial"}),
+        api(
+            "PUT /customers/{customer_id}/plan",
+            {"customer_id": "smallco"},
+            {"plan": "trial", "reason": "signed up for the trial"},
+        ),
     )
     assert assigned["statusCode"] == 200, assigned
     assert entitlement(stack, "smallco")["allowed"] is True
@@ -241,3 +245,60 @@ def test_entitlement_agrees_with_the_usage_api(stack: Stack) -> None:
     assert Decimal(by_key["async", "cost"]["used"]) == api_cost > 0
     assert "universal-4-preview" in by_key["async", "cost"]["unpriced"]
     assert check["allowed"] is True
+
+
+def test_ops_cli_sets_plans_and_allowances_versioned_and_audited(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given the ops CLI; when a plan is set, a customer put on it, then given its own set; then
+    the check follows each change, every version is kept and every action is audited."""
+    from usage_meter import ops_cli
+
+    def ops(*argv: str) -> Any:
+        capsys.readouterr()
+        code = ops_cli.main(
+            [
+                "--table",
+                stack.table,
+                "--event-bus",
+                stack.resources.event_buses["UsageEventBus"],
+                "--actor",
+                "alice@ops",
+                "limits",
+                *argv,
+            ]
+        )
+        out = capsys.readouterr().out
+        assert code == 0, out
+        return json.loads(out)
+
+    plan = ops("set", "--plan", "starter", "--limit", "async:2h:80/100", "--reason", "starter")
+    assert (plan["version"], plan["limits"]["limits"][0]["amount"]) == (1, "7200")
+    ops("plan", "--customer", "initech", "--plan", "starter", "--reason", "signed up")
+    deliver(stack, "initech", [6000])
+    check = ops("check", "--customer", "initech", "--product", "async")
+    assert (check["allowed"], check["allowance_source"], check["limits"][0]["remaining"]) == (
+        True,
+        "plan",
+        "1200",
+    )
+    raised = ops("set", "--plan", "starter", "--limit", "async:3h", "--reason", "more hours")
+    assert raised["members_updated"] == 1
+    own = ops("set", "--customer", "initech", "--limit", "all:6000s:soft", "--reason", "custom")
+    assert own["version"] == 2  # the plan assignment was version 1 of initech's allowance
+    check = ops("check", "--customer", "initech", "--product", "async")
+    assert (check["allowed"], check["allowance_source"], check["limits"][0]["exhausted"]) == (
+        True,  # soft: alerts only
+        "customer",
+        True,
+    )
+    shown = ops("show", "--customer", "initech")
+    assert [(v["version"], v["change"], v["actor"]) for v in shown["history"]] == [
+        (1, "plan_assigned", "alice@ops"),
+        (2, "customer_allowance", "alice@ops"),
+    ]
+    assert shown["current"]["plan_version"] == 2  # the raised plan reached initech's copy
+    actions = [i["action"] for i in stack.items("audit")]
+    assert actions.count("allowance.set_plan") == 2
+    assert actions.count("allowance.assign_plan") == 1
+    assert actions.count("allowance.set") == 1

@@ -121,15 +121,22 @@ def test_each_threshold_is_published_exactly_once(stack: Stack, scenario: dict[s
     customer = f"prop-{uuid.uuid4().hex[:12]}"  # a fresh customer per example, same table
     client = SerialisedClient(boto3.client("dynamodb", region_name=REGION))
     limits = DynamoLimits(client, stack.table)  # type: ignore[arg-type]
-    limit = Limit(unit="seconds", amount=Decimal(scenario["amount"]),
-                  thresholds=tuple(scenario["thresholds"]))
+    limit = Limit(
+        unit="seconds", amount=Decimal(scenario["amount"]), thresholds=tuple(scenario["thresholds"])
+    )
     assert limits.put_customer_change(
-        customer, expected_version=0, own=AllowanceSet(limits=(limit,)), plan=None,
-        plan_limits=None, plan_version=0, change={"reason": "property test"},
+        customer,
+        expected_version=0,
+        own=AllowanceSet(limits=(limit,)),
+        plan=None,
+        plan_limits=None,
+        plan_version=0,
+        change={"reason": "property test"},
     )
     publisher = FlakyRecordingPublisher(scenario["fail_on"])
-    watcher = ThresholdWatcher(limits, publisher, load_price_table(
-        "usage_meter/config/prices.json"), NullMetrics())
+    watcher = ThresholdWatcher(
+        limits, publisher, load_price_table("usage_meter/config/prices.json"), NullMetrics()
+    )
     ledger = DynamoUsageLedger(client, stack.table, watcher.evaluate)  # type: ignore[arg-type]
 
     records = [

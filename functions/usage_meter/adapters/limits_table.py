@@ -334,12 +334,15 @@ class DynamoLimits:
             states[f"{limit_key}#{int(percent)}"] = str(values["state"])
         return states
 
-    def claim_threshold(self, event: ThresholdEvent, stale_before: datetime) -> ThresholdEvent | None:
+    def claim_threshold(
+        self, event: ThresholdEvent, stale_before: datetime
+    ) -> ThresholdEvent | None:
         """The exactly-once decision. Creates the marker if absent and returns ``event``; returns
         the marker's stored event if it is still pending and its claim is older than
         ``stale_before`` (a publisher died or failed); otherwise None (someone else has it)."""
-        key = marker_key(event.customer_id, event.month, f"{event.product}:{event.unit}",
-                         event.threshold_percent)
+        key = marker_key(
+            event.customer_id, event.month, f"{event.product}:{event.unit}", event.threshold_percent
+        )
         now = datetime.now(UTC)
         try:
             self._client.put_item(
@@ -387,9 +390,12 @@ class DynamoLimits:
             raise _transient("re-claim a threshold", exc) from exc
         return ThresholdEvent.model_validate_json(str(_from_item(stored)["event"]))
 
-    def _marker_update(self, event: ThresholdEvent, expression: str, values: dict[str, Any]) -> None:
-        key = marker_key(event.customer_id, event.month, f"{event.product}:{event.unit}",
-                         event.threshold_percent)
+    def _marker_update(
+        self, event: ThresholdEvent, expression: str, values: dict[str, Any]
+    ) -> None:
+        key = marker_key(
+            event.customer_id, event.month, f"{event.product}:{event.unit}", event.threshold_percent
+        )
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -410,5 +416,6 @@ class DynamoLimits:
 
     def release_claim(self, event: ThresholdEvent) -> None:
         """After a failed publish: let the next evaluation re-claim at once."""
-        self._marker_update(event, "SET claimed_at = :zero, #state = :pending",
-                            {":zero": 0, ":pending": PENDING})
+        self._marker_update(
+            event, "SET claimed_at = :zero, #state = :pending", {":zero": 0, ":pending": PENDING}
+        )

@@ -35,16 +35,20 @@ class EventBridgeThresholdPublisher:
     def publish(self, event: ThresholdEvent) -> None:
         detail = event.model_dump_json()
         try:
-            answer = {} if not self._bus else self._events.put_events(
-                Entries=[
-                    {
-                        "EventBusName": self._bus,
-                        "Source": SOURCE,
-                        "DetailType": DETAIL_TYPE,
-                        "Detail": detail,
-                        "Time": event.reached_at,
-                    }
-                ]
+            answer = (
+                {}
+                if not self._bus
+                else self._events.put_events(
+                    Entries=[
+                        {
+                            "EventBusName": self._bus,
+                            "Source": SOURCE,
+                            "DetailType": DETAIL_TYPE,
+                            "Detail": detail,
+                            "Time": event.reached_at,
+                        }
+                    ]
+                )
             )
             if answer.get("FailedEntryCount"):
                 failed = answer.get("Entries", [{}])[0]

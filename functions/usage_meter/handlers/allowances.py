@@ -25,6 +25,7 @@ from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.handlers.limits_wiring import threshold_watcher
 from usage_meter.logic.allowances import (
     AllowanceChange,
+    AllowanceDeps,
     assign_plan,
     set_customer_allowance,
     set_plan_allowance,
@@ -100,19 +101,19 @@ def _route(event: dict[str, Any]) -> dict[str, Any]:
         }
     body = _body(event)
     change = AllowanceChange(_actor(event), str(body.get("reason", "")))
-    deps = {"store": store, "audit": ledger, "evaluator": watcher}
+    deps = AllowanceDeps(store, ledger, watcher)
     if route == "PUT /customers/{customer_id}/allowance":
         limits = _limits(body, nullable=True)
-        return set_customer_allowance(params.get("customer_id", ""), limits, change, **deps)
+        return set_customer_allowance(params.get("customer_id", ""), limits, change, deps)
     if route == "PUT /customers/{customer_id}/plan":
         plan = body.get("plan")
         if plan is not None and not isinstance(plan, str):
             raise ValueError("plan must be a string or null")
-        return assign_plan(params.get("customer_id", ""), plan, change, **deps)
+        return assign_plan(params.get("customer_id", ""), plan, change, deps)
     if route == "PUT /plans/{plan}/allowance":
         limits = _limits(body, nullable=False)
-        assert limits is not None  # noqa: S101 - nullable=False
-        return set_plan_allowance(params.get("plan", ""), limits, change, **deps)
+        assert limits is not None  # nullable=False
+        return set_plan_allowance(params.get("plan", ""), limits, change, deps)
     raise LookupError(route)
 
 

@@ -14,12 +14,15 @@ writing, so a plan change racing with the assignment is not missed.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.operations import AuditEntry, OperationRefused
+
+__all__ = ["AllowanceChange", "AllowanceDeps", "OperationRefused"]
 from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id
 from usage_meter.models.limits import AllowanceSet, CustomerAllowance
 
@@ -64,6 +67,13 @@ class Evaluator(Protocol):
 
 
 @dataclass(frozen=True)
+class AllowanceDeps:
+    store: AllowanceStore
+    audit: AuditTrail
+    evaluator: Evaluator
+
+
+@dataclass(frozen=True)
 class AllowanceChange:
     """Who asks for a change, and why (both required, like every operator action)."""
 
@@ -72,8 +82,6 @@ class AllowanceChange:
 
 
 def is_plan_name(value: str) -> bool:
-    import re
-
     return re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", value) is not None
 
 
@@ -102,10 +110,7 @@ def set_customer_allowance(
     customer_id: str,
     limits: AllowanceSet | None,
     change: AllowanceChange,
-    *,
-    store: AllowanceStore,
-    audit: AuditTrail,
-    evaluator: Evaluator,
+    deps: AllowanceDeps,
 ) -> dict[str, Any]:
     """Give ``customer_id`` its own set (``None``: drop it and inherit its plan's again).
     Returns the new version and what the evaluation published. Raises OperationRefused."""
@@ -113,10 +118,10 @@ def set_customer_allowance(
     if not is_customer_id(customer_id):
         raise OperationRefused(CUSTOMER_ID_RULE)
     for _ in range(ATTEMPTS):
-        current = store.customer_allowance(customer_id) or CustomerAllowance(
+        current = deps.store.customer_allowance(customer_id) or CustomerAllowance(
             customer_id=customer_id
         )
-        if store.put_customer_change(
+        if deps.store.put_customer_change(
             customer_id,
             expected_version=current.own_version,
             own=limits,
@@ -130,20 +135,20 @@ def set_customer_allowance(
     else:
         raise OperationRefused(f"{customer_id}'s allowance kept changing; try again")
     what = limits.model_dump_json() if limits is not None else "inherit plan"
-    outcome = {"customer_id": customer_id, "version": version, "limits": json.loads(what)
-               if limits is not None else None}
-    audit.audit(_entry(change, "allowance.set", f"customer:{customer_id}", outcome))
-    return outcome | _evaluate(evaluator, [customer_id])
+    outcome = {
+        "customer_id": customer_id,
+        "version": version,
+        "limits": json.loads(what) if limits is not None else None,
+    }
+    deps.audit.audit(_entry(change, "allowance.set", f"customer:{customer_id}", outcome))
+    return outcome | _evaluate(deps.evaluator, [customer_id])
 
 
 def assign_plan(
     customer_id: str,
     plan: str | None,
     change: AllowanceChange,
-    *,
-    store: AllowanceStore,
-    audit: AuditTrail,
-    evaluator: Evaluator,
+    deps: AllowanceDeps,
 ) -> dict[str, Any]:
     """Put ``customer_id`` on ``plan`` (``None``: no plan). Versioned with the customer's own
     changes. Raises OperationRefused (unknown plan, bad ids)."""
@@ -154,14 +159,14 @@ def assign_plan(
     if plan is not None:
         if not is_plan_name(plan):
             raise OperationRefused(PLAN_RULE)
-        plan_limits, plan_version = store.plan_allowance(plan)
+        plan_limits, plan_version = deps.store.plan_allowance(plan)
         if plan_limits is None:
             raise OperationRefused(f"plan {plan!r} has no allowance yet; set it first")
     for _ in range(ATTEMPTS):
-        current = store.customer_allowance(customer_id) or CustomerAllowance(
+        current = deps.store.customer_allowance(customer_id) or CustomerAllowance(
             customer_id=customer_id
         )
-        if store.put_customer_change(
+        if deps.store.put_customer_change(
             customer_id,
             expected_version=current.own_version,
             own=current.own,
@@ -175,46 +180,43 @@ def assign_plan(
     else:
         raise OperationRefused(f"{customer_id}'s allowance kept changing; try again")
     if plan is not None:  # a plan change racing with this assignment: take the newer copy
-        latest, latest_version = store.plan_allowance(plan)
+        latest, latest_version = deps.store.plan_allowance(plan)
         if latest is not None and latest_version > plan_version:
-            store.refresh_plan_copy(customer_id, plan, latest, latest_version)
+            deps.store.refresh_plan_copy(customer_id, plan, latest, latest_version)
     outcome = {"customer_id": customer_id, "plan": plan, "version": version}
-    audit.audit(_entry(change, "allowance.assign_plan", f"customer:{customer_id}", outcome))
-    return outcome | _evaluate(evaluator, [customer_id])
+    deps.audit.audit(_entry(change, "allowance.assign_plan", f"customer:{customer_id}", outcome))
+    return outcome | _evaluate(deps.evaluator, [customer_id])
 
 
 def set_plan_allowance(
     plan: str,
     limits: AllowanceSet,
     change: AllowanceChange,
-    *,
-    store: AllowanceStore,
-    audit: AuditTrail,
-    evaluator: Evaluator,
+    deps: AllowanceDeps,
 ) -> dict[str, Any]:
     """Set a plan's default set (the next version) and bring every member's copy to it."""
     _check(change)
     if not is_plan_name(plan):
         raise OperationRefused(PLAN_RULE)
     for _ in range(ATTEMPTS):
-        _, current = store.plan_allowance(plan)
-        if store.put_plan_change(
+        _, current = deps.store.plan_allowance(plan)
+        if deps.store.put_plan_change(
             plan, expected_version=current, limits=limits, change=_history(change, "plan_allowance")
         ):
             version = current + 1
             break
     else:
         raise OperationRefused(f"plan {plan!r} kept changing; try again")
-    members = store.plan_members(plan)
-    refreshed = [m for m in members if store.refresh_plan_copy(m, plan, limits, version)]
+    members = deps.store.plan_members(plan)
+    refreshed = [m for m in members if deps.store.refresh_plan_copy(m, plan, limits, version)]
     outcome = {
         "plan": plan,
         "version": version,
         "limits": json.loads(limits.model_dump_json()),
         "members_updated": len(refreshed),
     }
-    audit.audit(_entry(change, "allowance.set_plan", f"plan:{plan}", outcome))
-    return outcome | _evaluate(evaluator, members)
+    deps.audit.audit(_entry(change, "allowance.set_plan", f"plan:{plan}", outcome))
+    return outcome | _evaluate(deps.evaluator, members)
 
 
 def _history(change: AllowanceChange, kind: str) -> dict[str, Any]:
@@ -226,7 +228,9 @@ def _history(change: AllowanceChange, kind: str) -> dict[str, Any]:
     }
 
 
-def _entry(change: AllowanceChange, action: str, target: str, outcome: dict[str, Any]) -> AuditEntry:
+def _entry(
+    change: AllowanceChange, action: str, target: str, outcome: dict[str, Any]
+) -> AuditEntry:
     return AuditEntry(
         change.actor,
         action,

@@ -87,28 +87,29 @@ def check_entitlement(
     now = now or datetime.now(UTC)
     month = now.strftime("%Y-%m")
     allowance, aggregates = reader.entitlement_state(customer_id, month)
-    limits, source, version = (
-        allowance.effective() if allowance else (None, "none", 0)
-    )
+    limits, source, version = allowance.effective() if allowance else (None, "none", 0)
     applying = [limit for limit in (limits.limits if limits else ()) if limit.applies_to(product)]
     price_version = prices.for_month(month) if any(x.unit == "cost" for x in applying) else None
     statuses = tuple(limit_status(limit, aggregates, price_version) for limit in applying)
     blocking = [s for s in statuses if s.exhausted and s.enforcement == "hard"]
     if blocking:
         first = blocking[0]
-        reason = f"hard limit reached: {first.product} {first.unit} {first.used:f} of {first.allowance:f}"
+        reason = (
+            f"hard limit reached: {first.product} {first.unit} "
+            f"{first.used:f} of {first.allowance:f}"
+        )
     elif statuses:
         reason = "within allowance"
     else:
         reason = "no limit applies"
     return Entitlement(
         customer_id=customer_id,
-        product=product,  # type: ignore[arg-type]
+        product=product,
         month=month,
         allowed=not blocking,
         reason=reason,
         plan=allowance.plan if allowance else None,
-        allowance_source=source,  # type: ignore[arg-type]
+        allowance_source=source,
         allowance_version=version,
         limits=statuses,
         as_of=now,

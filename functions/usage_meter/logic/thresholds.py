@@ -98,7 +98,9 @@ class ThresholdWatcher:
                     enforcement=limit.enforcement,
                     allowance_source=source,
                     allowance_version=version,
-                    currency=(prices.currency if prices else None) if limit.unit == "cost" else None,
+                    currency=(prices.currency if prices else None)
+                    if limit.unit == "cost"
+                    else None,
                     reached_at=now,
                 )
                 claimed = self.store.claim_threshold(event, now - timedelta(seconds=CLAIM_SECONDS))
