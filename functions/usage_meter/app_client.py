@@ -17,6 +17,11 @@ Streaming: report each session's begin and termination, signed, with retries::
 or, for apps that read AssemblyAI's raw ``Begin``/``Termination`` JSON themselves::
 
     reporter.report_message(raw_json, customer_id="acme-corp", model="u3-rt-pro")
+
+Plans and limits: ask before starting work (SigV4-signed; see app_entitlement)::
+
+    answer = EntitlementClient("https://<api>", region="eu-west-1").check("acme-corp", "async")
+    if not answer.allowed: ...
 """
 
 from __future__ import annotations
@@ -34,9 +39,15 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from usage_meter.app_entitlement import (
+    EntitlementAnswer,
+    EntitlementClient,
+    EntitlementUnavailable,
+)
 from usage_meter.logic.request_signing import signed_headers
 from usage_meter.models.identifiers import check_attribution
 
+__all__ = ["EntitlementAnswer", "EntitlementClient", "EntitlementUnavailable"]
 DEFAULT_AUTH_HEADER_NAME = "X-Usage-Meter-Webhook-Secret"
 BEGIN_PATH = "/streaming/sessions/begin"
 TERMINATION_PATH = "/streaming/sessions/termination"
