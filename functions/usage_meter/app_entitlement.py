@@ -64,6 +64,7 @@ def sigv4_headers(
     url: str,
     region: str,
     credentials: Credentials,
+    *,
     now: datetime | None = None,
     service: str = "execute-api",
 ) -> dict[str, str]:
@@ -106,8 +107,7 @@ def sigv4_headers(
     signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
     out = {k: v for k, v in headers.items() if k != "host"}
     out["Authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={key}/{scope}, SignedHeaders={signed}, "
-        f"Signature={signature}"
+        f"AWS4-HMAC-SHA256 Credential={key}/{scope}, SignedHeaders={signed}, Signature={signature}"
     )
     return out
 

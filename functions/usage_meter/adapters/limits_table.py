@@ -1,11 +1,9 @@
 """Allowances, plan membership and threshold markers in the usage table (its keys live here).
 
-- customer allowance: PK ``CUSTOMER#<customer>``, SK ``MONTH#~ALLOWANCE``: the customer's own
-  set, its plan and a copy of the plan's set; GSI1PK ``PLAN_MEMBERS#<plan>``, GSI1SK
-  ``<customer>`` while on a plan. ``~`` sorts after every ``MONTH#<yyyy-mm>#...`` aggregate, so the
-  entitlement check reads the month's aggregates **and** the allowance with one Query:
-  ``SK BETWEEN 'MONTH#<month>#' AND 'MONTH#~ALLOWANCE'`` (later months cannot exist yet for the
-  current month; for a past month their aggregates are read and dropped).
+- customer allowance: PK ``CUSTOMER#<customer>``, SK ``ALLOWANCE``: the customer's own set, its
+  plan and a copy of the plan's set; GSI1PK ``PLAN_MEMBERS#<plan>``, GSI1SK ``<customer>`` while
+  on a plan. The entitlement check reads it and the month's usage summary (usage_summary.py)
+  with one BatchGetItem.
 - plan allowance: PK ``PLAN#<plan>``, SK ``ALLOWANCE``.
 - history: PK ``ALLOWANCE#customer#<customer>`` or ``ALLOWANCE#plan#<plan>``, SK ``V#<000001>``:
   every version, who set it, why and when (never overwritten: conditional put).
@@ -21,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from usage_meter.adapters.usage_table import _from_item, _to_item, aggregate_from_item
+from usage_meter.adapters.usage_summary import aggregates_from_summary, summary_key
+from usage_meter.adapters.usage_table import _from_item, _to_item
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.models.billing import UsageAggregate
 from usage_meter.models.limits import AllowanceSet, CustomerAllowance, ThresholdEvent
@@ -29,7 +28,7 @@ from usage_meter.models.limits import AllowanceSet, CustomerAllowance, Threshold
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-ALLOWANCE_SK = "MONTH#~ALLOWANCE"
+ALLOWANCE_SK = "ALLOWANCE"
 PENDING, PUBLISHED = "pending", "published"
 
 
@@ -90,36 +89,30 @@ class DynamoLimits:
     def entitlement_state(
         self, customer_id: str, month: str, *, consistent: bool = True
     ) -> tuple[CustomerAllowance | None, list[UsageAggregate]]:
-        """The customer's allowance and its aggregates for ``month``: one Query (more pages only
-        past 1 MB, i.e. thousands of breakdowns in a month)."""
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "PK = :pk AND SK BETWEEN :first AND :allowance",
-            "ExpressionAttributeValues": _to_item(
-                {
-                    ":pk": f"CUSTOMER#{customer_id}",
-                    ":first": f"MONTH#{month}#",
-                    ":allowance": ALLOWANCE_SK,
-                }
-            ),
-            "ConsistentRead": consistent,
-        }
+        """The customer's allowance and its month's aggregates (from the month's summary item):
+        one BatchGetItem of two keys (a retry only for keys DynamoDB left unprocessed)."""
+        keys = [_to_item(customer_key(customer_id)), _to_item(summary_key(customer_id, month))]
         allowance: CustomerAllowance | None = None
         aggregates: list[UsageAggregate] = []
         try:
-            while True:
-                page = self._client.query(**kwargs)
-                for raw in page.get("Items", []):
+            for _ in range(5):
+                answer = self._client.batch_get_item(
+                    RequestItems={self._table: {"Keys": keys, "ConsistentRead": consistent}}
+                )
+                for raw in answer.get("Responses", {}).get(self._table, []):
                     values = _from_item(raw)
                     if values.get("entity") == "allowance":
                         allowance = allowance_from_item(values)
-                    elif values.get("entity") == "aggregate" and values.get("month") == month:
-                        aggregates.append(aggregate_from_item(values))
-                if "LastEvaluatedKey" not in page:
+                    elif values.get("entity") == "usage_summary":
+                        aggregates = aggregates_from_summary(values)
+                unprocessed: dict[str, Any] = dict(answer.get("UnprocessedKeys") or {})
+                left = list((unprocessed.get(self._table) or {}).get("Keys") or [])
+                if not left:
                     return allowance, aggregates
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+                keys = left
         except (ClientError, BotoCoreError) as exc:
             raise _transient("read the entitlement state", exc) from exc
+        raise TransientFailure("DynamoDB left the entitlement state unprocessed; retry")
 
     # -- allowances -----------------------------------------------------------------------------
     def customer_allowance(self, customer_id: str) -> CustomerAllowance | None:

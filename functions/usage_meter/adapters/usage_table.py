@@ -34,6 +34,7 @@ from urllib.parse import quote, urlencode
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from usage_meter.adapters.usage_summary import summary_updates
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.operations import AuditEntry
 from usage_meter.models.billing import UsageAggregate
@@ -179,6 +180,7 @@ class DynamoUsageLedger:
         ]
         if record.status is UsageStatus.BILLABLE:
             items.append({"Update": self._aggregate_update(record, now)})
+            items += self._summary((record, 1, record.billable_seconds))
         if record.product == "streaming":
             items.append(
                 {"Update": self._close_session_update(record.source_id, record.origin, now)}
@@ -239,6 +241,16 @@ class DynamoUsageLedger:
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": _to_item({":one": count, ":seconds": seconds, **values}),
         }
+
+    def _summary(self, *changes: tuple[UsageRecord, int, Decimal]) -> list[Any]:
+        """The customer-month summary's share of a write (see usage_summary.py)."""
+        return summary_updates(
+            self._table,
+            [
+                (r.customer_id, r.month, aggregate_breakdown(r), r.features, count, seconds)
+                for r, count, seconds in changes
+            ],
+        )
 
     # -- streaming sessions ---------------------------------------------------------------------
     def _close_session_update(self, session_id: str, reason: str, now: datetime) -> Any:
@@ -362,6 +374,7 @@ class DynamoUsageLedger:
             # One item may appear once per transaction: a single ADD of the difference.
             delta = replacement.billable_seconds - existing.billable_seconds
             items.append({"Update": self._aggregate_update(replacement, now, 0, delta)})
+            items += self._summary((replacement, 0, delta))
         else:
             if existing.status is billable:
                 items.append(
@@ -373,6 +386,18 @@ class DynamoUsageLedger:
                 )
             if replacement.status is billable:
                 items.append({"Update": self._aggregate_update(replacement, now)})
+            items += self._summary(
+                *(
+                    [(existing, -1, -existing.billable_seconds)]
+                    if existing.status is billable
+                    else []
+                ),
+                *(
+                    [(replacement, 1, replacement.billable_seconds)]
+                    if replacement.status is billable
+                    else []
+                ),
+            )
         try:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as exc:
