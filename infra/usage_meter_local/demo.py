@@ -4,7 +4,9 @@
 2. streaming sessions reported by the app's backend, and the orphan sweep (demo_streaming);
 3. a transcript whose webhook never arrived, recovered by reconciliation (demo_recovery);
 4. what was recorded, quarantined and dead-lettered, per customer and month;
-5. the monthly billing export, and the CSV it wrote to S3 (demo_export).
+5. the monthly billing export, and the CSV it wrote to S3 (demo_export);
+6. plans and limits: a customer on a small plan crosses 80% and 100%, the application receives
+   the threshold events and the entitlement check turns to "no" (demo_limits).
 
 Every act checks its own expectations and the demo says which failed, so ``make run`` doubles as
 a smoke test of the whole service.
@@ -16,6 +18,7 @@ from typing import TextIO
 
 from usage_meter_local import demo_recovery, demo_streaming, scenario
 from usage_meter_local.demo_export import run_export
+from usage_meter_local.demo_limits import run_limits
 from usage_meter_local.demo_recovery import run_recovery
 from usage_meter_local.demo_streaming import run_streaming
 from usage_meter_local.demo_webhooks import run_webhooks, unmet_expectations
@@ -48,6 +51,8 @@ def run_demo(stack: LocalStack, out: TextIO) -> bool:
     failures += unmet_expectations(recorded, EXPECTED_LEDGER, EXPECTED_QUARANTINE)
     _heading(out, "5. The monthly billing export")
     failures += run_export(stack, recorded, out)
+    _heading(out, "6. Plans and limits: allowance, threshold events, entitlement check")
+    failures += run_limits(stack, out)
     if failures:
         out.write(f"Demo expectations NOT met ({len(failures)}):\n")
         out.writelines(f"  - {f}\n" for f in failures)
