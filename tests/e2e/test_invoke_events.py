@@ -85,6 +85,10 @@ EXPECTED: dict[str, Callable[[Any, str], None]] = {
     "monthly_export.json": _fields(month="2026-11", status="published", row_count=0),
     "orphan_sessions.json": _fields(found=0),
     "reconciliation.json": _reconciled,
+    "entitlement.json": _http(
+        200, customer_id="acme-corp", product="async", reason="no limit applies"
+    ),
+    "allowance_set.json": _http(200, customer_id="acme-corp"),
 }
 
 
