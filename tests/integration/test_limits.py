@@ -9,7 +9,7 @@ Terms follow metering products: OpenMeter *entitlements*, Lago *usage thresholds
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -302,3 +302,44 @@ def test_ops_cli_sets_plans_and_allowances_versioned_and_audited(
     assert actions.count("allowance.set_plan") == 2
     assert actions.count("allowance.assign_plan") == 1
     assert actions.count("allowance.set") == 1
+
+
+def test_reconciliation_and_late_usage_cross_thresholds_too(stack: Stack) -> None:
+    """Given a 100-second allowance; when reconciliation recovers a lost 120 s transcript, the
+    100% event of this month is published; and when a webhook first received last month is
+    processed only now (late), it crosses last month's threshold, in last month."""
+    url = app_queue(stack)
+    set_allowance(stack, "recon-co", [{"unit": "seconds", "amount": "100"}], "tiny")
+    now = datetime.now(UTC)
+    stamp = (now - timedelta(hours=1)).replace(tzinfo=None, microsecond=0).isoformat()
+    stack.api.state.add(
+        transcript(
+            "7ec0e1ed-0000-4000-8000-000000000001",
+            webhook_url=webhook_url("recon-co"),
+            audio_duration=120,
+            created=stamp,
+            completed=stamp,
+        )
+    )
+    report = stack.invoke("ReconciliationFunction", {"project": "default"})
+    assert report["reports"][0]["recovered"] == 1, report
+    this_month = f"{now:%Y-%m}"
+    assert sorted((e["month"], e["threshold_percent"]) for e in received(stack, url)) == [
+        (this_month, 50),
+        (this_month, 80),
+        (this_month, 100),
+    ]
+
+    last_month_end = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) - timedelta(
+        seconds=1
+    )
+    tid = "7ec0e1ed-0000-4000-8000-000000000002"
+    stack.api.state.add(transcript(tid, webhook_url=webhook_url("recon-co"), audio_duration=90))
+    late = usage_message_body(
+        tid, "recon-co", received_at=last_month_end.isoformat().replace("+00:00", "Z")
+    )
+    assert stack.invoke_processor(sqs_event([late])) == {"batchItemFailures": []}
+    previous = f"{last_month_end:%Y-%m}"
+    assert sorted(
+        e["threshold_percent"] for e in received(stack, url) if e["month"] == previous
+    ) == [50, 80]
