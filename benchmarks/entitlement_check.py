@@ -201,7 +201,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     result = measure(args.requests, args.breakdowns)
-    print(render(result))  # noqa: T201
+    print(render(result))
     if args.json:
         args.json.write_text(json.dumps(asdict(result)))
 

@@ -21,8 +21,9 @@ from boto3.dynamodb.types import TypeSerializer
 from usage_meter.models.billing import UsageAggregate
 
 _serializer = TypeSerializer()
-Change = tuple[str, str, str, tuple[str, ...], int, Decimal]
-"""(customer id, month, breakdown, add-on features, count delta, seconds delta)"""
+Change = tuple[str, str, str, dict[str, Decimal], int, Decimal]
+"""(customer id, month, breakdown, add-on seconds deltas, count delta, seconds delta)"""
+ESTIMATED = "estimated"  # the breakdown's last part for estimated usage (usage_table)
 
 
 def summary_key(customer_id: str, month: str) -> dict[str, str]:
@@ -32,12 +33,12 @@ def summary_key(customer_id: str, month: str) -> dict[str, str]:
 def summary_updates(table: str, changes: list[Change]) -> list[dict[str, Any]]:
     """One Update per customer-month touched (an item may appear once per transaction)."""
     grouped: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)
-    for customer_id, month, breakdown, features, count, seconds in changes:
+    for customer_id, month, breakdown, addons, count, seconds in changes:
         deltas = grouped[customer_id, month]
         for name, value in (
             (f"n|{breakdown}", Decimal(count)),
             (f"s|{breakdown}", seconds),
-            *((f"a|{breakdown}|{feature}", seconds) for feature in features),
+            *((f"a|{breakdown}|{feature}", added) for feature, added in addons.items()),
         ):
             deltas[name] = deltas.get(name, Decimal(0)) + value
     updates = []
@@ -89,7 +90,9 @@ def aggregates_from_summary(values: dict[str, Any]) -> list[UsageAggregate]:
     for breakdown, count in sorted(counts.items()):
         if count == 0 and not seconds.get(breakdown):
             continue
-        product, project, model, dims = (unquote(p) for p in breakdown.split("#"))
+        parts = breakdown.split("#")
+        estimated = parts[-1] == ESTIMATED and len(parts) == 5
+        product, project, model, dims = (unquote(p) for p in parts[:4])
         out.append(
             UsageAggregate(
                 customer_id=str(values["customer_id"]),
@@ -101,6 +104,7 @@ def aggregates_from_summary(values: dict[str, Any]) -> list[UsageAggregate]:
                 usage_count=count,
                 billable_seconds=seconds.get(breakdown, Decimal(0)),
                 addon_seconds={k: v for k, v in addons[breakdown].items() if v},
+                estimated=estimated,
             )
         )
     return out
