@@ -1,16 +1,19 @@
 """The entitlement check from the application (standard library only; re-exported by app_client).
 
+    frozen = boto3.Session().get_credentials().get_frozen_credentials()   # or your own source
     checker = EntitlementClient("https://<api-id>.execute-api.eu-west-1.amazonaws.com",
-                                region="eu-west-1")
+                                region="eu-west-1",
+                                credentials=lambda: (frozen.access_key, frozen.secret_key,
+                                                     frozen.token))
     answer = checker.check("acme-corp", product="async")
     if not answer.allowed:
         refuse(answer.reason)                 # e.g. "hard limit reached: async seconds 660 of 600"
 
 The route is IAM-authorized, so requests are signed with AWS Signature Version 4 (service
-``execute-api``). Credentials come from ``credentials`` (a callable returning access key, secret
-key and session token, e.g. from ``boto3.Session().get_credentials().get_frozen_credentials()``)
-or else from ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``. The caller's
-IAM policy needs ``execute-api:Invoke`` on ``GET /customers/*/entitlement``.
+``execute-api``). Credentials come from ``credentials``, a callable returning the access key id,
+secret access key and session token (or None), called for every request so rotating role
+credentials work. The caller's IAM policy needs ``execute-api:Invoke`` on
+``GET /customers/*/entitlement``.
 
 The answer reflects usage the meter has recorded (see README "Plans and limits" for what is not
 yet counted: streaming sessions in progress, async jobs not finished). A check that cannot be
@@ -23,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -50,13 +52,6 @@ class EntitlementAnswer:
     reason: str
     limits: tuple[dict[str, Any], ...]
     document: dict[str, Any]
-
-
-def _environment_credentials() -> Credentials:
-    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if not key or not secret:
-        raise EntitlementUnavailable("no AWS credentials (pass credentials= or set AWS_*)")
-    return key, secret, os.environ.get("AWS_SESSION_TOKEN")
 
 
 def sigv4_headers(
@@ -126,7 +121,9 @@ class EntitlementClient:
     ) -> None:
         self._base = api_url.rstrip("/")
         self._region = region
-        self._credentials = credentials or _environment_credentials
+        if sign and credentials is None:
+            raise ValueError("credentials are required to sign (sign=False only locally)")
+        self._credentials = credentials
         self._timeout = timeout_seconds
         self._sign = sign  # False only for the local stack, which does not check IAM
 
@@ -138,7 +135,7 @@ class EntitlementClient:
         )
         for attempt in (1, 2):
             headers = {"Accept": "application/json"}
-            if self._sign:
+            if self._credentials is not None and self._sign:
                 headers |= sigv4_headers("GET", url, self._region, self._credentials())
             request = urllib.request.Request(url, headers=headers, method="GET")  # noqa: S310
             try:

@@ -66,7 +66,6 @@ def test_helper_imports_only_the_standard_library() -> None:
         "hashlib",
         "hmac",
         "json",
-        "os",
         "time",
         "urllib",
         "collections",
