@@ -271,6 +271,13 @@ class AssemblyAIStandIn:
         self._thread.start()
         return self
 
+    def reset(self) -> StandInState:
+        """Forget every transcript, key, fault and logged request: one server can serve many
+        tests, each starting from an empty state."""
+        self.state = StandInState()
+        self._server.state = self.state
+        return self.state
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,29 @@ _Loader.add_multi_constructor("!", _construct_tag)
 
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template as a dict (intrinsic functions as ``Tag``). Parsed once per version of the
+    file (path, size and modification time); each call gets its own copy to change freely."""
+    stat = path.stat()
+    document: dict[str, Any] = _copy(
+        _parse_template(path.resolve(), stat.st_mtime_ns, stat.st_size)
+    )
+    return document
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of parsed YAML (dicts, lists, scalars, Tags), several times faster than
+    ``copy.deepcopy``."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if isinstance(value, Tag):
+        return Tag(value.name, _copy(value.value))
+    return value  # str, int, float, bool, None, dates: immutable
+
+
+@lru_cache(maxsize=8)
+def _parse_template(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
     text = path.read_text()
     document: dict[str, Any] = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
     return document
