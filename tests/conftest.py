@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from embedded_aws import REGION, EmbeddedAws, SecretSpec, scrub_environment
+from usage_meter_local import dynamodb_isolation
 from usage_meter_local.assemblyai_standin import AssemblyAIStandIn
 from usage_meter_local.template import (
     LocalResources,
@@ -26,6 +27,9 @@ from usage_meter_local.template import (
 )
 
 EVENTS = Path(__file__).parent / "events"
+# moto's DynamoDB with AWS's isolation and ClientRequestToken idempotency, in every test (as in
+# the local stack), so no test's outcome depends on which ran before it.
+dynamodb_isolation.install()
 WEBHOOK_SECRET = "local-webhook-secret-current"
 PREVIOUS_WEBHOOK_SECRET = "local-webhook-secret-previous"
 REPORT_SECRET = "local-report-signing-current"
@@ -54,7 +58,8 @@ class FakeLambdaContext:
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test can reach real AWS: fake credentials, a fixed region, no endpoint overrides."""
     scrub_environment(monkeypatch)
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "UsageMeter")
+    # What template.yaml gives every function locally (UsageMeter/${AWS::StackName})
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "UsageMeter/usage-meter-local")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "usage-meter")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
 

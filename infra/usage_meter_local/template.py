@@ -245,6 +245,9 @@ def _condition(value: Any, parameters: dict[str, str], conditions: dict[str, Any
     raise ValueError(f"cannot evaluate !{value.name} locally")
 
 
+LOCAL_STACK_NAME = "usage-meter-local"  # what ${AWS::StackName} is locally
+
+
 def _resolve_value(
     value: Any,
     parameters: dict[str, str],
@@ -264,7 +267,7 @@ def _resolve_value(
             return parameters[value.value]
         return resources.ref(value.value)
     if value.name == "Sub" and isinstance(value.value, str):
-        text = value.value
+        text = value.value.replace("${AWS::StackName}", LOCAL_STACK_NAME)
         for name, param in parameters.items():
             text = text.replace("${" + name + "}", param)
         return text
@@ -327,14 +330,29 @@ def http_routes(template: dict[str, Any]) -> dict[tuple[str, str], str]:
     return routes
 
 
+def _logical_id(value: Any) -> str:
+    """The logical id behind ``!Ref X`` / ``!GetAtt X.Arn`` (or a plain string)."""
+    text = value.value if isinstance(value, Tag) else value
+    if isinstance(text, list):
+        text = text[0]
+    return str(text).split(".")[0]
+
+
 def sqs_subscriptions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Function logical id -> SQS event properties (queue logical id, batch size, ...)."""
+    """Function logical id -> SQS event properties (queue logical id, batch size, ...), from SAM
+    ``SQS`` events and from ``AWS::Lambda::EventSourceMapping`` resources on an SQS queue."""
     out: dict[str, dict[str, Any]] = {}
     for name, props in resources_of(template, "AWS::Serverless::Function").items():
         for event in (props.get("Events") or {}).values():
             if event.get("Type") == "SQS":
                 p = dict(event["Properties"])
-                queue = p["Queue"]
-                p["QueueLogicalId"] = queue.value.split(".")[0] if isinstance(queue, Tag) else queue
+                p["QueueLogicalId"] = _logical_id(p["Queue"])
                 out[name] = p
+    queues = resources_of(template, "AWS::SQS::Queue")
+    for props in resources_of(template, "AWS::Lambda::EventSourceMapping").values():
+        queue = _logical_id(props.get("EventSourceArn"))
+        if queue in queues:
+            p = {k: v for k, v in props.items() if k not in ("FunctionName", "EventSourceArn")}
+            p["QueueLogicalId"] = queue
+            out[_logical_id(props["FunctionName"])] = p
     return out

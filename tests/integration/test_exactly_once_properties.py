@@ -25,7 +25,7 @@ from usage_meter.logic.usage_processing import Outcome, ProcessorDeps, process_u
 from usage_meter.models.webhook import UsageMessage
 from usage_meter_local.assemblyai_standin import transcript
 
-VOLATILE = {"recorded_at", "updated_at"}
+VOLATILE = {"recorded_at", "updated_at", "write_id", "marked_at", "late_records"}
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from usage_meter.adapters.usage_summary import aggregates_from_summary, summary_updates
-from usage_meter.adapters.usage_table import aggregate_breakdown
+from usage_meter.adapters.usage_table import customer_key, readable_breakdown
 from usage_meter.models.usage import UsageRecord, UsageStatus
 
 
@@ -51,8 +51,9 @@ def _change(record: UsageRecord, count: int, sign: int = 1) -> Any:
     addons = {k: sign * v for k, v in record.addon_seconds().items()}
     return (
         record.customer_id,
+        customer_key(record.customer_id),
         record.month,
-        aggregate_breakdown(record),
+        readable_breakdown(record),
         addons,
         count,
         sign * record.billable_seconds,

@@ -11,6 +11,7 @@ credentials are read from the environment when a client is created.
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
@@ -23,6 +24,24 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
+# Libraries that log request and response bodies at DEBUG (botocore prints a GetSecretValue
+# answer, SecretString included). They are held at WARNING whatever the root level is (Lambda's
+# AWS_LAMBDA_LOG_LEVEL=DEBUG sets the root logger), so no log level can make them print secrets.
+LIBRARY_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "httpx", "httpcore")
+
+
+def hold_library_loggers(level: int = logging.WARNING) -> None:
+    """Pin the libraries' loggers (and any child that set its own lower level) at ``level``."""
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    for name, child in list(logging.root.manager.loggerDict.items()):
+        library = name.split(".")[0] in LIBRARY_LOGGERS
+        if library and isinstance(child, logging.Logger) and 0 < child.level < level:
+            child.setLevel(level)
+
+
+hold_library_loggers()
+
 # Short timeouts and standard retries: the webhook must answer AssemblyAI within 10 s.
 _CONFIG = Config(connect_timeout=2, read_timeout=4, retries={"max_attempts": 3, "mode": "standard"})
 
@@ -34,7 +53,10 @@ def _session() -> Any:
 
 @cache
 def _client(service: str) -> Any:
-    return _session().create_client(service, config=_CONFIG)
+    hold_library_loggers()
+    client = _session().create_client(service, config=_CONFIG)
+    hold_library_loggers()  # again: creating a client may create loggers
+    return client
 
 
 def sqs() -> SQSClient:

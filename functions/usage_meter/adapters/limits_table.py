@@ -26,6 +26,7 @@ from usage_meter.adapters.threshold_markers import (
 )
 from usage_meter.adapters.usage_summary import aggregates_from_summary, summary_key
 from usage_meter.adapters.usage_table import _from_item, _to_item
+from usage_meter.adapters.usage_table import customer_key as key_part
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.models.billing import UsageAggregate
 from usage_meter.models.limits import AllowanceSet, CustomerAllowance
@@ -37,7 +38,7 @@ ALLOWANCE_SK = "ALLOWANCE"
 
 
 def customer_key(customer_id: str) -> dict[str, str]:
-    return {"PK": f"CUSTOMER#{customer_id}", "SK": ALLOWANCE_SK}
+    return {"PK": f"CUSTOMER#{key_part(customer_id)}", "SK": ALLOWANCE_SK}
 
 
 def plan_key(plan: str) -> dict[str, str]:
@@ -45,7 +46,7 @@ def plan_key(plan: str) -> dict[str, str]:
 
 
 def history_key(kind: str, name: str, version: int) -> dict[str, str]:
-    return {"PK": f"ALLOWANCE#{kind}#{name}", "SK": f"V#{version:06d}"}
+    return {"PK": f"ALLOWANCE#{kind}#{key_part(name)}", "SK": f"V#{version:06d}"}
 
 
 def _set_json(limits: AllowanceSet | None) -> str | None:
@@ -80,7 +81,10 @@ class DynamoLimits(ThresholdMarkers):
     ) -> tuple[CustomerAllowance | None, list[UsageAggregate]]:
         """The customer's allowance and its month's aggregates (from the month's summary item):
         one BatchGetItem of two keys (a retry only for keys DynamoDB left unprocessed)."""
-        keys = [_to_item(customer_key(customer_id)), _to_item(summary_key(customer_id, month))]
+        keys = [
+            _to_item(customer_key(customer_id)),
+            _to_item(summary_key(key_part(customer_id), month)),
+        ]
         allowance: CustomerAllowance | None = None
         aggregates: list[UsageAggregate] = []
         try:
@@ -278,7 +282,7 @@ class DynamoLimits(ThresholdMarkers):
             items = self._client.query(
                 TableName=self._table,
                 KeyConditionExpression="PK = :pk",
-                ExpressionAttributeValues=_to_item({":pk": f"ALLOWANCE#{kind}#{name}"}),
+                ExpressionAttributeValues=_to_item({":pk": f"ALLOWANCE#{kind}#{key_part(name)}"}),
                 ConsistentRead=True,
             ).get("Items", [])
         except (ClientError, BotoCoreError) as exc:

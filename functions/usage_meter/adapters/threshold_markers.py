@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from usage_meter.adapters.usage_table import _from_item, _to_item
+from usage_meter.adapters.usage_table import _from_item, _to_item, customer_key
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.models.limits import ThresholdEvent
 
@@ -22,7 +22,10 @@ PENDING, PUBLISHED = "pending", "published"
 
 
 def marker_key(customer_id: str, month: str, limit_key: str, percent: int) -> dict[str, str]:
-    return {"PK": f"CUSTOMER#{customer_id}", "SK": f"THRESHOLD#{month}#{limit_key}#{percent:04d}"}
+    return {
+        "PK": f"CUSTOMER#{customer_key(customer_id)}",
+        "SK": f"THRESHOLD#{month}#{limit_key}#{percent:04d}",
+    }
 
 
 def _failed_condition(exc: ClientError) -> bool:
@@ -51,7 +54,7 @@ class ThresholdMarkers:
                 ProjectionExpression="SK, #state",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues=_to_item(
-                    {":pk": f"CUSTOMER#{customer_id}", ":prefix": prefix}
+                    {":pk": f"CUSTOMER#{customer_key(customer_id)}", ":prefix": prefix}
                 ),
                 ConsistentRead=True,
             ).get("Items", [])

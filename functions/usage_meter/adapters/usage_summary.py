@@ -1,7 +1,7 @@
 """A customer's month on one small item, for the entitlement check and the threshold watcher.
 
 PK ``CUSTOMER#<customer>``, SK ``USAGE#<month>``. For every aggregate breakdown
-(``<product>#<project>#<model>#<dimensions>``, the aggregate's own SK suffix) it holds
+(``<product>#<project>#<model>#<dimensions>[#estimated]``, readable, never digested) it holds
 ``n|<breakdown>`` (usage count), ``s|<breakdown>`` (billable seconds) and
 ``a|<breakdown>|<feature>`` (add-on seconds): exactly the numbers on the aggregate items, ADDed in
 the **same transaction** as the ledger row and the aggregate (record and replace), so the summary
@@ -21,20 +21,22 @@ from boto3.dynamodb.types import TypeSerializer
 from usage_meter.models.billing import UsageAggregate
 
 _serializer = TypeSerializer()
-Change = tuple[str, str, str, dict[str, Decimal], int, Decimal]
-"""(customer id, month, breakdown, add-on seconds deltas, count delta, seconds delta)"""
+Change = tuple[str, str, str, str, dict[str, Decimal], int, Decimal]
+"""(customer id, the customer as keys spell it, month, readable breakdown, add-on seconds deltas,
+count delta, seconds delta)"""
 ESTIMATED = "estimated"  # the breakdown's last part for estimated usage (usage_table)
 
 
-def summary_key(customer_id: str, month: str) -> dict[str, str]:
-    return {"PK": f"CUSTOMER#{customer_id}", "SK": f"USAGE#{month}"}
+def summary_key(customer_part: str, month: str) -> dict[str, str]:
+    """``customer_part``: the customer as keys spell it (``usage_table.customer_key``)."""
+    return {"PK": f"CUSTOMER#{customer_part}", "SK": f"USAGE#{month}"}
 
 
 def summary_updates(table: str, changes: list[Change]) -> list[dict[str, Any]]:
     """One Update per customer-month touched (an item may appear once per transaction)."""
-    grouped: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)
-    for customer_id, month, breakdown, addons, count, seconds in changes:
-        deltas = grouped[customer_id, month]
+    grouped: dict[tuple[str, str, str], dict[str, Decimal]] = defaultdict(dict)
+    for customer_id, customer_part, month, breakdown, addons, count, seconds in changes:
+        deltas = grouped[customer_id, customer_part, month]
         for name, value in (
             (f"n|{breakdown}", Decimal(count)),
             (f"s|{breakdown}", seconds),
@@ -42,7 +44,7 @@ def summary_updates(table: str, changes: list[Change]) -> list[dict[str, Any]]:
         ):
             deltas[name] = deltas.get(name, Decimal(0)) + value
     updates = []
-    for (customer_id, month), deltas in grouped.items():
+    for (customer_id, customer_part, month), deltas in grouped.items():
         names = {f"#d{i}": name for i, name in enumerate(deltas)}
         values = {f":d{i}": value for i, value in enumerate(deltas.values())}
         adds = ", ".join(f"#d{i} :d{i}" for i in range(len(deltas)))
@@ -52,7 +54,7 @@ def summary_updates(table: str, changes: list[Change]) -> list[dict[str, Any]]:
                     "TableName": table,
                     "Key": {
                         k: _serializer.serialize(v)
-                        for k, v in summary_key(customer_id, month).items()
+                        for k, v in summary_key(customer_part, month).items()
                     },
                     "UpdateExpression": f"ADD {adds} SET entity = :e, customer_id = :c, #m = :m",
                     "ExpressionAttributeNames": {**names, "#m": "month"},
