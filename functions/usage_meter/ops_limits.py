@@ -94,7 +94,11 @@ def add_parser(commands: Any) -> None:
 
     check = actions.add_parser("check", help="the entitlement check, as the API answers it")
     check.add_argument("--customer", required=True)
-    check.add_argument("--product", choices=["async", "streaming"], default="async")
+    check.add_argument(
+        "--product",
+        choices=["async", "streaming", "sync", "voice_agent", "llm_gateway"],
+        default="async",
+    )
     check.add_argument("--prices", default="usage_meter/config/prices.json")
 
 

@@ -57,6 +57,7 @@ def _change(record: UsageRecord, count: int, sign: int = 1) -> Any:
         addons,
         count,
         sign * record.billable_seconds,
+        (sign * record.input_tokens, sign * record.output_tokens),
     )
 
 

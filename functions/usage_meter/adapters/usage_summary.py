@@ -21,9 +21,9 @@ from boto3.dynamodb.types import TypeSerializer
 from usage_meter.models.billing import UsageAggregate
 
 _serializer = TypeSerializer()
-Change = tuple[str, str, str, str, dict[str, Decimal], int, Decimal]
+Change = tuple[str, str, str, str, dict[str, Decimal], int, Decimal, tuple[int, int]]
 """(customer id, the customer as keys spell it, month, readable breakdown, add-on seconds deltas,
-count delta, seconds delta)"""
+count delta, seconds delta, (input, output) token deltas)"""
 ESTIMATED = "estimated"  # the breakdown's last part for estimated usage (usage_table)
 
 
@@ -35,11 +35,13 @@ def summary_key(customer_part: str, month: str) -> dict[str, str]:
 def summary_updates(table: str, changes: list[Change]) -> list[dict[str, Any]]:
     """One Update per customer-month touched (an item may appear once per transaction)."""
     grouped: dict[tuple[str, str, str], dict[str, Decimal]] = defaultdict(dict)
-    for customer_id, customer_part, month, breakdown, addons, count, seconds in changes:
+    for customer_id, customer_part, month, breakdown, addons, count, seconds, tokens in changes:
         deltas = grouped[customer_id, customer_part, month]
         for name, value in (
             (f"n|{breakdown}", Decimal(count)),
             (f"s|{breakdown}", seconds),
+            *(((f"i|{breakdown}", Decimal(tokens[0])),) if tokens[0] else ()),
+            *(((f"o|{breakdown}", Decimal(tokens[1])),) if tokens[1] else ()),
             *((f"a|{breakdown}|{feature}", added) for feature, added in addons.items()),
         ):
             deltas[name] = deltas.get(name, Decimal(0)) + value
@@ -78,6 +80,7 @@ def aggregates_from_summary(values: dict[str, Any]) -> list[UsageAggregate]:
     seconds, left by a row moved to another month, are dropped like an emptied aggregate)."""
     counts: dict[str, int] = {}
     seconds: dict[str, Decimal] = {}
+    tokens: dict[str, dict[str, int]] = defaultdict(dict)
     addons: dict[str, dict[str, Decimal]] = defaultdict(dict)
     for name, value in values.items():
         kind, _, rest = name.partition("|")
@@ -85,16 +88,19 @@ def aggregates_from_summary(values: dict[str, Any]) -> list[UsageAggregate]:
             counts[rest] = int(value)
         elif kind == "s":
             seconds[rest] = Decimal(value)
+        elif kind in ("i", "o"):
+            tokens[rest]["input_tokens" if kind == "i" else "output_tokens"] = int(value)
         elif kind == "a":
             breakdown, _, feature = rest.rpartition("|")
             addons[breakdown][feature] = Decimal(value)
     out = []
     for breakdown, count in sorted(counts.items()):
-        if count == 0 and not seconds.get(breakdown):
+        if count == 0 and not seconds.get(breakdown) and not any(tokens[breakdown].values()):
             continue
         parts = breakdown.split("#")
-        estimated = parts[-1] == ESTIMATED and len(parts) == 5
         product, project, model, dims = (unquote(p) for p in parts[:4])
+        extra = parts[4:]  # "region=<r>" and/or "estimated" (usage_table.readable_breakdown)
+        region = next((unquote(p[len("region=") :]) for p in extra if p.startswith("region=")), "")
         out.append(
             UsageAggregate(
                 customer_id=str(values["customer_id"]),
@@ -106,7 +112,9 @@ def aggregates_from_summary(values: dict[str, Any]) -> list[UsageAggregate]:
                 usage_count=count,
                 billable_seconds=seconds.get(breakdown, Decimal(0)),
                 addon_seconds={k: v for k, v in addons[breakdown].items() if v},
-                estimated=estimated,
+                estimated=ESTIMATED in extra,
+                region=region,
+                **tokens[breakdown],
             )
         )
     return out

@@ -57,7 +57,7 @@ from usage_meter.logic.errors import (
     UnstorableUsage,
 )
 from usage_meter.logic.operations import AuditEntry, OperationRefused
-from usage_meter.models.billing import UsageAggregate
+from usage_meter.models.billing import LedgerTotals, UsageAggregate
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
 from usage_meter.models.streaming import SessionBegin
 from usage_meter.models.usage import (
@@ -149,15 +149,19 @@ ESTIMATED_SUFFIX = "estimated"
 
 
 def readable_breakdown(record: UsageRecord) -> str:
-    """product#project#model#dimensions, plus ``#estimated`` for estimated usage (an orphan
-    estimate is its own aggregate and export row; replacing it moves it to the measured one),
-    each part percent-encoded, never digested (the usage summary's attribute names use it)."""
+    """product#project#model#dimensions, plus ``#region=<r>`` for usage priced by region (LLM
+    Gateway) and ``#estimated`` for estimated usage (an orphan estimate is its own aggregate and
+    export row; replacing it moves it to the measured one), each part percent-encoded, never
+    digested (the usage summary's attribute names use it). Keys of usage with no region are
+    unchanged from before regions existed."""
     parts = [
         record.product,
         _component(record.project),
         _component(record.model),
         dimensions_key(record.dimensions),
     ]
+    if record.region:
+        parts.append(f"region={_component(record.region)}")
     return "#".join([*parts, ESTIMATED_SUFFIX] if record.estimated else parts)
 
 
@@ -211,6 +215,12 @@ def record_from_item(values: dict[str, Any]) -> UsageRecord:
 
 
 UsageChanged = Callable[[str, str], object]
+SummaryChange = tuple[UsageRecord, int, Decimal, dict[str, Decimal], tuple[int, int]]
+"""(record, count delta, seconds delta, add-on seconds deltas, (input, output) token deltas)"""
+
+
+def _tokens(record: UsageRecord) -> tuple[int, int]:
+    return record.input_tokens, record.output_tokens
 
 
 class DynamoUsageLedger:
@@ -247,7 +257,9 @@ class DynamoUsageLedger:
         ]
         if record.status is UsageStatus.BILLABLE:
             items.append({"Update": self._aggregate_update(record, now)})
-            items += self._summary((record, 1, record.billable_seconds, record.addon_seconds()))
+            items += self._summary(
+                (record, 1, record.billable_seconds, record.addon_seconds(), _tokens(record))
+            )
             if _ended(record.month, now):
                 items.append({"Update": self._late_mark(record.month, now)})
         if record.product == "streaming":
@@ -282,10 +294,13 @@ class DynamoUsageLedger:
         count: int = 1,
         seconds: Decimal | None = None,
         addon_seconds: dict[str, Decimal] | None = None,
+        *,
+        tokens: tuple[int, int] | None = None,
     ) -> Any:
-        """ADD ``count``, ``seconds`` and ``addon_seconds`` (default: the record's) to the record's
-        aggregate."""
+        """ADD ``count``, ``seconds``, ``tokens`` (input, output) and ``addon_seconds`` (default:
+        the record's) to the record's aggregate."""
         seconds = record.billable_seconds if seconds is None else seconds
+        tokens = (record.input_tokens, record.output_tokens) if tokens is None else tokens
         addon_seconds = record.addon_seconds() if addon_seconds is None else addon_seconds
         breakdown = aggregate_breakdown(record)
         attributes = {
@@ -297,6 +312,7 @@ class DynamoUsageLedger:
             "model": record.model,
             "dimensions": record.dimensions,
             "estimated": record.estimated,
+            "region": record.region,
             "GSI1PK": f"MONTH#{record.month}",
             "GSI1SK": f"CUSTOMER#{customer_key(record.customer_id)}#{breakdown}",
             "updated_at": now.isoformat(),
@@ -313,13 +329,22 @@ class DynamoUsageLedger:
             "TableName": self._table,
             "Key": _to_item(aggregate_key(record.customer_id, record.month, breakdown)),
             "UpdateExpression": (
-                f"ADD usage_count :one, billable_seconds :seconds{additions} SET {assignments}"
+                "ADD usage_count :one, billable_seconds :seconds, input_tokens :in, "
+                f"output_tokens :out{additions} SET {assignments}"
             ),
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": _to_item({":one": count, ":seconds": seconds, **values}),
+            "ExpressionAttributeValues": _to_item(
+                {
+                    ":one": count,
+                    ":seconds": seconds,
+                    ":in": tokens[0],
+                    ":out": tokens[1],
+                    **values,
+                }
+            ),
         }
 
-    def _summary(self, *changes: tuple[UsageRecord, int, Decimal, dict[str, Decimal]]) -> list[Any]:
+    def _summary(self, *changes: SummaryChange) -> list[Any]:
         """The customer-month summary's share of a write: the same count, seconds and add-on
         seconds the aggregates get (see usage_summary.py)."""
         return summary_updates(
@@ -333,8 +358,9 @@ class DynamoUsageLedger:
                     addons,
                     count,
                     seconds,
+                    tokens,
                 )
-                for r, count, seconds, addons in changes
+                for r, count, seconds, addons, tokens in changes
             ],
         )
 
@@ -524,17 +550,30 @@ class DynamoUsageLedger:
                 name: after.get(name, Decimal(0)) - before.get(name, Decimal(0))
                 for name in sorted(before.keys() | after.keys())
             }
-            items.append(
-                {"Update": self._aggregate_update(replacement, now, 0, delta, addon_delta)}
+            token_delta = (
+                replacement.input_tokens - existing.input_tokens,
+                replacement.output_tokens - existing.output_tokens,
             )
-            items += self._summary((replacement, 0, delta, addon_delta))
+            items.append(
+                {
+                    "Update": self._aggregate_update(
+                        replacement, now, 0, delta, addon_delta, tokens=token_delta
+                    )
+                }
+            )
+            items += self._summary((replacement, 0, delta, addon_delta, token_delta))
         else:
             if existing.status is billable:
                 negated = {name: -value for name, value in existing.addon_seconds().items()}
                 items.append(
                     {
                         "Update": self._aggregate_update(
-                            existing, now, -1, -existing.billable_seconds, negated
+                            existing,
+                            now,
+                            -1,
+                            -existing.billable_seconds,
+                            negated,
+                            tokens=(-existing.input_tokens, -existing.output_tokens),
                         )
                     }
                 )
@@ -543,10 +582,24 @@ class DynamoUsageLedger:
             moved = []
             if existing.status is billable:
                 negated = {name: -value for name, value in existing.addon_seconds().items()}
-                moved.append((existing, -1, -existing.billable_seconds, negated))
+                moved.append(
+                    (
+                        existing,
+                        -1,
+                        -existing.billable_seconds,
+                        negated,
+                        (-existing.input_tokens, -existing.output_tokens),
+                    )
+                )
             if replacement.status is billable:
                 moved.append(
-                    (replacement, 1, replacement.billable_seconds, replacement.addon_seconds())
+                    (
+                        replacement,
+                        1,
+                        replacement.billable_seconds,
+                        replacement.addon_seconds(),
+                        _tokens(replacement),
+                    )
                 )
             items += self._summary(*moved)
         touched = {r.month for r in (existing, replacement) if r.status is billable}
@@ -734,25 +787,31 @@ class DynamoUsageLedger:
         )
         return [aggregate_from_item(r) for r in rows if not _emptied(r)]
 
-    def month_ledger_totals(self, month: str) -> dict[str, tuple[int, Decimal]]:
-        """(count, seconds) of billable ledger rows per customer in a month: every ledger row of
-        the month is read (this is the one part of the export that grows with events), reading
-        only the attributes the check needs."""
-        totals: dict[str, tuple[int, Decimal]] = {}
+    def month_ledger_totals(self, month: str) -> dict[str, LedgerTotals]:
+        """Count, seconds and tokens of billable ledger rows per customer in a month: every
+        ledger row of the month is read (this is the one part of the export that grows with
+        events), reading only the attributes the check needs (rows from before tokens existed
+        count 0 tokens)."""
+        totals: dict[str, LedgerTotals] = {}
         for shard in range(LEDGER_SHARDS):
             rows = self._query(
                 IndexName="GSI1",
                 KeyConditionExpression="GSI1PK = :pk",
                 FilterExpression="#status = :billable",
-                ProjectionExpression="customer_id, billable_seconds",
+                ProjectionExpression="customer_id, billable_seconds, input_tokens, output_tokens",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=_to_item(
                     {":pk": f"LEDGER#{month}#{shard:02d}", ":billable": UsageStatus.BILLABLE.value}
                 ),
             )
             for row in rows:
-                count, seconds = totals.get(row["customer_id"], (0, Decimal(0)))
-                totals[row["customer_id"]] = (count + 1, seconds + Decimal(row["billable_seconds"]))
+                before = totals.get(row["customer_id"], LedgerTotals())
+                totals[row["customer_id"]] = before + LedgerTotals(
+                    1,
+                    Decimal(row["billable_seconds"]),
+                    int(row.get("input_tokens", 0)),
+                    int(row.get("output_tokens", 0)),
+                )
         return totals
 
     # -- operations -------------------------------------------------------------------------------

@@ -19,15 +19,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Protocol
+from typing import Protocol, get_args
 
 from usage_meter.logic.errors import RequestRejected
 from usage_meter.logic.pricing import price_aggregate
 from usage_meter.models.billing import PriceTable, PriceVersion, UsageAggregate
 from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id
 from usage_meter.models.limits import CustomerAllowance, Entitlement, Limit, LimitStatus
+from usage_meter.models.usage import Product
 
-PRODUCTS = ("async", "streaming")
+PRODUCTS = get_args(Product)
 PERCENT_PLACES = Decimal("0.01")
 
 
@@ -83,7 +84,9 @@ def check_entitlement(
     if not is_customer_id(customer_id):
         raise RequestRejected(400, "invalid_customer_id", CUSTOMER_ID_RULE)
     if product not in PRODUCTS:
-        raise RequestRejected(400, "invalid_product", "product must be async or streaming")
+        raise RequestRejected(
+            400, "invalid_product", f"product must be one of {', '.join(PRODUCTS)}"
+        )
     now = now or datetime.now(UTC)
     month = now.strftime("%Y-%m")
     allowance, aggregates = reader.entitlement_state(customer_id, month)

@@ -23,10 +23,10 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from usage_meter.models.usage import CustomerId
+from usage_meter.models.usage import CustomerId, Product
 
 LimitUnit = Literal["seconds", "cost"]
-LimitScope = Literal["all", "async", "streaming"]
+LimitScope = Literal["all", "async", "streaming", "sync", "voice_agent", "llm_gateway"]
 Enforcement = Literal["hard", "soft"]
 PlanName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 DEFAULT_THRESHOLDS = (50, 80, 100)
@@ -128,7 +128,7 @@ class Entitlement(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     customer_id: str
-    product: Literal["async", "streaming"]
+    product: Product
     month: str
     allowed: bool
     reason: str
