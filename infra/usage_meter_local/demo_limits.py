@@ -66,7 +66,7 @@ def _subscribe(stack: LocalStack) -> str:
 
 
 def _receive(stack: LocalStack, url: str) -> list[dict[str, Any]]:
-    got = []
+    got: list[dict[str, Any]] = []
     while True:
         batch = stack.clients.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
             "Messages", []

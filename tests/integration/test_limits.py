@@ -264,6 +264,7 @@ def test_ops_cli_sets_plans_and_allowances_versioned_and_audited(
                 stack.resources.event_buses["UsageEventBus"],
                 "--actor",
                 "alice@ops",
+                "--json",
                 "limits",
                 *argv,
             ]
