@@ -21,6 +21,10 @@ or, for apps that read AssemblyAI's raw ``Begin``/``Termination`` JSON themselve
 
     reporter.report_message(raw_json, customer_id="acme-corp", model="u3-rt-pro")
 
+Plans and limits: ask before starting work (SigV4-signed; see app_entitlement)::
+
+    answer = EntitlementClient("https://<api>", region="eu-west-1").check("acme-corp", "async")
+    if not answer.allowed: ...
 Other products (``app_products``): LLM Gateway responses, Sync API results, Voice Agent sessions::
 
     completion = openai_client.chat.completions.create(model="claude-sonnet-4-6", ...)
@@ -53,6 +57,11 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from usage_meter.app_entitlement import (
+    EntitlementAnswer,
+    EntitlementClient,
+    EntitlementUnavailable,
+)
 from usage_meter.app_products import (
     LLM_GATEWAY_PATH,
     SYNC_PATH,
@@ -67,6 +76,7 @@ from usage_meter.logic.standard_webhooks import InvalidSignature, verify
 from usage_meter.models.identifiers import check_attribution, normalize_customer_id
 from usage_meter.models.webhook import WEBHOOK_MAX_DIMENSIONS
 
+__all__ = ["EntitlementAnswer", "EntitlementClient", "EntitlementUnavailable"]
 DEFAULT_AUTH_HEADER_NAME = "X-Usage-Meter-Webhook-Secret"
 BEGIN_PATH = "/streaming/sessions/begin"
 TERMINATION_PATH = "/streaming/sessions/termination"

@@ -116,6 +116,17 @@ class _EnvSettings:
         return {f.metadata["env"] for f in fields(cls)}  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True, kw_only=True)
+class ThresholdAlertSettings(_EnvSettings):
+    """Every function that records usage evaluates allowance thresholds and publishes events
+    (the template always sets the bus; with neither a bus nor a topic, thresholds are not
+    evaluated at all)."""
+
+    event_bus_name: str = env("EVENT_BUS_NAME", default="")
+    limit_alert_topic_arn: str = env("LIMIT_ALERT_TOPIC_ARN", default="")
+    price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
+
+
 @dataclass(frozen=True)
 class IntakeSettings(_EnvSettings):
     """Webhook intake: authenticate, validate, enqueue. Never calls AssemblyAI."""
@@ -155,7 +166,7 @@ class AssemblyAISettings(_EnvSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ProcessorSettings(AssemblyAISettings):
+class ProcessorSettings(AssemblyAISettings, ThresholdAlertSettings):
     """Usage processor: fetch each transcript from AssemblyAI and record its usage once."""
 
     table_name: str = env("USAGE_TABLE_NAME")
@@ -176,7 +187,7 @@ def _horizon_days(raw: str) -> int:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReconcileSettings(AssemblyAISettings):
+class ReconcileSettings(AssemblyAISettings, ThresholdAlertSettings):
     """Reconciliation: find finished transcripts whose webhook never reached us."""
 
     table_name: str = env("USAGE_TABLE_NAME")
@@ -204,6 +215,21 @@ class UsageQuerySettings(_EnvSettings):
     price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
 
 
+@dataclass(frozen=True)
+class EntitlementSettings(_EnvSettings):
+    """The entitlement check: one Query, priced like the usage API."""
+
+    table_name: str = env("USAGE_TABLE_NAME")
+    price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
+
+
+@dataclass(frozen=True)
+class AllowanceApiSettings(ThresholdAlertSettings):
+    """The allowance API: versioned, audited allowance changes (evaluates thresholds at once)."""
+
+    table_name: str = env("USAGE_TABLE_NAME")
+
+
 def _orphan_policy(raw: str) -> str:
     if raw not in ("bill", "flag"):
         raise ValueError("must be 'bill' or 'flag'")
@@ -211,7 +237,7 @@ def _orphan_policy(raw: str) -> str:
 
 
 @dataclass(frozen=True)
-class StreamingReportSettings(_EnvSettings):
+class StreamingReportSettings(ThresholdAlertSettings):
     """Streaming session reports from the application's backend (HMAC-signed)."""
 
     table_name: str = env("USAGE_TABLE_NAME")
@@ -222,7 +248,7 @@ class StreamingReportSettings(_EnvSettings):
 
 
 @dataclass(frozen=True)
-class OrphanSettings(_EnvSettings):
+class OrphanSettings(ThresholdAlertSettings):
     """The scheduled sweep for streaming sessions that never reported a termination."""
 
     table_name: str = env("USAGE_TABLE_NAME")
@@ -285,3 +311,13 @@ def orphan_settings() -> OrphanSettings:
 @lru_cache(maxsize=1)
 def reconcile_settings() -> ReconcileSettings:
     return ReconcileSettings.from_environ(os.environ)
+
+
+@lru_cache(maxsize=1)
+def entitlement_settings() -> EntitlementSettings:
+    return EntitlementSettings.from_environ(os.environ)
+
+
+@lru_cache(maxsize=1)
+def allowance_api_settings() -> AllowanceApiSettings:
+    return AllowanceApiSettings.from_environ(os.environ)

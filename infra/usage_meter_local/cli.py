@@ -243,6 +243,7 @@ def banner(stack: LocalStack) -> str:
             f"--queue-url {stack.resources.queue_urls.get('UsageQueue', '-')} --dlq-url {dlq}",
             "--reconcile-function ReconciliationFunction",
             "--export-function MonthlyExportFunction",
+            f"--event-bus {stack.resources.event_buses.get('UsageEventBus', '-')}",
         ]
     )
     return f"""Usage meter: local stack running (Ctrl-C to stop)

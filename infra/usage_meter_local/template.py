@@ -136,9 +136,9 @@ def provision(
     parameters: dict[str, str] | None = None,
     events: Any | None = None,
 ) -> LocalResources:
-    """Create the template's tables, queues, buckets and (with an ``events`` client) event buses
-    and rules through the given boto3 clients (template parameters take their defaults unless
-    ``parameters`` gives a value)."""
+    """Create the template's tables, queues, buckets, event buses and rules (SQS targets) through
+    the given boto3 clients (template parameters take their defaults unless ``parameters`` gives a
+    value; the EventBridge client defaults to one at the DynamoDB client's endpoint and region)."""
     parameters = {**parameter_defaults(template), **(parameters or {})}
     out = LocalResources()
     for logical_id, props in resources_of(template, "AWS::DynamoDB::Table").items():
@@ -194,6 +194,16 @@ def provision(
             )
             s3.create_bucket(Bucket=name, **location)
             out.buckets[logical_id] = name
+    if events is None and resources_of(template, "AWS::Events::EventBus"):
+        import boto3
+
+        endpoint = dynamodb.meta.endpoint_url
+        events = boto3.client(
+            "events",
+            region_name=dynamodb.meta.region_name,
+            # A local endpoint serves every service; AWS's own is per service.
+            endpoint_url=None if "amazonaws.com" in endpoint else endpoint,
+        )
     if events is not None:
         _provision_events(template, events, prefix, parameters, out)
     return out

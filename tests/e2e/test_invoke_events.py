@@ -100,6 +100,10 @@ EXPECTED: dict[str, Callable[[Any, str], None]] = {
     "orphan_sessions.json": _fields(found=0),
     "reconciliation.json": _reconciled,
     "notification_forwarder_sqs_batch.json": _forwarded(1),
+    "entitlement.json": _http(
+        200, customer_id="acme-corp", product="async", reason="no limit applies"
+    ),
+    "allowance_set.json": _http(200, customer_id="acme-corp"),
 }
 
 

@@ -14,8 +14,15 @@ BUS_NAME = Tag("If", ["CreateEventBus", Tag("Ref", "UsageEventBus"), Tag("Ref", 
 
 
 def _statements(logical_id: str) -> list[dict[str, Any]]:
+    """The function's policy statements, including those of a conditional (``!If``) policy."""
     props = RESOURCES[logical_id]["Properties"]
-    return [s for policy in props.get("Policies", []) for s in policy.get("Statement", [])]
+    policies: list[Any] = []
+    for policy in props.get("Policies", []):
+        if isinstance(policy, Tag) and policy.name == "If":
+            policies.extend(p for p in policy.value[1:] if isinstance(p, dict))
+        else:
+            policies.append(policy)
+    return [s for policy in policies for s in policy.get("Statement", [])]
 
 
 def _actions(statement: dict[str, Any]) -> list[str]:
@@ -32,13 +39,22 @@ def test_the_stack_creates_its_bus_unless_an_existing_one_is_named() -> None:
         assert env["EVENT_BUS_NAME"] == BUS_NAME
 
 
-def test_only_the_intake_and_the_processor_may_publish_and_only_on_that_bus() -> None:
+def test_only_the_functions_that_publish_may_and_only_on_that_bus() -> None:
+    # The intake and the processor publish notification events; every function that records
+    # usage or changes an allowance publishes threshold events (issue 16).
     publishers = {}
     for logical_id in resources_of(TEMPLATE, "AWS::Serverless::Function"):
         for statement in _statements(logical_id):
             if any(a.startswith("events:") for a in _actions(statement)):
                 publishers[logical_id] = statement
-    assert set(publishers) == {"WebhookIntakeFunction", "UsageProcessorFunction"}
+    assert set(publishers) == {
+        "WebhookIntakeFunction",
+        "UsageProcessorFunction",
+        "ReconciliationFunction",
+        "StreamingReportFunction",
+        "OrphanSessionsFunction",
+        "AllowanceFunction",
+    }
     for statement in publishers.values():
         assert _actions(statement) == ["events:PutEvents"]
         resource = statement["Resource"]

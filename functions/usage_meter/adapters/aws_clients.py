@@ -89,3 +89,7 @@ def reset() -> None:
     """Forget the clients (tests switch endpoints and environments between runs); the next call
     creates them again from the process's one session, which keeps its loaded service models."""
     _client.cache_clear()
+
+
+def sns() -> Any:
+    return _client("sns")

@@ -19,7 +19,7 @@ from usage_meter.adapters.assemblyai_api import transcript_source
 from usage_meter.adapters.events import EventBridgePublisher
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.queues import SqsDeadLetterQueue, SqsUsageQueue
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.handlers.limits_wiring import watched_ledger
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.queued_delivery import DeliveryDeps, handle_queued_delivery
 from usage_meter.logic.usage_processing import ProcessorDeps
@@ -40,7 +40,7 @@ def _dependencies() -> DeliveryDeps:
     return DeliveryDeps(
         processor=ProcessorDeps(
             transcripts=transcript_source(settings),
-            ledger=DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name),
+            ledger=watched_ledger(settings, settings.table_name, PowertoolsMetrics(metrics)),
             metrics=PowertoolsMetrics(metrics),
             known_projects=frozenset(settings.projects),
             billing_dimensions=settings.billing_dimensions,
