@@ -91,7 +91,9 @@ class Stack:
     api: AssemblyAIStandIn
     monkeypatch: pytest.MonkeyPatch
     parameters: dict[str, str]
-    overrides: dict[str, str] = field(default_factory=dict)  # env set on top of the template's
+    # env set on top of the template's; the export's ledger check runs in-process (threads) in
+    # tests: its worker processes have their own tests (test_ledger_index.py)
+    overrides: dict[str, str] = field(default_factory=lambda: {"EXPORT_LEDGER_WORKERS": "1"})
 
     @property
     def table(self) -> str:

@@ -174,6 +174,7 @@ class ExportSettings(_EnvSettings):
     bucket_name: str = env("EXPORT_BUCKET_NAME")
     prefix: str = env("EXPORT_PREFIX", default="exports")
     price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
+    ledger_workers: int = env("EXPORT_LEDGER_WORKERS", _positive(int), default=1)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The usage table (single-table DynamoDB design). The only module that knows its keys.
 
-- ledger row:  PK ``SOURCE#<product>#<source id>``, SK ``LEDGER``;
-  GSI1PK ``LEDGER#<month>#<shard 00-15 of the customer>``, GSI1SK ``<customer>#<product>#<source>``.
+- ledger row:  PK ``SOURCE#<product>#<source id>``, SK ``LEDGER``; billable rows only (sparse index
+  ``LedgerByMonth``, KEYS_ONLY): LMPK ``LEDGER#<month>#<shard 00-15 of the source id>``,
+  LMSK ``<customer>#<billable seconds>`` (the key is all the export's ledger check reads).
 - session begin: PK ``SESSION#<session id>``, SK ``BEGIN``; while open (sparse index):
   GSI1PK ``OPEN_SESSIONS#<began date>``, GSI1SK ``<began_at>#<session id>``.
 - aggregate:   PK ``CUSTOMER#<customer>``, SK ``MONTH#<month>#<product>#<project>#<model>#<dims>``;
@@ -15,7 +16,8 @@
   conditional put; there is no TTL on them.
 - A customer's usage for a month is one Query on its partition (PK + SK prefix); the export reads a
   month's aggregates with one Query on GSI1. Neither ever Scans, and both grow with customers x
-  breakdowns, not with events. The export's ledger check reads a month's ledger rows in 16 Queries.
+  breakdowns, not with events. The export's ledger check reads a month's billable ledger rows from
+  the 16 shards of ``LedgerByMonth`` (``adapters/ledger_index.py``), one page at a time.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import hashlib
 import json
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -70,12 +73,35 @@ def ledger_key(product: str, source_id: str) -> dict[str, str]:
 
 
 LEDGER_SHARDS = 16
+LEDGER_INDEX = "LedgerByMonth"
 
 
-def ledger_shard(customer_id: str) -> int:
-    """Spreads a month's ledger rows over 16 index partitions (no hot month partition), while
-    still letting the export read the whole month in 16 Queries."""
-    return zlib.crc32(customer_id.encode()) % LEDGER_SHARDS
+def ledger_shard(source_id: str) -> int:
+    """Spreads a month's ledger rows evenly over 16 index partitions by usage source (one big
+    customer cannot make a hot or long shard), so the export reads the month in 16 Queries that
+    run side by side."""
+    return zlib.crc32(source_id.encode()) % LEDGER_SHARDS
+
+
+def ledger_partition(month: str, shard: int) -> str:
+    return f"LEDGER#{month}#{shard:02d}"
+
+
+def ledger_index_keys(record: UsageRecord) -> dict[str, str]:
+    """The ``LedgerByMonth`` keys of a billable ledger row (none for a failed one: sparse)."""
+    if record.status is not UsageStatus.BILLABLE:
+        return {}
+    return {
+        "LMPK": ledger_partition(record.month, ledger_shard(record.source_id)),
+        "LMSK": f"{record.customer_id}#{record.billable_seconds:f}",
+    }
+
+
+def parse_ledger_index_key(value: str) -> tuple[str, str]:
+    """(customer id, billable seconds as a decimal string) from an ``LMSK`` value. Customer ids
+    never contain ``#`` (models/identifiers.py)."""
+    customer, _, seconds = value.rpartition("#")
+    return customer, seconds
 
 
 def checkpoint_key(project: str) -> dict[str, str]:
@@ -118,8 +144,7 @@ def ledger_item(record: UsageRecord, recorded_at: datetime) -> dict[str, Any]:
         features=list(record.features),
         occurred_at=_stored_time(record.occurred_at),
         recorded_at=_stored_time(recorded_at),
-        GSI1PK=f"LEDGER#{record.month}#{ledger_shard(record.customer_id):02d}",
-        GSI1SK=f"{record.customer_id}#{record.product}#{record.source_id}",
+        **ledger_index_keys(record),
     )
     return values
 
@@ -142,9 +167,21 @@ def record_from_item(values: dict[str, Any]) -> UsageRecord:
 
 
 class DynamoUsageLedger:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    """The usage table. ``ledger_workers`` and ``client_factory`` (a fresh client per worker
+    process) only matter to the export's ledger check (``month_ledger_totals``)."""
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        *,
+        ledger_workers: int = 1,
+        client_factory: Callable[[], DynamoDBClient] | None = None,
+    ) -> None:
         self._client = client
         self._table = table_name
+        self._ledger_workers = ledger_workers
+        self._client_factory = client_factory
 
     # -- writes ---------------------------------------------------------------------------------
     def record(self, record: UsageRecord) -> RecordOutcome:
@@ -483,25 +520,17 @@ class DynamoUsageLedger:
         return [aggregate_from_item(r) for r in rows]
 
     def month_ledger_totals(self, month: str) -> dict[str, tuple[int, Decimal]]:
-        """(count, seconds) of billable ledger rows per customer in a month: every ledger row of
-        the month is read (this is the one part of the export that grows with events), reading
-        only the attributes the check needs."""
-        totals: dict[str, tuple[int, Decimal]] = {}
-        for shard in range(LEDGER_SHARDS):
-            rows = self._query(
-                IndexName="GSI1",
-                KeyConditionExpression="GSI1PK = :pk",
-                FilterExpression="#status = :billable",
-                ProjectionExpression="customer_id, billable_seconds",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_to_item(
-                    {":pk": f"LEDGER#{month}#{shard:02d}", ":billable": UsageStatus.BILLABLE.value}
-                ),
-            )
-            for row in rows:
-                count, seconds = totals.get(row["customer_id"], (0, Decimal(0)))
-                totals[row["customer_id"]] = (count + 1, seconds + Decimal(row["billable_seconds"]))
-        return totals
+        """(count, seconds) of billable ledger rows per customer in a month, summed page by page
+        over the 16 ``LedgerByMonth`` shards side by side (``adapters/ledger_index.py``)."""
+        from usage_meter.adapters import ledger_index  # it builds on this module's keys
+
+        return ledger_index.month_ledger_totals(
+            self._client,
+            self._table,
+            month,
+            workers=self._ledger_workers,
+            client_factory=self._client_factory,
+        )
 
     # -- operations -------------------------------------------------------------------------------
     @staticmethod

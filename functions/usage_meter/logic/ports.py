@@ -36,6 +36,10 @@ class UsageLedger(Protocol):
         """Store the item; False when the same item was already quarantined."""
         ...
 
+    def get_record(self, product: str, source_id: str) -> UsageRecord | None:
+        """The ledger row of a usage source (strongly consistent), or None."""
+        ...
+
     def replace_record(self, existing: UsageRecord, replacement: UsageRecord) -> bool:
         """Replace a ledger row and move its aggregate contribution in one transaction, only if
         the row is still ``existing``; False when it changed meanwhile."""

@@ -111,6 +111,32 @@ def _earlier_receipt(record: UsageRecord, existing: UsageRecord) -> bool:
     )
 
 
+def _settle_known(message: UsageMessage, deps: ProcessorDeps) -> ProcessingResult | None:
+    """A redelivered or duplicate message whose transcript is already in the ledger under the
+    same customer and project is settled from the ledger alone: zero AssemblyAI requests (the
+    meter spends the account's shared request budget only on transcripts it has not recorded).
+    None when the ledger has no row, or a row with another attribution (then the transcript is
+    fetched and the usual checks quarantine the conflict or mismatch)."""
+    existing = deps.ledger.get_record("async", message.transcript_id)
+    attribution = message.attribution
+    if existing is None or (existing.customer_id, existing.project) != (
+        attribution.customer_id,
+        attribution.project,
+    ):
+        return None
+    deps.metrics.count("DuplicateDelivery")
+    if message.origin == existing.origin == "webhook" and message.received_at < existing.occurred_at:
+        # SQS does not keep order: the row moves to the month of the first receipt, once.
+        moved = existing.model_copy(
+            update={"occurred_at": message.received_at, "month": message.month}
+        )
+        if not deps.ledger.replace_record(existing, moved):
+            raise TransientFailure("ledger row changed while moving it; retrying")
+        deps.metrics.count("UsageMovedToFirstReceipt")
+        return ProcessingResult(Outcome.DUPLICATE, record=moved)
+    return ProcessingResult(Outcome.DUPLICATE, record=existing)
+
+
 def process_usage_message(
     message: UsageMessage, deps: ProcessorDeps, prefetched: dict[str, Any] | None = None
 ) -> ProcessingResult:
@@ -127,6 +153,8 @@ def process_usage_message(
             QuarantineReason.UNKNOWN_PROJECT,
             f"project '{project}' is not configured (ASSEMBLYAI_PROJECTS)",
         )
+    if prefetched is None and (known := _settle_known(message, deps)) is not None:
+        return known
     try:
         payload = prefetched or deps.transcripts.fetch(project, message.transcript_id)
     except TranscriptNotFound:
