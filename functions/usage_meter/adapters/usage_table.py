@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 import uuid
 import zlib
 from collections.abc import Callable
@@ -74,6 +76,11 @@ def ledger_key(product: str, source_id: str) -> dict[str, str]:
 
 LEDGER_SHARDS = 16
 LEDGER_INDEX = "LedgerByMonth"
+# In-process retries of a transaction cancelled for a TransactionConflict: 10 attempts, full
+# jitter, 20 ms doubling to at most 1 s (about 5 s at worst), inside the processor's timeout.
+CONFLICT_ATTEMPTS = 10
+CONFLICT_BASE_S = 0.02
+CONFLICT_CAP_S = 1.0
 
 
 def ledger_shard(source_id: str) -> int:
@@ -177,11 +184,28 @@ class DynamoUsageLedger:
         *,
         ledger_workers: int = 1,
         client_factory: Callable[[], DynamoDBClient] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
         self._table = table_name
         self._ledger_workers = ledger_workers
         self._client_factory = client_factory
+        self._sleep = sleep
+
+    def _transact(self, items: list[TransactWriteItemTypeDef]) -> None:
+        """TransactWriteItems, retried here when DynamoDB cancels it for a TransactionConflict
+        (another transaction on the same item at the same moment, e.g. a busy customer's
+        aggregate): up to CONFLICT_ATTEMPTS attempts with full-jitter exponential backoff, so a
+        conflict is not handed back to SQS (its 20 s+ backoff and maxReceiveCount). Other errors,
+        and the last conflict, are raised as botocore raised them."""
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                self._client.transact_write_items(TransactItems=items)
+                return
+            except ClientError as exc:
+                if attempt + 1 == CONFLICT_ATTEMPTS or not _transaction_conflict(exc):
+                    raise
+            self._sleep(random.uniform(0, min(CONFLICT_CAP_S, CONFLICT_BASE_S * 2**attempt)))
 
     # -- writes ---------------------------------------------------------------------------------
     def record(self, record: UsageRecord) -> RecordOutcome:
@@ -202,7 +226,7 @@ class DynamoUsageLedger:
                 {"Update": self._close_session_update(record.source_id, record.origin, now)}
             )
         try:
-            self._client.transact_write_items(TransactItems=items)
+            self._transact(items)
         except ClientError as exc:
             if not _ledger_row_exists(exc):
                 raise _transient("record usage", exc) from exc
@@ -389,7 +413,7 @@ class DynamoUsageLedger:
             if replacement.status is billable:
                 items.append({"Update": self._aggregate_update(replacement, now)})
         try:
-            self._client.transact_write_items(TransactItems=items)
+            self._transact(items)
         except ClientError as exc:
             if _ledger_row_exists(exc):
                 return False
@@ -602,6 +626,18 @@ def _ledger_row_exists(exc: ClientError) -> bool:
     if reasons:
         return reasons[0].get("Code") == "ConditionalCheckFailed"
     return "ConditionalCheckFailed" in str(error.get("Message", ""))
+
+
+def _transaction_conflict(exc: ClientError) -> bool:
+    """True when a transaction was cancelled for a conflict with another one (nothing was
+    written; retrying is safe) and not because the ledger row exists."""
+    error = exc.response.get("Error", {})
+    if error.get("Code") != "TransactionCanceledException" or _ledger_row_exists(exc):
+        return False
+    reasons = exc.response.get("CancellationReasons") or []
+    if reasons:
+        return any(r.get("Code") == "TransactionConflict" for r in reasons)
+    return "TransactionConflict" in str(error.get("Message", ""))
 
 
 def _transient(action: str, exc: Exception) -> TransientFailure:
