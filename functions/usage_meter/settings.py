@@ -45,6 +45,13 @@ def _non_negative_int(raw: str) -> int:
     return value
 
 
+def _share_of_account_limit(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 20_000:
+        raise ValueError("must be between 1 and 20000 (AssemblyAI's account-wide limit per 5 min)")
+    return value
+
+
 def _http_url(raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -127,8 +134,10 @@ class AssemblyAISettings(_EnvSettings):
     http_timeout_seconds: float = env(
         "ASSEMBLYAI_HTTP_TIMEOUT_SECONDS", _positive(float), default=10.0
     )
-    max_requests_per_second: float = env(
-        "ASSEMBLYAI_MAX_REQUESTS_PER_SECOND", _positive(float), default=10.0
+    # The meter's share of AssemblyAI's account-wide 20,000 requests / 5 minutes, for every
+    # worker and reconciliation together (adapters/request_budget.py).
+    requests_per_5_minutes: int = env(
+        "ASSEMBLYAI_REQUESTS_PER_5_MINUTES", _share_of_account_limit, default=2000
     )
     secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
 

@@ -2,8 +2,8 @@
 
 Never ``aai.Transcript.get_by_id``: it uses the global key and polls every 3 s with no timeout.
 Each project has its own API key (a key cannot read another project's transcripts) and base URL
-(US or EU). Requests are paced per worker so that workers x rate stays inside AssemblyAI's
-account-wide 20,000 requests / 5 minutes (see docs/decisions.md).
+(US or EU). Every request first waits for a slot of the deployment's shared request budget
+(adapters/request_budget.py), and a 429 pushes that budget back for every worker.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import assemblyai as aai
 import httpx
 
 from usage_meter.adapters import aws_clients
+from usage_meter.adapters.request_budget import SharedRequestPacer
 from usage_meter.adapters.secrets import CachedSecret, api_key_from_secret
 from usage_meter.logic.errors import PermanentFailure, TranscriptNotFound, TransientFailure
 from usage_meter.settings import AssemblyAISettings, ProjectConfig
@@ -25,8 +26,19 @@ DEFAULT_RETRY_AFTER_SECONDS = 30
 AUTH_REASON = "assemblyai_auth"
 
 
+class Pacer(Protocol):
+    def wait(self) -> None:
+        """Block until the next request may go."""
+        ...
+
+    def penalize(self, retry_after_seconds: float) -> None:
+        """AssemblyAI answered 429: hold back for ``retry_after_seconds``."""
+        ...
+
+
 class RequestPacer:
-    """At most ``rate`` requests per second from this process (a simple interval pacer)."""
+    """At most ``rate`` requests per second from this process (a simple interval pacer; the
+    deployed functions use the shared ``SharedRequestPacer``)."""
 
     def __init__(
         self,
@@ -48,6 +60,10 @@ class RequestPacer:
                 now = self._next
             self._next = now + self._interval
 
+    def penalize(self, retry_after_seconds: float) -> None:
+        with self._lock:
+            self._next = max(self._next, self._clock() + retry_after_seconds)
+
 
 def _retry_after(response: httpx.Response) -> int:
     try:
@@ -62,7 +78,7 @@ class AssemblyAITranscripts:
         projects: dict[str, ProjectConfig],
         api_key_for: Callable[[str, bool], str],
         http_timeout_seconds: float,
-        pacer: RequestPacer,
+        pacer: Pacer,
     ) -> None:
         self._projects = projects
         self._api_key_for = api_key_for
@@ -114,7 +130,9 @@ class AssemblyAITranscripts:
         if status == 200:
             return response
         if status == 429:
-            raise TransientFailure("AssemblyAI rate limit (429)", _retry_after(response))
+            retry_after = _retry_after(response)
+            self._pacer.penalize(retry_after)  # slows every worker, not only this one
+            raise TransientFailure("AssemblyAI rate limit (429)", retry_after)
         if status >= 500 or status == 408:
             raise TransientFailure(f"AssemblyAI server error ({status})")
         if status in (401, 403):
@@ -150,8 +168,9 @@ class AssemblyAITranscripts:
         return payload
 
 
-def transcript_source(settings: AssemblyAISettings) -> AssemblyAITranscripts:
-    """The per-project SDK clients, keys read from Secrets Manager (cached)."""
+def transcript_source(settings: AssemblyAISettings, table_name: str) -> AssemblyAITranscripts:
+    """The per-project SDK clients, keys read from Secrets Manager (cached), paced by the
+    deployment's shared request budget kept in the usage table."""
     key_secrets = {
         name: CachedSecret(
             aws_clients.secrets_manager(), config.api_key_secret_id, settings.secrets_cache_seconds
@@ -166,5 +185,7 @@ def transcript_source(settings: AssemblyAISettings) -> AssemblyAITranscripts:
             key_secrets[project].value(refresh=refresh)
         ),
         http_timeout_seconds=settings.http_timeout_seconds,
-        pacer=RequestPacer(settings.max_requests_per_second),
+        pacer=SharedRequestPacer(
+            aws_clients.dynamodb(), table_name, settings.requests_per_5_minutes
+        ),
     )

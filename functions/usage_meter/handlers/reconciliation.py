@@ -29,7 +29,7 @@ metrics = Metrics()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = reconcile_settings()
     ledger = DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name)
-    source = transcript_source(settings)
+    source = transcript_source(settings, settings.table_name)
     deps = ProcessorDeps(
         transcripts=source,
         ledger=ledger,

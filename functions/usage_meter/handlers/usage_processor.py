@@ -37,7 +37,7 @@ def _dependencies() -> DeliveryDeps:
     queue = SqsUsageQueue(aws_clients.sqs(), settings.usage_queue_url)
     return DeliveryDeps(
         processor=ProcessorDeps(
-            transcripts=transcript_source(settings),
+            transcripts=transcript_source(settings, settings.table_name),
             ledger=DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name),
             metrics=PowertoolsMetrics(metrics),
             known_projects=frozenset(settings.projects),
