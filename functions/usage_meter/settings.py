@@ -172,7 +172,7 @@ class ReconcileSettings(AssemblyAISettings):
     table_name: str = env("USAGE_TABLE_NAME")
     webhook_base_url: str = env("WEBHOOK_BASE_URL", _http_url)
     horizon_days: int = env("RECONCILE_HORIZON_DAYS", _horizon_days, default=3)
-    max_items_per_run: int = env("RECONCILE_MAX_ITEMS_PER_RUN", _positive(int), default=5000)
+    max_items_per_run: int = env("RECONCILE_MAX_ITEMS_PER_RUN", _positive(int), default=100_000)
 
 
 @dataclass(frozen=True)

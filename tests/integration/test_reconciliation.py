@@ -65,7 +65,7 @@ def run(
     stack.use_function("ReconciliationFunction")
     settings = ReconcileSettings.from_environ(dict(__import__("os").environ))
     ledger = DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table)
-    source = transcript_source(settings)
+    source = transcript_source(settings, settings.table_name)
     deps = ProcessorDeps(
         transcripts=source,
         ledger=ledger,
@@ -110,9 +110,48 @@ def test_lost_webhooks_are_recovered_once_with_customer_and_month(stack: Stack) 
     assert rows["t-old"]["month"] == expected[:7]
     assert rows["t-err"]["status"] == "failed"
 
+    # The next run stops at the watermark (the newest transcript, minus the overlap)
     again = stack.invoke("ReconciliationFunction", {"project": "default"})["reports"][0]
-    assert (again["recovered"], again["already_recorded"]) == (0, 3)
+    assert (again["recovered"], again["already_recorded"], again["checked"]) == (0, 1, 1)
     assert len(stack.items("ledger")) == 3
+
+
+def test_each_run_reads_only_what_is_new_since_the_last_complete_walk(stack: Stack) -> None:
+    """10 M transcripts a month is ~14,000 an hour: an hourly run must not re-read the whole
+    horizon (3 days: ~1 M list items) every time."""
+    for n in range(40):
+        add(stack, f"t-old-{n}", hours_ago=48 - n)
+    assert run(stack, page_size=10).counts.checked == 40
+    listed_before = len(stack.api.state.requests)
+    add(stack, "t-new", hours_ago=0.5)
+
+    report = run(stack, page_size=10)
+
+    assert report.complete and report.counts.recovered == 1
+    # t-new and the page that reaches back past the watermark, not 40 items again
+    assert report.counts.checked <= 10
+    assert len(stack.api.state.requests) - listed_before <= 3
+
+
+def test_a_transcript_still_processing_holds_the_watermark_until_it_finishes(
+    stack: Stack,
+) -> None:
+    add(stack, "t-slow", hours_ago=6, status="processing")
+    for n in range(5):
+        add(stack, f"t-{n}", hours_ago=5 - n)
+    assert run(stack).counts.pending == 1
+    stack.api.state.add(
+        transcript(
+            "t-slow",
+            webhook_url=webhook_url("acme"),
+            created=_stamp(NOW - timedelta(hours=6)),
+            completed=_stamp(NOW - timedelta(hours=1)),
+        )
+    )
+
+    report = run(stack)
+
+    assert report.counts.recovered == 1 and "t-slow" in ledger_ids(stack)
 
 
 def test_foreign_and_missing_webhook_urls_are_ignored(stack: Stack) -> None:
@@ -157,7 +196,8 @@ def test_horizon_is_respected(stack: Stack) -> None:
 def test_a_429_mid_run_stops_and_the_next_run_resumes(stack: Stack) -> None:
     for n in range(6):
         add(stack, f"t{n}", hours_ago=10 - n)
-    stack.api.state.fail("t2", 429, retry_after=30)  # the GET of the 4th newest item
+    # the GET of the 4th newest item (Retry-After 2 s: every worker's next request waits for it)
+    stack.api.state.fail("t2", 429, retry_after=2)
 
     first = run(stack, page_size=2)
 
@@ -171,7 +211,8 @@ def test_a_429_mid_run_stops_and_the_next_run_resumes(stack: Stack) -> None:
 
     assert second.complete and second.counts.recovered == 3
     assert set(ledger_ids(stack)) == {f"t{n}" for n in range(6)}
-    assert ledger.load_checkpoint("default") is None
+    done = ledger.load_checkpoint("default")  # complete: only the watermark is left
+    assert done is not None and done.before_id is None and done.watermark is not None
 
 
 def test_run_budget_bounds_a_run(stack: Stack) -> None:
@@ -210,7 +251,7 @@ def test_webhook_arriving_during_the_run_is_billed_once(stack: Stack) -> None:
 
     stack.use_function("ReconciliationFunction")
     settings = ReconcileSettings.from_environ(dict(__import__("os").environ))
-    source_holder["lister"] = WebhookDuringRun(transcript_source(settings))
+    source_holder["lister"] = WebhookDuringRun(transcript_source(settings, settings.table_name))
 
     report = run(stack, page_size=2, lister=source_holder["lister"])
 
@@ -318,7 +359,7 @@ def test_webhook_landing_between_the_check_and_the_write_is_billed_once(stack: S
     settings = ReconcileSettings.from_environ(dict(__import__("os").environ))
 
     # When reconciliation runs
-    report = run(stack, lister=WebhookDuringFetch(transcript_source(settings)))
+    report = run(stack, lister=WebhookDuringFetch(transcript_source(settings, settings.table_name)))
 
     # Then the webhook's row stands alone: the reconciler's write found it and changed nothing
     assert (report.counts.recovered, report.counts.already_recorded) == (0, 1)

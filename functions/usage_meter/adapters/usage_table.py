@@ -445,10 +445,15 @@ class DynamoUsageLedger:
         if not item:
             return None
         values = _from_item(item)
+        moments = {
+            name: datetime.fromisoformat(values[name]) if values.get(name) else None
+            for name in ("watermark", "walk_top", "unsettled")
+        }
         return Checkpoint(
             horizon=datetime.fromisoformat(values["horizon"]),
             before_id=values.get("before_id"),
             counts=ReconcileCounts(**{k: int(v) for k, v in values.get("counts", {}).items()}),
+            **moments,
         )
 
     def save_checkpoint(self, project: str, checkpoint: Checkpoint) -> None:
@@ -458,6 +463,9 @@ class DynamoUsageLedger:
             "horizon": checkpoint.horizon.isoformat(),
             "before_id": checkpoint.before_id,
             "counts": asdict(checkpoint.counts),
+            "watermark": checkpoint.watermark.isoformat() if checkpoint.watermark else None,
+            "walk_top": checkpoint.walk_top.isoformat() if checkpoint.walk_top else None,
+            "unsettled": checkpoint.unsettled.isoformat() if checkpoint.unsettled else None,
             "saved_at": datetime.now(UTC).isoformat(),
         }
         try:

@@ -50,6 +50,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             max_items=settings.max_items_per_run,
             time_left=lambda: context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS,
             now=datetime.now(UTC),
+            full=bool(event.get("horizon_days")),  # an operator's explicit horizon: re-read it all
         )
         summary = {
             "project": project,

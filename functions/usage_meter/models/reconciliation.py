@@ -22,8 +22,15 @@ class ReconcileCounts:
 
 @dataclass
 class Checkpoint:
-    """Where an unfinished run stopped (and the horizon it was working towards)."""
+    """A project's reconciliation state: where an unfinished walk stopped (``before_id``) and
+    the horizon it works towards; ``walk_top`` is the newest transcript's creation time when the
+    walk began, ``unsettled`` the oldest creation time it left for later (pending or too fresh).
+    ``watermark``: everything created before it was checked by a complete walk, so the next walk
+    stops there (minus an overlap) instead of re-reading the whole horizon every hour."""
 
     horizon: datetime
     before_id: str | None = None
     counts: ReconcileCounts = field(default_factory=ReconcileCounts)
+    watermark: datetime | None = None
+    walk_top: datetime | None = None
+    unsettled: datetime | None = None
