@@ -241,7 +241,9 @@ class CannedMonth:
         if self.latency:
             time.sleep(wait)
         count = str(n).encode()
-        return b'{"Items":' + items + b',"Count":' + count + b',"ScannedCount":' + count + tail + b"}"
+        return (
+            b'{"Items":' + items + b',"Count":' + count + b',"ScannedCount":' + count + tail + b"}"
+        )
 
     def _aggregate_page(self, request: dict[str, Any]) -> bytes:
         start = request.get("ExclusiveStartKey")

@@ -23,6 +23,7 @@ Usage: python benchmarks/export_month.py [--rows 1000000 30000000] [--customers 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -83,10 +84,8 @@ def _vm_rss_mib() -> float:
 
 
 def _reset_hwm() -> None:
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 class MemoryStore:
@@ -113,7 +112,6 @@ def run_scenario(rows: int, customers: int, workers: int) -> Scenario:
     add_source_paths()
     isolate_environment()
     from dynamodb_pages import SHARDS, CannedMonth
-
     from usage_meter.adapters import aws_clients
     from usage_meter.adapters.metrics import PowertoolsMetrics
     from usage_meter.adapters.price_table import load_price_table
@@ -196,7 +194,8 @@ def verdicts(results: list[Scenario]) -> list[tuple[str, bool, str]]:
     ratio = largest.total_peak_mib / smallest.total_peak_mib
     return [
         (
-            f"export of {largest.rows:,} ledger rows, modelled Lambda time <= {TIME_TARGET_S:.0f} s",
+            f"export of {largest.rows:,} ledger rows, modelled Lambda time "
+            f"<= {TIME_TARGET_S:.0f} s",
             largest.modelled_lambda_s <= TIME_TARGET_S,
             f"{largest.modelled_lambda_s:.0f} s (measured here: {largest.wall_s:.0f} s wall)",
         ),

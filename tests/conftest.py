@@ -93,7 +93,10 @@ class Stack:
     parameters: dict[str, str]
     # env set on top of the template's; the export's ledger check runs in-process (threads) in
     # tests: its worker processes have their own tests (test_ledger_index.py)
-    overrides: dict[str, str] = field(default_factory=lambda: {"EXPORT_LEDGER_WORKERS": "1"})
+    # and moto (in-process) is not built for the processor's concurrent records
+    overrides: dict[str, str] = field(
+        default_factory=lambda: {"EXPORT_LEDGER_WORKERS": "1", "PROCESSOR_BATCH_CONCURRENCY": "1"}
+    )
 
     @property
     def table(self) -> str:

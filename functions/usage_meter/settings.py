@@ -156,6 +156,8 @@ class ProcessorSettings(AssemblyAISettings):
     table_name: str = env("USAGE_TABLE_NAME")
     usage_queue_url: str = env("USAGE_QUEUE_URL")
     dead_letter_queue_url: str = env("USAGE_DLQ_URL")
+    # records of a batch handled side by side (the function is billed for its wall time)
+    batch_concurrency: int = env("PROCESSOR_BATCH_CONCURRENCY", _positive(int), default=10)
 
 
 def _horizon_days(raw: str) -> int:

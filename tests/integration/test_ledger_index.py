@@ -13,9 +13,9 @@ from decimal import Decimal
 
 import boto3
 import pytest
+from benchmarks.dynamodb_pages import CannedMonth
 from botocore.httpsession import URLLib3Session
 
-from benchmarks.dynamodb_pages import CannedMonth
 from conftest import REGION, Stack
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.ledger_index import ledger_pages, month_ledger_totals, shard_totals

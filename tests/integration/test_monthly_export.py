@@ -284,9 +284,7 @@ def test_month_boundary_through_processor_ledger_aggregates_and_export(
 
     # Then each lands in its own month in the ledger, the aggregates and the exports
     first, second = months
-    ledger = {
-        r["source_id"]: (r["month"], r["LMPK"].split("#")[1]) for r in stack.items("ledger")
-    }
+    ledger = {r["source_id"]: (r["month"], r["LMPK"].split("#")[1]) for r in stack.items("ledger")}
     assert ledger == {"t-before": (first, first), "t-after": (second, second)}
     aggregates = sorted(
         (a["GSI1PK"], a["usage_count"], a["billable_seconds"]) for a in stack.items("aggregate")

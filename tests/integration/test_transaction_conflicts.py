@@ -50,7 +50,7 @@ class ConflictingDynamoDB:
 
         return locked
 
-    def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> Any:  # noqa: N803
+    def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> Any:
         keys = [
             repr(sorted((op.get("Put") or op.get("Update") or {}).get("Key", {}).items()))
             for op in TransactItems

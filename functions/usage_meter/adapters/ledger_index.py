@@ -126,7 +126,7 @@ def _worker(
     try:
         totals = threaded_totals(client_factory(), table, month, shards)
         conn.send(("ok", {c: (n, f"{s:f}") for c, (n, s) in totals.items()}))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
+    except BaseException as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         conn.close()

@@ -3,22 +3,24 @@
 AssemblyAI allows an account 20,000 requests per five minutes, for all its API keys and clients
 together, and answers 429 with ``Retry-After`` beyond that (AssemblyAI docs, "Account management
 and limits"; /work/shared/reference/assemblyai-api-facts.md). The company's own application uses
-the same budget, so the meter takes only its configured share (``ASSEMBLYAI_REQUESTS_PER_5_MINUTES``,
-default 2,000 = 10%), across every processor invocation and reconciliation run together.
+the same budget, so the meter takes only its configured share
+(``ASSEMBLYAI_REQUESTS_PER_5_MINUTES``, default 2,000 = 10%), across every processor invocation
+and reconciliation run together.
 
 How: one DynamoDB item (PK ``PACER#assemblyai``, SK ``SCHEDULE``) holds ``next_at``, the earliest
 time (epoch seconds) the next request may go. A worker reserves ``lease`` request slots with one
 conditional UpdateItem that moves ``next_at`` forward by ``lease x interval`` (interval = 300 s /
 share), then sends its requests at its reserved slots, ``interval`` apart. Slots are never banked:
 after an idle period the schedule restarts at the present, and a worker drops a reserved slot it
-could not use within one lease's time, so no 5-minute window holds more than the share plus one
-lease per worker. A 429 pushes ``next_at`` past the ``Retry-After``: every worker's
-next reservation waits, not only the one that saw it (each worker may still use the slots it had
-already reserved: at most ``lease`` requests). One write per ``lease`` requests.
+could not use within LATE_SECONDS, so no 5-minute window holds more than the share plus one
+lease per worker (plus share x 5 s / 300 s for slots used late). A 429 pushes ``next_at`` past
+the ``Retry-After``: every worker's next reservation waits, not only the one that saw it (each
+worker may still use the slots it had already reserved: at most ``lease`` requests). One write per ``lease`` requests.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 WINDOW_SECONDS = 300  # AssemblyAI's limit is per five minutes
 PACER_KEY = {"PK": {"S": "PACER#assemblyai"}, "SK": {"S": "SCHEDULE"}}
 MAX_WAIT_SECONDS = 60.0  # a reservation further ahead than this gives the message back to SQS
+LATE_SECONDS = 5.0  # a reserved slot unused for this long is dropped (never banked)
 
 
 def _number(value: float) -> dict[str, str]:
@@ -65,6 +68,7 @@ class SharedRequestPacer:
         self._clock = clock
         self._sleep = sleep
         self._slots: deque[float] = deque()
+        self._lock = threading.Lock()  # the records of a batch are handled in threads
         self.reservations = 0
 
     def _update(self, expression: str, condition: str, values: dict[str, dict[str, str]]) -> float:
@@ -108,10 +112,14 @@ class SharedRequestPacer:
         raise TransientFailure("request budget contended; retrying later")
 
     def wait(self) -> None:
+        with self._lock:
+            self._wait()
+
+    def _wait(self) -> None:
         now = self._clock()
-        stale = now - self._lease * self.interval
+        stale = now - max(LATE_SECONDS, self._lease * self.interval)
         while self._slots and self._slots[0] < stale:
-            self._slots.popleft()  # a slot is used at most one lease late, never banked
+            self._slots.popleft()  # a slot is used at most LATE_SECONDS late, never banked
         if not self._slots:
             first = self._reserve(now)
             self.reservations += 1
@@ -127,7 +135,8 @@ class SharedRequestPacer:
 
     def penalize(self, retry_after_seconds: float) -> None:
         """AssemblyAI answered 429: no worker reserves a slot before ``Retry-After`` is over."""
-        self._slots.clear()
+        with self._lock:
+            self._slots.clear()
         until = self._clock() + retry_after_seconds
         try:
             self._update(

@@ -205,7 +205,8 @@ class DynamoUsageLedger:
             except ClientError as exc:
                 if attempt + 1 == CONFLICT_ATTEMPTS or not _transaction_conflict(exc):
                     raise
-            self._sleep(random.uniform(0, min(CONFLICT_CAP_S, CONFLICT_BASE_S * 2**attempt)))
+            backoff = min(CONFLICT_CAP_S, CONFLICT_BASE_S * 2**attempt)
+            self._sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not a secret
 
     # -- writes ---------------------------------------------------------------------------------
     def record(self, record: UsageRecord) -> RecordOutcome:
@@ -511,12 +512,16 @@ class DynamoUsageLedger:
         return True
 
     # -- reads ----------------------------------------------------------------------------------
-    def get_record(self, product: str, source_id: str) -> UsageRecord | None:
+    def get_record(
+        self, product: str, source_id: str, *, consistent: bool = True
+    ) -> UsageRecord | None:
+        """The ledger row of a usage source, or None. ``consistent=False`` halves the read's
+        cost where a stale miss is harmless (the write's condition still decides)."""
         try:
             response = self._client.get_item(
                 TableName=self._table,
                 Key=_to_item(ledger_key(product, source_id)),
-                ConsistentRead=True,
+                ConsistentRead=consistent,
             )
         except (ClientError, BotoCoreError) as exc:
             raise _transient("read ledger", exc) from exc

@@ -36,8 +36,10 @@ class UsageLedger(Protocol):
         """Store the item; False when the same item was already quarantined."""
         ...
 
-    def get_record(self, product: str, source_id: str) -> UsageRecord | None:
-        """The ledger row of a usage source (strongly consistent), or None."""
+    def get_record(
+        self, product: str, source_id: str, *, consistent: bool = True
+    ) -> UsageRecord | None:
+        """The ledger row of a usage source, or None."""
         ...
 
     def replace_record(self, existing: UsageRecord, replacement: UsageRecord) -> bool:

@@ -148,13 +148,7 @@ def reconcile_project(
 ) -> ReconcileReport:
     """Walk one project's transcripts back to its watermark (``full``: to the horizon)."""
     run = _Run(project, lister, store, deps, webhook_base_url)
-    checkpoint = store.load_checkpoint(project) or Checkpoint(horizon=now - horizon)
-    if checkpoint.before_id is None:  # a new walk: down to the watermark, within the horizon
-        floor = checkpoint.watermark - OVERLAP if checkpoint.watermark and not full else None
-        checkpoint.horizon = max(now - horizon, floor) if floor else now - horizon
-        checkpoint.walk_top = checkpoint.unsettled = None
-    else:  # a resumed run still honours a longer horizon asked for now (--horizon-days)
-        checkpoint.horizon = min(checkpoint.horizon, now - horizon)
+    checkpoint = _start(store.load_checkpoint(project), now - horizon, full)
     counts = ReconcileCounts()
     stopped: str | None = None
     refused = False
@@ -206,6 +200,21 @@ def reconcile_project(
     ):
         deps.metrics.count(f"Reconcile{name}", value)
     return ReconcileReport(project, complete, stopped, counts)
+
+
+def _start(checkpoint: Checkpoint | None, horizon: datetime, full: bool) -> Checkpoint:
+    """Where this run walks to: a new walk down to the watermark (minus OVERLAP) within the
+    horizon, or all of it when ``full``; a resumed walk keeps its horizon, extended if a longer
+    one is asked for now (an operator's --horizon-days)."""
+    if checkpoint is None:
+        return Checkpoint(horizon=horizon)
+    if checkpoint.before_id is None:
+        floor = checkpoint.watermark - OVERLAP if checkpoint.watermark and not full else None
+        checkpoint.horizon = max(horizon, floor) if floor else horizon
+        checkpoint.walk_top = checkpoint.unsettled = None
+    else:
+        checkpoint.horizon = min(checkpoint.horizon, horizon)
+    return checkpoint
 
 
 def _stopped_by(exc: TransientFailure | PermanentFailure) -> tuple[str, bool]:

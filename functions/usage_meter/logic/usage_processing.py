@@ -117,7 +117,8 @@ def _settle_known(message: UsageMessage, deps: ProcessorDeps) -> ProcessingResul
     meter spends the account's shared request budget only on transcripts it has not recorded).
     None when the ledger has no row, or a row with another attribution (then the transcript is
     fetched and the usual checks quarantine the conflict or mismatch)."""
-    existing = deps.ledger.get_record("async", message.transcript_id)
+    # Eventually consistent (half the read units): a stale miss costs one fetch, nothing else.
+    existing = deps.ledger.get_record("async", message.transcript_id, consistent=False)
     attribution = message.attribution
     if existing is None or (existing.customer_id, existing.project) != (
         attribution.customer_id,
@@ -125,7 +126,10 @@ def _settle_known(message: UsageMessage, deps: ProcessorDeps) -> ProcessingResul
     ):
         return None
     deps.metrics.count("DuplicateDelivery")
-    if message.origin == existing.origin == "webhook" and message.received_at < existing.occurred_at:
+    if (
+        message.origin == existing.origin == "webhook"
+        and message.received_at < existing.occurred_at
+    ):
         # SQS does not keep order: the row moves to the month of the first receipt, once.
         moved = existing.model_copy(
             update={"occurred_at": message.received_at, "month": message.month}
@@ -137,6 +141,21 @@ def _settle_known(message: UsageMessage, deps: ProcessorDeps) -> ProcessingResul
     return ProcessingResult(Outcome.DUPLICATE, record=existing)
 
 
+def _before_fetching(
+    message: UsageMessage, deps: ProcessorDeps, prefetched: dict[str, Any] | None
+) -> ProcessingResult | None:
+    """What can be settled without asking AssemblyAI: an unknown project, a known row."""
+    project = message.attribution.project
+    if project not in deps.known_projects:
+        return _quarantine(
+            deps,
+            message,
+            QuarantineReason.UNKNOWN_PROJECT,
+            f"project '{project}' is not configured (ASSEMBLYAI_PROJECTS)",
+        )
+    return _settle_known(message, deps) if prefetched is None else None
+
+
 def process_usage_message(
     message: UsageMessage, deps: ProcessorDeps, prefetched: dict[str, Any] | None = None
 ) -> ProcessingResult:
@@ -146,15 +165,8 @@ def process_usage_message(
     ``prefetched`` is the transcript JSON when the caller (reconciliation) already has it.
     """
     project = message.attribution.project
-    if project not in deps.known_projects:
-        return _quarantine(
-            deps,
-            message,
-            QuarantineReason.UNKNOWN_PROJECT,
-            f"project '{project}' is not configured (ASSEMBLYAI_PROJECTS)",
-        )
-    if prefetched is None and (known := _settle_known(message, deps)) is not None:
-        return known
+    if (early := _before_fetching(message, deps, prefetched)) is not None:
+        return early
     try:
         payload = prefetched or deps.transcripts.fetch(project, message.transcript_id)
     except TranscriptNotFound:
