@@ -15,7 +15,8 @@ after an idle period the schedule restarts at the present, and a worker drops a 
 could not use within LATE_SECONDS, so no 5-minute window holds more than the share plus one
 lease per worker (plus share x 5 s / 300 s for slots used late). A 429 pushes ``next_at`` past
 the ``Retry-After``: every worker's next reservation waits, not only the one that saw it (each
-worker may still use the slots it had already reserved: at most ``lease`` requests). One write per ``lease`` requests.
+worker may still use the slots it had already reserved: at most ``lease`` requests). One write
+per ``lease`` requests.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 The records of a batch are handled side by side (``PROCESSOR_BATCH_CONCURRENCY`` threads): the
 function is billed for its wall time, which is mostly waiting on AssemblyAI and DynamoDB, so a
 batch of 10 costs about one round trip instead of ten. Every AssemblyAI request still waits for
-its slot of the shared request budget. Failed records are reported back to SQS one by one (partial batch
-response), exactly as before. Routine outcomes go into one log line per batch; a line per
-record only for what a person may need to look at (quarantined, dead-lettered, retried)."""
+its slot of the shared request budget. Failed records are reported back to SQS one by one
+(partial batch response), exactly as before. Routine outcomes go into one log line per batch; a
+line per record only for what a person may need to look at (quarantined, dead-lettered, retried)."""
 
 from __future__ import annotations
 
