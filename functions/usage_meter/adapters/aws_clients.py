@@ -30,8 +30,14 @@ _CONFIG = Config(
 
 
 @cache
+def _session() -> Any:
+    """One botocore session per process: every client shares its loaded service data."""
+    return get_session()
+
+
+@cache
 def _client(service: str) -> Any:
-    return get_session().create_client(service, config=_CONFIG)
+    return _session().create_client(service, config=_CONFIG)
 
 
 def sqs() -> SQSClient:
@@ -59,3 +65,4 @@ def s3() -> S3Client:
 def reset() -> None:
     """Forget the clients (tests switch endpoints and accounts between runs)."""
     _client.cache_clear()
+    _session.cache_clear()
