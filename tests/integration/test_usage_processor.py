@@ -432,7 +432,7 @@ class TestNothingSensitiveKept:
         # ...and the text is in no log line, no printed output, no item and no queue message
         printed = capsys.readouterr()
         logged = function_log.getvalue()
-        assert "usage message handled" in logged  # the functions' own log was captured
+        assert "usage batch handled" in logged  # the functions' own log was captured
         records = json.dumps([r.__dict__ for r in caplog.records], default=str)
         stored = _everything_stored(stack)
         for needle in (TRANSCRIPT_TEXT, TRANSCRIPT_TEXT[:24]):
