@@ -70,6 +70,7 @@ def test_the_month_is_exact_over_16_shards_and_the_iterator_yields_pages(
         for shard in range(LEDGER_SHARDS)
         for page in ledger_pages(client, "UsageTable", MONTH, shard)
     ]
+    assert pages == list(DynamoUsageLedger(client, "UsageTable").month_ledger_pages(MONTH))
     assert {len(p) for p in pages} <= {100, 50} and sum(map(len, pages)) == 4_000
     first = pages[0][0]
     assert first.customer_id in canned.names and isinstance(first.billable_seconds, Decimal)

@@ -28,7 +28,7 @@ import random
 import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -580,6 +580,14 @@ class DynamoUsageLedger:
             ExpressionAttributeValues=_to_item({":pk": f"MONTH#{month}"}),
         )
         return [aggregate_from_item(r) for r in rows]
+
+    def month_ledger_pages(self, month: str) -> Iterator[list[Any]]:
+        """The month's billable ledger rows, one page of ``ledger_index.LedgerEntry`` (customer,
+        seconds) at a time, shard after shard: memory is one page whatever the month's size."""
+        from usage_meter.adapters import ledger_index
+
+        for shard in range(LEDGER_SHARDS):
+            yield from ledger_index.ledger_pages(self._client, self._table, month, shard)
 
     def month_ledger_totals(self, month: str) -> dict[str, tuple[int, Decimal]]:
         """(count, seconds) of billable ledger rows per customer in a month, summed page by page
