@@ -175,6 +175,8 @@ class ReconcileSettings(AssemblyAISettings):
     webhook_base_url: str = env("WEBHOOK_BASE_URL", _http_url)
     horizon_days: int = env("RECONCILE_HORIZON_DAYS", _horizon_days, default=3)
     max_items_per_run: int = env("RECONCILE_MAX_ITEMS_PER_RUN", _positive(int), default=100_000)
+    # a transcript finished less than this ago is left for its webhook (and holds the watermark)
+    settle_seconds: int = env("RECONCILE_SETTLE_SECONDS", _non_negative_int, default=600)
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,7 @@ def reconcile_project(
     now: datetime,
     page_size: int = PAGE_SIZE,
     full: bool = False,
+    settle: timedelta = SETTLE,
 ) -> ReconcileReport:
     """Walk one project's transcripts back to its watermark (``full``: to the horizon)."""
     run = _Run(project, lister, store, deps, webhook_base_url)
@@ -168,10 +169,10 @@ def reconcile_project(
                 break
             if created is not None:
                 checkpoint.walk_top = max(checkpoint.walk_top or created, created)
-            if created is not None and not _settled(item, now):
+            if created is not None and not _settled(item, now, settle):
                 checkpoint.unsettled = min(checkpoint.unsettled or created, created)
             try:
-                _check(run, item, counts, now)
+                _check(run, item, counts, now, settle)
             except (TransientFailure, PermanentFailure) as exc:
                 stopped, refused = _stopped_by(exc)  # this item is checked again next run
                 break
@@ -224,10 +225,10 @@ def _stopped_by(exc: TransientFailure | PermanentFailure) -> tuple[str, bool]:
     return f"AssemblyAI unavailable ({exc}); resuming next run", False
 
 
-def _settled(item: dict[str, Any], now: datetime) -> bool:
+def _settled(item: dict[str, Any], now: datetime, settle: timedelta) -> bool:
     """Finished long enough ago that its webhook, if it was coming, has been processed."""
     finished = _utc(item.get("completed"))
-    return item.get("status") in FINISHED and (finished is None or finished <= now - SETTLE)
+    return item.get("status") in FINISHED and (finished is None or finished <= now - settle)
 
 
 def _watermark(checkpoint: Checkpoint) -> datetime | None:
@@ -236,8 +237,10 @@ def _watermark(checkpoint: Checkpoint) -> datetime | None:
     return min(marks) if marks else checkpoint.watermark
 
 
-def _check(run: _Run, item: dict[str, Any], counts: ReconcileCounts, now: datetime) -> None:
-    if not _settled(item, now):
+def _check(
+    run: _Run, item: dict[str, Any], counts: ReconcileCounts, now: datetime, settle: timedelta
+) -> None:
+    if not _settled(item, now, settle):
         counts.checked += 1
         counts.pending += 1  # its webhook is still to come
     elif run.store.has_usage("async", item["id"]):
