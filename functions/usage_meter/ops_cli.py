@@ -31,6 +31,7 @@ import boto3
 
 from usage_meter.adapters.queues import DeadLetterBrowser, SqsUsageQueue
 from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.logic.errors import PermanentFailure, TransientFailure
 from usage_meter.logic.operations import AuditEntry, OperationRefused, describe, resolve_quarantine
 
 OUTPUTS = {
@@ -217,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     except OperationRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)  # noqa: T201
         return 2
+    except TransientFailure as exc:
+        print(f"AWS unavailable, retry: {exc}", file=sys.stderr)  # noqa: T201
+        return 3
+    except PermanentFailure as exc:
+        print(f"failed ({exc.reason}): {exc.message}", file=sys.stderr)  # noqa: T201
+        return 4
 
 
 if __name__ == "__main__":

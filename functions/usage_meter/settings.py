@@ -158,6 +158,9 @@ class ProcessorSettings(AssemblyAISettings):
     dead_letter_queue_url: str = env("USAGE_DLQ_URL")
     # records of a batch handled side by side (the function is billed for its wall time)
     batch_concurrency: int = env("PROCESSOR_BATCH_CONCURRENCY", _positive(int), default=10)
+    # The queue's maxReceiveCount: the last attempt dead-letters with its reason itself, rather
+    # than leaving SQS to move the message without one.
+    max_receive_count: int = env("USAGE_MAX_RECEIVE_COUNT", _positive(int), default=8)
 
 
 def _horizon_days(raw: str) -> int:
@@ -174,9 +177,7 @@ class ReconcileSettings(AssemblyAISettings):
     table_name: str = env("USAGE_TABLE_NAME")
     webhook_base_url: str = env("WEBHOOK_BASE_URL", _http_url)
     horizon_days: int = env("RECONCILE_HORIZON_DAYS", _horizon_days, default=3)
-    max_items_per_run: int = env("RECONCILE_MAX_ITEMS_PER_RUN", _positive(int), default=100_000)
-    # a transcript finished less than this ago is left for its webhook (and holds the watermark)
-    settle_seconds: int = env("RECONCILE_SETTLE_SECONDS", _non_negative_int, default=600)
+    max_items_per_run: int = env("RECONCILE_MAX_ITEMS_PER_RUN", _positive(int), default=5000)
 
 
 @dataclass(frozen=True)

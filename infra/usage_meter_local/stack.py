@@ -224,8 +224,6 @@ class LocalStack:
                 env[BASE_URL_OVERRIDE_VARIABLE] = self.assemblyai.url
             if "PROCESSOR_BATCH_CONCURRENCY" in env:  # moto is not built for concurrent calls
                 env["PROCESSOR_BATCH_CONCURRENCY"] = "1"
-            if "RECONCILE_SETTLE_SECONDS" in env:  # the stand-in's transcripts finish at start-up
-                env["RECONCILE_SETTLE_SECONDS"] = "0"
             out[logical_id] = env
         return out
 

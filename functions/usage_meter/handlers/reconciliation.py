@@ -50,8 +50,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             max_items=settings.max_items_per_run,
             time_left=lambda: context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS,
             now=datetime.now(UTC),
-            full=bool(event.get("horizon_days")),  # an operator's explicit horizon: re-read it all
-            settle=timedelta(seconds=settings.settle_seconds),
         )
         summary = {
             "project": project,

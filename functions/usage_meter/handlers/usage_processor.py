@@ -47,6 +47,7 @@ def _dependencies() -> DeliveryDeps:
         ),
         retries=queue,
         dead_letters=SqsDeadLetterQueue(aws_clients.sqs(), settings.dead_letter_queue_url),
+        max_receive_count=settings.max_receive_count,
     )
 
 
@@ -58,12 +59,14 @@ def record_handler(record: SQSRecord) -> str:
             record.body, record.receipt_handle, receive_count, _dependencies()
         )
     except TransientFailure as exc:
+        # Every failed attempt says why (no secrets or text: messages are built from codes).
         logger.warning(
-            "usage message retried",
+            "usage message attempt failed; retrying",
             extra={
                 "message_id": record.message_id,
                 "receive_count": receive_count,
-                "error": str(exc),
+                "reason": str(exc),
+                "retry_after_seconds": exc.retry_after_seconds,
             },
         )
         raise

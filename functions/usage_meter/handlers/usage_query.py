@@ -1,5 +1,6 @@
-"""GET /customers/{customer_id}/usage?month=YYYY-MM[&format=csv] - one customer's usage so far,
-broken down and priced exactly like the monthly export. IAM-authorized at API Gateway."""
+"""GET /customers/{customer_id}/usage?month=YYYY-MM[&format=csv][&page=N] - one customer's usage
+so far, broken down and priced exactly like the monthly export, in pages that fit Lambda's 6 MB
+response limit. IAM-authorized at API Gateway."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -14,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.usage_table import DynamoUsageLedger
-from usage_meter.logic.errors import RequestRejected, TransientFailure
+from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
 from usage_meter.logic.usage_report import customer_usage
 from usage_meter.settings import UsageQuerySettings, usage_query_settings
 
@@ -39,15 +41,25 @@ def _error(status: int, code: str, message: str) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     customer_id = (event.get("pathParameters") or {}).get("customer_id", "")
+    if "%" in customer_id:  # still percent-encoded; "%" never belongs to a valid id
+        customer_id = unquote(customer_id)
     query = event.get("queryStringParameters") or {}
     month = query.get("month") or datetime.now(UTC).strftime("%Y-%m")
     wanted = query.get("format", "json")
     reader, price_path = _dependencies()
     try:
-        report = customer_usage(customer_id, month, wanted, reader, load_price_table(price_path))
+        report = customer_usage(
+            customer_id, month, wanted, reader, load_price_table(price_path), page=query.get("page")
+        )
     except RequestRejected as exc:
         return _error(exc.status, exc.code, exc.message)
     except TransientFailure:
         logger.exception("usage query failed")
         return _error(503, "unavailable", "temporarily unavailable, retry")
-    return _answer(200, report.body, report.content_type)
+    except PermanentFailure as exc:
+        logger.error("usage query refused", extra={"reason": exc.reason, "error": exc.message})
+        return _error(422, exc.reason, exc.message)
+    answer = _answer(200, report.body, report.content_type)
+    if report.next_page is not None:
+        answer["headers"]["X-Next-Page"] = report.next_page
+    return answer

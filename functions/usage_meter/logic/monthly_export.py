@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,10 +21,10 @@ from usage_meter.logic.billing_files import render_csv, render_jsonl, row_docume
 from usage_meter.logic.ports import UsageMetrics
 from usage_meter.logic.pricing import price_aggregate
 from usage_meter.models.billing import ExportRow, PriceTable, PriceVersion, UsageAggregate
+from usage_meter.models.months import MONTH_RULE, is_month
 from usage_meter.models.usage import canonical_decimal
 
 MANIFEST_SCHEMA_VERSION = 1
-MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 CSV_NAME, JSONL_NAME, MANIFEST_NAME = "usage.csv", "usage.jsonl", "manifest.json"
 
 
@@ -38,8 +37,9 @@ class LedgerMismatch(Exception):
 
 
 def check_month(month: str) -> str:
-    if not MONTH_PATTERN.fullmatch(month):
-        raise InvalidMonth(f"month must be YYYY-MM, got {month!r}")
+    """``month`` when it is a billing month (``models.months``), else InvalidMonth."""
+    if not is_month(month):
+        raise InvalidMonth(f"{MONTH_RULE}, got {month[:20]!r}")
     return month
 
 
