@@ -29,6 +29,7 @@ from usage_meter.settings import AssemblyAISettings, ProjectConfig
 # wait than this is not plausible from a rate limiter; such a value, like any unreadable one, is
 # ignored and the normal backoff applies.
 MAX_RETRY_AFTER_SECONDS = 3600
+PENALTY_SECONDS = 30  # a 429 without a usable Retry-After holds the shared budget back this long
 _DELAY_SECONDS = re.compile(r"[0-9]{1,9}")
 AUTH_REASON = "assemblyai_auth"
 
@@ -156,7 +157,8 @@ class AssemblyAITranscripts:
             return response
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-            self._pacer.penalize(retry_after)  # slows every worker, not only this one
+            # slows every worker, not only this one (no usable Retry-After: the default wait)
+            self._pacer.penalize(retry_after or PENALTY_SECONDS)
             raise TransientFailure("AssemblyAI rate limit (429)", retry_after)
         if status >= 500 or status == 408:
             raise TransientFailure(f"AssemblyAI server error ({status})")

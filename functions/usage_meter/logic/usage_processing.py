@@ -262,9 +262,14 @@ def _settle_known(message: UsageMessage, deps: ProcessorDeps) -> ProcessingResul
     # Eventually consistent (half the read units): a stale miss costs one fetch, nothing else.
     existing = deps.ledger.get_record("async", message.transcript_id, consistent=False)
     attribution = message.attribution
-    if attribution is None or existing is None or (existing.customer_id, existing.project) != (
-        attribution.customer_id,
-        attribution.project,
+    if (
+        attribution is None
+        or existing is None
+        or (existing.customer_id, existing.project)
+        != (
+            attribution.customer_id,
+            attribution.project,
+        )
     ):
         return None
     deps.metrics.count("DuplicateDelivery")
