@@ -118,6 +118,7 @@ class _Transcripts:
 def test_a_validation_exception_is_never_retried() -> None:
     # Given DynamoDB refusing the processor's transaction as invalid (and accepting the quarantine)
     ledger, stub = _ledger()
+    stub.add_response("get_item", {})  # not in the ledger yet (read before any fetch)
     stub.add_client_error(
         "transact_write_items", service_error_code="ValidationException", http_status_code=400
     )
