@@ -290,6 +290,14 @@ class CannedMonth:
 
         return send
 
+    def attach(self, client: Any) -> None:
+        """Answer this client's requests from this month ahead of any other ``before-send``
+        handler (moto's, in tests)."""
+        send = self.sender()
+        client.meta.events.register_first(
+            "before-send.dynamodb", lambda request, **_: send(None, request)
+        )
+
     def install(self) -> None:
         """Replace botocore's HTTP sender with this month (this process and forked children)."""
         from botocore.httpsession import URLLib3Session

@@ -14,7 +14,6 @@ from decimal import Decimal
 import boto3
 import pytest
 from benchmarks.dynamodb_pages import CannedMonth
-from botocore.httpsession import URLLib3Session
 
 from conftest import REGION, Stack
 from usage_meter.adapters import aws_clients
@@ -32,8 +31,8 @@ def _peak_while_summing_a_shard(rows: int, monkeypatch: pytest.MonkeyPatch) -> t
         c: (n, Decimal(ms).scaleb(-3))
         for c, (n, ms) in canned.expected_totals(shards=range(1)).items()
     }
-    monkeypatch.setattr(URLLib3Session, "send", canned.sender())
     client = aws_clients.new_dynamodb()
+    canned.attach(client)  # botocore's HTTP layer answered from canned pages
     tracemalloc.start()
     try:
         totals = shard_totals(client, "UsageTable", MONTH, 0)
@@ -61,8 +60,8 @@ def test_the_month_is_exact_over_16_shards_and_the_iterator_yields_pages(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     canned = CannedMonth(MONTH, 4_000, customers=50, rows_per_page=100, latency=False)
-    monkeypatch.setattr(URLLib3Session, "send", canned.sender())
     client = aws_clients.new_dynamodb()
+    canned.attach(client)  # botocore's HTTP layer answered from canned pages
     want = {c: (n, Decimal(ms).scaleb(-3)) for c, (n, ms) in canned.expected_totals().items()}
     assert month_ledger_totals(client, "UsageTable", MONTH) == want
     pages = [

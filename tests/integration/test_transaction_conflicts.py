@@ -50,7 +50,7 @@ class ConflictingDynamoDB:
 
         return locked
 
-    def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> Any:
+    def transact_write_items(self, TransactItems: list[dict[str, Any]], **kwargs: Any) -> Any:
         keys = [
             repr(sorted((op.get("Put") or op.get("Update") or {}).get("Key", {}).items()))
             for op in TransactItems
@@ -81,7 +81,7 @@ class ConflictingDynamoDB:
             with self._lock:
                 self._in_flight.difference_update(keys)
         with self._moto:  # then applied
-            return self._client.transact_write_items(TransactItems=TransactItems)
+            return self._client.transact_write_items(TransactItems=TransactItems, **kwargs)
 
 
 @dataclass

@@ -133,11 +133,12 @@ def ledger_key(product: str, source_id: str) -> dict[str, str]:
 
 LEDGER_SHARDS = 16
 LEDGER_INDEX = "LedgerByMonth"
-# In-process retries of a transaction cancelled for a TransactionConflict: 10 attempts, full
-# jitter, 20 ms doubling to at most 1 s (about 5 s at worst), inside the processor's timeout.
-CONFLICT_ATTEMPTS = 10
+# In-process retries of a transaction cancelled for a TransactionConflict: 16 attempts, full
+# jitter, 20 ms doubling to at most 2 s (~10 s expected at worst, 20 s at the very worst), well
+# inside the processor's 120 s timeout for a batch handled side by side.
+CONFLICT_ATTEMPTS = 16
 CONFLICT_BASE_S = 0.02
-CONFLICT_CAP_S = 1.0
+CONFLICT_CAP_S = 2.0
 
 
 def ledger_shard(source_id: str) -> int:
