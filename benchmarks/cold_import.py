@@ -1,4 +1,5 @@
-"""Cold import of each Lambda handler module, each run in a fresh interpreter.
+"""Cold start of each Lambda handler module (import + the clients its first request creates),
+each run in a fresh interpreter.
 
 For every target a new ``sys.executable`` process imports the module once and reports how long the
 import took (``time.perf_counter`` around ``importlib.import_module``) and how many modules it
@@ -8,7 +9,7 @@ discarded (it compiles ``.pyc`` files and warms the page cache), and medians are
 
 Targets: the webhook intake handler, the usage processor handler, a naive single-function
 baseline (benchmarks/naive_handler.py) and a bare interpreter (``pass``) for reference.
-The check: intake cold import <= 0.6 x naive.
+The check: intake cold start (import + clients) <= 0.45 x naive.
 
 Usage: python benchmarks/cold_import.py [--runs 9] [--json PATH] [--strict]
 """
@@ -40,15 +41,30 @@ LABELS = {
     "naive": "naive single function (`benchmarks/naive_handler.py`)",
     "interpreter": "bare interpreter (`python -c pass`)",
 }
-TARGET_RATIO = 0.6
+TARGET_RATIO = 0.45
+# What each function does on its first request before any I/O: create its AWS clients (the
+# real handlers through adapters/aws_clients.py, one shared botocore session; the naive handler
+# its boto3 resource). Part of the cold figure: Lambda bills and the caller waits for it too.
+FIRST_REQUEST = {
+    "usage_meter.handlers.webhook_intake": (
+        "from usage_meter.adapters import aws_clients; aws_clients.sqs(); "
+        "aws_clients.secrets_manager()"
+    ),
+    "usage_meter.handlers.usage_processor": (
+        "from usage_meter.adapters import aws_clients; aws_clients.sqs(); "
+        "aws_clients.dynamodb(); aws_clients.secrets_manager()"
+    ),
+    "naive_handler": "import naive_handler; naive_handler._table()",
+}
 
 CHILD = """\
 import importlib, json, sys, time
-name = sys.argv[1]
+name, first_request = sys.argv[1], sys.argv[2]
 before = len(sys.modules)
 t0 = time.perf_counter()
 if name:
     importlib.import_module(name)
+    exec(first_request)
 elapsed = time.perf_counter() - t0
 print(json.dumps({
     "import_s": elapsed,
@@ -97,6 +113,7 @@ def child_env(home: str) -> dict[str, str]:
         "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "USAGE_TABLE_NAME": "bench-table",
         "ASSEMBLYAI_API_KEY": "unused-offline",
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "POWERTOOLS_LOGGER_LOG_EVENT": "false",
@@ -114,7 +131,7 @@ def _rss_mib(ru_maxrss: int) -> float:
 def run_once(module: str, env: dict[str, str]) -> Sample:
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, module],
+        [sys.executable, "-c", CHILD, module, FIRST_REQUEST.get(module, "")],
         env=env,
         cwd=env["HOME"],
         stdout=subprocess.PIPE,
@@ -177,7 +194,7 @@ def verdict(results: dict[str, Summary]) -> tuple[bool, float]:
 def markdown(results: dict[str, Summary]) -> str:
     naive = results["naive"]
     rows = [
-        "| Module | import, median (s) | x naive | process wall, median (s) | x naive "
+        "| Module | import + clients, median (s) | x naive | process wall, median (s) | x naive "
         "| peak RSS (MiB) | x naive | modules loaded | loads assemblyai |",
         "|---|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
@@ -192,7 +209,8 @@ def markdown(results: dict[str, Summary]) -> str:
     ok, ratio = verdict(results)
     rows.append("")
     rows.append(
-        f"Target: intake cold import <= {TARGET_RATIO:.1f} x naive: "
+        "Target: intake cold start (import + first request's clients) <= "
+        f"{TARGET_RATIO} x naive: "
         f"{ratio:.2f} x -> **{'PASS' if ok else 'FAIL'}**"
     )
     return "\n".join(rows)

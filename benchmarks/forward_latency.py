@@ -93,6 +93,20 @@ def measure(count: int) -> dict[str, Any]:
     }
 
 
+NOTES = (
+    "`benchmarks/forward_latency.py`: the local stack (moto server with EventBridge, "
+    "one worker process per function, the SQS event sources) with forwarding to a local "
+    "application endpoint; `completed` notifications sent one after another over HTTP, "
+    "50 ms apart, after one warm-up. *answer* is the intake's round trip as AssemblyAI "
+    "sees it (auth, SQS send, PutEvents); *delivery* runs from just before the POST to "
+    "the application endpoint's receipt of the signed copy (intake -> bus -> rule -> "
+    "forward queue -> poller -> forwarder -> HTTP); *after the answer* is delivery "
+    "minus answer per notification. moto's in-process EventBridge and the local SQS "
+    "poller stand in for EventBridge's and Lambda's event source mapping's own "
+    "latency, so on AWS add those services' delivery times."
+)
+
+
 def markdown(result: dict[str, Any]) -> str:
     a, d, x = result["answer_ms"], result["delivery_ms"], result["after_answer_ms"]
     return "\n".join(

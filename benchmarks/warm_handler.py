@@ -2,8 +2,7 @@
 the AssemblyAI stand-in server (a local HTTP server the real ``assemblyai`` SDK talks to).
 
 - Intake: the recorded API Gateway event (tests/events/apigw/webhook_completed.json), each request
-  with a unique transcript id; each one authenticates, validates, sends one SQS message and
-  publishes one notification event (PutEvents; moto's bus has no rules here).
+  with a unique transcript id; each one authenticates, validates and sends one SQS message.
 - Processor: SQS events of one record each; each one GETs the transcript from the stand-in through
   the SDK and writes one DynamoDB transaction.
 
@@ -13,8 +12,11 @@ calls (botocore + moto), time inside HTTP calls to the stand-in (httpx + the ser
 the handler's own code (Powertools, pydantic, our logic, JSON logs written to /dev/null).
 moto's emulation dominates the totals; on AWS those calls are network round trips instead.
 
-The processor runs with ASSEMBLYAI_MAX_REQUESTS_PER_SECOND raised to 1e6 so the request pacer
-never sleeps: at the deployed default (10/s) the pacer alone spaces requests 100 ms apart.
+The processor runs with the pacer as deployed: every AssemblyAI request first takes a slot of the
+shared request budget (AssemblyAIRequestShare 2,000 per 5 minutes = one request per 150 ms for the
+whole deployment; its schedule lives in the table), and the time spent waiting for a slot is
+reported apart. Transcripts have realistic sizes: a 5-minute one is ~140 KiB of JSON (words with
+timestamps), a 1-hour one ~1.7 MiB.
 
 Usage: python benchmarks/warm_handler.py [--intake-requests 2000] [--processor-messages 500]
                                          [--json PATH]
@@ -47,8 +49,9 @@ from _setup import (
     reset_caches,
 )
 
-PACER_OFF = "1000000"
 TIDY_EVERY = 50
+KIB = 1024
+SIZES = {"processor": 140 * KIB, "processor_1h": 1700 * KIB}
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Split:
 
     aws: float = 0.0
     http: float = 0.0
+    pacer: float = 0.0
 
 
 def install_call_timers(split: Split) -> None:
@@ -81,8 +85,21 @@ def install_call_timers(split: Split) -> None:
         finally:
             split.http += time.perf_counter() - start
 
+    from usage_meter.adapters.request_budget import SharedRequestPacer
+
+    wait = SharedRequestPacer.wait
+
+    def timed_wait(pacer: Any) -> None:
+        start = time.perf_counter()
+        aws_before = split.aws
+        try:
+            wait(pacer)
+        finally:  # the reservation's DynamoDB call stays in "aws"; the rest is waiting
+            split.pacer += time.perf_counter() - start - (split.aws - aws_before)
+
     botocore.client.BaseClient._make_api_call = timed_api_call  # type: ignore[method-assign]
     httpx.Client.send = timed_send  # type: ignore[method-assign]
+    SharedRequestPacer.wait = timed_wait  # type: ignore[method-assign]
 
 
 @dataclass
@@ -96,6 +113,7 @@ class Stats:
     max_ms: float
     aws_mean_ms: float
     http_mean_ms: float
+    pacer_mean_ms: float
     own_p50_ms: float
     own_p99_ms: float
     own_mean_ms: float
@@ -105,7 +123,7 @@ class Stats:
 
 def timed_requests(
     count: int, invoke: Callable[[int], None], split: Split, tidy: Callable[[], None]
-) -> tuple[float, list[tuple[float, float, float]]]:
+) -> tuple[float, list[tuple[float, float, float, float]]]:
     """Invoke request 0 (timed alone) then 1..count; per request (total, aws, http) seconds.
 
     ``tidy`` runs every TIDY_EVERY requests and at the end, outside the timed region: it checks
@@ -116,13 +134,13 @@ def timed_requests(
     start = time.perf_counter()
     invoke(0)
     first = time.perf_counter() - start
-    samples: list[tuple[float, float, float]] = []
+    samples: list[tuple[float, float, float, float]] = []
     for i in range(1, count + 1):
-        aws0, http0 = split.aws, split.http
+        aws0, http0, pacer0 = split.aws, split.http, split.pacer
         start = time.perf_counter()
         invoke(i)
         total = time.perf_counter() - start
-        samples.append((total, split.aws - aws0, split.http - http0))
+        samples.append((total, split.aws - aws0, split.http - http0, split.pacer - pacer0))
         if i % TIDY_EVERY == 0:
             tidy()
     tidy()
@@ -130,10 +148,10 @@ def timed_requests(
 
 
 def summarise(
-    name: str, first: float, samples: list[tuple[float, float, float]], check: str
+    name: str, first: float, samples: list[tuple[float, float, float, float]], check: str
 ) -> Stats:
-    totals = [t for t, _, _ in samples]
-    own = [t - a - h for t, a, h in samples]
+    totals = [t for t, _, _, _ in samples]
+    own = [t - a - h - p for t, a, h, p in samples]
     n = len(samples)
     return Stats(
         handler=name,
@@ -143,8 +161,9 @@ def summarise(
         p99_ms=percentile(totals, 99) * 1000,
         mean_ms=sum(totals) / n * 1000,
         max_ms=max(totals) * 1000,
-        aws_mean_ms=sum(a for _, a, _ in samples) / n * 1000,
-        http_mean_ms=sum(h for _, _, h in samples) / n * 1000,
+        aws_mean_ms=sum(a for _, a, _, _ in samples) / n * 1000,
+        http_mean_ms=sum(h for _, _, h, _ in samples) / n * 1000,
+        pacer_mean_ms=sum(p for _, _, _, p in samples) / n * 1000,
         own_p50_ms=percentile(own, 50) * 1000,
         own_p99_ms=percentile(own, 99) * 1000,
         own_mean_ms=sum(own) / n * 1000,
@@ -223,14 +242,34 @@ def bench_intake(template: dict[str, Any], resources: Any, count: int, split: Sp
     return summarise("intake", first, samples, check)
 
 
-def bench_processor(template: dict[str, Any], resources: Any, count: int, split: Split) -> Stats:
+def sized_transcript(recorded: dict[str, Any], size: int) -> dict[str, Any]:
+    """The recorded transcript with words (text + timestamps + confidence) up to ``size`` bytes
+    of JSON, like a real one of that length."""
+    words: list[dict[str, Any]] = []
+    payload = {**recorded, "words": words}
+    base = len(json.dumps(payload))
+    word = {"text": "meter", "start": 0, "end": 0, "confidence": 0.98123, "speaker": None}
+    per_word = len(json.dumps(word)) + 2 + 12  # + its share of "text" and of the padding
+    for n in range(max(0, (size - base) // per_word)):
+        words.append({**word, "start": n * 320, "end": n * 320 + 280})
+    payload["text"] = " ".join("meter" for _ in range(len(words) // 4))
+    return payload
+
+
+def bench_processor(
+    template: dict[str, Any],
+    resources: Any,
+    count: int,
+    split: Split,
+    name: str = "processor",
+) -> Stats:
     import boto3
 
     from usage_meter.handlers import usage_processor
     from usage_meter.models.webhook import Attribution, UsageMessage
     from usage_meter_local.assemblyai_standin import AssemblyAIStandIn
 
-    recorded = load_event("transcripts/completed.json")
+    recorded = sized_transcript(load_event("transcripts/completed.json"), SIZES[name])
     attribution = Attribution(
         customer_id="acme-corp", project="default", dimensions={"plan": "pro"}
     )
@@ -292,7 +331,7 @@ def bench_processor(template: dict[str, Any], resources: Any, count: int, split:
             api.state.add({**recorded, "id": f"bench-proc-{i:06d}"})
         overrides = {
             "ASSEMBLYAI_BASE_URL_OVERRIDE": api.url,
-            "ASSEMBLYAI_MAX_REQUESTS_PER_SECOND": PACER_OFF,
+            "PROCESSOR_BATCH_CONCURRENCY": "1",  # one-record events; moto is single-threaded
         }
         with function_env(template, "UsageProcessorFunction", resources, overrides):
             first, samples = timed_requests(count, invoke, split, tidy)
@@ -310,7 +349,8 @@ def bench_processor(template: dict[str, Any], resources: Any, count: int, split:
     )
     if failures or quarantined or ledger_rows != count + 1 or fetched != count + 1:
         raise RuntimeError(f"processor benchmark went wrong: {check}")
-    return summarise("processor", first, samples, check)
+    check += f"; transcript JSON {len(json.dumps(recorded)) / KIB:.0f} KiB"
+    return summarise(name, first, samples, check)
 
 
 def run(intake_requests: int, processor_messages: int) -> dict[str, Stats]:
@@ -330,12 +370,16 @@ def run(intake_requests: int, processor_messages: int) -> dict[str, Stats]:
         return {
             "intake": bench_intake(template, resources, intake_requests, split),
             "processor": bench_processor(template, resources, processor_messages, split),
+            "processor_1h": bench_processor(
+                template, resources, max(20, processor_messages // 10), split, "processor_1h"
+            ),
         }
 
 
 LABELS = {
     "intake": "webhook intake (1 SQS send + 1 PutEvents)",
-    "processor": "usage processor (1 GET + 1 DynamoDB transaction)",
+    "processor": "usage processor, 5-minute transcript (~140 KiB)",
+    "processor_1h": "usage processor, 1-hour transcript (~1.7 MiB)",
 }
 
 
@@ -343,27 +387,31 @@ def markdown(results: dict[str, Stats]) -> str:
     rows = [
         "| Handler | requests | first request (ms) | p50 (ms) | p99 (ms) | mean (ms) "
         "| in boto3+moto, mean (ms) | in HTTP to stand-in, mean (ms) "
+        "| waiting for the shared AssemblyAI budget, mean (ms) "
         "| handler's own code p50 / p99 (ms) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         rows.append(
             f"| {LABELS[name]} | {r.requests} | {r.first_ms:.1f} | {r.p50_ms:.2f} "
             f"| {r.p99_ms:.2f} | {r.mean_ms:.2f} | {r.aws_mean_ms:.2f} | {r.http_mean_ms:.2f} "
+            f"| {r.pacer_mean_ms:.2f} "
             f"| {r.own_p50_ms:.2f} / {r.own_p99_ms:.2f} |"
         )
     shares = ", ".join(
-        f"{name} {100 * (r.aws_mean_ms + r.http_mean_ms) / r.mean_ms:.0f}%"
+        f"{name} {100 * (r.aws_mean_ms + r.http_mean_ms + r.pacer_mean_ms) / r.mean_ms:.0f}%"
         for name, r in results.items()
     )
     rows.append("")
     rows.append(
-        f"Share of the mean spent in moto/botocore and the local HTTP stand-in: {shares}. "
+        f"Share of the mean spent in moto/botocore, the local HTTP stand-in and waiting for "
+        f"the shared budget: {shares}. "
         "moto's in-process emulation dominates these totals; on AWS those calls are network "
         "round trips instead, so read the handler's-own-code column for the code's cost "
         "(its p99 includes garbage-collector pauses, mostly for moto's garbage). "
-        f"Processor measured with ASSEMBLYAI_MAX_REQUESTS_PER_SECOND={PACER_OFF} (pacer off); "
-        "at the deployed 10/s the pacer spaces AssemblyAI requests 100 ms apart."
+        "The processor runs with the shared request budget as deployed (2,000 requests per 5 "
+        "minutes for the whole deployment: one slot every 150 ms; a one-record invocation "
+        "reserves 5 slots and uses one, so back-to-back invocations wait for the schedule)."
     )
     return "\n".join(rows)
 
@@ -397,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "python": sys.version.split()[0],
                     "results": {k: asdict(v) for k, v in results.items()},
-                    "pacer_requests_per_second": float(PACER_OFF),
+                    "request_share_per_5_minutes": 2000,
                 },
                 indent=2,
             )

@@ -104,10 +104,17 @@ class Stack:
     api: AssemblyAIStandIn
     monkeypatch: pytest.MonkeyPatch
     parameters: dict[str, str]
-    # env set on top of the template's. The stand-in is local, so AssemblyAI requests are not
-    # paced at the production 10/s (the pacer has its own tests, with a fake clock).
+    # env set on top of the template's. The export's ledger check runs in-process (threads) in
+    # tests (its worker processes have their own tests, test_ledger_index.py); moto (in-process)
+    # is not built for the processor's concurrent records; the stand-in is local, so the shared
+    # AssemblyAI budget is the whole account's (one slot every 15 ms; the budget has its own
+    # tests, test_request_budget.py).
     overrides: dict[str, str] = field(
-        default_factory=lambda: {"ASSEMBLYAI_MAX_REQUESTS_PER_SECOND": "1000"}
+        default_factory=lambda: {
+            "EXPORT_LEDGER_WORKERS": "1",
+            "PROCESSOR_BATCH_CONCURRENCY": "1",
+            "ASSEMBLYAI_REQUESTS_PER_5_MINUTES": "20000",
+        }
     )
 
     @property

@@ -46,6 +46,13 @@ def _non_negative_int(raw: str) -> int:
     return value
 
 
+def _share_of_account_limit(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 20_000:
+        raise ValueError("must be between 1 and 20000 (AssemblyAI's account-wide limit per 5 min)")
+    return value
+
+
 def _http_url(raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -152,8 +159,10 @@ class AssemblyAISettings(_EnvSettings):
     http_timeout_seconds: float = env(
         "ASSEMBLYAI_HTTP_TIMEOUT_SECONDS", _positive(float), default=10.0
     )
-    max_requests_per_second: float = env(
-        "ASSEMBLYAI_MAX_REQUESTS_PER_SECOND", _positive(float), default=10.0
+    # The meter's share of AssemblyAI's account-wide 20,000 requests / 5 minutes, for every
+    # worker and reconciliation together (adapters/request_budget.py).
+    requests_per_5_minutes: int = env(
+        "ASSEMBLYAI_REQUESTS_PER_5_MINUTES", _share_of_account_limit, default=2000
     )
     secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
 
@@ -174,6 +183,8 @@ class ProcessorSettings(AssemblyAISettings, ThresholdAlertSettings):
     dead_letter_queue_url: str = env("USAGE_DLQ_URL")
     event_bus_name: str = env("EVENT_BUS_NAME")
     billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
+    # records of a batch handled side by side (the function is billed for its wall time)
+    batch_concurrency: int = env("PROCESSOR_BATCH_CONCURRENCY", _positive(int), default=10)
     # The queue's maxReceiveCount: the last attempt dead-letters with its reason itself, rather
     # than leaving SQS to move the message without one.
     max_receive_count: int = env("USAGE_MAX_RECEIVE_COUNT", _positive(int), default=8)
@@ -205,6 +216,7 @@ class ExportSettings(_EnvSettings):
     bucket_name: str = env("EXPORT_BUCKET_NAME")
     prefix: str = env("EXPORT_PREFIX", default="exports")
     price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
+    ledger_workers: int = env("EXPORT_LEDGER_WORKERS", _positive(int), default=1)
 
 
 @dataclass(frozen=True)

@@ -243,6 +243,8 @@ class LocalStack:
             )
             if BASE_URL_OVERRIDE_VARIABLE in env:
                 env[BASE_URL_OVERRIDE_VARIABLE] = self.assemblyai.url
+            if "PROCESSOR_BATCH_CONCURRENCY" in env:  # moto is not built for concurrent calls
+                env["PROCESSOR_BATCH_CONCURRENCY"] = "1"
             out[logical_id] = env
         return out
 

@@ -39,11 +39,11 @@ def _all_recorded(count: int) -> Callable[[Any, str], None]:
     def check(result: Any, logs: str) -> None:
         assert result == {"batchItemFailures": []}
         outcomes = [
-            line.get("outcome")
+            line.get("outcomes")
             for line in map(_json_or_none, logs.splitlines())
-            if line and line.get("message") == "usage message handled"
+            if line and line.get("message") == "usage batch handled"
         ]
-        assert outcomes == ["recorded"] * count, logs
+        assert outcomes == [{"recorded": count}], logs
 
     return check
 

@@ -292,9 +292,7 @@ def test_month_boundary_through_processor_ledger_aggregates_and_export(
 
     # Then each lands in its own month in the ledger, the aggregates and the exports
     first, second = months
-    ledger = {
-        r["source_id"]: (r["month"], r["GSI1PK"].split("#")[1]) for r in stack.items("ledger")
-    }
+    ledger = {r["source_id"]: (r["month"], r["LMPK"].split("#")[1]) for r in stack.items("ledger")}
     assert ledger == {"t-before": (first, first), "t-after": (second, second)}
     aggregates = sorted(
         (a["GSI1PK"], a["usage_count"], a["billable_seconds"]) for a in stack.items("aggregate")
@@ -482,6 +480,6 @@ def test_ledger_rows_without_any_aggregate_are_detected(stack: Stack) -> None:
 def test_ledger_index_spreads_a_month_over_shards(stack: Stack) -> None:
     for n in range(40):
         record(stack, f"customer-{n}", "1")
-    partitions = {row["GSI1PK"] for row in stack.items("ledger")}
+    partitions = {row["LMPK"] for row in stack.items("ledger")}
     assert 8 <= len(partitions) <= 16 and all(p.startswith("LEDGER#2026-11#") for p in partitions)
     assert export(stack, "2026-11")["row_count"] == 40

@@ -346,7 +346,7 @@ def test_an_attribution_quarantine_is_counted_once_for_the_alarm(stack: Stack) -
     stack.use_function("UsageProcessorFunction")
     metrics = Counted()
     deps = ProcessorDeps(
-        transcripts=transcript_source(processor_settings()),
+        transcripts=transcript_source(processor_settings(), processor_settings().table_name),
         ledger=DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table),
         metrics=metrics,
         known_projects=frozenset({"default"}),

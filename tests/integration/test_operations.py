@@ -194,8 +194,9 @@ def test_a_conflict_cannot_be_billed_again_only_dismissed(
     # Given a transcript billed to acme-corp, then claimed with other facts (a conflict)
     stack.api.state.add(load_event("transcripts/completed.json"))
     stack.invoke_processor(sqs_event([usage_message_body(TID, "acme-corp")]))
-    stack.api.state.transcripts[TID]["audio_duration"] = 999  # AssemblyAI now says otherwise
-    stack.invoke_processor(sqs_event([usage_message_body(TID, "acme-corp")]))
+    # the same transcript delivered under another project (same customer and project would be a
+    # duplicate settled from the ledger)
+    stack.invoke_processor(sqs_event([usage_message_body(TID, "acme-corp", project="eu")]))
     [item] = ops(stack, capsys, "quarantine", "list")
     assert item["reason"] == "conflict"
 

@@ -66,7 +66,7 @@ def run(
     stack.use_function("ReconciliationFunction")
     settings = ReconcileSettings.from_environ(dict(__import__("os").environ))
     ledger = DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table)
-    source = transcript_source(settings)
+    source = transcript_source(settings, settings.table_name)
     deps = ProcessorDeps(
         transcripts=source,
         ledger=ledger,
@@ -248,7 +248,7 @@ def test_webhook_arriving_during_the_run_is_billed_once(stack: Stack) -> None:
 
     stack.use_function("ReconciliationFunction")
     settings = ReconcileSettings.from_environ(dict(__import__("os").environ))
-    source_holder["lister"] = WebhookDuringRun(transcript_source(settings))
+    source_holder["lister"] = WebhookDuringRun(transcript_source(settings, settings.table_name))
 
     report = run(stack, page_size=2, lister=source_holder["lister"])
 
@@ -391,7 +391,7 @@ def test_webhook_landing_between_the_check_and_the_write_is_billed_once(stack: S
     settings = ReconcileSettings.from_environ(dict(__import__("os").environ))
 
     # When reconciliation runs
-    report = run(stack, lister=WebhookDuringFetch(transcript_source(settings)))
+    report = run(stack, lister=WebhookDuringFetch(transcript_source(settings, settings.table_name)))
 
     # Then the webhook's row stands alone: the reconciler's write found it and changed nothing
     assert (report.counts.recovered, report.counts.already_recorded) == (0, 1)

@@ -127,18 +127,59 @@ class TestExactlyOnce:
         assert result == {"batchItemFailures": []}
         assert (stack.items("ledger"), stack.items("aggregate")) == before
 
+    def test_a_redelivery_of_a_recorded_transcript_costs_no_assemblyai_request(
+        self, stack: Stack
+    ) -> None:
+        """AssemblyAI's 20,000 requests / 5 minutes are shared by the whole account
+        (assemblyai-api-facts.md): a message whose transcript the ledger already holds, under
+        the same customer and project, is settled from the ledger without a GET."""
+        # Given a transcript recorded once (one GET)
+        stack.api.state.add(load_event("transcripts/completed.json"))
+        body = usage_message_body(TID, "acme-corp")
+        _process(stack, body)
+        assert len(stack.api.state.requests) == 1
+
+        # When the same delivery comes back three times (SQS redelivery, AssemblyAI retries)
+        result = _process(stack, body, body, body, receive_count=2)
+
+        # Then nothing changes and AssemblyAI was not asked again
+        assert result == {"batchItemFailures": []}
+        assert len(stack.api.state.requests) == 1
+        [agg] = stack.items("aggregate")
+        assert agg["usage_count"] == 1
+
+    def test_a_delivery_naming_another_customer_is_still_checked_against_assemblyai(
+        self, stack: Stack
+    ) -> None:
+        stack.api.state.add(load_event("transcripts/completed.json"))
+        _process(stack, usage_message_body(TID, "acme-corp"))
+
+        _process(stack, usage_message_body(TID, "globex"))
+
+        assert len(stack.api.state.requests) == 2  # not settled from the ledger: fetched
+        [q] = stack.items("quarantine")
+        assert q["reason"] == "customer_mismatch"
+
     def test_same_id_with_another_duration_is_a_quarantined_conflict(self, stack: Stack) -> None:
+        # A redelivery is settled from the ledger (no fetch), so different facts for a recorded
+        # id reach the ledger when they come with the message: reconciliation's prefetched
+        # transcript, or a fetch racing the first recording.
+        from usage_meter.handlers import usage_processor
+        from usage_meter.logic.usage_processing import process_usage_message
+        from usage_meter.models.webhook import UsageMessage
+
         stack.api.state.add(
             transcript(TID, webhook_url=webhook_url("acme-corp"), audio_duration=60)
         )
         _process(stack, usage_message_body(TID, "acme-corp"))
-        stack.api.state.add(
-            transcript(TID, webhook_url=webhook_url("acme-corp"), audio_duration=90)
+        deps = usage_processor._dependencies().processor
+
+        process_usage_message(
+            UsageMessage.from_json(usage_message_body(TID, "acme-corp")),
+            deps,
+            prefetched=transcript(TID, webhook_url=webhook_url("acme-corp"), audio_duration=90),
         )
 
-        result = _process(stack, usage_message_body(TID, "acme-corp"))
-
-        assert result == {"batchItemFailures": []}
         [row] = stack.items("ledger")
         assert row["billable_seconds"] == 60  # first facts kept, never last-wins
         [agg] = stack.items("aggregate")
@@ -391,7 +432,7 @@ class TestNothingSensitiveKept:
         # ...and the text is in no log line, no printed output, no item and no queue message
         printed = capsys.readouterr()
         logged = function_log.getvalue()
-        assert "usage message handled" in logged  # the functions' own log was captured
+        assert "usage batch handled" in logged  # the functions' own log was captured
         records = json.dumps([r.__dict__ for r in caplog.records], default=str)
         stored = _everything_stored(stack)
         for needle in (TRANSCRIPT_TEXT, TRANSCRIPT_TEXT[:24]):

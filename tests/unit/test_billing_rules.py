@@ -182,12 +182,12 @@ def test_settings_errors_name_the_variable() -> None:
         ProcessorSettings.from_environ(base)
     with pytest.raises(SettingsError, match="ASSEMBLYAI_PROJECTS"):
         ProcessorSettings.from_environ({**base, "ASSEMBLYAI_PROJECTS": '{"x": {}}'})
-    with pytest.raises(SettingsError, match="ASSEMBLYAI_MAX_REQUESTS_PER_SECOND"):
+    with pytest.raises(SettingsError, match="ASSEMBLYAI_REQUESTS_PER_5_MINUTES"):
         ProcessorSettings.from_environ(
             {
                 **base,
                 "ASSEMBLYAI_PROJECTS": '{"x": {"api_key_secret_id": "s"}}',
-                "ASSEMBLYAI_MAX_REQUESTS_PER_SECOND": "0",
+                "ASSEMBLYAI_REQUESTS_PER_5_MINUTES": "20001",
             }
         )
 

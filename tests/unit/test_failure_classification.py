@@ -122,6 +122,7 @@ class _Transcripts:
 def test_a_validation_exception_is_never_retried() -> None:
     # Given DynamoDB refusing the processor's transaction as invalid (and accepting the quarantine)
     ledger, stub = _ledger()
+    stub.add_response("get_item", {})  # not in the ledger yet (read before any fetch)
     stub.add_client_error(
         "transact_write_items", service_error_code="ValidationException", http_status_code=400
     )
@@ -216,6 +217,7 @@ def test_reading_the_dlq_during_an_outage_is_a_retryable_failure_not_a_crash() -
 def test_when_even_the_quarantine_is_refused_the_delivery_is_dead_lettered_at_once() -> None:
     # Given DynamoDB refusing both the usage and the quarantine item as invalid
     ledger, stub = _ledger()
+    stub.add_response("get_item", {})  # not in the ledger yet (read before any fetch)
     for operation in ("transact_write_items", "put_item"):
         stub.add_client_error(
             operation, service_error_code="ValidationException", http_status_code=400

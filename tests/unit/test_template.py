@@ -108,19 +108,14 @@ def test_queue_visibility_covers_six_processor_timeouts() -> None:
     assert visibility >= 6 * timeout
 
 
-def test_processor_load_on_assemblyai_stays_inside_the_account_limit() -> None:
-    # 20,000 requests / 5 minutes, account-wide: concurrency x per-worker rate must stay below it
-    parameters = TEMPLATE["Parameters"]
-    worst = (
-        parameters["ProcessorMaxConcurrency"]["MaxValue"]
-        * parameters["AssemblyAIRequestsPerSecond"]["Default"]
-    )
-    default = (
-        parameters["ProcessorMaxConcurrency"]["Default"]
-        * parameters["AssemblyAIRequestsPerSecond"]["Default"]
-    )
-    assert default * 300 <= 20_000 * 0.75, "defaults leave a quarter of the budget to other clients"
-    assert worst * 300 > 20_000, "documented: raising concurrency to its maximum needs a lower rate"
+def test_the_meters_load_on_assemblyai_is_one_shared_budget_inside_the_account_limit() -> None:
+    # 20,000 requests / 5 minutes, account-wide: processor and reconciliation share one budget,
+    # a small share by default, never more than the whole account's
+    share = TEMPLATE["Parameters"]["AssemblyAIRequestShare"]
+    assert share["Default"] <= 20_000 * 0.1 and share["MaxValue"] <= 20_000
+    for name in ("UsageProcessorFunction", "ReconciliationFunction"):
+        env = FUNCTIONS[name]["Environment"]["Variables"]
+        assert env["ASSEMBLYAI_REQUESTS_PER_5_MINUTES"] == Tag("Ref", "AssemblyAIRequestShare")
     scaling = sqs_subscriptions(TEMPLATE)["UsageProcessorFunction"]["ScalingConfig"]
     assert scaling["MaximumConcurrency"] == Tag("Ref", "ProcessorMaxConcurrency")
 

@@ -2,8 +2,8 @@
 
 Never ``aai.Transcript.get_by_id``: it uses the global key and polls every 3 s with no timeout.
 Each project has its own API key (a key cannot read another project's transcripts) and base URL
-(US or EU). Requests are paced per worker so that workers x rate stays inside AssemblyAI's
-account-wide 20,000 requests / 5 minutes (see docs/decisions.md).
+(US or EU). Every request first waits for a slot of the deployment's shared request budget
+(adapters/request_budget.py), and a 429 pushes that budget back for every worker.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import assemblyai as aai
 import httpx
 
 from usage_meter.adapters import aws_clients
+from usage_meter.adapters.request_budget import SharedRequestPacer
 from usage_meter.adapters.secrets import CachedSecret, api_key_from_secret
 from usage_meter.logic.errors import PermanentFailure, TranscriptNotFound, TransientFailure
 from usage_meter.settings import AssemblyAISettings, ProjectConfig
@@ -28,12 +29,24 @@ from usage_meter.settings import AssemblyAISettings, ProjectConfig
 # wait than this is not plausible from a rate limiter; such a value, like any unreadable one, is
 # ignored and the normal backoff applies.
 MAX_RETRY_AFTER_SECONDS = 3600
+PENALTY_SECONDS = 30  # a 429 without a usable Retry-After holds the shared budget back this long
 _DELAY_SECONDS = re.compile(r"[0-9]{1,9}")
 AUTH_REASON = "assemblyai_auth"
 
 
+class Pacer(Protocol):
+    def wait(self) -> None:
+        """Block until the next request may go."""
+        ...
+
+    def penalize(self, retry_after_seconds: float) -> None:
+        """AssemblyAI answered 429: hold back for ``retry_after_seconds``."""
+        ...
+
+
 class RequestPacer:
-    """At most ``rate`` requests per second from this process (a simple interval pacer)."""
+    """At most ``rate`` requests per second from this process (a simple interval pacer; the
+    deployed functions use the shared ``SharedRequestPacer``)."""
 
     def __init__(
         self,
@@ -54,6 +67,10 @@ class RequestPacer:
                 self._sleep(self._next - now)
                 now = self._next
             self._next = now + self._interval
+
+    def penalize(self, retry_after_seconds: float) -> None:
+        with self._lock:
+            self._next = max(self._next, self._clock() + retry_after_seconds)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> int | None:
@@ -87,7 +104,7 @@ class AssemblyAITranscripts:
         projects: dict[str, ProjectConfig],
         api_key_for: Callable[[str, bool], str],
         http_timeout_seconds: float,
-        pacer: RequestPacer,
+        pacer: Pacer,
     ) -> None:
         self._projects = projects
         self._api_key_for = api_key_for
@@ -139,10 +156,10 @@ class AssemblyAITranscripts:
         if status == 200:
             return response
         if status == 429:
-            raise TransientFailure(
-                "AssemblyAI rate limit (429)",
-                parse_retry_after(response.headers.get("retry-after")),
-            )
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            # slows every worker, not only this one (no usable Retry-After: the default wait)
+            self._pacer.penalize(retry_after or PENALTY_SECONDS)
+            raise TransientFailure("AssemblyAI rate limit (429)", retry_after)
         if status >= 500 or status == 408:
             raise TransientFailure(f"AssemblyAI server error ({status})")
         if status in (401, 403):
@@ -178,8 +195,9 @@ class AssemblyAITranscripts:
         return payload
 
 
-def transcript_source(settings: AssemblyAISettings) -> AssemblyAITranscripts:
-    """The per-project SDK clients, keys read from Secrets Manager (cached)."""
+def transcript_source(settings: AssemblyAISettings, table_name: str) -> AssemblyAITranscripts:
+    """The per-project SDK clients, keys read from Secrets Manager (cached), paced by the
+    deployment's shared request budget kept in the usage table."""
     key_secrets = {
         name: CachedSecret(
             aws_clients.secrets_manager(), config.api_key_secret_id, settings.secrets_cache_seconds
@@ -194,5 +212,7 @@ def transcript_source(settings: AssemblyAISettings) -> AssemblyAITranscripts:
             key_secrets[project].value(refresh=refresh)
         ),
         http_timeout_seconds=settings.http_timeout_seconds,
-        pacer=RequestPacer(settings.max_requests_per_second),
+        pacer=SharedRequestPacer(
+            aws_clients.dynamodb(), table_name, settings.requests_per_5_minutes
+        ),
     )

@@ -42,8 +42,14 @@ def hold_library_loggers(level: int = logging.WARNING) -> None:
 
 hold_library_loggers()
 
-# Short timeouts and standard retries: the webhook must answer AssemblyAI within 10 s.
-_CONFIG = Config(connect_timeout=2, read_timeout=4, retries={"max_attempts": 3, "mode": "standard"})
+# Short timeouts and standard retries: the webhook must answer AssemblyAI within 10 s. 16 pooled
+# connections: the export's ledger check queries its 16 shards side by side on one client.
+_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=4,
+    retries={"max_attempts": 3, "mode": "standard"},
+    max_pool_connections=16,
+)
 # EventBridge: publishing an event must never hold the intake's answer for long (see events.py).
 _EVENTS_CONFIG = Config(
     connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"}
@@ -70,6 +76,12 @@ def sqs() -> SQSClient:
 
 def dynamodb() -> DynamoDBClient:
     return cast("DynamoDBClient", _client("dynamodb"))
+
+
+def new_dynamodb() -> DynamoDBClient:
+    """A fresh DynamoDB client on a fresh session (for a forked worker process: a client must
+    not cross a fork)."""
+    return cast("DynamoDBClient", get_session().create_client("dynamodb", config=_CONFIG))
 
 
 def secrets_manager() -> SecretsManagerClient:

@@ -1,7 +1,8 @@
 """The usage table (single-table DynamoDB design). The only module that knows its keys.
 
-- ledger row:  PK ``SOURCE#<product>#<source id>``, SK ``LEDGER``;
-  GSI1PK ``LEDGER#<month>#<shard 00-15 of the customer>``, GSI1SK ``<customer>#<product>#<source>``.
+- ledger row:  PK ``SOURCE#<product>#<source id>``, SK ``LEDGER``; billable rows only (sparse index
+  ``LedgerByMonth``, KEYS_ONLY): LMPK ``LEDGER#<month>#<shard 00-15 of the source id>``,
+  LMSK ``<customer>#<billable seconds>`` (the key is all the export's ledger check reads).
 - session begin: PK ``SESSION#<session id>``, SK ``BEGIN``; while open (sparse index):
   GSI1PK ``OPEN_SESSIONS#<began date>``, GSI1SK ``<began_at>#<session id>``.
 - aggregate:   PK ``CUSTOMER#<customer>``, SK ``MONTH#<month>#<product>#<project>#<model>#<dims>``;
@@ -30,21 +31,24 @@
   conditional put; there is no TTL on them.
 - A customer's usage for a month is one Query on its partition (PK + SK prefix); the export reads a
   month's aggregates with one Query on GSI1. Neither ever Scans, and both grow with customers x
-  breakdowns, not with events. The export's ledger check reads a month's ledger rows in 16 Queries.
+  breakdowns, not with events. The export's ledger check reads a month's billable ledger rows from
+  the 16 shards of ``LedgerByMonth`` (``adapters/ledger_index.py``), one page at a time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -129,12 +133,46 @@ def ledger_key(product: str, source_id: str) -> dict[str, str]:
 
 
 LEDGER_SHARDS = 16
+LEDGER_INDEX = "LedgerByMonth"
+# In-process retries of a transaction cancelled for a TransactionConflict: 16 attempts, full
+# jitter, 20 ms doubling to at most 2 s (~10 s expected at worst, 20 s at the very worst), well
+# inside the processor's 120 s timeout for a batch handled side by side.
+CONFLICT_ATTEMPTS = 16
+CONFLICT_BASE_S = 0.02
+CONFLICT_CAP_S = 2.0
 
 
-def ledger_shard(customer_id: str) -> int:
-    """Spreads a month's ledger rows over 16 index partitions (no hot month partition), while
-    still letting the export read the whole month in 16 Queries."""
-    return zlib.crc32(customer_id.encode()) % LEDGER_SHARDS
+def ledger_shard(source_id: str) -> int:
+    """Spreads a month's ledger rows evenly over 16 index partitions by usage source (one big
+    customer cannot make a hot or long shard), so the export reads the month in 16 Queries that
+    run side by side."""
+    return zlib.crc32(source_id.encode()) % LEDGER_SHARDS
+
+
+def ledger_partition(month: str, shard: int) -> str:
+    return f"LEDGER#{month}#{shard:02d}"
+
+
+def ledger_index_keys(record: UsageRecord) -> dict[str, str]:
+    """The ``LedgerByMonth`` keys of a billable ledger row (none for a failed one: sparse)."""
+    if record.status is not UsageStatus.BILLABLE:
+        return {}
+    return {
+        "LMPK": ledger_partition(record.month, ledger_shard(record.source_id)),
+        "LMSK": f"{customer_key(record.customer_id)}#{record.billable_seconds:f}"
+        + (f"#{record.input_tokens}#{record.output_tokens}" if _tokens(record) != (0, 0) else ""),
+    }
+
+
+def parse_ledger_index_key(value: str) -> tuple[str, str, int, int]:
+    """(customer id, billable seconds as a decimal string, input tokens, output tokens) from an
+    ``LMSK`` value (``<customer>#<seconds>`` or ``<customer>#<seconds>#<in>#<out>``): the customer
+    key part percent-decoded (it never contains ``#``). A customer id too long for a key part
+    stays in its digest form (``%%sha256:...``): the check then reports it as a mismatch, loudly."""
+    key, seconds, *tokens = value.split("#")
+    input_tokens, output_tokens = (int(tokens[0]), int(tokens[1])) if tokens else (0, 0)
+    customer = key if key.startswith(DIGEST_PREFIX) else unquote(key)
+    return customer, seconds, input_tokens, output_tokens
 
 
 def checkpoint_key(project: str) -> dict[str, str]:
@@ -191,8 +229,7 @@ def ledger_item(record: UsageRecord, recorded_at: datetime) -> dict[str, Any]:
         features=list(record.features),
         occurred_at=_stored_time(record.occurred_at),
         recorded_at=_stored_time(recorded_at),
-        GSI1PK=f"LEDGER#{record.month}#{ledger_shard(record.customer_id):02d}",
-        GSI1SK=f"{customer_key(record.customer_id)}#{record.product}#{record.source_id}",
+        **ledger_index_keys(record),
     )
     return values
 
@@ -227,21 +264,52 @@ class DynamoUsageLedger:
     """``on_usage_changed(customer_id, month)`` runs after every write that changed (or, for a
     duplicate, may have changed earlier) a customer's billable usage: the threshold watcher.
     It runs after the transaction; if it raises, so does the write, and the caller's retry finds
-    a duplicate and runs it again."""
+    a duplicate and runs it again.
+
+    ``ledger_workers`` and ``client_factory`` (a fresh client per worker process) only matter to
+    the export's ledger check (``month_ledger_totals``)."""
 
     def __init__(
         self,
         client: DynamoDBClient,
         table_name: str,
         on_usage_changed: UsageChanged | None = None,
+        *,
+        ledger_workers: int = 1,
+        client_factory: Callable[[], DynamoDBClient] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
         self._table = table_name
         self._on_usage_changed = on_usage_changed
+        self._ledger_workers = ledger_workers
+        self._client_factory = client_factory
+        self._sleep = sleep
 
     def _usage_changed(self, record: UsageRecord) -> None:
         if self._on_usage_changed is not None and record.status is UsageStatus.BILLABLE:
             self._on_usage_changed(record.customer_id, record.month)
+
+    def usage_confirmed(self, record: UsageRecord) -> None:
+        """See ``logic.ports.UsageLedger.usage_confirmed``."""
+        self._usage_changed(record)
+
+    def _transact(self, items: list[TransactWriteItemTypeDef]) -> None:
+        """TransactWriteItems, retried here when DynamoDB cancels it for a TransactionConflict
+        (another transaction on the same item at the same moment, e.g. a busy customer's
+        aggregate): up to CONFLICT_ATTEMPTS attempts with full-jitter exponential backoff, so a
+        conflict is not handed back to SQS (its 20 s+ backoff and maxReceiveCount). Other errors,
+        and the last conflict, are raised as botocore raised them."""
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                # a new token per attempt: a cancelled transaction wrote nothing
+                self._client.transact_write_items(TransactItems=items, ClientRequestToken=_token())
+                return
+            except ClientError as exc:
+                if attempt + 1 == CONFLICT_ATTEMPTS or not _transaction_conflict(exc):
+                    raise
+            backoff = min(CONFLICT_CAP_S, CONFLICT_BASE_S * 2**attempt)
+            self._sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not a secret
 
     # -- writes ---------------------------------------------------------------------------------
     def record(self, record: UsageRecord) -> RecordOutcome:
@@ -267,7 +335,7 @@ class DynamoUsageLedger:
                 {"Update": self._close_session_update(record.source_id, record.origin, now)}
             )
         try:
-            self._client.transact_write_items(TransactItems=items, ClientRequestToken=_token())
+            self._transact(items)
         except ClientError as exc:
             _raise_if_unstorable(exc)
             if not _ledger_row_exists(exc):
@@ -605,7 +673,7 @@ class DynamoUsageLedger:
         touched = {r.month for r in (existing, replacement) if r.status is billable}
         items.extend({"Update": self._late_mark(m, now)} for m in sorted(touched) if _ended(m, now))
         try:
-            self._client.transact_write_items(TransactItems=items, ClientRequestToken=_token())
+            self._transact(items)
         except ClientError as exc:
             _raise_if_unstorable(exc)
             if _ledger_row_exists(exc):
@@ -747,12 +815,16 @@ class DynamoUsageLedger:
         return True
 
     # -- reads ----------------------------------------------------------------------------------
-    def get_record(self, product: str, source_id: str) -> UsageRecord | None:
+    def get_record(
+        self, product: str, source_id: str, *, consistent: bool = True
+    ) -> UsageRecord | None:
+        """The ledger row of a usage source, or None. ``consistent=False`` halves the read's
+        cost where a stale miss is harmless (the write's condition still decides)."""
         try:
             response = self._client.get_item(
                 TableName=self._table,
                 Key=_to_item(ledger_key(product, source_id)),
-                ConsistentRead=True,
+                ConsistentRead=consistent,
             )
         except (ClientError, BotoCoreError) as exc:
             raise _failure("read ledger", exc) from exc
@@ -787,32 +859,26 @@ class DynamoUsageLedger:
         )
         return [aggregate_from_item(r) for r in rows if not _emptied(r)]
 
-    def month_ledger_totals(self, month: str) -> dict[str, LedgerTotals]:
-        """Count, seconds and tokens of billable ledger rows per customer in a month: every
-        ledger row of the month is read (this is the one part of the export that grows with
-        events), reading only the attributes the check needs (rows from before tokens existed
-        count 0 tokens)."""
-        totals: dict[str, LedgerTotals] = {}
+    def month_ledger_pages(self, month: str) -> Iterator[list[Any]]:
+        """The month's billable ledger rows, one page of ``ledger_index.LedgerEntry`` (customer,
+        seconds) at a time, shard after shard: memory is one page whatever the month's size."""
+        from usage_meter.adapters import ledger_index
+
         for shard in range(LEDGER_SHARDS):
-            rows = self._query(
-                IndexName="GSI1",
-                KeyConditionExpression="GSI1PK = :pk",
-                FilterExpression="#status = :billable",
-                ProjectionExpression="customer_id, billable_seconds, input_tokens, output_tokens",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_to_item(
-                    {":pk": f"LEDGER#{month}#{shard:02d}", ":billable": UsageStatus.BILLABLE.value}
-                ),
-            )
-            for row in rows:
-                before = totals.get(row["customer_id"], LedgerTotals())
-                totals[row["customer_id"]] = before + LedgerTotals(
-                    1,
-                    Decimal(row["billable_seconds"]),
-                    int(row.get("input_tokens", 0)),
-                    int(row.get("output_tokens", 0)),
-                )
-        return totals
+            yield from ledger_index.ledger_pages(self._client, self._table, month, shard)
+
+    def month_ledger_totals(self, month: str) -> dict[str, LedgerTotals]:
+        """Count, seconds and tokens of billable ledger rows per customer in a month, summed page
+        by page over the 16 ``LedgerByMonth`` shards side by side (``adapters/ledger_index.py``)."""
+        from usage_meter.adapters import ledger_index  # it builds on this module's keys
+
+        return ledger_index.month_ledger_totals(
+            self._client,
+            self._table,
+            month,
+            workers=self._ledger_workers,
+            client_factory=self._client_factory,
+        )
 
     # -- operations -------------------------------------------------------------------------------
     @staticmethod
@@ -929,6 +995,18 @@ def _ledger_row_exists(exc: ClientError) -> bool:
     if reasons:
         return reasons[0].get("Code") == "ConditionalCheckFailed"
     return "ConditionalCheckFailed" in str(error.get("Message", ""))
+
+
+def _transaction_conflict(exc: ClientError) -> bool:
+    """True when a transaction was cancelled for a conflict with another one (nothing was
+    written; retrying is safe) and not because the ledger row exists."""
+    error = exc.response.get("Error", {})
+    if error.get("Code") != "TransactionCanceledException" or _ledger_row_exists(exc):
+        return False
+    reasons = exc.response.get("CancellationReasons") or []
+    if reasons:
+        return any(r.get("Code") == "TransactionConflict" for r in reasons)
+    return "TransactionConflict" in str(error.get("Message", ""))
 
 
 PERMANENT_DYNAMODB_ERRORS = frozenset({"ValidationException"})

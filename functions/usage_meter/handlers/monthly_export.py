@@ -29,7 +29,12 @@ metrics = Metrics()
 def _dependencies() -> tuple[DynamoUsageLedger, S3ExportStore, str]:
     settings = export_settings()
     return (
-        DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name),
+        DynamoUsageLedger(
+            aws_clients.dynamodb(),
+            settings.table_name,
+            ledger_workers=settings.ledger_workers,
+            client_factory=aws_clients.new_dynamodb,
+        ),
         S3ExportStore(aws_clients.s3(), settings.bucket_name, settings.prefix),
         settings.price_table_path,
     )

@@ -28,7 +28,7 @@ metrics = Metrics()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = reconcile_settings()
     ledger = watched_ledger(settings, settings.table_name, PowertoolsMetrics(metrics))
-    source = transcript_source(settings)
+    source = transcript_source(settings, settings.table_name)
     deps = ProcessorDeps(
         transcripts=source,
         ledger=ledger,

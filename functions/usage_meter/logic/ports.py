@@ -36,9 +36,21 @@ class UsageLedger(Protocol):
         """Store the item; False when the same item was already quarantined."""
         ...
 
+    def get_record(
+        self, product: str, source_id: str, *, consistent: bool = True
+    ) -> UsageRecord | None:
+        """The ledger row of a usage source, or None."""
+        ...
+
     def replace_record(self, existing: UsageRecord, replacement: UsageRecord) -> bool:
         """Replace a ledger row and move its aggregate contribution in one transaction, only if
         the row is still ``existing``; False when it changed meanwhile."""
+        ...
+
+    def usage_confirmed(self, record: UsageRecord) -> None:
+        """A delivery found ``record`` already in the ledger: run what follows a billable write
+        (the allowance threshold check), so a retry after a crash between the write and that
+        check still completes it. Raises what the check raises (the caller retries)."""
         ...
 
 

@@ -260,6 +260,43 @@ def _owner_check(
     return message, None
 
 
+def _settle_known(message: UsageMessage, deps: ProcessorDeps) -> ProcessingResult | None:
+    """A redelivered or duplicate message whose transcript is already in the ledger under the
+    same customer and project is settled from the ledger alone: zero AssemblyAI requests (the
+    meter spends the account's shared request budget only on transcripts it has not recorded).
+    None when the ledger has no row, or a row with another attribution (then the transcript is
+    fetched and the usual checks quarantine the conflict or mismatch)."""
+    # Eventually consistent (half the read units): a stale miss costs one fetch, nothing else.
+    existing = deps.ledger.get_record("async", message.transcript_id, consistent=False)
+    attribution = message.attribution
+    if (
+        attribution is None
+        or existing is None
+        or (existing.customer_id, existing.project)
+        != (
+            attribution.customer_id,
+            attribution.project,
+        )
+    ):
+        return None
+    deps.metrics.count("DuplicateDelivery")
+    if (
+        message.origin == existing.origin == "webhook"
+        and message.received_at < existing.occurred_at
+    ):
+        # SQS does not keep order: the row moves to the month of the first receipt, once.
+        moved = existing.model_copy(
+            update={"occurred_at": message.received_at, "month": message.month}
+        )
+        if not deps.ledger.replace_record(existing, moved):
+            raise TransientFailure("ledger row changed while moving it; retrying")
+        deps.metrics.count("UsageMovedToFirstReceipt")
+        deps.ledger.usage_confirmed(moved)
+        return ProcessingResult(Outcome.DUPLICATE, record=moved)
+    deps.ledger.usage_confirmed(existing)
+    return ProcessingResult(Outcome.DUPLICATE, record=existing)
+
+
 def process_usage_message(
     message: UsageMessage, deps: ProcessorDeps, prefetched: dict[str, Any] | None = None
 ) -> ProcessingResult:
@@ -283,6 +320,10 @@ def process_usage_message(
             QuarantineReason.UNKNOWN_PROJECT,
             f"project '{project}' is not configured (ASSEMBLYAI_PROJECTS)",
         )
+    if prefetched is None and message.attribution is not None:
+        known = _settle_known(message, deps)  # a redelivery: no AssemblyAI request
+        if known is not None:
+            return known
     facts = _fetch_facts(deps, message, prefetched)
     if isinstance(facts, ProcessingResult):
         return facts
