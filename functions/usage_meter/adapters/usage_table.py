@@ -20,10 +20,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import heapq
 import json
 import uuid
 import zlib
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -503,6 +506,60 @@ class DynamoUsageLedger:
                 totals[row["customer_id"]] = (count + 1, seconds + Decimal(row["billable_seconds"]))
         return totals
 
+    def _pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """The items of a Query, one page at a time (memory: one page, at most 1 MB)."""
+        paginator = self._client.get_paginator("query")
+        try:
+            for page in paginator.paginate(TableName=self._table, **kwargs):
+                for item in page.get("Items", []):
+                    yield _from_item(item)
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("query", exc) from exc
+
+    def month_ledger_rows(self, month: str) -> Iterator[UsageRecord]:
+        """Every ledger row of a month (billable and failed), ordered by (customer, product,
+        source id): the 16 shard Queries are read page by page and merged lazily, so memory
+        holds one page per shard whatever the month's size. ``GSI1SK`` is
+        ``<customer>#<product>#<source>`` and ``#`` sorts below every character a customer id
+        may hold, so the index order is that tuple order."""
+        shards = [
+            self._pages(
+                IndexName="GSI1",
+                KeyConditionExpression="GSI1PK = :pk",
+                ExpressionAttributeValues=_to_item({":pk": f"LEDGER#{month}#{shard:02d}"}),
+            )
+            for shard in range(LEDGER_SHARDS)
+        ]
+        for item in heapq.merge(*shards, key=lambda i: str(i["GSI1SK"])):
+            yield record_from_item(item)
+
+    def customer_ledger_page(
+        self, customer_id: str, month: str, limit: int, cursor: str | None = None
+    ) -> tuple[list[UsageRecord], str | None]:
+        """One page (at most ``limit`` rows) of a customer's ledger rows in a month, ordered by
+        (product, source id), and the opaque cursor of the next page (None on the last). One
+        Query on the customer's ledger shard; raises ValueError for a cursor it did not issue."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "GSI1",
+            "KeyConditionExpression": "GSI1PK = :pk AND begins_with(GSI1SK, :customer)",
+            "ExpressionAttributeValues": _to_item(
+                {
+                    ":pk": f"LEDGER#{month}#{ledger_shard(customer_id):02d}",
+                    ":customer": f"{customer_id}#",
+                }
+            ),
+            "Limit": limit,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor)
+        try:
+            response = self._client.query(TableName=self._table, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise _transient("query", exc) from exc
+        rows = [record_from_item(_from_item(i)) for i in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return rows, (_encode_cursor(last) if last else None)
+
     # -- operations -------------------------------------------------------------------------------
     @staticmethod
     def quarantine_id(item: dict[str, Any]) -> str:
@@ -562,6 +619,21 @@ class DynamoUsageLedger:
             KeyConditionExpression="GSI1PK = :pk",
             ExpressionAttributeValues=_to_item({":pk": "QUARANTINE#open"}),
         )
+
+
+def _encode_cursor(key: dict[str, Any]) -> str:
+    plain = {name: value["S"] for name, value in key.items()}
+    return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("invalid cursor") from exc
+    if not isinstance(plain, dict) or set(plain) != {"PK", "SK", "GSI1PK", "GSI1SK"}:
+        raise ValueError("invalid cursor")
+    return {name: {"S": str(value)} for name, value in plain.items()}
 
 
 def _ledger_row_exists(exc: ClientError) -> bool:

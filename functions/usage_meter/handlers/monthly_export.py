@@ -49,6 +49,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "row_count": result.row_count,
         "totals": result.manifest.get("totals"),
         "unpriced_rows": len(result.manifest.get("unpriced") or []),
+        "line_items": result.manifest.get("line_items"),
         "price_table_version": result.manifest.get("price_table_version"),
     }
     logger.info("export finished", extra=summary)
