@@ -457,9 +457,7 @@ def test_a_published_file_is_never_overwritten(stack: Stack) -> None:
 
 def test_an_interrupted_run_is_not_published_and_its_version_is_skipped(stack: Stack) -> None:
     s3 = boto3.client("s3", region_name=REGION)
-    s3.put_object(
-        Bucket=stack.bucket, Key=key("2026-11", 1, "usage.csv"), Body=b"half"
-    )
+    s3.put_object(Bucket=stack.bucket, Key=key("2026-11", 1, "usage.csv"), Body=b"half")
     record(stack, "acme", "100")
     summary = export(stack, "2026-11")
     assert summary["version"] == 2

@@ -14,7 +14,7 @@ Column types follow the Glue tables in template.yaml and ``schemas/line_item.sch
 decimals as exact strings (Hive JSON SerDe parses a quoted decimal into ``decimal``),
 ``occurred_at`` as ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, which is the ``java.sql.Timestamp``
 text form the Hive JSON SerDe reads by default (Amazon Data Firehose API reference,
-``HiveJsonSerDe.TimestampFormats``: "If you don't specify a format, ... java.sql.Timestamp::valueOf").
+``HiveJsonSerDe.TimestampFormats``: without a format, ``java.sql.Timestamp::valueOf`` is used).
 """
 
 from __future__ import annotations

@@ -154,7 +154,9 @@ def _file_digest(spool: IO[bytes]) -> dict[str, Any]:
 def content_fingerprint(files: Mapping[str, Any]) -> dict[str, str]:
     """What decides "unchanged": each file's sha256, or for compressed files the sha256 of the
     uncompressed content (so a different zlib never forces a new version)."""
-    return {name: str(entry.get("content_sha256") or entry["sha256"]) for name, entry in files.items()}
+    return {
+        name: str(entry.get("content_sha256") or entry["sha256"]) for name, entry in files.items()
+    }
 
 
 class VersionLimitReached(Exception):
@@ -212,11 +214,20 @@ def export_month(
         except LedgerMismatch:
             metrics.count("ExportLedgerMismatch")
             raise
-        return _publish(month, aggregates, line_items, spool, store, prices, metrics)
+        return _publish(
+            month,
+            aggregates=aggregates,
+            line_items=line_items,
+            spool=spool,
+            store=store,
+            prices=prices,
+            metrics=metrics,
+        )
 
 
 def _publish(
     month: str,
+    *,
     aggregates: list[UsageAggregate],
     line_items: LineItemsSummary,
     spool: IO[bytes],
