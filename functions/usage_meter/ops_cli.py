@@ -8,6 +8,7 @@
     $ops reconcile --horizon-days 7 --reason "webhook outage on Nov 3"
     $ops export --month 2026-11 --reason "late data"
     $ops audit --month 2026-11
+    $ops ledger --customer acme --month 2026-11 [--format csv]
 
 Resources come from the stack's outputs (``--stack-name``) or explicit flags; against the local
 stack set ``AWS_ENDPOINT_URL`` (moto) and ``AWS_ENDPOINT_URL_LAMBDA`` (the local HTTP front, which
@@ -19,18 +20,21 @@ OS user), what, when, why (``--reason``, required) and the outcome.
 from __future__ import annotations
 
 import argparse
+import csv
 import getpass
 import json
 import socket
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import boto3
 
 from usage_meter.adapters.queues import DeadLetterBrowser, SqsUsageQueue
 from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.logic.line_items import line_item_document
 from usage_meter.logic.operations import AuditEntry, OperationRefused, describe, resolve_quarantine
 
 OUTPUTS = {
@@ -107,31 +111,79 @@ def _audited_invoke(
     return result
 
 
+LEDGER_COLUMNS = (
+    "source_id",
+    "product",
+    "project",
+    "model",
+    "dimensions",
+    "billable_seconds",
+    "add_ons",
+    "occurred_at",
+    "origin",
+    "estimated",
+    "status",
+)
+
+
+def print_ledger(ledger: DynamoUsageLedger, customer_id: str, month: str, fmt: str) -> None:
+    """A customer's line items for a month, every page, as the export writes them (JSON lines or
+    a CSV with the main columns), then a totals line that matches the export's summary rows."""
+    count, seconds, cursor = 0, Decimal(0), None
+    writer = csv.writer(sys.stdout, lineterminator="\n") if fmt == "csv" else None
+    if writer:
+        writer.writerow(LEDGER_COLUMNS)
+    while True:
+        rows, cursor = ledger.customer_ledger_page(customer_id, month, 500, cursor)
+        for row in rows:
+            document = line_item_document(row)
+            if writer:
+                writer.writerow(
+                    ";".join(v) if isinstance(v := document[c], list) else v for c in LEDGER_COLUMNS
+                )
+            else:
+                print(json.dumps(document, sort_keys=True))  # noqa: T201
+            if document["status"] == "billable":
+                count += 1
+                seconds += row.billable_seconds
+        if cursor is None:
+            break
+    summary = {
+        "customer_id": customer_id,
+        "month": month,
+        "billable_rows": count,
+        "billable_seconds": f"{seconds:f}",
+    }
+    print(f"# totals {json.dumps(summary)}", file=sys.stderr)  # noqa: T201
+
+
+def _quarantine(args: argparse.Namespace, ledger: DynamoUsageLedger, queue: SqsUsageQueue) -> None:
+    if args.action == "list":
+        _print([{"id": ledger.quarantine_id(i), **describe(i)} for i in ledger.open_quarantine()])
+    elif args.action == "show":
+        item = ledger.quarantined(args.item_id)
+        if item is None:
+            raise SystemExit(f"error: no open quarantined item {args.item_id}")
+        _print(describe(item))
+    else:
+        outcome = resolve_quarantine(
+            args.item_id,
+            action="dismiss" if args.dismiss else "bill",
+            customer_id=args.bill_to,
+            reason=args.reason,
+            actor=args.actor,
+            store=ledger,
+            queue=queue,
+        )
+        _print({"id": args.item_id, "outcome": outcome})
+
+
 def run(args: argparse.Namespace) -> int:
     target = _target(args)
     ledger = DynamoUsageLedger(boto3.client("dynamodb"), target.table)
     sqs = boto3.client("sqs")
     if args.command == "quarantine":
-        if args.action == "list":
-            _print(
-                [{"id": ledger.quarantine_id(i), **describe(i)} for i in ledger.open_quarantine()]
-            )
-        elif args.action == "show":
-            item = ledger.quarantined(args.item_id)
-            if item is None:
-                raise SystemExit(f"error: no open quarantined item {args.item_id}")
-            _print(describe(item))
-        else:
-            outcome = resolve_quarantine(
-                args.item_id,
-                action="dismiss" if args.dismiss else "bill",
-                customer_id=args.bill_to,
-                reason=args.reason,
-                actor=args.actor,
-                store=ledger,
-                queue=SqsUsageQueue(sqs, target.queue_url),
-            )
-            _print({"id": args.item_id, "outcome": outcome})
+        _quarantine(args, ledger, SqsUsageQueue(sqs, target.queue_url))
     elif args.command == "dlq":
         browser = DeadLetterBrowser(sqs, target.dlq_url, target.queue_url)
         if args.action == "list":
@@ -151,6 +203,8 @@ def run(args: argparse.Namespace) -> int:
                 ledger, args, "reconcile", what, function_name=function_name, payload=payload
             )
         )
+    elif args.command == "ledger":
+        print_ledger(ledger, args.customer, args.month, args.format)
     elif args.command == "export":
         payload = {"month": args.month}
         function_name = target.export_function
@@ -204,6 +258,11 @@ def parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="run the monthly export for a month; audited")
     export.add_argument("--month", required=True)
     export.add_argument("--reason", required=True)
+
+    ledger = commands.add_parser("ledger", help="a customer's line items (ledger rows) for a month")
+    ledger.add_argument("--customer", required=True)
+    ledger.add_argument("--month", required=True)
+    ledger.add_argument("--format", choices=("json", "csv"), default="json")
 
     audit = commands.add_parser("audit", help="the audit trail for a month")
     audit.add_argument("--month")

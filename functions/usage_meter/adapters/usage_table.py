@@ -560,6 +560,44 @@ class DynamoUsageLedger:
         last = response.get("LastEvaluatedKey")
         return rows, (_encode_cursor(last) if last else None)
 
+    def customers_page(
+        self, month: str, limit: int, after: str | None = None
+    ) -> tuple[list[str], str | None]:
+        """Customers with billed usage in ``month``, in id order, at most ``limit``, starting after
+        customer ``after``; and the customer to continue after (None on the last page). Reads the
+        month's aggregates on GSI1 (a customer has one item per breakdown), never the ledger."""
+        start = f"CUSTOMER#{after}#\U0010ffff" if after else "CUSTOMER#"
+        found: list[str] = []
+        for item in self._pages(
+            IndexName="GSI1",
+            KeyConditionExpression="GSI1PK = :pk AND GSI1SK > :start",
+            ExpressionAttributeValues=_to_item({":pk": f"MONTH#{month}", ":start": start}),
+            ProjectionExpression="customer_id, usage_count",
+        ):
+            if int(item.get("usage_count", 0)) <= 0:
+                continue  # an aggregate emptied by a row that moved month
+            customer = str(item["customer_id"])
+            if found and found[-1] == customer:
+                continue
+            if len(found) == limit:
+                return found, found[-1]
+            found.append(customer)
+        return found, None
+
+    def customer_ledger_rows(self, customer_id: str, month: str) -> Iterator[UsageRecord]:
+        """All of a customer's ledger rows in a month, page by page (one Query on its shard)."""
+        for item in self._pages(
+            IndexName="GSI1",
+            KeyConditionExpression="GSI1PK = :pk AND begins_with(GSI1SK, :customer)",
+            ExpressionAttributeValues=_to_item(
+                {
+                    ":pk": f"LEDGER#{month}#{ledger_shard(customer_id):02d}",
+                    ":customer": f"{customer_id}#",
+                }
+            ),
+        ):
+            yield record_from_item(item)
+
     # -- operations -------------------------------------------------------------------------------
     @staticmethod
     def quarantine_id(item: dict[str, Any]) -> str:
