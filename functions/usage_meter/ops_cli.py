@@ -9,6 +9,7 @@
     $ops export --month 2026-11 --reason "late data"
     $ops audit --month 2026-11
     $ops ledger --customer acme --month 2026-11 [--format csv]
+    $ops coverage --month 2026-11
 
 Resources come from the stack's outputs (``--stack-name``) or explicit flags; against the local
 stack set ``AWS_ENDPOINT_URL`` (moto) and ``AWS_ENDPOINT_URL_LAMBDA`` (the local HTTP front, which
@@ -32,8 +33,10 @@ from typing import Any
 
 import boto3
 
+from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.queues import DeadLetterBrowser, SqsUsageQueue
 from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.logic.coverage import coverage_report
 from usage_meter.logic.line_items import line_item_document
 from usage_meter.logic.operations import AuditEntry, OperationRefused, describe, resolve_quarantine
 
@@ -205,6 +208,24 @@ def run(args: argparse.Namespace) -> int:
         )
     elif args.command == "ledger":
         print_ledger(ledger, args.customer, args.month, args.format)
+    elif args.command == "coverage":
+        uncovered = list(ledger.month_uncovered(args.month))
+        report = coverage_report(args.month, uncovered, load_price_table(args.price_table))
+        for project in report["projects"].values():
+            project.pop("transcript_ids")  # listed in full below
+            project.pop("transcript_ids_truncated")
+        transcripts = [
+            {
+                "transcript_id": u.transcript_id,
+                "project": u.project,
+                "completed_at": u.completed_at.isoformat(),
+                "billable_seconds": f"{u.billable_seconds:f}",
+                "model": u.model,
+                "reason": u.reason.value,
+            }
+            for u in uncovered
+        ]
+        _print({"month": args.month, "report": report, "transcripts": transcripts})
     elif args.command == "export":
         payload = {"month": args.month}
         function_name = target.export_function
@@ -263,6 +284,16 @@ def parser() -> argparse.ArgumentParser:
     ledger.add_argument("--customer", required=True)
     ledger.add_argument("--month", required=True)
     ledger.add_argument("--format", choices=("json", "csv"), default="json")
+
+    coverage = commands.add_parser(
+        "coverage", help="transcripts AssemblyAI bills that no customer is billed for"
+    )
+    coverage.add_argument("--month", required=True)
+    coverage.add_argument(
+        "--price-table",
+        default="usage_meter/config/prices.json",
+        help="price table for the estimated cost (relative to functions/)",
+    )
 
     audit = commands.add_parser("audit", help="the audit trail for a month")
     audit.add_argument("--month")

@@ -8,6 +8,7 @@
   GSI1PK ``MONTH#<month>``, GSI1SK ``CUSTOMER#<customer>#<product>#<project>#<model>#<dims>``.
 - reconciliation checkpoint: PK ``RECONCILE#<project>``, SK ``CHECKPOINT``.
 - audit entry: PK ``AUDIT#<month>``, SK ``<time>#<random>`` (who, what, why, outcome).
+- uncovered transcript (coverage report): PK ``COVERAGE#<month>``, SK ``<project>#<transcript>``.
 - quarantine:  PK ``QUARANTINE#<source id>``, SK ``<reason>#<digest of the message>``;
   GSI1PK ``QUARANTINE#open``, GSI1SK ``<time>#<source id>``.
 
@@ -39,6 +40,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.operations import AuditEntry
 from usage_meter.models.billing import UsageAggregate
+from usage_meter.models.coverage import UncoveredReason, UncoveredTranscript
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
 from usage_meter.models.streaming import SessionBegin
 from usage_meter.models.usage import (
@@ -412,6 +414,53 @@ class DynamoUsageLedger:
             self._client.delete_item(TableName=self._table, Key=_to_item(checkpoint_key(project)))
         except (ClientError, BotoCoreError) as exc:
             raise _transient("clear checkpoint", exc) from exc
+
+    def record_uncovered(self, item: UncoveredTranscript) -> bool:
+        """Store a transcript no customer is billed for, once (False if already stored)."""
+        values = {
+            "PK": f"COVERAGE#{item.month}",
+            "SK": f"{item.project}#{item.transcript_id}",
+            "entity": "uncovered",
+            "transcript_id": item.transcript_id,
+            "project": item.project,
+            "month": item.month,
+            "completed_at": _stored_time(item.completed_at),
+            "billable_seconds": item.billable_seconds,
+            "model": item.model,
+            "features": list(item.features),
+            "reason": item.reason.value,
+            "recorded_at": _stored_time(datetime.now(UTC)),
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_to_item(values),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _transient("record uncovered transcript", exc) from exc
+        except BotoCoreError as exc:
+            raise _transient("record uncovered transcript", exc) from exc
+        return True
+
+    def month_uncovered(self, month: str) -> Iterator[UncoveredTranscript]:
+        """The month's uncovered transcripts, ordered by (project, transcript id), page by page."""
+        for values in self._pages(
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues=_to_item({":pk": f"COVERAGE#{month}"}),
+        ):
+            yield UncoveredTranscript(
+                transcript_id=str(values["transcript_id"]),
+                project=str(values["project"]),
+                month=str(values["month"]),
+                completed_at=datetime.fromisoformat(str(values["completed_at"])),
+                billable_seconds=Decimal(values["billable_seconds"]),
+                model=str(values["model"]),
+                features=tuple(str(f) for f in values.get("features", ())),
+                reason=UncoveredReason(str(values["reason"])),
+            )
 
     def quarantine(self, item: QuarantineItem) -> bool:
         digest = hashlib.sha256(

@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import IO, Any, Literal, Protocol
 
 from usage_meter.logic.billing_files import render_csv, render_jsonl, row_document, row_sort_key
+from usage_meter.logic.coverage import coverage_report
 from usage_meter.logic.line_items import (
     LINE_ITEMS_NAME,
     LineItemsMismatch,
@@ -33,6 +34,7 @@ from usage_meter.logic.line_items import (
 from usage_meter.logic.ports import UsageMetrics
 from usage_meter.logic.pricing import price_aggregate
 from usage_meter.models.billing import ExportRow, PriceTable, PriceVersion, UsageAggregate
+from usage_meter.models.coverage import UncoveredTranscript
 from usage_meter.models.usage import UsageRecord
 
 MANIFEST_SCHEMA_VERSION = 2
@@ -82,6 +84,10 @@ class UsageReader(Protocol):
 
     def month_ledger_rows(self, month: str) -> Iterator[UsageRecord]:
         """Every ledger row of the month, billable and failed, in a stable order, streamed."""
+        ...
+
+    def month_uncovered(self, month: str) -> Iterator[UncoveredTranscript]:
+        """Transcripts of the month AssemblyAI bills that no customer is billed for."""
         ...
 
 
@@ -216,6 +222,7 @@ def export_month(
             raise
         return _publish(
             month,
+            reader=reader,
             aggregates=aggregates,
             line_items=line_items,
             spool=spool,
@@ -228,6 +235,7 @@ def export_month(
 def _publish(
     month: str,
     *,
+    reader: UsageReader,
     aggregates: list[UsageAggregate],
     line_items: LineItemsSummary,
     spool: IO[bytes],
@@ -237,6 +245,7 @@ def _publish(
 ) -> ExportResult:
     price_version = prices.for_month(month)
     rows = priced_rows(aggregates, price_version)
+    coverage = coverage_report(month, reader.month_uncovered(month), prices)
     summary_files = {CSV_NAME: render_csv(rows), JSONL_NAME: render_jsonl(rows)}
     digests: dict[str, dict[str, Any]] = {
         name: {"sha256": _sha256(data), "bytes": len(data), "rows": len(rows)}
@@ -249,9 +258,11 @@ def _publish(
     }
 
     latest = store.latest(month)
-    if latest is not None and content_fingerprint(
-        latest.manifest.get("files") or {}
-    ) == content_fingerprint(digests):
+    if (
+        latest is not None
+        and content_fingerprint(latest.manifest.get("files") or {}) == content_fingerprint(digests)
+        and latest.manifest.get("coverage") == coverage
+    ):
         metrics.count("ExportUnchanged")
         return ExportResult(month, "unchanged", latest.version, len(rows), latest.manifest)
 
@@ -274,6 +285,7 @@ def _publish(
         "rounding": "cost = exact(seconds x price/hour / 3600 + add-ons), half-up to 0.01 per row",
         "files": digests,
         "line_items": line_items.manifest_entry(),
+        "coverage": coverage,
         "unpriced": [
             {
                 "customer_id": r.customer_id,

@@ -30,7 +30,9 @@ from usage_meter.logic.errors import (
 )
 from usage_meter.logic.usage_processing import Outcome, ProcessorDeps, process_usage_message
 from usage_meter.logic.webhook_intake import parse_attribution
+from usage_meter.models.coverage import UncoveredReason, UncoveredTranscript
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
+from usage_meter.models.transcript import TranscriptFacts
 from usage_meter.models.webhook import Attribution, UsageMessage
 
 FINISHED = frozenset({"completed", "error"})
@@ -53,6 +55,10 @@ class ReconcileStore(Protocol):
     def save_checkpoint(self, project: str, checkpoint: Checkpoint) -> None: ...
 
     def clear_checkpoint(self, project: str) -> None: ...
+
+    def record_uncovered(self, item: UncoveredTranscript) -> bool:
+        """Store a transcript no customer is billed for; False if it was already stored."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -96,16 +102,19 @@ def _recover(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
     payload = run.lister.fetch(project, item["id"])
     webhook_url = payload.get("webhook_url")
     if not is_ours(webhook_url, run.webhook_base_url):
-        counts.ignored += 1  # another integration's transcript (or none): not ours to bill
+        # another integration's transcript (or none): not ours to bill, but AssemblyAI bills it
+        reason = UncoveredReason.FOREIGN_WEBHOOK if webhook_url else UncoveredReason.NO_WEBHOOK
+        _uncovered(run, item, payload, reason, counts)
         return
     query = urlsplit(str(webhook_url)).query
     try:
         attribution = parse_attribution(query, max_dimensions=8)
     except RequestRejected:
-        counts.ignored += 1
+        _uncovered(run, item, payload, UncoveredReason.UNATTRIBUTABLE, counts)
         return
     if "project" in dict(parse_qsl(query)) and attribution.project != project:
-        counts.ignored += 1  # submitted under another project's configuration
+        # submitted under another project's configuration
+        _uncovered(run, item, payload, UncoveredReason.UNATTRIBUTABLE, counts)
         return
     completed = _utc(item.get("completed")) or _utc(item.get("created")) or datetime.now(UTC)
     message = UsageMessage(
@@ -122,6 +131,39 @@ def _recover(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
         counts.already_recorded += 1  # the webhook got there during this run
     else:
         counts.failed += 1  # quarantined, with its reason, by the processor path
+
+
+def _uncovered(
+    run: _Run,
+    item: dict[str, Any],
+    payload: dict[str, Any],
+    reason: UncoveredReason,
+    counts: ReconcileCounts,
+) -> None:
+    """Count a transcript that is not ours to bill; record it for the coverage report if
+    AssemblyAI bills it (completed, with a readable duration)."""
+    counts.ignored += 1
+    if item.get("status") != "completed":
+        return  # failed transcripts are not charged
+    try:
+        facts = TranscriptFacts.from_api(payload)
+        seconds = facts.billable_seconds
+    except ValueError:
+        return  # no readable duration: nothing to estimate (still counted as ignored)
+    completed = _utc(item.get("completed")) or _utc(item.get("created")) or datetime.now(UTC)
+    uncovered = UncoveredTranscript(
+        transcript_id=str(item["id"]),
+        project=run.project,
+        month=completed.strftime("%Y-%m"),
+        completed_at=completed,
+        billable_seconds=seconds,
+        model=facts.speech_model_used or "unknown",
+        features=tuple(facts.features),
+        reason=reason,
+    )
+    if run.store.record_uncovered(uncovered):
+        counts.uncovered += 1
+        run.deps.metrics.count("ReconcileUncoveredSeconds", float(seconds), "Seconds")
 
 
 def reconcile_project(
@@ -177,6 +219,7 @@ def reconcile_project(
         ("AlreadyRecorded", counts.already_recorded),
         ("Recovered", counts.recovered),
         ("Ignored", counts.ignored),
+        ("Uncovered", counts.uncovered),
         ("Failed", counts.failed),
         ("ProjectFailed", int(refused)),
     ):

@@ -14,6 +14,7 @@ class ReconcileCounts:
     ignored: int = 0
     failed: int = 0
     pending: int = 0
+    uncovered: int = 0  # newly found transcripts no customer is billed for (coverage report)
 
     def add(self, other: ReconcileCounts) -> None:
         for name, value in asdict(other).items():
