@@ -65,11 +65,12 @@ import time
 import tracemalloc
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from _setup import BENCH_DIR, ROOT, add_source_paths, isolate_environment
@@ -77,6 +78,8 @@ from _setup import BENCH_DIR, ROOT, add_source_paths, isolate_environment
 if TYPE_CHECKING:
     from usage_meter.logic.monthly_export import ExportResult, PublishedExport
     from usage_meter.models.billing import UsageAggregate
+    from usage_meter.models.coverage import UncoveredTranscript
+    from usage_meter.models.usage import UsageRecord
 
 MONTH = "2026-11"
 DEFAULT_EVENTS = (1_000_000, 100_000)
@@ -116,7 +119,9 @@ DIMENSION_VALUES = {
     "app": ("web", "ios", "android", "callcenter"),
 }
 FAILED_SHARE = 0.02  # async events that failed: a ledger row with status failed, billed 0
-FAILED = -1  # ledger row marker in the compact arrays
+# A ledger row in the compact arrays: (ms << 16) | (breakdown << 8) | add-on bit mask for a
+# billable row, -(1 + breakdown) for a failed one.
+ROW_SHIFT, BREAKDOWN_SHIFT = 16, 8
 MAX_MS = 4 * 3600 * 1000
 
 PHASES = (
@@ -125,6 +130,7 @@ PHASES = (
     ("csv", "render CSV"),
     ("jsonl", "render JSONL"),
     ("hash", "sha256"),
+    ("line_items", "line items (ledger rows -> gzip JSONL)"),
     ("other", "totals + manifest + store"),
 )
 
@@ -153,7 +159,8 @@ class Customer:
 @dataclass
 class Dataset:
     aggregates: list[UsageAggregate]
-    ledger: dict[str, array[int]]  # customer -> milliseconds per ledger row, FAILED = failed row
+    ledger: dict[str, array[int]]  # customer -> one code per ledger row (see ROW_SHIFT)
+    profiles: dict[str, Customer]
     events: int
     billable_events: int
     failed_events: int
@@ -282,19 +289,21 @@ def generate(events: int, customers: int, seed: int) -> Dataset:
             breakdown = profile.breakdowns[b]
             product = breakdown.product
             if product == "async" and index >= n_breakdowns and rng.random() < FAILED_SHARE:
-                rows.append(FAILED)
+                rows.append(-(1 + b))
                 failed += 1
                 continue
             ms = draw_ms(rng, product)
-            rows.append(ms)
             entry = usage[b]
             entry[0] += 1
             entry[1] += ms
             addons = entry[2]
             habits = profile.async_features if product == "async" else profile.streaming_features
-            for feature in habits:
+            mask = 0
+            for bit, feature in enumerate(habits):
                 if rng.random() < FEATURE_USE:
                     addons[feature] = addons.get(feature, 0) + ms
+                    mask |= 1 << bit
+            rows.append((ms << ROW_SHIFT) | (b << BREAKDOWN_SHIFT) | mask)
         ledger[profile.customer_id] = rows
         for breakdown, (n, ms, addons) in zip(profile.breakdowns, usage, strict=True):
             billable += n
@@ -316,6 +325,7 @@ def generate(events: int, customers: int, seed: int) -> Dataset:
     return Dataset(
         aggregates=aggregates,
         ledger=ledger,
+        profiles={p.customer_id: p for p in profiles},
         events=events,
         billable_events=billable,
         failed_events=failed,
@@ -380,11 +390,61 @@ class MemoryUsageReader:
                 return totals
             self.ledger_queries += 16
             for customer_id, stored in self._data.ledger.items():
-                rows = [Decimal(ms).scaleb(-3) for ms in stored if ms != FAILED]
+                rows = [Decimal(code >> ROW_SHIFT).scaleb(-3) for code in stored if code >= 0]
                 self.ledger_rows_read += len(stored)
                 if rows:
                     totals[customer_id] = (len(rows), sum(rows, Decimal(0)))
             return totals
+
+    def month_ledger_rows(self, month: str) -> Iterator[UsageRecord]:
+        # Generated lazily, one customer at a time, like the adapter's paged shard Queries; the
+        # time is counted in the "line_items" phase (write_line_items consumes this iterator).
+        return ledger_records(self._data, month)
+
+    def month_uncovered(self, month: str) -> Iterator[UncoveredTranscript]:
+        return iter(())
+
+
+def ledger_records(data: Dataset, month: str) -> Iterator[UsageRecord]:
+    """The month's ledger rows as the DynamoDB adapter yields them (customer, product, source)."""
+    from usage_meter.models.usage import UsageRecord, UsageStatus
+
+    if month != MONTH:
+        return
+    occurred = datetime(2026, 11, 15, tzinfo=UTC)
+    rows: list[tuple[str, str, str, int]] = []
+    for customer_id in sorted(data.ledger):
+        profile = data.profiles[customer_id]
+        for n, code in enumerate(data.ledger[customer_id]):
+            b = (-code - 1) if code < 0 else (code >> BREAKDOWN_SHIFT) & 0xFF
+            rows.append(
+                (customer_id, profile.breakdowns[b].product, f"{customer_id}-{n:08d}", code)
+            )
+        rows.sort()
+        for customer, _, source_id, code in rows:
+            failed = code < 0
+            b = (-code - 1) if failed else (code >> BREAKDOWN_SHIFT) & 0xFF
+            breakdown = profile.breakdowns[b]
+            habits = (
+                profile.async_features
+                if breakdown.product == "async"
+                else profile.streaming_features
+            )
+            mask = 0 if failed else code & 0xFF
+            yield UsageRecord(
+                source_id=source_id,
+                product=breakdown.product,  # type: ignore[arg-type]
+                status=UsageStatus.FAILED if failed else UsageStatus.BILLABLE,
+                customer_id=customer,
+                project=breakdown.project,
+                month=MONTH,
+                billable_seconds=Decimal(0) if failed else seconds(code >> ROW_SHIFT),
+                model=breakdown.model,
+                features=tuple(f for bit, f in enumerate(habits) if mask & (1 << bit)),
+                dimensions=dict(breakdown.dimensions),
+                occurred_at=occurred,
+            )
+        rows.clear()
 
 
 class MemoryExportStore:
@@ -415,14 +475,18 @@ class MemoryExportStore:
         except KeyError:
             raise FileNotFoundError(f"{month}/{version}/{name}") from None
 
-    def publish(self, month: str, version: int, files: dict[str, bytes]) -> None:
+    def publish(self, month: str, version: int, files: Mapping[str, bytes | IO[bytes]]) -> None:
         from usage_meter.logic.monthly_export import MANIFEST_NAME
 
         for name in sorted(files, key=lambda n: n == MANIFEST_NAME):
             key = (month, version, name)
             if key in self.objects:
                 raise RuntimeError(f"would overwrite {key}")
-            self.objects[key] = files[name]
+            body = files[name]
+            if not isinstance(body, bytes):
+                body.seek(0)
+                body = body.read()
+            self.objects[key] = body
 
 
 class NullMetrics:
@@ -444,6 +508,7 @@ def timed_export_parts(clock: Clock) -> Iterator[None]:
         "render_csv": "csv",
         "render_jsonl": "jsonl",
         "_sha256": "hash",
+        "write_line_items": "line_items",
     }
     originals = {name: getattr(monthly_export, name) for name in names}
 
@@ -579,7 +644,14 @@ def late_event(data: Dataset) -> None:
             "billable_seconds": first.billable_seconds + Decimal("61.5"),
         }
     )
-    data.ledger[first.customer_id].append(61_500)
+    profile = data.profiles[first.customer_id]
+    b = next(
+        i
+        for i, br in enumerate(profile.breakdowns)
+        if (br.product, br.project, br.model, dict(br.dimensions))
+        == (first.product, first.project, first.model, first.dimensions)
+    )
+    data.ledger[first.customer_id].append((61_500 << ROW_SHIFT) | (b << BREAKDOWN_SHIFT))
 
 
 def _generate(events: int, customers: int, seed: int) -> tuple[Dataset, int, int]:
