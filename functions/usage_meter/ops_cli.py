@@ -10,6 +10,7 @@
     $ops audit --month 2026-11
     $ops ledger --customer acme --month 2026-11 [--format csv]
     $ops coverage --month 2026-11
+    $ops stripe map --customer acme --stripe-customer cus_123 --reason "signed up"
 
 Resources come from the stack's outputs (``--stack-name``) or explicit flags; against the local
 stack set ``AWS_ENDPOINT_URL`` (moto) and ``AWS_ENDPOINT_URL_LAMBDA`` (the local HTTP front, which
@@ -208,6 +209,15 @@ def run(args: argparse.Namespace) -> int:
         )
     elif args.command == "ledger":
         print_ledger(ledger, args.customer, args.month, args.format)
+    elif args.command == "stripe":
+        from usage_meter.adapters.stripe_meter import DynamoSinkStore
+
+        DynamoSinkStore(boto3.client("dynamodb"), target.table).map_customer(
+            args.customer, args.stripe_customer
+        )
+        what = f"{args.customer} -> {args.stripe_customer}"
+        _audit(ledger, args, "stripe.map", what, "mapped")
+        _print({"customer_id": args.customer, "stripe_customer_id": args.stripe_customer})
     elif args.command == "coverage":
         uncovered = list(ledger.month_uncovered(args.month))
         report = coverage_report(args.month, uncovered, load_price_table(args.price_table))
@@ -294,6 +304,13 @@ def parser() -> argparse.ArgumentParser:
         default="usage_meter/config/prices.json",
         help="price table for the estimated cost (relative to functions/)",
     )
+
+    stripe_cmd = commands.add_parser("stripe", help="Stripe sink: map customers; audited")
+    stripe_actions = stripe_cmd.add_subparsers(dest="action", required=True)
+    mapping = stripe_actions.add_parser("map", help="bill a customer's usage to a Stripe customer")
+    mapping.add_argument("--customer", required=True)
+    mapping.add_argument("--stripe-customer", required=True, metavar="STRIPE_CUSTOMER_ID")
+    mapping.add_argument("--reason", required=True)
 
     audit = commands.add_parser("audit", help="the audit trail for a month")
     audit.add_argument("--month")
