@@ -72,6 +72,17 @@ def _reconciled(result: Any, logs: str) -> None:
     assert (report["checked"], report["recovered"], report["failed"]) == (5, 5, 0)
 
 
+def _stripe_refused_unmapped(result: Any, logs: str) -> None:
+    # The local stack maps no Stripe customer: the row waits in the Stripe DLQ with its reason.
+    assert result == {"batchItemFailures": []}
+    refusals = [
+        line.get("reason")
+        for line in map(_json_or_none, logs.splitlines())
+        if line and line.get("message") == "stripe sink refused"
+    ]
+    assert refusals == ["stripe_customer_unmapped"], logs
+
+
 # What each event file must lead to. A new file in events/ needs an entry here.
 EXPECTED: dict[str, Callable[[Any, str], None]] = {
     "webhook_completed.json": _http(200, status="accepted"),
@@ -85,6 +96,7 @@ EXPECTED: dict[str, Callable[[Any, str], None]] = {
     "monthly_export.json": _fields(month="2026-11", status="published", row_count=0),
     "orphan_sessions.json": _fields(found=0),
     "reconciliation.json": _reconciled,
+    "stripe_sink.json": _stripe_refused_unmapped,
 }
 
 
@@ -100,7 +112,10 @@ def _function_for(name: str, event: dict[str, Any]) -> str:
         return http_routes(TEMPLATE)[(method, path)]
     if "Records" in event:
         assert {r.get("eventSource") for r in event["Records"]} == {"aws:sqs"}
-        (function,) = sqs_subscriptions(TEMPLATE)
+        (queue,) = {r["eventSourceARN"].rsplit("-", 1)[-1] for r in event["Records"]}
+        (function,) = [
+            f for f, p in sqs_subscriptions(TEMPLATE).items() if p["QueueLogicalId"] == queue
+        ]
         return function
     (function,) = [f for f in FUNCTIONS if name.startswith(_snake(f))]
     return function

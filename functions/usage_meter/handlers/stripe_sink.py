@@ -24,7 +24,7 @@ from usage_meter.adapters.secrets import CachedSecret, api_key_from_secret
 from usage_meter.adapters.stripe_meter import DynamoSinkStore, StripeMeterEvents
 from usage_meter.adapters.usage_table import record_from_item
 from usage_meter.logic.errors import TransientFailure
-from usage_meter.logic.stripe_sink import SinkRefused, deliver
+from usage_meter.logic.stripe_sink import MeterEvent, SinkRefused, deliver
 from usage_meter.settings import StripeSinkSettings, stripe_sink_settings
 
 SETTINGS = StripeSinkSettings
@@ -46,6 +46,22 @@ def _dependencies() -> tuple[DynamoSinkStore, CachedSecret, SqsDeadLetterQueue]:
     )
 
 
+class _LazyMeter:
+    """The Stripe client, built (and its key read) only when an event must be sent: a batch of
+    refusals or already-sent rows never needs the secret."""
+
+    def __init__(self, secret: CachedSecret, base_url: str | None) -> None:
+        self._secret = secret
+        self._base_url = base_url
+        self._meter: StripeMeterEvents | None = None
+
+    def send(self, event: MeterEvent) -> None:
+        if self._meter is None:
+            api_key = api_key_from_secret(self._secret.value())
+            self._meter = StripeMeterEvents(api_key, self._base_url)
+        self._meter.send(event)
+
+
 def _ledger_row(body: str) -> Any:
     """The ledger row in a stream record (as the pipe forwards it: ``dynamodb.NewImage``)."""
     image = json.loads(body)["dynamodb"]["NewImage"]
@@ -57,7 +73,7 @@ def _ledger_row(body: str) -> Any:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = stripe_sink_settings()
     store, secret, dead_letters = _dependencies()
-    meter = StripeMeterEvents(api_key_from_secret(secret.value()), settings.api_base_override)
+    meter = _LazyMeter(secret, settings.api_base_override)
     failures: list[dict[str, str]] = []
     for message in event.get("Records", []):
         body = message["body"]
