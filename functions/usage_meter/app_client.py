@@ -12,7 +12,10 @@ Streaming: report each session's begin and termination, signed, with retries::
 
     reporter = UsageReporter("https://<api>", report_signing_secret)
     client = StreamingClient(StreamingClientOptions(api_key=...))
-    reporter.attach(client, customer_id="acme-corp", model="universal-streaming-english")
+    params = StreamingParameters(sample_rate=16000, keyterms_prompt=["AcmeCloud"])
+    reporter.attach(client, customer_id="acme-corp", model="universal-streaming-english",
+                    params=params)          # add-ons read from params (keyterms_prompt here)
+    client.connect(params)
 
 or, for apps that read AssemblyAI's raw ``Begin``/``Termination`` JSON themselves::
 
@@ -111,6 +114,47 @@ def _iso(moment: datetime | None) -> str:
     return (moment or datetime.now(UTC)).astimezone(UTC).isoformat()
 
 
+def _expiry(value: Any) -> str | None:
+    """A Begin's ``expires_at`` as ISO 8601 UTC: unix seconds on the wire, a datetime in the SDK
+    (naive datetimes are UTC). None when absent or unreadable (the report is still sent)."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC).isoformat()
+    if isinstance(value, str) and value:
+        try:
+            return _expiry(datetime.fromisoformat(value))
+        except ValueError:
+            return None
+    return None
+
+
+# Streaming parameters that AssemblyAI bills as add-ons, as the price table names them. Sources:
+# docs "Keyterms prompting for Universal-Streaming" ($0.04/hour); "Streaming Diarization"
+# (``speaker_labels``); the Medical Mode / PII options exist on streaming too (SDK 1.8.2
+# ``StreamingParameters.domain`` / ``redact_pii``) and are reported so the price table decides.
+STREAMING_BOOLEAN_ADD_ONS = ("speaker_labels", "redact_pii")
+
+
+def streaming_add_ons(params: Any) -> tuple[str, ...]:
+    """The billable add-ons of an assemblyai ``StreamingParameters`` (or a dict of them):
+    ``keyterms_prompt`` when the list is not empty, ``speaker_labels`` / ``redact_pii`` when
+    true, ``domain:<value>`` when a domain is set. Sorted, without duplicates."""
+    if params is None:
+        return ()
+
+    def read(name: str) -> Any:
+        return params.get(name) if isinstance(params, dict) else getattr(params, name, None)
+
+    found = [name for name in STREAMING_BOOLEAN_ADD_ONS if read(name) is True]
+    if read("keyterms_prompt"):
+        found.append("keyterms_prompt")
+    domain = read("domain")
+    if domain:
+        found.append(f"domain:{getattr(domain, 'value', domain)}")
+    return tuple(sorted(set(found)))
+
+
 @dataclass
 class UsageReporter:
     """Signs and sends streaming session reports, retrying transient failures with backoff."""
@@ -159,18 +203,28 @@ class UsageReporter:
         began_at: datetime | None = None,
         project: str = "default",
         dimensions: dict[str, str] | None = None,
+        add_ons: tuple[str, ...] | list[str] = (),
+        expires_at: Any = None,
+        max_session_duration_seconds: int | None = None,
     ) -> dict[str, Any]:
-        return self._post(
-            BEGIN_PATH,
-            {
-                "session_id": session_id,
-                "customer_id": customer_id,
-                "project": project,
-                "dimensions": dimensions or {},
-                "model": model,
-                "began_at": _iso(began_at),
-            },
-        )
+        """``expires_at``: the Begin's (unix seconds or datetime); ``max_session_duration_seconds``:
+        the cap of the temporary token the session was opened with. Either bounds the estimate
+        billed if the session's termination is never reported."""
+        document: dict[str, Any] = {
+            "session_id": session_id,
+            "customer_id": customer_id,
+            "project": project,
+            "dimensions": dimensions or {},
+            "model": model,
+            "began_at": _iso(began_at),
+            "add_ons": sorted(set(add_ons)),
+        }
+        expiry = _expiry(expires_at)
+        if expiry:
+            document["expires_at"] = expiry
+        if max_session_duration_seconds is not None:
+            document["max_session_duration_seconds"] = max_session_duration_seconds
+        return self._post(BEGIN_PATH, document)
 
     def report_termination(
         self,
@@ -183,6 +237,7 @@ class UsageReporter:
         model: str | None = None,
         project: str = "default",
         dimensions: dict[str, str] | None = None,
+        add_ons: tuple[str, ...] | list[str] = (),
     ) -> dict[str, Any]:
         document: dict[str, Any] = {
             "session_id": session_id,
@@ -192,6 +247,7 @@ class UsageReporter:
             "ended_at": _iso(ended_at),
             "session_duration_seconds": str(session_duration_seconds),
             "audio_duration_seconds": str(audio_duration_seconds),
+            "add_ons": sorted(set(add_ons)),
         }
         if model:
             document["model"] = model
@@ -206,10 +262,13 @@ class UsageReporter:
         session_id: str | None = None,
         project: str = "default",
         dimensions: dict[str, str] | None = None,
+        add_ons: tuple[str, ...] | list[str] = (),
+        max_session_duration_seconds: int | None = None,
     ) -> str | None:
         """Report AssemblyAI's raw ``Begin`` or ``Termination`` JSON. A Termination carries no
-        session id: pass the one returned for its Begin. Returns the session id (None for other
-        message types, which are ignored)."""
+        session id: pass the one returned for its Begin. ``add_ons``: the session's billable
+        options (``streaming_add_ons(params)``). A Begin's ``expires_at`` is sent along. Returns
+        the session id (None for other message types, which are ignored)."""
         data = json.loads(message) if isinstance(message, str) else message
         kind = data.get("type")
         if kind == "Begin":
@@ -219,6 +278,9 @@ class UsageReporter:
                 model=model,
                 project=project,
                 dimensions=dimensions,
+                add_ons=add_ons,
+                expires_at=data.get("expires_at"),
+                max_session_duration_seconds=max_session_duration_seconds,
             )
             return str(data["id"])
         if kind == "Termination":
@@ -233,6 +295,7 @@ class UsageReporter:
                 model=model,
                 project=project,
                 dimensions=dimensions,
+                add_ons=add_ons,
                 session_duration_seconds=session_seconds,
                 audio_duration_seconds=audio_seconds,
             )
@@ -247,12 +310,21 @@ class UsageReporter:
         model: str,
         project: str = "default",
         dimensions: dict[str, str] | None = None,
+        params: Any = None,
+        add_ons: tuple[str, ...] | list[str] = (),
+        max_session_duration_seconds: int | None = None,
     ) -> None:
         """Report the Begin and Termination of every session of an assemblyai ``StreamingClient``.
 
-        The SDK swallows exceptions raised in event handlers, so failures (after retries) are
-        logged and kept in ``self.failures`` for the application to inspect or alert on."""
+        ``params``: the ``StreamingParameters`` passed to ``client.connect`` (the SDK does not
+        keep them): its billable add-ons are reported (``streaming_add_ons``), with any given in
+        ``add_ons``. ``max_session_duration_seconds``: the cap of the temporary token, if any;
+        the Begin's ``expires_at`` is sent either way. The SDK swallows exceptions raised in
+        event handlers, so failures (after retries) are logged and kept in ``self.failures``
+        for the application to inspect or alert on."""
         from assemblyai.streaming.v3 import StreamingEvents
+
+        billed = tuple(sorted({*streaming_add_ons(params), *add_ons}))
 
         state: dict[str, str] = {}
         lock = threading.Lock()
@@ -267,6 +339,9 @@ class UsageReporter:
                 model=model,
                 project=project,
                 dimensions=dimensions,
+                add_ons=billed,
+                expires_at=getattr(event, "expires_at", None),
+                max_session_duration_seconds=max_session_duration_seconds,
             )
 
         def on_termination(_client: Any, event: Any) -> None:
@@ -289,6 +364,7 @@ class UsageReporter:
                 model=model,
                 project=project,
                 dimensions=dimensions,
+                add_ons=billed,
                 session_duration_seconds=session_seconds,
                 audio_duration_seconds=audio_seconds,
             )

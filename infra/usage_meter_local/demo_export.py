@@ -12,10 +12,20 @@ from typing import Any, TextIO
 
 from usage_meter.adapters.export_store import S3ExportStore
 from usage_meter.logic.monthly_export import CSV_NAME, MANIFEST_NAME
-from usage_meter_local.report import Recorded
+from usage_meter_local.report import Recorded, table
 from usage_meter_local.stack import LocalStack
 
 EXPORT_FUNCTION = "MonthlyExportFunction"
+# (customer, product, model, estimated, fragment of add_on_seconds/add_on_prices/unpriced) the
+# export must show: one add-on priced by model, a Speech Understanding task, estimated sessions.
+EXPECTED_PRICING = (
+    ("acme-corp", "async", "universal-2", "false", "keyterms_prompt=0;"),
+    ("acme-corp", "async", "universal-3-pro", "false", "keyterms_prompt=0.05;"),
+    ("acme-corp", "streaming", "universal-streaming-english", "false", "keyterms_prompt=0.04"),
+    ("globex", "async", "universal-2", "false", "speech_understanding:translation=1260.25"),
+    ("initech-gmbh", "streaming", "u3-rt-pro", "true", ""),
+    ("hooli", "streaming", "universal-streaming-english", "true", ""),
+)
 
 
 def _store(stack: LocalStack) -> tuple[S3ExportStore, str]:
@@ -41,6 +51,42 @@ def _exported_by_customer(csv_text: str) -> dict[str, Decimal]:
     return totals
 
 
+def _priced_table(csv_text: str) -> str:
+    """The export's rows as finance reads them: what each add-on cost on that row's model, which
+    rows are estimates, and why a row has no cost."""
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    return table(
+        "How each row was priced (add-on prices per hour on the row's model; estimated = not "
+        "measured)",
+        ["customer", "product", "model", "estimated", "add-on prices", "cost", "unpriced"],
+        [
+            [
+                r["customer_id"],
+                r["product"],
+                r["model"],
+                "yes" if r["estimated"] == "true" else "-",
+                r["add_on_prices"] or "-",
+                r["cost"] or "-",
+                r["unpriced"] or "-",
+            ]
+            for r in rows
+        ],
+    )
+
+
+def _unmet_pricing(csv_text: str) -> list[str]:
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    return [
+        f"export: no row {expected}"
+        for expected in EXPECTED_PRICING
+        if not any(
+            (r["customer_id"], r["product"], r["model"], r["estimated"]) == expected[:4]
+            and expected[4] in f"{r['add_on_seconds']} {r['add_on_prices']};"
+            for r in rows
+        )
+    ]
+
+
 def run_export(stack: LocalStack, recorded: Recorded, out: TextIO) -> list[str]:
     """Export each recorded month, print its CSV and manifest summary; return unmet expectations."""
     failures: list[str] = []
@@ -61,6 +107,7 @@ def run_export(stack: LocalStack, recorded: Recorded, out: TextIO) -> list[str]:
             f"  s3://{bucket}/{store.key(month, version, CSV_NAME)}\n\n"
         )
         out.writelines(f"  {line}\n" for line in csv_text.splitlines())
+        out.write("\n" + _priced_table(csv_text))
         out.write(f"\n  manifest totals: {json.dumps(manifest.get('totals'), sort_keys=True)}\n")
         if manifest.get("unpriced"):
             out.write(f"  unpriced (cost left empty, never guessed): {len(manifest['unpriced'])}\n")
@@ -69,6 +116,7 @@ def run_export(stack: LocalStack, recorded: Recorded, out: TextIO) -> list[str]:
             f"  run again with no new data: {(again.result or {}).get('status')} "
             "(nothing new written)\n\n"
         )
+        failures += _unmet_pricing(csv_text)
         billed, exported = _billed_by_customer(recorded, month), _exported_by_customer(csv_text)
         if billed != exported:
             failures.append(f"export of {month}: ledger {billed} != export {exported}")

@@ -3,8 +3,11 @@ real HTTP with the app-side helper (``usage_meter.app_client.UsageReporter``), s
 local report-signing secret; then the scheduled orphan sweep bills a session that never ended.
 
 One session goes through the SDK's own ``StreamingClient`` event dispatch with the SDK's
-``BeginEvent`` / ``TerminationEvent`` objects (what the app sees when AssemblyAI sends them), one
-through the raw ``Begin`` / ``Termination`` JSON, and the rest through the helper's plain calls.
+``BeginEvent`` / ``TerminationEvent`` objects (what the app sees when AssemblyAI sends them), with
+keyterms prompting read from its ``StreamingParameters`` (a priced streaming add-on), one through
+the raw ``Begin`` / ``Termination`` JSON, and the rest through the helper's plain calls. Two
+sessions are never terminated: one is billed at AssemblyAI's 3-hour limit, one at the 600 s cap
+its temporary token set; both marked estimated.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ SDK_SESSION = "5f1d3c2b-7a6e-4d21-9b0c-1e2f3a4b5c01"
 RAW_SESSION = "5f1d3c2b-7a6e-4d21-9b0c-1e2f3a4b5c02"
 ORPHAN_SESSION = "5f1d3c2b-7a6e-4d21-9b0c-1e2f3a4b5c03"
 LONG_SESSION = "5f1d3c2b-7a6e-4d21-9b0c-1e2f3a4b5c04"
+CAPPED_SESSION = "5f1d3c2b-7a6e-4d21-9b0c-1e2f3a4b5c05"
+CAPPED_SECONDS = 600
 SDK_MODEL = "universal-streaming-english"
 RAW_MODEL = "u3-rt-pro"
 
@@ -40,6 +45,7 @@ EXPECTED_LEDGER = (
     LedgerFacts(
         ORPHAN_SESSION, "initech-gmbh", "default", "billable", SESSION_LIMIT_SECONDS, RAW_MODEL
     ),
+    LedgerFacts(CAPPED_SESSION, "hooli", "default", "billable", Decimal(CAPPED_SECONDS), SDK_MODEL),
 )
 EXPECTED_QUARANTINE = ((RAW_SESSION, "session_conflict"),)
 
@@ -65,11 +71,15 @@ def _through_the_sdk(reporter: UsageReporter) -> tuple[int, str]:
         BeginEvent,
         StreamingClient,
         StreamingClientOptions,
+        StreamingParameters,
         TerminationEvent,
     )
 
     client = StreamingClient(StreamingClientOptions(api_key="local-demo-not-used"))
-    reporter.attach(client, customer_id="acme-corp", model=SDK_MODEL, dimensions={"plan": "pro"})
+    params = StreamingParameters(sample_rate=16000, keyterms_prompt=["AcmeCloud", "Zephyr plan"])
+    reporter.attach(
+        client, customer_id="acme-corp", model=SDK_MODEL, dimensions={"plan": "pro"}, params=params
+    )
     begin = BeginEvent(id=SDK_SESSION, expires_at=datetime.now(UTC) + timedelta(hours=3))
     client._handle_message(begin)  # what the SDK does with AssemblyAI's Begin message
     client._handle_message(
@@ -82,7 +92,8 @@ def _through_the_sdk(reporter: UsageReporter) -> tuple[int, str]:
 
 def _raw_messages(reporter: UsageReporter) -> tuple[int, str]:
     """An app that reads AssemblyAI's JSON messages itself."""
-    begin = {"type": "Begin", "id": RAW_SESSION, "expires_at": 1795000000}
+    expires_at = int((datetime.now(UTC) + timedelta(hours=3)).timestamp())
+    begin = {"type": "Begin", "id": RAW_SESSION, "expires_at": expires_at}
     session = reporter.report_message(begin, customer_id="globex", model=RAW_MODEL)
     termination = {
         "type": "Termination",
@@ -117,6 +128,21 @@ def _orphan_begin(reporter: UsageReporter) -> tuple[int, str]:
     )
 
 
+def _capped_begin(reporter: UsageReporter) -> tuple[int, str]:
+    """A session opened with a temporary token capped at 600 s (``max_session_duration_seconds``):
+    its Begin's ``expires_at`` is 600 s after it began."""
+    began = datetime.now(UTC) - timedelta(hours=3, minutes=20)
+    return _answer(
+        lambda: reporter.report_begin(
+            session_id=CAPPED_SESSION,
+            customer_id="hooli",
+            model=SDK_MODEL,
+            began_at=began,
+            expires_at=int((began + timedelta(seconds=CAPPED_SECONDS)).timestamp()),
+        )
+    )
+
+
 STEPS = (
     Step(
         "acme-corp: SDK StreamingClient Begin + Termination events",
@@ -138,6 +164,12 @@ STEPS = (
         _termination(RAW_SESSION, "globex", 95, 90),
     ),
     Step("initech-gmbh: began 3 h 5 min ago, never terminated", 200, "recorded", _orphan_begin),
+    Step(
+        "hooli: token capped at 600 s, began 3 h 20 min ago, never terminated",
+        200,
+        "recorded",
+        _capped_begin,
+    ),
     Step(
         "umbrella: session longer than AssemblyAI's 3 h limit",
         400,
@@ -183,7 +215,7 @@ def run_streaming(stack: LocalStack, out: TextIO) -> list[str]:
         for s, a in zip(steps, answers, strict=True)
         if a != (s.expect_status, s.expect)
     ]
-    expected_sweep = {"found": 1, "billed": 1}
+    expected_sweep = {"found": 2, "billed": 2}
     got = {k: (sweep.result or {}).get(k) for k in expected_sweep}
     if not sweep.ok or got != expected_sweep:
         failures.append(f"orphan sweep: expected {expected_sweep}, got {sweep.as_json()}")

@@ -16,6 +16,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from usage_meter.models.usage import canonical_decimal
 from usage_meter_local.stack import LocalStack
 
 SECONDS_PER_HOUR = Decimal(3600)
@@ -27,6 +28,7 @@ class CustomerMonth:
     month: str
     count: int
     billable_seconds: Decimal
+    estimated_seconds: Decimal
     models: tuple[str, ...]
     products: tuple[str, ...]
     projects: tuple[str, ...]
@@ -76,7 +78,15 @@ def usage_by_customer_month(aggregates: list[dict[str, Any]]) -> list[CustomerMo
             customer_id=customer,
             month=month,
             count=sum(int(i.get("usage_count", 0)) for i in items),
-            billable_seconds=sum((Decimal(i["billable_seconds"]) for i in items), Decimal(0)),
+            billable_seconds=canonical_decimal(
+                sum((Decimal(i["billable_seconds"]) for i in items), Decimal(0))
+            ),
+            estimated_seconds=canonical_decimal(
+                sum(
+                    (Decimal(i["billable_seconds"]) for i in items if i.get("estimated")),
+                    Decimal(0),
+                )
+            ),
             models=distinct(items, "model"),
             products=distinct(items, "product"),
             projects=distinct(items, "project"),
@@ -157,8 +167,10 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "-"
     if isinstance(value, Decimal):
-        return f"{value:f}"
+        return f"{canonical_decimal(value):f}"
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "-"
     if isinstance(value, list | tuple):
@@ -169,9 +181,27 @@ def _cell(value: Any) -> str:
 def render(recorded: Recorded) -> str:
     usage = table(
         "Usage recorded per customer and month (DynamoDB monthly aggregates)",
-        ["customer", "month", "count", "billable seconds", "hours", "products", "models"],
         [
-            [u.customer_id, u.month, u.count, u.billable_seconds, u.hours, u.products, u.models]
+            "customer",
+            "month",
+            "count",
+            "billable seconds",
+            "of which estimated",
+            "hours",
+            "products",
+            "models",
+        ],
+        [
+            [
+                u.customer_id,
+                u.month,
+                u.count,
+                u.billable_seconds,
+                u.estimated_seconds,
+                u.hours,
+                u.products,
+                u.models,
+            ]
             for u in recorded.usage
         ],
     )
@@ -186,6 +216,8 @@ def render(recorded: Recorded) -> str:
             "audio s",
             "ch",
             "model",
+            "add-ons",
+            "estimated",
             "project",
             "dimensions",
         ],
@@ -199,6 +231,8 @@ def render(recorded: Recorded) -> str:
                 r.get("audio_duration_seconds"),
                 r.get("audio_channels"),
                 r.get("model"),
+                r.get("features"),
+                bool(r.get("estimated")),
                 r.get("project"),
                 r.get("dimensions"),
             ]

@@ -92,6 +92,8 @@ SUBMISSIONS = (
             "audio_channels": 2,
             "speech_model_used": "universal-2",
             "sentiment_analysis": True,
+            # free on Universal-2, paid on Universal-3 Pro (the price table's per_model price)
+            "keyterms_prompt": ["AcmeCloud"],
         },
     ),
     Submission(
@@ -111,7 +113,16 @@ SUBMISSIONS = (
         LOST_ID,
         "globex",
         {"plan": "basic"},
-        {"audio_duration": 1260.25, "speech_model_used": "universal-2", "language_code": "fr"},
+        {
+            "audio_duration": 1260.25,
+            "speech_model_used": "universal-2",
+            "language_code": "fr",
+            # a Speech Understanding task, completed: recorded as an add-on of its own
+            "speech_understanding": {
+                "request": {"translation": {"target_languages": ["en"], "formal": True}},
+                "response": {"translation": {"status": "success"}},
+            },
+        },
     ),
 )
 

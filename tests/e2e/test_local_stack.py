@@ -174,7 +174,7 @@ def test_the_demo_scenario_over_http_records_exactly_the_expected_rows(
             "audio_channels": Decimal(2),
             "model": "universal-2",
             "language_code": "en_us",
-            "features": ["sentiment_analysis"],
+            "features": ["keyterms_prompt", "sentiment_analysis"],
             "dimensions": {"plan": "pro"},
             "error_message": None,
         },
@@ -355,8 +355,14 @@ def test_make_run_demo_exits_by_itself_with_its_expectations_met(tmp_path: Path)
         "Dead-letter queue",
         "Monthly billing export",
         "month,customer_id,product,project,model",
+        "How each row was priced",
         "All demo expectations met.",
     ):
         assert heading in result.stdout
-    assert ",globex,streaming,default,u3-rt-pro,,1,33," in result.stdout  # the exported CSV
+    assert ",globex,streaming,default,u3-rt-pro,,false,1,33," in result.stdout  # the CSV
+    # an add-on priced by model, a Speech Understanding task, estimated rows (issue 11)
+    assert "keyterms_prompt=0;sentiment_analysis=0.02" in result.stdout
+    assert "keyterms_prompt=0.05;speaker_labels=0.02" in result.stdout
+    assert "speech_understanding:translation=1260.25" in result.stdout
+    assert ",initech-gmbh,streaming,default,u3-rt-pro,,true,1,10800," in result.stdout
     assert (tmp_path / "UsageProcessorFunction.log").read_text()

@@ -88,6 +88,45 @@ def test_streaming_client_events_are_reported_and_billed(
     assert row["dimensions"] == {"plan": "pro"}
 
 
+def test_streaming_add_ons_and_the_session_cap_are_reported(
+    stack: Stack, api: tuple[str, list[int]]
+) -> None:
+    """The helper reads the session's billable add-ons from the SDK's ``StreamingParameters``
+    (keyterms prompting: docs "$0.04/hour"; ``speaker_labels``: streaming diarization) and sends
+    the Begin's ``expires_at`` and the token's cap (spec ``GET /v3/token``
+    ``max_session_duration_seconds``) with the begin: the ledger row carries the add-ons."""
+    from assemblyai.streaming.v3 import StreamingParameters
+
+    reporter = UsageReporter(api[0], REPORT_SECRET)
+    client = StreamingClient(StreamingClientOptions(api_key="not-used-offline"))
+    params = StreamingParameters(
+        sample_rate=16000, keyterms_prompt=["AcmeCloud"], speaker_labels=True
+    )
+    reporter.attach(
+        client,
+        customer_id="acme",
+        model="universal-streaming-english",
+        params=params,
+        max_session_duration_seconds=600,
+    )
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=600)
+
+    client._handle_message(BeginEvent(id=SESSION, expires_at=expires))
+    [session] = stack.items("session")
+    assert (session["add_ons"], session["max_session_duration_seconds"]) == (
+        ["keyterms_prompt", "speaker_labels"],
+        600,
+    )
+    assert datetime.fromisoformat(session["expires_at"]) == expires
+
+    client._handle_message(
+        TerminationEvent(audio_duration_seconds=300, session_duration_seconds=310)
+    )
+    assert reporter.failures == []
+    [row] = stack.items("ledger")
+    assert row["features"] == ["keyterms_prompt", "speaker_labels"]
+
+
 def test_raw_messages_for_apps_without_the_sdk(stack: Stack, api: tuple[str, list[int]]) -> None:
     reporter = UsageReporter(api[0], REPORT_SECRET)
     begin = json.dumps({"type": "Begin", "id": SESSION, "expires_at": 1795000000})

@@ -145,14 +145,20 @@ def test_export_writes_priced_rows_and_a_manifest(stack: Stack) -> None:
 
     manifest = json.loads(s3_object(stack, key("2026-11", 1, "manifest.json")))
     assert manifest["row_count"] == 2
+    # Rounded per row: 0.35 + 0.03 = 0.38; the exact sum 0.345 + 0.025 = 0.37 is kept beside it.
     assert manifest["totals"] == {
         "usage_count": 3,
         "billable_seconds": "6000",
         "cost": "0.38",
+        "cost_unrounded": "0.37",
         "priced_rows": 2,
         "unpriced_rows": 0,
+        "estimated_rows": 0,
+        "estimated_usage_count": 0,
+        "estimated_seconds": "0",
+        "estimated_cost": "0",
     }
-    assert manifest["price_table_version"] == "2026-11-01"
+    assert manifest["price_table_version"] == "2026-11-29"
     for name in ("usage.csv", "usage.jsonl"):
         data = s3_object(stack, key("2026-11", 1, name))
         assert manifest["files"][name] == {

@@ -172,6 +172,7 @@ def select(stack: Stack, table_name: str, month: str, *, now: datetime) -> list[
 
 # -- the scenario ---------------------------------------------------------------------------------
 NOW = datetime(2026, 12, 1, 6, tzinfo=UTC)
+KEY = ("customer_id", "product", "project", "model", "dimensions", "estimated")
 
 
 def _scenario(stack: Stack) -> None:
@@ -221,12 +222,12 @@ def test_glue_tables_read_the_files_an_export_writes(stack: Stack) -> None:
     for item in items:
         if item["status"] != "billable":
             continue
-        key = tuple(item[c] for c in ("customer_id", "product", "project", "model", "dimensions"))
+        key = tuple(item[c] for c in KEY)
         entry = grouped.setdefault(key, [0, Decimal(0)])
         entry[0] += 1
         entry[1] += item["billable_seconds"]
     assert grouped == {
-        tuple(r[c] for c in ("customer_id", "product", "project", "model", "dimensions")): [
+        tuple(r[c] for c in KEY): [
             r["usage_count"],
             r["billable_seconds"],
         ]

@@ -91,15 +91,19 @@ def session_key(session_id: str) -> dict[str, str]:
     return {"PK": f"SESSION#{session_id}", "SK": "BEGIN"}
 
 
+ESTIMATED_SUFFIX = "estimated"
+
+
 def aggregate_breakdown(record: UsageRecord) -> str:
-    return "#".join(
-        [
-            record.product,
-            _component(record.project),
-            _component(record.model),
-            dimensions_key(record.dimensions),
-        ]
-    )
+    """product#project#model#dimensions, plus ``#estimated`` for estimated usage, so an orphan
+    estimate is its own aggregate (and export row) and replacing it moves it to the measured one."""
+    parts = [
+        record.product,
+        _component(record.project),
+        _component(record.model),
+        dimensions_key(record.dimensions),
+    ]
+    return "#".join([*parts, ESTIMATED_SUFFIX] if record.estimated else parts)
 
 
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +137,7 @@ def aggregate_from_item(values: dict[str, Any]) -> UsageAggregate:
     addons = {
         k.removeprefix(ADDON_PREFIX): Decimal(v)
         for k, v in values.items()
-        if k.startswith(ADDON_PREFIX)
+        if k.startswith(ADDON_PREFIX) and Decimal(v) != 0  # 0: moved away by a replacement
     }
     fields = {k: v for k, v in values.items() if k in UsageAggregate.model_fields}
     return UsageAggregate.model_validate({**fields, "addon_seconds": addons})
@@ -187,10 +191,17 @@ class DynamoUsageLedger:
         )
 
     def _aggregate_update(
-        self, record: UsageRecord, now: datetime, count: int = 1, seconds: Decimal | None = None
+        self,
+        record: UsageRecord,
+        now: datetime,
+        count: int = 1,
+        seconds: Decimal | None = None,
+        addon_seconds: dict[str, Decimal] | None = None,
     ) -> Any:
-        """ADD ``count`` and ``seconds`` (default: the record's) to the record's aggregate."""
+        """ADD ``count``, ``seconds`` and ``addon_seconds`` (default: the record's) to the record's
+        aggregate."""
         seconds = record.billable_seconds if seconds is None else seconds
+        addon_seconds = record.addon_seconds() if addon_seconds is None else addon_seconds
         breakdown = aggregate_breakdown(record)
         attributes = {
             "entity": "aggregate",
@@ -200,6 +211,7 @@ class DynamoUsageLedger:
             "project": record.project,
             "model": record.model,
             "dimensions": record.dimensions,
+            "estimated": record.estimated,
             "GSI1PK": f"MONTH#{record.month}",
             "GSI1SK": f"CUSTOMER#{record.customer_id}#{breakdown}",
             "updated_at": now.isoformat(),
@@ -207,10 +219,11 @@ class DynamoUsageLedger:
         names = {f"#a{i}": name for i, name in enumerate(attributes)}
         values = {f":a{i}": value for i, value in enumerate(attributes.values())}
         assignments = ", ".join(f"#a{i} = :a{i}" for i in range(len(attributes)))
-        # Seconds per priced add-on (e.g. "addon:speaker_labels"), so the export can price them.
-        addons = {f"#f{i}": f"{ADDON_PREFIX}{f}" for i, f in enumerate(record.features)}
+        # Seconds per add-on (e.g. "addon:speaker_labels"), so the export can price them.
+        addons = {f"#f{i}": f"{ADDON_PREFIX}{f}" for i, f in enumerate(addon_seconds)}
         names.update(addons)
-        additions = "".join(f", {name} :seconds" for name in addons)
+        values.update({f":f{i}": value for i, value in enumerate(addon_seconds.values())})
+        additions = "".join(f", #f{i} :f{i}" for i in range(len(addons)))
         return {
             "TableName": self._table,
             "Key": _to_item(
@@ -255,7 +268,11 @@ class DynamoUsageLedger:
             raise _transient("record session begin", exc) from exc
         existing = self.get_begin(begin.session_id)
         if existing is None:  # the termination came first and left a stub: fill it in, closed
-            stub = {k: v for k, v in values.items() if k not in ("GSI1PK", "GSI1SK", "PK", "SK")}
+            stub = {
+                k: v
+                for k, v in values.items()
+                if k not in ("GSI1PK", "GSI1SK", "PK", "SK") and v is not None
+            }
             names = {f"#a{i}": k for i, k in enumerate(stub)}
             self._client.update_item(
                 TableName=self._table,
@@ -344,13 +361,21 @@ class DynamoUsageLedger:
         if same_aggregate and existing.status is billable and replacement.status is billable:
             # One item may appear once per transaction: a single ADD of the difference.
             delta = replacement.billable_seconds - existing.billable_seconds
-            items.append({"Update": self._aggregate_update(replacement, now, 0, delta)})
+            before, after = existing.addon_seconds(), replacement.addon_seconds()
+            addon_delta = {
+                name: after.get(name, Decimal(0)) - before.get(name, Decimal(0))
+                for name in sorted(before.keys() | after.keys())
+            }
+            items.append(
+                {"Update": self._aggregate_update(replacement, now, 0, delta, addon_delta)}
+            )
         else:
             if existing.status is billable:
+                negated = {name: -value for name, value in existing.addon_seconds().items()}
                 items.append(
                     {
                         "Update": self._aggregate_update(
-                            existing, now, -1, -existing.billable_seconds
+                            existing, now, -1, -existing.billable_seconds, negated
                         )
                     }
                 )

@@ -1,7 +1,10 @@
 """Rendering billing rows as files: RFC 4180 CSV for finance, JSON Lines for machines.
 
 Both are deterministic (sorted rows, fixed column order, exact decimals as plain strings, no
-timestamps), so the same data always gives byte-identical files. Text cells that a spreadsheet
+timestamps), so the same data always gives byte-identical files. In the CSV an empty cell is a
+missing value and booleans are ``true``/``false``; in the JSON Lines counts are numbers, booleans
+are booleans, decimals are strings and a missing value (no cost, no price, no add-ons, no unpriced
+reason, no price version) is ``null`` (``NULLABLE_TEXT``). Text cells that a spreadsheet
 would treat as a formula (leading ``=``, ``+``, ``-``, ``@``, tab or carriage return) are prefixed
 with an apostrophe in the CSV; the JSON Lines copy keeps the raw values.
 """
@@ -18,13 +21,28 @@ from usage_meter.models.billing import ExportRow
 
 COLUMNS = tuple(ExportRow.model_fields)
 TEXT_COLUMNS = frozenset(
-    {"customer_id", "project", "model", "dimensions", "add_on_seconds", "unpriced", "price_version"}
+    {
+        "customer_id",
+        "project",
+        "model",
+        "dimensions",
+        "add_on_seconds",
+        "add_on_prices",
+        "unpriced",
+        "price_version",
+    }
+)
+# Text columns whose empty value means "none": null in the JSON Lines and the usage API.
+NULLABLE_TEXT = frozenset(
+    {"add_on_seconds", "add_on_prices", "currency", "price_version", "unpriced"}
 )
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def row_sort_key(row: ExportRow) -> tuple[str, ...]:
-    return (row.customer_id, row.product, row.project, row.model, row.dimensions)
+    """A row's identity: measured and estimated usage of one breakdown are two rows."""
+    estimated = "estimated" if row.estimated else ""
+    return (row.customer_id, row.product, row.project, row.model, row.dimensions, estimated)
 
 
 def guard_formula(value: str) -> str:
@@ -34,6 +52,8 @@ def guard_formula(value: str) -> str:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, Decimal):
         return f"{value:f}"
     return str(value)
@@ -53,11 +73,14 @@ def render_csv(rows: list[ExportRow]) -> bytes:
 
 
 def row_document(row: ExportRow) -> dict[str, Any]:
-    """A row as JSON: counts as numbers, decimals as exact strings, missing values as null."""
+    """A row as JSON: counts as numbers, booleans as booleans, decimals as exact strings,
+    missing values as null."""
     document: dict[str, Any] = {}
     for column, value in row.model_dump().items():
-        if value is None or isinstance(value, int):
+        if value is None or isinstance(value, int):  # bool is an int
             document[column] = value
+        elif column in NULLABLE_TEXT and value == "":
+            document[column] = None
         else:
             document[column] = _cell(value)
     return document

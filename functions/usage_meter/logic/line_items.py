@@ -6,7 +6,7 @@ row at a time, so memory stays bounded by one ledger page whatever the month's s
 spools the file to disk (``SpooledTemporaryFile``) and uploads it from there.
 
 While writing, the billable rows are summed per summary-row key (customer x product x project x
-model x dimensions): usage count, seconds and seconds per add-on. ``check_line_items_match``
+model x dimensions x estimated): usage count, seconds and seconds per add-on. ``check_line_items_match``
 compares those sums with the aggregates the summary rows are priced from; any difference means
 the files would not explain each other, and the export refuses to publish (``LedgerMismatch``).
 
@@ -41,7 +41,7 @@ UNIT_SECONDS = "second"
 COMPRESS_LEVEL = 6
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
-RowKey = tuple[str, str, str, str, str]
+RowKey = tuple[str, str, str, str, str, bool]
 
 
 class LineItemsMismatch(Exception):
@@ -89,9 +89,15 @@ def _encoded(items: tuple[tuple[str, str], ...]) -> str:
 
 
 def row_key(
-    customer_id: str, product: str, project: str, model: str, dimensions: dict[str, str]
+    customer_id: str,
+    product: str,
+    project: str,
+    model: str,
+    dimensions: dict[str, str],
+    estimated: bool,
 ) -> RowKey:
-    return (customer_id, product, project, model, dimensions_text(dimensions))
+    """The summary row a ledger row belongs to (estimated usage has rows of its own)."""
+    return (customer_id, product, project, model, dimensions_text(dimensions), estimated)
 
 
 def hive_timestamp(record: UsageRecord) -> str:
@@ -158,7 +164,14 @@ def _count(summary: LineItemsSummary, record: UsageRecord, dimensions: str) -> N
     summary.billable_rows += 1
     summary.estimated_rows += int(record.estimated)
     summary.billable_seconds += record.billable_seconds
-    key = (record.customer_id, record.product, record.project, record.model, dimensions)
+    key = (
+        record.customer_id,
+        record.product,
+        record.project,
+        record.model,
+        dimensions,
+        record.estimated,
+    )
     totals = summary.by_row.setdefault(key, RowTotals())
     totals.usage_count += 1
     totals.billable_seconds += record.billable_seconds
@@ -174,7 +187,7 @@ def check_line_items_match(
     """Every summary row equals the sum of its line items (count, seconds, add-on seconds), and
     no billable line item lacks a summary row. Raises LineItemsMismatch naming the rows."""
     expected = {
-        row_key(a.customer_id, a.product, a.project, a.model, a.dimensions): _normal(
+        row_key(a.customer_id, a.product, a.project, a.model, a.dimensions, a.estimated): _normal(
             RowTotals(a.usage_count, a.billable_seconds, dict(a.addon_seconds))
         )
         for a in aggregates
@@ -182,7 +195,7 @@ def check_line_items_match(
     found = {key: _normal(totals) for key, totals in summary.by_row.items()}
     nothing = _normal(RowTotals())
     problems = [
-        f"{'/'.join(key)}: summary {_describe(expected.get(key, nothing))}, "
+        f"{'/'.join(map(str, key))}: summary {_describe(expected.get(key, nothing))}, "
         f"line items {_describe(found.get(key, nothing))}"
         for key in sorted(expected.keys() | found.keys())
         if expected.get(key, nothing) != found.get(key, nothing)

@@ -35,7 +35,7 @@ from usage_meter.logic.ports import UsageMetrics
 from usage_meter.logic.pricing import price_aggregate
 from usage_meter.models.billing import ExportRow, PriceTable, PriceVersion, UsageAggregate
 from usage_meter.models.coverage import UncoveredTranscript
-from usage_meter.models.usage import UsageRecord
+from usage_meter.models.usage import UsageRecord, canonical_decimal
 
 MANIFEST_SCHEMA_VERSION = 2
 # The Glue tables project versions 1..MAX_VERSION (template.yaml, projection.version.range); a
@@ -169,14 +169,34 @@ class VersionLimitReached(Exception):
     """A month has been exported MAX_VERSION times; Athena would not see another version."""
 
 
+ROUNDING = (
+    "cost = exact(seconds x model price/hour / 3600 + add-on seconds x add-on price/hour / 3600),"
+    " half-up to 0.01 once per row; totals are sums of rounded rows; cost_unrounded keeps the"
+    " exact amounts"
+)
+
+
+def _sum(values: list[Decimal]) -> str:
+    return f"{canonical_decimal(sum(values, Decimal(0))):f}"
+
+
 def totals(rows: list[ExportRow]) -> dict[str, Any]:
-    priced = [r.cost for r in rows if r.cost is not None]
+    """Totals of the rows: ``cost`` is the sum of the rounded row costs (what the invoice lines
+    add up to), ``cost_unrounded`` the exact sum; ``estimated_*`` the part that is an estimate
+    (orphaned streaming sessions billed at their bound), already included in the totals."""
+    priced = [r for r in rows if r.cost is not None]
+    estimated = [r for r in rows if r.estimated]
     return {
         "usage_count": sum(r.usage_count for r in rows),
-        "billable_seconds": f"{sum((r.billable_seconds for r in rows), Decimal(0)):f}",
-        "cost": f"{sum(priced, Decimal(0)):f}",
+        "billable_seconds": _sum([r.billable_seconds for r in rows]),
+        "cost": f"{sum((r.cost for r in priced if r.cost is not None), Decimal(0)):f}",
+        "cost_unrounded": _sum([r.cost_unrounded for r in priced if r.cost_unrounded is not None]),
         "priced_rows": len(priced),
         "unpriced_rows": len(rows) - len(priced),
+        "estimated_rows": len(estimated),
+        "estimated_usage_count": sum(r.usage_count for r in estimated),
+        "estimated_seconds": _sum([r.billable_seconds for r in estimated]),
+        "estimated_cost": f"{sum((r.cost for r in estimated if r.cost is not None), Decimal(0)):f}",
     }
 
 
@@ -184,7 +204,10 @@ def _changes(rows: list[ExportRow], previous_jsonl: bytes | None) -> dict[str, A
     if previous_jsonl is None:
         return None
     before = {
-        tuple(d[k] for k in ("customer_id", "product", "project", "model", "dimensions")): d
+        (
+            *(d[k] for k in ("customer_id", "product", "project", "model", "dimensions")),
+            "estimated" if d.get("estimated") else "",
+        ): d
         for d in (json.loads(line) for line in previous_jsonl.decode().splitlines() if line)
     }
     after = {row_sort_key(r): row_document(r) for r in rows}
@@ -196,7 +219,7 @@ def _changes(rows: list[ExportRow], previous_jsonl: bytes | None) -> dict[str, A
         "rows_changed": sum(1 for k in after.keys() & before.keys() if after[k] != before[k]),
         "usage_count_delta": sum(r.usage_count for r in rows)
         - sum(d["usage_count"] for d in before.values()),
-        "billable_seconds_delta": f"{seconds_after - seconds_before:f}",
+        "billable_seconds_delta": f"{canonical_decimal(seconds_after - seconds_before):f}",
     }
 
 
@@ -282,7 +305,7 @@ def _publish(
         "totals": totals(rows),
         "currency": price_version.currency if price_version else None,
         "price_table_version": price_version.version if price_version else None,
-        "rounding": "cost = exact(seconds x price/hour / 3600 + add-ons), half-up to 0.01 per row",
+        "rounding": ROUNDING,
         "files": digests,
         "line_items": line_items.manifest_entry(),
         "coverage": coverage,
@@ -292,6 +315,7 @@ def _publish(
                 "product": r.product,
                 "project": r.project,
                 "model": r.model,
+                "estimated": r.estimated,
                 "reason": r.unpriced,
             }
             for r in rows

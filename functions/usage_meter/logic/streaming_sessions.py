@@ -2,13 +2,16 @@
 
 AssemblyAI bills a streaming session on ``session_duration_seconds`` (the whole time the socket is
 open), reported in a ``Termination`` message only the application sees; a session never closed is
-closed by AssemblyAI after 3 hours and billed 3 hours. The application reports both ends to us.
+closed by AssemblyAI after 3 hours (or earlier, at the cap its temporary token set) and billed
+until then. The application reports both ends to us, with the session's billable add-ons.
 
 - A termination is billed once (ledger key: the session id) with the same one-transaction ledger +
   aggregate write as transcripts; duplicates are no-ops; different numbers are a conflict.
-- A begin with no termination after the limit is an orphan: billed at the limit (marked
-  ``estimated``) or only flagged, per configuration. A real termination arriving later replaces the
-  estimate in one transaction, so the record ends as the real figure, never both.
+- A begin with no termination after the 3-hour limit is an orphan: billed at its own bound (3 h,
+  or the token's ``max_session_duration_seconds`` / the Begin's ``expires_at`` when sooner),
+  marked ``estimated``, with the begin's add-ons; or only flagged, per configuration. A real
+  termination arriving later replaces the estimate in one transaction, so the record ends as the
+  real figure, never both.
 """
 
 from __future__ import annotations
@@ -115,6 +118,7 @@ def termination_record(term: SessionTermination, begin: SessionBegin | None) -> 
         audio_duration_seconds=term.audio_duration_seconds,
         model=term.model or (begin.model if begin else UNKNOWN_MODEL),
         dimensions=term.dimensions or (begin.dimensions if begin else {}),
+        features=term.add_ons or (begin.add_ons if begin else ()),
         occurred_at=term.ended_at,
         origin="streaming_report",
     )
@@ -172,7 +176,9 @@ def settle_orphans(
     limit_seconds: Decimal = SESSION_LIMIT_SECONDS,
     lookback: timedelta = timedelta(days=7),
 ) -> OrphanReport:
-    """Bill or flag every session that began more than the limit ago without a termination."""
+    """Bill or flag every session that began more than ``limit_seconds`` ago without a
+    termination. A billed orphan is billed at its own bound (``SessionBegin.bound_seconds``: at
+    most ``limit_seconds``), in the month it ended, with its begin's add-ons."""
     limit = timedelta(seconds=float(limit_seconds))
     orphans = store.open_sessions(began_before=now - limit, since=now - lookback)
     billed = flagged = already = 0
@@ -192,7 +198,8 @@ def settle_orphans(
             store.close_session(begin.session_id, "orphan_flagged")
             flagged += 1
             continue
-        ended = begin.began_at + limit
+        bound = min(begin.bound_seconds(), limit_seconds)
+        ended = begin.began_at + timedelta(seconds=float(bound))
         estimate = UsageRecord(
             source_id=begin.session_id,
             product="streaming",
@@ -200,9 +207,10 @@ def settle_orphans(
             customer_id=begin.customer_id,
             project=begin.project,
             month=usage_month(ended),
-            billable_seconds=limit_seconds,
+            billable_seconds=bound,
             model=begin.model,
             dimensions=begin.dimensions,
+            features=begin.add_ons,
             occurred_at=ended,
             origin="orphan_estimate",
             estimated=True,

@@ -1,4 +1,13 @@
-"""Billing models: monthly aggregates as read back, the price table, export rows and manifests."""
+"""Billing models: monthly aggregates as read back, the price table, export rows and manifests.
+
+The price table says what AssemblyAI's price list says (sources in ``config/prices.json``):
+
+- a **model** has a price per hour, and may **include** add-ons in that price (e.g. prompting on
+  Universal-3 Pro);
+- an **add-on** has a price per hour that may **depend on the model** (keyterms prompting is free
+  on Universal-2, paid on Universal-3 Pro), or no published price at all (``per_hour`` null, with
+  the reason in ``unpriced_reason``): a row using it is exported unpriced, never guessed.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from usage_meter.models.usage import Product
 
+Price = Decimal  # per hour, in the version's currency
+
 
 class UsageAggregate(BaseModel):
-    """A customer's usage in one month for one product x project x model x dimensions."""
+    """A customer's usage in one month for one product x project x model x dimensions, kept
+    apart for estimated usage (orphaned streaming sessions billed at their bound)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -25,13 +37,69 @@ class UsageAggregate(BaseModel):
     usage_count: int
     billable_seconds: Decimal
     addon_seconds: dict[str, Decimal] = Field(default_factory=dict)
+    estimated: bool = False
+
+
+class ModelPrice(BaseModel):
+    """A model's price per hour, and the add-ons its price already includes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    per_hour: Price
+    includes: tuple[str, ...] = ()
+    source: str = ""
+
+
+class AddOnPrice(BaseModel):
+    """An add-on's price per hour: ``per_model`` overrides ``per_hour`` for the models it names.
+    ``per_hour`` None: AssemblyAI publishes no price for it (on models not in ``per_model``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    per_hour: Price | None = None
+    per_model: dict[str, Price] = Field(default_factory=dict)
+    unpriced_reason: str = ""
+    source: str = ""
+
+
+class AddOnRate(BaseModel):
+    """How one add-on is priced on one model: a rate (0 when included), or why it is not."""
+
+    model_config = ConfigDict(frozen=True)
+
+    per_hour: Price | None
+    reason: str = ""
 
 
 class ProductPrices(BaseModel):
+    """Prices of one product. Plain decimal strings are accepted for both maps (schema 1)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    models: dict[str, Decimal]
-    add_ons: dict[str, Decimal] = Field(default_factory=dict)
+    models: dict[str, ModelPrice | Price]
+    add_ons: dict[str, AddOnPrice | Price] = Field(default_factory=dict)
+
+    def model_price(self, model: str) -> ModelPrice | None:
+        price = self.models.get(model)
+        return ModelPrice(per_hour=price) if isinstance(price, Decimal) else price
+
+    def add_on_rate(self, add_on: str, model: str) -> AddOnRate:
+        """The rate of ``add_on`` on ``model``: included in the model's price (0), the model's own
+        add-on price, the add-on's general price, or None with the reason."""
+        model_price = self.model_price(model)
+        if model_price is not None and add_on in model_price.includes:
+            return AddOnRate(per_hour=Decimal(0))
+        price = self.add_ons.get(add_on)
+        if price is None:
+            return AddOnRate(per_hour=None, reason=f"no price for add-on {add_on}")
+        if isinstance(price, Decimal):
+            return AddOnRate(per_hour=price)
+        if model in price.per_model:
+            return AddOnRate(per_hour=price.per_model[model])
+        if price.per_hour is not None:
+            return AddOnRate(per_hour=price.per_hour)
+        why = f": {price.unpriced_reason}" if price.unpriced_reason else ""
+        return AddOnRate(per_hour=None, reason=f"no price for add-on {add_on} on {model}{why}")
 
 
 class PriceVersion(BaseModel):
@@ -40,6 +108,7 @@ class PriceVersion(BaseModel):
     version: str = Field(min_length=1)
     effective_from: date
     currency: str = Field(pattern=r"^[A-Z]{3}$")
+    sources: list[str] = Field(default_factory=list)
     async_: ProductPrices = Field(alias="async")
     streaming: ProductPrices
 
@@ -50,7 +119,7 @@ class PriceVersion(BaseModel):
 class PriceTable(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    schema_version: Literal[1]
+    schema_version: Literal[1, 2]
     description: str = ""
     versions: list[PriceVersion] = Field(min_length=1)
 
@@ -63,7 +132,8 @@ class PriceTable(BaseModel):
 
 
 class ExportRow(BaseModel):
-    """One billing line: customer x product x project x model x dimensions, priced once."""
+    """One billing line: customer x product x project x model x dimensions x estimated, priced
+    once. ``cost`` is rounded to the cent per row; ``cost_unrounded`` is the exact amount."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -73,12 +143,15 @@ class ExportRow(BaseModel):
     project: str
     model: str
     dimensions: str
+    estimated: bool
     usage_count: int
     billable_seconds: Decimal
     billable_hours: Decimal
     price_per_hour: Decimal | None
     add_on_seconds: str
+    add_on_prices: str
     cost: Decimal | None
+    cost_unrounded: Decimal | None
     currency: str
     price_version: str
     unpriced: str

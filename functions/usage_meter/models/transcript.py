@@ -13,21 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-# Add-on flags that change the price of a transcript (AssemblyAI's per-hour add-ons).
-BOOLEAN_FEATURES = (
-    "auto_highlights",
-    "content_safety",
-    "entity_detection",
-    "filter_profanity",
-    "iab_categories",
-    "redact_pii",
-    "redact_pii_audio",
-    "sentiment_analysis",
-    "speaker_labels",
-    "speech_understanding",
-    "summarization",
-)
-VALUED_FEATURES = ("keyterms_prompt", "prompt", "domain")
+from usage_meter.models.transcript_features import transcript_add_ons
 
 
 class TranscriptFacts(BaseModel):
@@ -62,14 +48,9 @@ class TranscriptFacts(BaseModel):
 
     @classmethod
     def from_api(cls, payload: dict[str, Any]) -> TranscriptFacts:
-        features = [name for name in BOOLEAN_FEATURES if payload.get(name) is True]
-        for name in VALUED_FEATURES:
-            value = payload.get(name)
-            if value:
-                features.append(f"{name}:{value}" if name == "domain" else name)
         model = payload.get("speech_model_used") or payload.get("speech_model")
         fields = {k: payload.get(k) for k in cls.model_fields if k in payload}
-        fields.update(features=tuple(sorted(features)), speech_model_used=model)
+        fields.update(features=transcript_add_ons(payload), speech_model_used=model)
         return cls.model_validate(fields)
 
     @property

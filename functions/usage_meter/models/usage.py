@@ -7,7 +7,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from usage_meter.models.identifiers import CUSTOMER_ID_PATTERN, PROJECT_PATTERN
 
@@ -16,6 +23,13 @@ ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
 
 Product = Literal["async", "streaming"]
 UNKNOWN_MODEL = "unknown"
+
+
+def canonical_decimal(value: Decimal) -> Decimal:
+    """The one decimal form of an exact quantity everywhere (ledger, aggregates, files, API):
+    no trailing zeros, no exponent. ``625.0`` -> ``625``, ``1293.250`` -> ``1293.25``,
+    ``1E+3`` -> ``1000``. Raises InvalidOperation for NaN/Infinity."""
+    return Decimal(f"{value.normalize():f}")
 
 
 class UsageStatus(StrEnum):
@@ -43,8 +57,21 @@ class UsageRecord(BaseModel):
     dimensions: dict[str, str] = Field(default_factory=dict)
     occurred_at: AwareDatetime
     origin: str = "webhook"
-    estimated: bool = False  # an orphaned streaming session billed at AssemblyAI's 3-hour limit
+    estimated: bool = False  # an orphaned streaming session billed at its bound (3 h or its cap)
     error_message: str | None = Field(default=None, max_length=1000)
+
+    @field_validator("billable_seconds", "audio_duration_seconds")
+    @classmethod
+    def _canonical(cls, value: Decimal | None) -> Decimal | None:
+        return None if value is None else canonical_decimal(value)
+
+    def addon_seconds(self) -> dict[str, Decimal]:
+        """Seconds per add-on this record adds to its aggregate: every recorded add-on runs over
+        the whole billed duration (AssemblyAI prices add-ons per hour of the same audio/session).
+        A failed (unbilled) record adds none."""
+        if self.status is not UsageStatus.BILLABLE:
+            return {}
+        return dict.fromkeys(self.features, self.billable_seconds)
 
     def same_facts_as(self, other: UsageRecord) -> bool:
         """Whether two records of one source agree on everything that is billed."""
