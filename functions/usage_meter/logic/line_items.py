@@ -6,9 +6,10 @@ row at a time, so memory stays bounded by one ledger page whatever the month's s
 spools the file to disk (``SpooledTemporaryFile``) and uploads it from there.
 
 While writing, the billable rows are summed per summary-row key (customer x product x project x
-model x dimensions x estimated): usage count, seconds and seconds per add-on. ``check_line_items_match``
-compares those sums with the aggregates the summary rows are priced from; any difference means
-the files would not explain each other, and the export refuses to publish (``LedgerMismatch``).
+model x dimensions x estimated): usage count, seconds and seconds per add-on.
+``check_line_items_match`` compares those sums with the aggregates the summary rows are priced
+from; any difference means the files would not explain each other, and the export refuses to
+publish (``LedgerMismatch``).
 
 Column types follow the Glue tables in template.yaml and ``schemas/line_item.schema.json``:
 decimals as exact strings (Hive JSON SerDe parses a quoted decimal into ``decimal``),
@@ -88,16 +89,16 @@ def _encoded(items: tuple[tuple[str, str], ...]) -> str:
     return urlencode(items)
 
 
-def row_key(
-    customer_id: str,
-    product: str,
-    project: str,
-    model: str,
-    dimensions: dict[str, str],
-    estimated: bool,
-) -> RowKey:
-    """The summary row a ledger row belongs to (estimated usage has rows of its own)."""
-    return (customer_id, product, project, model, dimensions_text(dimensions), estimated)
+def aggregate_key(a: UsageAggregate) -> RowKey:
+    """The summary row of an aggregate (estimated usage has rows of its own)."""
+    return (
+        a.customer_id,
+        a.product,
+        a.project,
+        a.model,
+        dimensions_text(a.dimensions),
+        a.estimated,
+    )
 
 
 def hive_timestamp(record: UsageRecord) -> str:
@@ -187,7 +188,7 @@ def check_line_items_match(
     """Every summary row equals the sum of its line items (count, seconds, add-on seconds), and
     no billable line item lacks a summary row. Raises LineItemsMismatch naming the rows."""
     expected = {
-        row_key(a.customer_id, a.product, a.project, a.model, a.dimensions, a.estimated): _normal(
+        aggregate_key(a): _normal(
             RowTotals(a.usage_count, a.billable_seconds, dict(a.addon_seconds))
         )
         for a in aggregates
