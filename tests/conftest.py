@@ -1,8 +1,13 @@
 """Shared fixtures: recorded events, an AWS account in moto provisioned from template.yaml, and the
-AssemblyAI stand-in server the real SDK talks to."""
+AssemblyAI stand-in server the real SDK talks to.
+
+Both are started once per session (tests/embedded_aws.py, the ``assemblyai`` fixture) and put back
+to their initial state before each test, so each test sees a freshly provisioned stack.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterator
@@ -10,20 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
+from embedded_aws import REGION, EmbeddedAws, SecretSpec, scrub_environment
+from usage_meter_local import dynamodb_isolation
 from usage_meter_local.assemblyai_standin import AssemblyAIStandIn
 from usage_meter_local.template import (
     LocalResources,
     function_environment,
     load_template,
-    provision,
 )
 
 EVENTS = Path(__file__).parent / "events"
-REGION = "eu-west-1"
+# moto's DynamoDB with AWS's isolation and ClientRequestToken idempotency, in every test (as in
+# the local stack), so no test's outcome depends on which ran before it.
+dynamodb_isolation.install()
 WEBHOOK_SECRET = "local-webhook-secret-current"
 PREVIOUS_WEBHOOK_SECRET = "local-webhook-secret-previous"
 REPORT_SECRET = "local-report-signing-current"
@@ -51,15 +57,14 @@ class FakeLambdaContext:
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test can reach real AWS: fake credentials, a fixed region, no endpoint overrides."""
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "ASSEMBLYAI_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "UsageMeter")
+    scrub_environment(monkeypatch)
+    # What template.yaml gives every function locally (UsageMeter/${AWS::StackName})
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "UsageMeter/usage-meter-local")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "usage-meter")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+
+
+_clients_made_for: dict[str, str] = {}
 
 
 def _reset_caches() -> None:
@@ -78,7 +83,14 @@ def _reset_caches() -> None:
         settings.stripe_sink_settings,
     ):
         getter.cache_clear()
-    aws_clients.reset()
+    # AWS clients depend only on the AWS_* environment (region, endpoint, credentials): they are
+    # made again when it changed. Reusing them saves ~10 ms per client per invocation; a test
+    # that alters a client it did not create must undo that (monkeypatch does).
+    aws_environment = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    if aws_environment != _clients_made_for:
+        aws_clients.reset()
+        _clients_made_for.clear()
+        _clients_made_for.update(aws_environment)
     webhook_intake._dependencies.cache_clear()
     usage_processor._dependencies.cache_clear()
 
@@ -92,7 +104,11 @@ class Stack:
     api: AssemblyAIStandIn
     monkeypatch: pytest.MonkeyPatch
     parameters: dict[str, str]
-    overrides: dict[str, str] = field(default_factory=dict)  # env set on top of the template's
+    # env set on top of the template's. The stand-in is local, so AssemblyAI requests are not
+    # paced at the production 10/s (the pacer has its own tests, with a fake clock).
+    overrides: dict[str, str] = field(
+        default_factory=lambda: {"ASSEMBLYAI_MAX_REQUESTS_PER_SECOND": "1000"}
+    )
 
     @property
     def table(self) -> str:
@@ -150,14 +166,13 @@ class Stack:
 
     # -- inspection -------------------------------------------------------------------------
     def items(self, entity: str) -> list[dict[str, Any]]:
-        client = boto3.resource("dynamodb", region_name=REGION).Table(self.table)
-        items = client.scan()["Items"]  # tests only: production code never scans
+        items = _EMBEDDED.table(self.table).scan()["Items"]  # tests only: production never scans
         return sorted(
             (i for i in items if i.get("entity") == entity), key=lambda i: (i["PK"], i["SK"])
         )
 
     def queue_messages(self, url: str) -> list[dict[str, Any]]:
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs = _EMBEDDED.client("sqs")
         out: list[dict[str, Any]] = []
         while True:
             batch = sqs.receive_message(
@@ -173,56 +188,100 @@ class Stack:
             out.extend(new)
 
 
-@pytest.fixture
-def assemblyai() -> Iterator[AssemblyAIStandIn]:
+PROJECTS = {
+    "default": {
+        "api_key_secret_id": "usage-meter/assemblyai/default",
+        "base_url": "https://api.assemblyai.com",
+    },
+    "eu": {
+        "api_key_secret_id": "usage-meter/assemblyai/eu",
+        "base_url": "https://api.eu.assemblyai.com",
+    },
+}
+SECRETS = [
+    SecretSpec(
+        "usage-meter/webhook-auth",
+        json.dumps({"current": WEBHOOK_SECRET, "previous": PREVIOUS_WEBHOOK_SECRET}),
+    ),
+    SecretSpec(
+        "usage-meter/report-signing",
+        json.dumps({"current": REPORT_SECRET, "previous": PREVIOUS_REPORT_SECRET}),
+    ),
+    *(
+        SecretSpec(f"usage-meter/assemblyai/{name}", json.dumps({"api_key": key}))
+        for name, key in API_KEYS.items()
+    ),
+]
+# One per session (a module global, so Stack's helpers reach it without a new field).
+_EMBEDDED = EmbeddedAws(SECRETS)
+
+
+@pytest.fixture(scope="session")
+def embedded_aws() -> Iterator[EmbeddedAws]:
+    """The session's moto account (started by the first test that uses ``stack``)."""
+    yield _EMBEDDED
+    _EMBEDDED.suspend()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_embedded_aws_in_e2e(request: pytest.FixtureRequest, embedded_aws: EmbeddedAws) -> None:
+    """The e2e suites run moto's server in this process or a child, with the local stack's own
+    resources: in process it would share moto's backends (and names) with the embedded AWS."""
+    if "e2e" in request.path.parts:
+        embedded_aws.suspend()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_tls_context() -> Iterator[None]:
+    """httpx builds a TLS context for each client (loading certifi's CA bundle, ~30 ms) and the
+    SDK makes a client per project in every test; the session's tests share one default context
+    (the stand-in is plain HTTP anyway)."""
+    from httpx._transports import default as transports
+
+    original = transports.create_ssl_context
+    shared: dict[tuple[object, ...], Any] = {}
+
+    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is not True or cert is not None:
+            return original(verify=verify, cert=cert, trust_env=trust_env)
+        key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in shared:
+            shared[key] = original(verify=verify, cert=cert, trust_env=trust_env)
+        return shared[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transports, "create_ssl_context", create_ssl_context)
+        yield
+
+
+@pytest.fixture(scope="session")
+def _assemblyai_server() -> Iterator[AssemblyAIStandIn]:
     with AssemblyAIStandIn() as api:
-        api.state.api_keys = set(API_KEYS.values())
         yield api
 
 
 @pytest.fixture
-def stack(assemblyai: AssemblyAIStandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    template = load_template()
-    projects = {
-        "default": {
-            "api_key_secret_id": "usage-meter/assemblyai/default",
-            "base_url": "https://api.assemblyai.com",
-        },
-        "eu": {
-            "api_key_secret_id": "usage-meter/assemblyai/eu",
-            "base_url": "https://api.eu.assemblyai.com",
-        },
-    }
-    with mock_aws():
-        resources = provision(
-            template,
-            boto3.client("dynamodb", region_name=REGION),
-            boto3.client("sqs", region_name=REGION),
-            boto3.client("s3", region_name=REGION),
-        )
-        secrets = boto3.client("secretsmanager", region_name=REGION)
-        secrets.create_secret(
-            Name="usage-meter/webhook-auth",
-            SecretString=json.dumps(
-                {"current": WEBHOOK_SECRET, "previous": PREVIOUS_WEBHOOK_SECRET}
-            ),
-        )
-        secrets.create_secret(
-            Name="usage-meter/report-signing",
-            SecretString=json.dumps({"current": REPORT_SECRET, "previous": PREVIOUS_REPORT_SECRET}),
-        )
-        for name, key in API_KEYS.items():
-            secrets.create_secret(
-                Name=f"usage-meter/assemblyai/{name}", SecretString=json.dumps({"api_key": key})
-            )
-        st = Stack(
-            resources,
-            template,
-            assemblyai,
-            monkeypatch,
-            {"AssemblyAIProjects": json.dumps(projects)},
-        )
-        yield st
+def assemblyai(_assemblyai_server: AssemblyAIStandIn) -> AssemblyAIStandIn:
+    """The AssemblyAI stand-in, empty but for the projects' API keys."""
+    _assemblyai_server.reset().api_keys = set(API_KEYS.values())
+    return _assemblyai_server
+
+
+@pytest.fixture
+def stack(
+    assemblyai: AssemblyAIStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    embedded_aws: EmbeddedAws,
+) -> Iterator[Stack]:
+    """The service's AWS resources, freshly provisioned from template.yaml (see embedded_aws)."""
+    resources = copy.deepcopy(embedded_aws.fresh())
+    yield Stack(
+        resources,
+        load_template(),
+        assemblyai,
+        monkeypatch,
+        {"AssemblyAIProjects": json.dumps(PROJECTS)},
+    )
     _reset_caches()
 
 

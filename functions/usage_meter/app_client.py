@@ -38,7 +38,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from usage_meter.logic.request_signing import signed_headers
-from usage_meter.models.identifiers import check_attribution
+from usage_meter.models.identifiers import check_attribution, normalize_customer_id
+from usage_meter.models.webhook import WEBHOOK_MAX_DIMENSIONS
 
 DEFAULT_AUTH_HEADER_NAME = "X-Usage-Meter-Webhook-Secret"
 BEGIN_PATH = "/streaming/sessions/begin"
@@ -63,10 +64,12 @@ def webhook_target(
     dimensions: dict[str, str] | None = None,
     auth_header_name: str = DEFAULT_AUTH_HEADER_NAME,
 ) -> WebhookTarget:
-    """The webhook URL that attributes a transcript to ``customer_id`` (checked with the same
-    rules the service applies, so a bad id fails here rather than as a lost webhook)."""
+    """The webhook URL that attributes a transcript to ``customer_id`` (NFC-normalized and
+    checked with the same rules the service applies, so a bad id fails here with
+    ``InvalidIdentifier`` rather than as usage held in quarantine)."""
     dimensions = dimensions or {}
-    check_attribution(customer_id, project, dimensions, max_dimensions=8)
+    customer_id = normalize_customer_id(customer_id)
+    check_attribution(customer_id, project, dimensions, max_dimensions=WEBHOOK_MAX_DIMENSIONS)
     query: dict[str, str] = {"customer_id": customer_id}
     if project != "default":
         query["project"] = project

@@ -38,6 +38,7 @@ from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.queues import DeadLetterBrowser, SqsUsageQueue
 from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.logic.coverage import coverage_report
+from usage_meter.logic.errors import PermanentFailure, TransientFailure
 from usage_meter.logic.line_items import line_item_document
 from usage_meter.logic.operations import AuditEntry, OperationRefused, describe, resolve_quarantine
 
@@ -324,6 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     except OperationRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)  # noqa: T201
         return 2
+    except TransientFailure as exc:
+        print(f"AWS unavailable, retry: {exc}", file=sys.stderr)  # noqa: T201
+        return 3
+    except PermanentFailure as exc:
+        print(f"failed ({exc.reason}): {exc.message}", file=sys.stderr)  # noqa: T201
+        return 4
 
 
 if __name__ == "__main__":

@@ -147,6 +147,9 @@ class ProcessorSettings(AssemblyAISettings):
     table_name: str = env("USAGE_TABLE_NAME")
     usage_queue_url: str = env("USAGE_QUEUE_URL")
     dead_letter_queue_url: str = env("USAGE_DLQ_URL")
+    # The queue's maxReceiveCount: the last attempt dead-letters with its reason itself, rather
+    # than leaving SQS to move the message without one.
+    max_receive_count: int = env("USAGE_MAX_RECEIVE_COUNT", _positive(int), default=8)
 
 
 def _horizon_days(raw: str) -> int:

@@ -27,7 +27,7 @@ MAX_LIST_LIMIT = 200
 class Fault:
     status: int
     remaining: int
-    retry_after: int | None = None
+    retry_after: int | str | None = None  # a str is sent as is (e.g. "inf")
     delay_seconds: float = 0.0
 
 
@@ -50,7 +50,7 @@ class StandInState:
         key: str,
         status: int,
         times: int = 1,
-        retry_after: int | None = None,
+        retry_after: int | str | None = None,
         delay_seconds: float = 0.0,
     ) -> None:
         """Answer requests for ``key`` (a transcript id, or ``"list"``) with ``status``."""
@@ -270,6 +270,13 @@ class AssemblyAIStandIn:
     def start(self) -> AssemblyAIStandIn:
         self._thread.start()
         return self
+
+    def reset(self) -> StandInState:
+        """Forget every transcript, key, fault and logged request: one server can serve many
+        tests, each starting from an empty state."""
+        self.state = StandInState()
+        self._server.state = self.state
+        return self.state
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -38,15 +38,23 @@ def run_recovery(stack: LocalStack, out: TextIO) -> list[str]:
     out.write(
         table(
             f"Reconciliation with AssemblyAI ({RECONCILE_FUNCTION}, hourly on AWS)",
-            ["project", "checked", "already recorded", "recovered", "ignored", "failed", "note"],
+            [
+                "project",
+                "checked",
+                "already recorded",
+                "recovered",
+                "quarantined",
+                "not ours",
+                "note",
+            ],
             [
                 [
                     r["project"],
                     r["checked"],
                     r["already_recorded"],
                     r["recovered"],
-                    r["ignored"],
-                    r["failed"],
+                    r["quarantined"],
+                    r["not_ours"],
                     r.get("stopped_because") or ("complete" if r["complete"] else "-"),
                 ]
                 for r in reports

@@ -4,6 +4,9 @@ Every boto3 client honours ``AWS_ENDPOINT_URL``, so the functions reach this ser
 path that differs from AWS. The server is built like ``moto.server.ThreadedMotoServer`` but binds
 its port on the caller's thread: ThreadedMotoServer binds on its own thread and waits forever
 when the port is taken.
+
+moto's DynamoDB gets AWS's isolation and idempotency first (``dynamodb_isolation``): without it,
+concurrent transactions lose each other's writes and every transaction copies the whole table.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from usage_meter_local import dynamodb_isolation
 from usage_meter_local.ports import bind
 
 if TYPE_CHECKING:
@@ -74,6 +78,7 @@ class MotoServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, flag: str = "--aws-port") -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per AWS call
+        dynamodb_isolation.install()
         sock = bind(port, flag, lambda: socket.create_server((host, port)))
         try:
             self._server: BaseWSGIServer = make_server(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,29 @@ _Loader.add_multi_constructor("!", _construct_tag)
 
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template as a dict (intrinsic functions as ``Tag``). Parsed once per version of the
+    file (path, size and modification time); each call gets its own copy to change freely."""
+    stat = path.stat()
+    document: dict[str, Any] = _copy(
+        _parse_template(path.resolve(), stat.st_mtime_ns, stat.st_size)
+    )
+    return document
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of parsed YAML (dicts, lists, scalars, Tags), several times faster than
+    ``copy.deepcopy``."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if isinstance(value, Tag):
+        return Tag(value.name, _copy(value.value))
+    return value  # str, int, float, bool, None, dates: immutable
+
+
+@lru_cache(maxsize=8)
+def _parse_template(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
     text = path.read_text()
     document: dict[str, Any] = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
     return document
@@ -201,6 +225,9 @@ def _condition(value: Any, parameters: dict[str, str], conditions: dict[str, Any
     raise ValueError(f"cannot evaluate !{value.name} locally")
 
 
+LOCAL_STACK_NAME = "usage-meter-local"  # what ${AWS::StackName} is locally
+
+
 def _resolve_value(
     value: Any,
     parameters: dict[str, str],
@@ -220,7 +247,7 @@ def _resolve_value(
             return parameters[value.value]
         return resources.ref(value.value)
     if value.name == "Sub" and isinstance(value.value, str):
-        text = value.value
+        text = value.value.replace("${AWS::StackName}", LOCAL_STACK_NAME)
         for name, param in parameters.items():
             text = text.replace("${" + name + "}", param)
         return text
@@ -283,14 +310,29 @@ def http_routes(template: dict[str, Any]) -> dict[tuple[str, str], str]:
     return routes
 
 
+def _logical_id(value: Any) -> str:
+    """The logical id behind ``!Ref X`` / ``!GetAtt X.Arn`` (or a plain string)."""
+    text = value.value if isinstance(value, Tag) else value
+    if isinstance(text, list):
+        text = text[0]
+    return str(text).split(".")[0]
+
+
 def sqs_subscriptions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Function logical id -> SQS event properties (queue logical id, batch size, ...)."""
+    """Function logical id -> SQS event properties (queue logical id, batch size, ...), from SAM
+    ``SQS`` events and from ``AWS::Lambda::EventSourceMapping`` resources on an SQS queue."""
     out: dict[str, dict[str, Any]] = {}
     for name, props in resources_of(template, "AWS::Serverless::Function").items():
         for event in (props.get("Events") or {}).values():
             if event.get("Type") == "SQS":
                 p = dict(event["Properties"])
-                queue = p["Queue"]
-                p["QueueLogicalId"] = queue.value.split(".")[0] if isinstance(queue, Tag) else queue
+                p["QueueLogicalId"] = _logical_id(p["Queue"])
                 out[name] = p
+    queues = resources_of(template, "AWS::SQS::Queue")
+    for props in resources_of(template, "AWS::Lambda::EventSourceMapping").values():
+        queue = _logical_id(props.get("EventSourceArn"))
+        if queue in queues:
+            p = {k: v for k, v in props.items() if k not in ("FunctionName", "EventSourceArn")}
+            p["QueueLogicalId"] = queue
+            out[_logical_id(props["FunctionName"])] = p
     return out

@@ -43,18 +43,19 @@ def test_reconciliation_records_each_uncovered_transcript_once(stack: Stack) -> 
     first = run(stack, metrics=metrics)
     second = run(stack, metrics=metrics)
 
-    # Then the four billed-but-unattributed transcripts are recorded once, with their seconds
-    # (the failed one is not charged by AssemblyAI), and the one that is ours is billed as usual
-    assert (first.counts.uncovered, first.counts.ignored, first.counts.recovered) == (4, 5, 1)
+    # Then the three billed transcripts that never pointed at the meter are recorded once, with
+    # their seconds (the failed one is not charged by AssemblyAI); the one that is ours is billed
+    # (t-bad points at the meter with an invalid customer: quarantined with its reason instead)
+    counts = first.counts
+    assert (counts.uncovered, counts.not_ours, counts.quarantined, counts.recovered) == (3, 4, 1, 1)
     assert second.counts.uncovered == 0
     assert ledger_ids(stack) == {"t-ours": "reconciliation"}
-    assert metrics.counted["ReconcileUncovered"] == 4
-    assert metrics.counted["ReconcileUncoveredSeconds"] == 1800 + 3600 + 600 + 100
+    assert metrics.counted["ReconcileUncovered"] == 3
+    assert metrics.counted["ReconcileUncoveredSeconds"] == 1800 + 3600 + 100
     stored = {i["transcript_id"]: i["reason"] for i in stack.items("uncovered")}
     assert stored == {
         "t-foreign": "foreign_webhook_url",
         "t-none": "no_webhook_url",
-        "t-bad": "unattributable",
         "t-slam": "foreign_webhook_url",
     }
 
@@ -74,29 +75,29 @@ def test_the_export_manifest_reports_coverage_per_project(stack: Stack) -> None:
 
     manifest = json.loads(s3_object(stack, key(month, 1, "manifest.json")))
     assert manifest["coverage"] == {
-        "transcripts": 4,
-        "billable_seconds": "6100",
-        # universal-3-pro: 2400 s x 0.21/h + 1800 s speaker labels x 0.02/h = 0.14 + 0.01
+        "transcripts": 3,
+        "billable_seconds": "5500",
+        # universal-3-pro: 1800 s x 0.21/h + 1800 s speaker labels x 0.02/h = 0.115 -> 0.12
         # universal-2: 3600 s x 0.15/h = 0.15; slam-1 has no price: its 100 s are unpriced
-        "estimated_cost": "0.30",
+        "estimated_cost": "0.27",
         "unpriced_seconds": "100",
         "currency": "USD",
         "projects": {
             "default": {
-                "transcripts": 4,
-                "billable_seconds": "6100",
-                "estimated_cost": "0.30",
+                "transcripts": 3,
+                "billable_seconds": "5500",
+                "estimated_cost": "0.27",
                 "unpriced_seconds": "100",
-                "reasons": {"foreign_webhook_url": 2, "no_webhook_url": 1, "unattributable": 1},
-                "transcript_ids": ["t-bad", "t-foreign", "t-none", "t-slam"],
+                "reasons": {"foreign_webhook_url": 2, "no_webhook_url": 1},
+                "transcript_ids": ["t-foreign", "t-none", "t-slam"],
                 "transcript_ids_truncated": False,
             }
         },
     }
     assert summary["uncovered"] == {
-        "transcripts": 4,
-        "billable_seconds": "6100",
-        "estimated_cost": "0.30",
+        "transcripts": 3,
+        "billable_seconds": "5500",
+        "estimated_cost": "0.27",
     }
 
 
@@ -112,7 +113,7 @@ def test_a_new_uncovered_transcript_publishes_a_new_version(stack: Stack) -> Non
 
     again = export(stack, month)
     assert (again["status"], again["version"]) == ("published", 2)
-    assert again["uncovered"]["transcripts"] == 5
+    assert again["uncovered"]["transcripts"] == 4
 
 
 def test_ops_coverage_lists_every_transcript(
@@ -128,9 +129,8 @@ def test_ops_coverage_lists_every_transcript(
 
     out: dict[str, Any] = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert out["report"]["estimated_cost"] == "0.30"
+    assert out["report"]["estimated_cost"] == "0.27"
     assert sorted((t["transcript_id"], t["billable_seconds"]) for t in out["transcripts"]) == [
-        ("t-bad", "600"),
         ("t-foreign", "1800"),
         ("t-none", "3600"),
         ("t-slam", "100"),

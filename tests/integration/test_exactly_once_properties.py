@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -17,18 +16,16 @@ import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
+from embedded_aws import EmbeddedAws
 from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.usage_processing import Outcome, ProcessorDeps, process_usage_message
 from usage_meter.models.webhook import UsageMessage
 from usage_meter_local.assemblyai_standin import transcript
-from usage_meter_local.template import load_template, provision
 
-VOLATILE = {"recorded_at", "updated_at"}
-_counter = itertools.count()
+VOLATILE = {"recorded_at", "updated_at", "write_id", "marked_at", "late_records"}
 
 
 @dataclass
@@ -65,23 +62,21 @@ transcript_specs = st.lists(
 )
 
 
-def _snapshot(client: Any, table: str) -> list[dict[str, Any]]:
-    items = boto3.resource("dynamodb", region_name=REGION).Table(table).scan()["Items"]
+def _snapshot(aws: EmbeddedAws, table: str) -> list[dict[str, Any]]:
+    items = aws.table(table).scan()["Items"]
     return sorted(
         ({k: v for k, v in i.items() if k not in VOLATILE} for i in items),
         key=lambda i: (i["PK"], i["SK"]),
     )
 
 
-def _deliver(deliveries: list[UsageMessage], source: FakeTranscripts) -> list[dict[str, Any]]:
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    resources = provision(
-        load_template(),
-        dynamodb,
-        boto3.client("sqs", region_name=REGION),
-        prefix=f"p{next(_counter)}",
-    )
-    table = resources.tables["UsageTable"]
+def _deliver(
+    aws: EmbeddedAws, deliveries: list[UsageMessage], source: FakeTranscripts
+) -> list[dict[str, Any]]:
+    """Deliver the messages to the template's usage table, emptied first; its items once all
+    are processed."""
+    dynamodb = aws.client("dynamodb")
+    table = aws.fresh().tables["UsageTable"]
     deps = ProcessorDeps(
         transcripts=source,
         ledger=DynamoUsageLedger(dynamodb, table),
@@ -97,13 +92,13 @@ def _deliver(deliveries: list[UsageMessage], source: FakeTranscripts) -> list[di
             pending.append(message)
             continue
         assert outcome in (Outcome.RECORDED, Outcome.DUPLICATE)
-    return _snapshot(dynamodb, table)
+    return _snapshot(aws, table)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs=transcript_specs, data=st.data())
 def test_any_interleaving_and_duplication_equals_delivering_each_once(
-    specs: list[tuple[str, Any, int, str, str]], data: st.DataObject
+    embedded_aws: EmbeddedAws, specs: list[tuple[str, Any, int, str, str]], data: st.DataObject
 ) -> None:
     payloads: dict[str, dict[str, Any]] = {}
     once: list[UsageMessage] = []
@@ -128,9 +123,8 @@ def test_any_interleaving_and_duplication_equals_delivering_each_once(
     noisy = data.draw(st.permutations(noisy))
     flaky = data.draw(st.dictionaries(st.sampled_from(sorted(payloads)), st.integers(1, 2)))
 
-    with mock_aws():
-        expected = _deliver(once, FakeTranscripts(payloads, {}))
-        actual = _deliver(noisy, FakeTranscripts(payloads, dict(flaky)))
+    expected = _deliver(embedded_aws, once, FakeTranscripts(payloads, {}))
+    actual = _deliver(embedded_aws, noisy, FakeTranscripts(payloads, dict(flaky)))
 
     assert actual == expected
     billable = [p for p in payloads.values() if p["status"] == "completed"]

@@ -41,8 +41,8 @@ def test_the_month_is_that_of_the_first_receipt_in_any_processing_order(
     for received_at in (*order, order[0]):
         _deliver(stack, received_at)
 
-    # Then it is billed once, in November (the first receipt), and December holds nothing
+    # Then it is billed once, in November (the first receipt), and December has no row at all
+    # (not even a 0-count one: issue 9, case 5)
     ledger, aggregates = _state(stack)
     assert ledger == [("2026-11", "2026-11-30T23:59:58.500000+00:00")]
-    assert aggregates["2026-11"] == (1, Decimal(90))
-    assert aggregates.get("2026-12", (0, Decimal(0))) == (0, Decimal(0))
+    assert aggregates == {"2026-11": (1, Decimal(90))}

@@ -14,6 +14,7 @@ import pytest
 from conftest import REGION, Stack, load_event, sqs_event, usage_message_body, webhook_url
 from usage_meter.logic.monthly_export import LedgerMismatch
 from usage_meter_local.assemblyai_standin import transcript
+from usage_meter_local.template import LOCAL_STACK_NAME
 
 TID = "6a0b4f6e-2a3e-4f55-9c1c-0d3f5b0c1a01"
 
@@ -56,8 +57,9 @@ def _metrics_of(capsys: pytest.CaptureFixture[str]) -> EmittedMetrics:
 
 
 def _assert_shape(emitted: EmittedMetrics) -> None:
-    # Customer ids are never metric dimensions (one metric per customer costs money).
-    assert emitted.namespaces == {"UsageMeter"}
+    # Customer ids are never metric dimensions (one metric per customer costs money), and every
+    # metric is in the stack's own namespace, the one its alarms watch (issue 9).
+    assert emitted.namespaces == {f"UsageMeter/{LOCAL_STACK_NAME}"}
     assert all("customer_id" not in dims for dims in emitted.dimension_sets)
 
 

@@ -61,6 +61,7 @@ def run(
     max_items: int = 5000,
     lister: Any = None,
     metrics: Quiet | None = None,
+    waits: list[float] | None = None,
 ) -> ReconcileReport:
     stack.use_function("ReconciliationFunction")
     settings = ReconcileSettings.from_environ(dict(__import__("os").environ))
@@ -83,7 +84,12 @@ def run(
         time_left=lambda: 60.0,
         now=NOW,
         page_size=page_size,
+        sleep=(waits if waits is not None else []).append,
     )
+
+
+def fetches(stack: Stack, tid: str) -> int:
+    return sum(1 for _m, p in stack.api.state.requests if p == f"/v2/transcript/{tid}")
 
 
 def ledger_ids(stack: Stack) -> dict[str, str]:
@@ -115,7 +121,9 @@ def test_lost_webhooks_are_recovered_once_with_customer_and_month(stack: Stack) 
     assert len(stack.items("ledger")) == 3
 
 
-def test_foreign_and_missing_webhook_urls_are_ignored(stack: Stack) -> None:
+def test_foreign_and_missing_webhook_urls_are_not_ours_and_never_fetched_again(
+    stack: Stack,
+) -> None:
     add(stack, "t-foreign", url="https://other-app.example.com/hooks?customer_id=acme")
     add(stack, "t-none", customer=None)
     add(
@@ -125,8 +133,13 @@ def test_foreign_and_missing_webhook_urls_are_ignored(stack: Stack) -> None:
     )
     add(stack, "t-ours")
     report = run(stack)
-    assert (report.counts.ignored, report.counts.recovered) == (3, 1)
+    assert (report.counts.not_ours, report.counts.recovered) == (3, 1)
     assert ledger_ids(stack) == {"t-ours": "reconciliation"}
+
+    again = run(stack)
+
+    assert (again.complete, again.counts.not_ours, again.counts.already_recorded) == (True, 3, 1)
+    assert [fetches(stack, t) for t in ("t-foreign", "t-none", "t-other-path")] == [1, 1, 1]
 
 
 def test_unfinished_transcripts_are_left_for_their_webhook(stack: Stack) -> None:
@@ -154,24 +167,48 @@ def test_horizon_is_respected(stack: Stack) -> None:
     assert ledger_ids(stack) == {"t-recent": "reconciliation"}
 
 
-def test_a_429_mid_run_stops_and_the_next_run_resumes(stack: Stack) -> None:
+def test_a_429_on_one_item_does_not_end_the_run_and_the_run_says_it_did_not_finish(
+    stack: Stack,
+) -> None:
+    # Given six lost webhooks, the GET of one answering 429 with a Retry-After longer than a run
+    # may wait (and then again on every retry)
     for n in range(6):
         add(stack, f"t{n}", hours_ago=10 - n)
-    stack.api.state.fail("t2", 429, retry_after=30)  # the GET of the 4th newest item
+    stack.api.state.fail("t2", 429, times=5, retry_after=30)
+    metrics = Quiet()
 
-    first = run(stack, page_size=2)
+    first = run(stack, page_size=2, metrics=metrics)
 
+    # Then every other item is recovered in this run, and the run reports the one it could not
+    # check, in its result and its metric
     assert not first.complete and "429" in str(first.stopped_because)
-    assert set(ledger_ids(stack)) == {"t5", "t4", "t3"}
-    ledger = DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table)
-    checkpoint = ledger.load_checkpoint("default")
-    assert checkpoint is not None and checkpoint.before_id == "t3"
+    assert (first.counts.recovered, first.counts.unchecked) == (5, 1)
+    assert set(ledger_ids(stack)) == {"t0", "t1", "t3", "t4", "t5"}
+    assert metrics.counted["ReconcileIncomplete"] == 1
+    assert metrics.counted["ReconcileUnchecked"] == 1
 
+    stack.api.state.faults.clear()
     second = run(stack, page_size=2)
 
-    assert second.complete and second.counts.recovered == 3
+    assert second.complete and second.counts.recovered == 1
     assert set(ledger_ids(stack)) == {f"t{n}" for n in range(6)}
-    assert ledger.load_checkpoint("default") is None
+
+
+def test_a_transient_failure_on_one_item_is_retried_with_backoff_within_the_run(
+    stack: Stack,
+) -> None:
+    # Given a lost webhook whose GET fails twice (503, then a timeout-like 504)
+    add(stack, "t-flaky", hours_ago=2)
+    add(stack, "t-fine", hours_ago=1)
+    stack.api.state.fail("t-flaky", 503, times=2)
+    waits: list[float] = []
+
+    report = run(stack, waits=waits)
+
+    # Then it is recovered in the same run after two waits that back off
+    assert report.complete and report.counts.recovered == 2
+    assert (report.counts.retried, report.counts.unchecked) == (2, 0)
+    assert waits == [1.0, 2.0]
 
 
 def test_run_budget_bounds_a_run(stack: Stack) -> None:
@@ -227,14 +264,49 @@ def test_webhook_arriving_during_the_run_is_billed_once(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize("customer_param", ["a/b", "=x", ""])
-def test_unusable_customer_in_webhook_url_is_ignored(stack: Stack, customer_param: str) -> None:
+def test_unusable_customer_in_our_webhook_url_is_quarantined_never_ignored(
+    stack: Stack, customer_param: str
+) -> None:
     add(
         stack,
         "t-bad",
         url=f"https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/assemblyai?customer_id={customer_param}",
     )
     report = run(stack)
-    assert (report.counts.ignored, report.counts.recovered) == (1, 0)
+    assert (report.counts.quarantined, report.counts.recovered) == (1, 0)
+    [item] = stack.items("quarantine")
+    assert (item["source_id"], item["reason"]) == ("t-bad", "invalid_attribution")
+    assert "invalid_customer_id" in item["detail"]
+
+
+def test_real_world_customer_ids_are_recovered(stack: Stack) -> None:
+    add(stack, "t-muller", url=webhook_url("müller-gmbh", moduleId="x"), hours_ago=2)
+    add(stack, "t-space", customer="acme corp", hours_ago=1)
+
+    report = run(stack)
+
+    assert report.counts.recovered == 2
+    assert {r["source_id"]: r["customer_id"] for r in stack.items("ledger")} == {
+        "t-muller": "müller-gmbh",
+        "t-space": "acme corp",
+    }
+
+
+def test_a_deleted_transcript_is_held_visibly_and_not_fetched_again(stack: Stack) -> None:
+    # Given a lost webhook whose transcript was deleted at AssemblyAI before we saw it
+    add(stack, "t-deleted", url="http://deleted_by_user", audio_url="http://deleted_by_user")
+    metrics = Quiet()
+
+    report = run(stack, metrics=metrics)
+
+    # Then it is held in quarantine with its own reason, counted, and later runs do not re-fetch
+    assert report.complete and report.counts.quarantined == 1
+    [item] = stack.items("quarantine")
+    assert (item["source_id"], item["reason"]) == ("t-deleted", "transcript_deleted")
+    assert metrics.counted["UsageQuarantined"] == 1
+    again = run(stack)
+    assert again.counts.quarantined == 1 and fetches(stack, "t-deleted") == 1
+    assert len(stack.items("quarantine")) == 1
 
 
 def test_a_refused_api_key_stops_that_project_only_with_the_reason(stack: Stack) -> None:

@@ -140,7 +140,7 @@ def test_queue_message_round_trips() -> None:
         _message().to_json().replace("+00:00", ""),  # naive time
         _message().to_json().replace('"schema_version":1', '"schema_version":2'),
         _message().to_json().replace('"t1"', '"t#1"'),
-        _message().to_json().replace('"plan"', '"Plan"'),
+        _message().to_json().replace('"plan"', '"1plan"'),
     ],
 )
 def test_malformed_queue_messages_are_rejected(text: str) -> None:

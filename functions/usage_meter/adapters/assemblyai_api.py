@@ -8,9 +8,12 @@ account-wide 20,000 requests / 5 minutes (see docs/decisions.md).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import assemblyai as aai
@@ -21,7 +24,11 @@ from usage_meter.adapters.secrets import CachedSecret, api_key_from_secret
 from usage_meter.logic.errors import PermanentFailure, TranscriptNotFound, TransientFailure
 from usage_meter.settings import AssemblyAISettings, ProjectConfig
 
-DEFAULT_RETRY_AFTER_SECONDS = 30
+# Retry-After is delay-seconds (ASCII digits) or an HTTP-date (RFC 9110 section 10.2.3). A longer
+# wait than this is not plausible from a rate limiter; such a value, like any unreadable one, is
+# ignored and the normal backoff applies.
+MAX_RETRY_AFTER_SECONDS = 3600
+_DELAY_SECONDS = re.compile(r"[0-9]{1,9}")
 AUTH_REASON = "assemblyai_auth"
 
 
@@ -49,11 +56,29 @@ class RequestPacer:
             self._next = now + self._interval
 
 
-def _retry_after(response: httpx.Response) -> int:
-    try:
-        return max(1, int(float(response.headers.get("retry-after", ""))))
-    except ValueError:
-        return DEFAULT_RETRY_AFTER_SECONDS
+def parse_retry_after(value: str | None, now: datetime | None = None) -> int | None:
+    """Seconds to wait from a ``Retry-After`` header, or None when it is absent, unreadable or
+    implausible (``inf``, ``nan``, ``1e9``, negative, full-width digits, a date in the past or
+    more than ``MAX_RETRY_AFTER_SECONDS`` away): the caller then uses its normal backoff.
+
+    RFC 9110 section 10.2.3: ``Retry-After = HTTP-date / delay-seconds``, delay-seconds being
+    ``1*DIGIT`` (ASCII). Never raises.
+    """
+    text = (value or "").strip()
+    if _DELAY_SECONDS.fullmatch(text):
+        seconds = int(text)
+    else:
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if moment.tzinfo is None:
+            return None
+        remaining = (moment - (now or datetime.now(UTC))).total_seconds()
+        seconds = int(remaining) if remaining > 0 else 0
+    if seconds > MAX_RETRY_AFTER_SECONDS:
+        return None
+    return max(1, seconds)
 
 
 class AssemblyAITranscripts:
@@ -114,7 +139,10 @@ class AssemblyAITranscripts:
         if status == 200:
             return response
         if status == 429:
-            raise TransientFailure("AssemblyAI rate limit (429)", _retry_after(response))
+            raise TransientFailure(
+                "AssemblyAI rate limit (429)",
+                parse_retry_after(response.headers.get("retry-after")),
+            )
         if status >= 500 or status == 408:
             raise TransientFailure(f"AssemblyAI server error ({status})")
         if status in (401, 403):

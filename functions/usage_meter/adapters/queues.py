@@ -73,6 +73,12 @@ class DeadLetterBrowser:
         self._source = source_url
 
     def _receive(self, visibility: int) -> list[dict[str, Any]]:
+        try:
+            return self._receive_once(visibility)
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientFailure(f"could not read the DLQ: {type(exc).__name__}") from exc
+
+    def _receive_once(self, visibility: int) -> list[dict[str, Any]]:
         response = self._client.receive_message(
             QueueUrl=self._dlq,
             MaxNumberOfMessages=10,
@@ -84,10 +90,15 @@ class DeadLetterBrowser:
         return [dict(m) for m in response.get("Messages", [])]
 
     def _release(self, messages: list[dict[str, Any]]) -> None:
-        for message in messages:  # visible again at once
-            self._client.change_message_visibility(
-                QueueUrl=self._dlq, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-            )
+        """Visible again at once (best effort: a message not released reappears after
+        HOLD_SECONDS anyway)."""
+        for message in messages:
+            try:
+                self._client.change_message_visibility(
+                    QueueUrl=self._dlq, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+            except (ClientError, BotoCoreError):
+                continue
 
     def peek(self, limit: int = 100) -> list[dict[str, Any]]:
         """Up to ``limit`` messages, left in the queue. Each is held invisible while the listing
@@ -129,10 +140,18 @@ class DeadLetterBrowser:
                     if not wanted or moved >= limit:
                         skipped.append(message)
                         continue
-                    self._client.send_message(QueueUrl=self._source, MessageBody=message["Body"])
-                    self._client.delete_message(
-                        QueueUrl=self._dlq, ReceiptHandle=message["ReceiptHandle"]
-                    )
+                    try:
+                        self._client.send_message(
+                            QueueUrl=self._source, MessageBody=message["Body"]
+                        )
+                        self._client.delete_message(
+                            QueueUrl=self._dlq, ReceiptHandle=message["ReceiptHandle"]
+                        )
+                    except (ClientError, BotoCoreError) as exc:
+                        # Sent but not deleted is harmless (the ledger absorbs a second copy).
+                        raise TransientFailure(
+                            f"redrive stopped after {moved} message(s): {type(exc).__name__}"
+                        ) from exc
                     moved += 1
                 if message_ids is not None and moved == len(message_ids):
                     break

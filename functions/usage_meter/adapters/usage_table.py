@@ -9,9 +9,24 @@
 - reconciliation checkpoint: PK ``RECONCILE#<project>``, SK ``CHECKPOINT``.
 - audit entry: PK ``AUDIT#<month>``, SK ``<time>#<random>`` (who, what, why, outcome).
 - uncovered transcript (coverage report): PK ``COVERAGE#<month>``, SK ``<project>#<transcript>``.
+- reconciliation verdict: PK ``SOURCE#async#<transcript id>``, SK ``RECONCILED`` (not ours, held).
+- late usage mark: PK ``EXPORT#<month>``, SK ``LATE`` (``late_records``); while pending:
+  GSI1PK ``EXPORT_LATE``, GSI1SK ``<month>``. Written in the same transaction as billable usage
+  recorded into a month that has ended (only then: no hot key), so a published export of that
+  month is republished with the change (``logic.monthly_export.export_late_usage``).
 - quarantine:  PK ``QUARANTINE#<source id>``, SK ``<reason>#<digest of the message>``;
   GSI1PK ``QUARANTINE#open``, GSI1SK ``<time>#<source id>``.
 
+- Retries that already committed: boto3 retries a call whose answer was lost, so every write is
+  idempotent for its caller. Transactions carry a ``ClientRequestToken`` (one per call, reused by
+  the SDK's retries: DynamoDB applies it once and answers the retry with success). A conditional
+  put carries a ``write_id`` (one per call) and asks for the item on a failed condition
+  (``ReturnValuesOnConditionCheckFailure=ALL_OLD``): when the item there is its own write, the
+  retry's outcome is the first attempt's (recorded, quarantined), never a duplicate or conflict.
+- ``<customer>`` in keys is ``customer_key(customer_id)`` (percent-encoded; see there). Key parts
+  are bounded in bytes (``bounded_key_part``): an oversized customer or breakdown is a fixed-length
+  digest in the key, its readable value in the item's attributes, so whatever is accepted fits
+  DynamoDB's key limits.
 - Ledger rows are keyed by the usage source alone, so "billed at most once, forever" is one
   conditional put; there is no TTL on them.
 - A customer's usage for a month is one Query on its partition (PK + SK prefix); the export reads a
@@ -37,8 +52,13 @@ from urllib.parse import quote, urlencode
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from usage_meter.logic.errors import TransientFailure
-from usage_meter.logic.operations import AuditEntry
+from usage_meter.logic.errors import (
+    STORAGE_REFUSED,
+    PermanentFailure,
+    TransientFailure,
+    UnstorableUsage,
+)
+from usage_meter.logic.operations import AuditEntry, OperationRefused
 from usage_meter.models.billing import UsageAggregate
 from usage_meter.models.coverage import UncoveredReason, UncoveredTranscript
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
@@ -58,11 +78,48 @@ if TYPE_CHECKING:
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 LEDGER_SK = "LEDGER"
+VERDICT_SK = "RECONCILED"  # reconciliation's verdict on a source it does not bill
 ADDON_PREFIX = "addon:"
+LATE_INDEX_KEY = "EXPORT_LATE"
+
+
+def _ended(month: str, now: datetime) -> bool:
+    """Whether ``month`` (YYYY-MM) is before the current UTC month."""
+    return month < now.astimezone(UTC).strftime("%Y-%m")
 
 
 def _component(value: str) -> str:
     return quote(value, safe="._:@-")
+
+
+# DynamoDB limits a partition key to 2,048 bytes and a sort key to 1,024 (index keys alike; AWS
+# DynamoDB Developer Guide, "Quotas"), and percent-encoding turns one non-ASCII character into up
+# to 12 bytes. A key part longer than its budget is stored as a fixed-length digest instead; the
+# readable value is always in the item's attributes (customer_id, project, model, dimensions).
+# "%%" never appears in percent-encoded text, so a digest cannot equal any readable key part.
+CUSTOMER_KEY_MAX_BYTES = 256
+BREAKDOWN_KEY_MAX_BYTES = 640  # MONTH#<month># + this, and CUSTOMER#<256>#+ this, stay < 1,024
+DIGEST_PREFIX = "%%sha256:"
+
+
+def bounded_key_part(encoded: str, max_bytes: int) -> str:
+    """``encoded`` (already percent-encoded) when it fits ``max_bytes``, else ``%%sha256:`` and 40
+    hex digits of its SHA-256 (49 bytes): the same input always gives the same key part."""
+    if len(encoded.encode()) <= max_bytes:
+        return encoded
+    return DIGEST_PREFIX + hashlib.sha256(encoded.encode()).hexdigest()[:40]
+
+
+def customer_key(customer_id: str) -> str:
+    """A customer id as it appears inside keys: percent-encoded (``acme corp`` -> ``acme%20corp``,
+    ``müller`` -> ``m%C3%BCller``), so any valid id is safe next to ``#`` separators; ids of
+    ASCII letters, digits and ``._:@-`` are unchanged; bounded to ``CUSTOMER_KEY_MAX_BYTES``.
+    The one place keys spell a customer."""
+    return bounded_key_part(_component(customer_id), CUSTOMER_KEY_MAX_BYTES)
+
+
+def aggregate_key(customer_id: str, month: str, breakdown: str) -> dict[str, str]:
+    return {"PK": f"CUSTOMER#{customer_key(customer_id)}", "SK": f"MONTH#{month}#{breakdown}"}
 
 
 def dimensions_key(dimensions: dict[str, str]) -> str:
@@ -95,15 +152,17 @@ ESTIMATED_SUFFIX = "estimated"
 
 
 def aggregate_breakdown(record: UsageRecord) -> str:
-    """product#project#model#dimensions, plus ``#estimated`` for estimated usage, so an orphan
-    estimate is its own aggregate (and export row) and replacing it moves it to the measured one."""
+    """product#project#model#dimensions, plus ``#estimated`` for estimated usage (an orphan
+    estimate is its own aggregate and export row; replacing it moves it to the measured one), as a
+    key part bounded to ``BREAKDOWN_KEY_MAX_BYTES``."""
     parts = [
         record.product,
         _component(record.project),
         _component(record.model),
         dimensions_key(record.dimensions),
     ]
-    return "#".join([*parts, ESTIMATED_SUFFIX] if record.estimated else parts)
+    readable = "#".join([*parts, ESTIMATED_SUFFIX] if record.estimated else parts)
+    return bounded_key_part(readable, BREAKDOWN_KEY_MAX_BYTES)
 
 
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +187,7 @@ def ledger_item(record: UsageRecord, recorded_at: datetime) -> dict[str, Any]:
         occurred_at=_stored_time(record.occurred_at),
         recorded_at=_stored_time(recorded_at),
         GSI1PK=f"LEDGER#{record.month}#{ledger_shard(record.customer_id):02d}",
-        GSI1SK=f"{record.customer_id}#{record.product}#{record.source_id}",
+        GSI1SK=f"{customer_key(record.customer_id)}#{record.product}#{record.source_id}",
     )
     return values
 
@@ -169,17 +228,20 @@ class DynamoUsageLedger:
         ]
         if record.status is UsageStatus.BILLABLE:
             items.append({"Update": self._aggregate_update(record, now)})
+            if _ended(record.month, now):
+                items.append({"Update": self._late_mark(record.month, now)})
         if record.product == "streaming":
             items.append(
                 {"Update": self._close_session_update(record.source_id, record.origin, now)}
             )
         try:
-            self._client.transact_write_items(TransactItems=items)
+            self._client.transact_write_items(TransactItems=items, ClientRequestToken=_token())
         except ClientError as exc:
+            _raise_if_unstorable(exc)
             if not _ledger_row_exists(exc):
-                raise _transient("record usage", exc) from exc
+                raise _failure("record usage", exc) from exc
         except BotoCoreError as exc:
-            raise _transient("record usage", exc) from exc
+            raise _failure("record usage", exc) from exc
         else:
             return RecordOutcome(result=RecordResult.RECORDED)
         existing = self.get_record(record.product, record.source_id)
@@ -213,7 +275,7 @@ class DynamoUsageLedger:
             "dimensions": record.dimensions,
             "estimated": record.estimated,
             "GSI1PK": f"MONTH#{record.month}",
-            "GSI1SK": f"CUSTOMER#{record.customer_id}#{breakdown}",
+            "GSI1SK": f"CUSTOMER#{customer_key(record.customer_id)}#{breakdown}",
             "updated_at": now.isoformat(),
         }
         names = {f"#a{i}": name for i, name in enumerate(attributes)}
@@ -226,15 +288,64 @@ class DynamoUsageLedger:
         additions = "".join(f", #f{i} :f{i}" for i in range(len(addons)))
         return {
             "TableName": self._table,
-            "Key": _to_item(
-                {"PK": f"CUSTOMER#{record.customer_id}", "SK": f"MONTH#{record.month}#{breakdown}"}
-            ),
+            "Key": _to_item(aggregate_key(record.customer_id, record.month, breakdown)),
             "UpdateExpression": (
                 f"ADD usage_count :one, billable_seconds :seconds{additions} SET {assignments}"
             ),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": _to_item({":one": count, ":seconds": seconds, **values}),
         }
+
+    def _late_mark(self, month: str, now: datetime) -> Any:
+        """Mark an ended month as changed since its export (see the module docstring)."""
+        return {
+            "TableName": self._table,
+            "Key": _to_item({"PK": f"EXPORT#{month}", "SK": "LATE"}),
+            "UpdateExpression": (
+                "ADD late_records :one SET entity = :entity, #m = :month, "
+                "GSI1PK = :pending, GSI1SK = :month, marked_at = :now"
+            ),
+            "ExpressionAttributeNames": {"#m": "month"},
+            "ExpressionAttributeValues": _to_item(
+                {
+                    ":one": 1,
+                    ":entity": "late_usage",
+                    ":month": month,
+                    ":pending": LATE_INDEX_KEY,
+                    ":now": now.isoformat(),
+                }
+            ),
+        }
+
+    def late_months(self) -> list[tuple[str, int]]:
+        """Months marked as changed after they ended: (month, marks seen), oldest first."""
+        rows = self._query(
+            IndexName="GSI1",
+            KeyConditionExpression="GSI1PK = :pending",
+            ExpressionAttributeValues=_to_item({":pending": LATE_INDEX_KEY}),
+        )
+        return [(str(r["month"]), int(r["late_records"])) for r in rows]
+
+    def clear_late_month(self, month: str, seen: int) -> bool:
+        """Take ``month`` out of the pending index if no mark came after ``seen`` (False: one did,
+        it stays pending for the next run)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_to_item({"PK": f"EXPORT#{month}", "SK": "LATE"}),
+                UpdateExpression="REMOVE GSI1PK, GSI1SK SET exported_at = :now",
+                ConditionExpression="late_records = :seen",
+                ExpressionAttributeValues=_to_item(
+                    {":seen": seen, ":now": datetime.now(UTC).isoformat()}
+                ),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _failure("clear late usage mark", exc) from exc
+        except BotoCoreError as exc:
+            raise _failure("clear late usage mark", exc) from exc
+        return True
 
     # -- streaming sessions ---------------------------------------------------------------------
     def _close_session_update(self, session_id: str, reason: str, now: datetime) -> Any:
@@ -247,9 +358,11 @@ class DynamoUsageLedger:
         }
 
     def put_begin(self, begin: SessionBegin) -> tuple[RecordResult, SessionBegin | None]:
+        write_id = _token()
         values = {
             **session_key(begin.session_id),
             "entity": "session",
+            "write_id": write_id,
             **json.loads(begin.model_dump_json()),
             "GSI1PK": f"OPEN_SESSIONS#{begin.began_at.astimezone(UTC).date().isoformat()}",
             "GSI1SK": f"{begin.began_at.astimezone(UTC).isoformat()}#{begin.session_id}",
@@ -259,30 +372,33 @@ class DynamoUsageLedger:
                 TableName=self._table,
                 Item=_to_item(values),
                 ConditionExpression="attribute_not_exists(PK)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             return RecordResult.RECORDED, None
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise _transient("record session begin", exc) from exc
+                raise _failure("record session begin", exc) from exc
+            if _own_write(exc, write_id):
+                return RecordResult.RECORDED, None
         except BotoCoreError as exc:
-            raise _transient("record session begin", exc) from exc
+            raise _failure("record session begin", exc) from exc
         existing = self.get_begin(begin.session_id)
         if existing is None:  # the termination came first and left a stub: fill it in, closed
-            stub = {
-                k: v
-                for k, v in values.items()
-                if k not in ("GSI1PK", "GSI1SK", "PK", "SK") and v is not None
-            }
+            skipped = ("GSI1PK", "GSI1SK", "PK", "SK", "write_id")
+            stub = {k: v for k, v in values.items() if k not in skipped and v is not None}
             names = {f"#a{i}": k for i, k in enumerate(stub)}
-            self._client.update_item(
-                TableName=self._table,
-                Key=_to_item(session_key(begin.session_id)),
-                UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(stub))),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_to_item(
-                    {f":a{i}": v for i, v in enumerate(stub.values())}
-                ),
-            )
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=_to_item(session_key(begin.session_id)),
+                    UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(stub))),
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=_to_item(
+                        {f":a{i}": v for i, v in enumerate(stub.values())}
+                    ),
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise _failure("fill in session begin", exc) from exc
             return RecordResult.RECORDED, None
         same = (existing.customer_id, existing.project) == (begin.customer_id, begin.project)
         return (RecordResult.DUPLICATE if same else RecordResult.CONFLICT), existing
@@ -293,7 +409,7 @@ class DynamoUsageLedger:
                 TableName=self._table, Key=_to_item(session_key(session_id)), ConsistentRead=True
             ).get("Item")
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("read session", exc) from exc
+            raise _failure("read session", exc) from exc
         values = _from_item(item) if item else {}
         if "customer_id" not in values:
             return None
@@ -330,7 +446,7 @@ class DynamoUsageLedger:
         try:
             self._client.update_item(**update)
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("close session", exc) from exc
+            raise _failure("close session", exc) from exc
 
     def replace_record(self, existing: UsageRecord, replacement: UsageRecord) -> bool:
         """Replace a billed ledger row and move its aggregate contribution, in one transaction,
@@ -381,15 +497,35 @@ class DynamoUsageLedger:
                 )
             if replacement.status is billable:
                 items.append({"Update": self._aggregate_update(replacement, now)})
+        touched = {r.month for r in (existing, replacement) if r.status is billable}
+        items.extend({"Update": self._late_mark(m, now)} for m in sorted(touched) if _ended(m, now))
         try:
-            self._client.transact_write_items(TransactItems=items)
+            self._client.transact_write_items(TransactItems=items, ClientRequestToken=_token())
         except ClientError as exc:
+            _raise_if_unstorable(exc)
             if _ledger_row_exists(exc):
                 return False
-            raise _transient("replace ledger row", exc) from exc
+            raise _failure("replace ledger row", exc) from exc
         except BotoCoreError as exc:
-            raise _transient("replace ledger row", exc) from exc
+            raise _failure("replace ledger row", exc) from exc
+        if existing.status is billable and not same_aggregate:
+            self._remove_if_empty(existing)
         return True
+
+    def _remove_if_empty(self, record: UsageRecord) -> None:
+        """Delete the aggregate a row moved out of if nothing is left in it (a row moved to the
+        month of its first receipt must not leave a 0-count row behind). Conditional, so a row
+        added meanwhile keeps it; best effort, because reads skip emptied aggregates anyway."""
+        key = aggregate_key(record.customer_id, record.month, aggregate_breakdown(record))
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key=_to_item(key),
+                ConditionExpression="usage_count = :zero AND billable_seconds = :zero",
+                ExpressionAttributeValues=_to_item({":zero": 0}),
+            )
+        except (ClientError, BotoCoreError):
+            return
 
     # -- reconciliation ---------------------------------------------------------------------------
     def has_usage(self, product: str, source_id: str) -> bool:
@@ -401,8 +537,39 @@ class DynamoUsageLedger:
                 ConsistentRead=True,
             )
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("read ledger", exc) from exc
+            raise _failure("read ledger", exc) from exc
         return "Item" in response
+
+    def source_state(self, product: str, source_id: str) -> str | None:
+        """``"recorded"`` (a ledger row exists), a reconciliation verdict kept for the source
+        (``"not_ours"``, ``"held"``), or None when reconciliation has never seen it. One
+        consistent Query on the source's partition: the ledger row and the verdict share it."""
+        rows = self._query(
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues=_to_item({":pk": ledger_key(product, source_id)["PK"]}),
+            ProjectionExpression="SK, verdict",
+            ConsistentRead=True,
+        )
+        if any(r.get("SK") == LEDGER_SK for r in rows):
+            return "recorded"
+        verdicts = [str(r["verdict"]) for r in rows if r.get("SK") == VERDICT_SK]
+        return verdicts[0] if verdicts else None
+
+    def remember_verdict(self, product: str, source_id: str, verdict: str, detail: str) -> None:
+        """Keep what reconciliation decided about a source it will not bill (``not_ours``,
+        ``held``), so later runs do not fetch it again."""
+        values = {
+            "PK": ledger_key(product, source_id)["PK"],
+            "SK": VERDICT_SK,
+            "entity": "reconcile_verdict",
+            "verdict": verdict,
+            "detail": detail,
+            "at": datetime.now(UTC).isoformat(),
+        }
+        try:
+            self._client.put_item(TableName=self._table, Item=_to_item(values))
+        except (ClientError, BotoCoreError) as exc:
+            raise _failure("remember reconciliation verdict", exc) from exc
 
     def load_checkpoint(self, project: str) -> Checkpoint | None:
         try:
@@ -410,14 +577,14 @@ class DynamoUsageLedger:
                 TableName=self._table, Key=_to_item(checkpoint_key(project)), ConsistentRead=True
             ).get("Item")
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("read checkpoint", exc) from exc
+            raise _failure("read checkpoint", exc) from exc
         if not item:
             return None
         values = _from_item(item)
         return Checkpoint(
             horizon=datetime.fromisoformat(values["horizon"]),
             before_id=values.get("before_id"),
-            counts=ReconcileCounts(**{k: int(v) for k, v in values.get("counts", {}).items()}),
+            counts=ReconcileCounts.from_stored(values.get("counts", {})),
         )
 
     def save_checkpoint(self, project: str, checkpoint: Checkpoint) -> None:
@@ -432,13 +599,13 @@ class DynamoUsageLedger:
         try:
             self._client.put_item(TableName=self._table, Item=_to_item(values))
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("save checkpoint", exc) from exc
+            raise _failure("save checkpoint", exc) from exc
 
     def clear_checkpoint(self, project: str) -> None:
         try:
             self._client.delete_item(TableName=self._table, Key=_to_item(checkpoint_key(project)))
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("clear checkpoint", exc) from exc
+            raise _failure("clear checkpoint", exc) from exc
 
     def record_uncovered(self, item: UncoveredTranscript) -> bool:
         """Store a transcript no customer is billed for, once (False if already stored)."""
@@ -465,9 +632,9 @@ class DynamoUsageLedger:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
-            raise _transient("record uncovered transcript", exc) from exc
+            raise _failure("record uncovered transcript", exc) from exc
         except BotoCoreError as exc:
-            raise _transient("record uncovered transcript", exc) from exc
+            raise _failure("record uncovered transcript", exc) from exc
         return True
 
     def month_uncovered(self, month: str) -> Iterator[UncoveredTranscript]:
@@ -503,19 +670,21 @@ class DynamoUsageLedger:
             "quarantined_at": item.quarantined_at.astimezone(UTC).isoformat(),
             "GSI1PK": "QUARANTINE#open",
             "GSI1SK": f"{item.quarantined_at.astimezone(UTC).isoformat()}#{item.source_id}",
+            "write_id": _token(),
         }
         try:
             self._client.put_item(
                 TableName=self._table,
                 Item=_to_item(values),
                 ConditionExpression="attribute_not_exists(PK)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise _transient("quarantine", exc) from exc
+                return _own_write(exc, values["write_id"])
+            raise _failure("quarantine", exc) from exc
         except BotoCoreError as exc:
-            raise _transient("quarantine", exc) from exc
+            raise _failure("quarantine", exc) from exc
         return True
 
     # -- reads ----------------------------------------------------------------------------------
@@ -527,7 +696,7 @@ class DynamoUsageLedger:
                 ConsistentRead=True,
             )
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("read ledger", exc) from exc
+            raise _failure("read ledger", exc) from exc
         item = response.get("Item")
         return record_from_item(_from_item(item)) if item else None
 
@@ -538,18 +707,18 @@ class DynamoUsageLedger:
             for page in paginator.paginate(TableName=self._table, **kwargs):
                 items.extend(_from_item(i) for i in page.get("Items", []))
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("query", exc) from exc
+            raise _failure("query", exc) from exc
         return items
 
     def customer_aggregates(self, customer_id: str, month: str) -> list[UsageAggregate]:
         rows = self._query(
             KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
             ExpressionAttributeValues=_to_item(
-                {":pk": f"CUSTOMER#{customer_id}", ":prefix": f"MONTH#{month}#"}
+                {":pk": f"CUSTOMER#{customer_key(customer_id)}", ":prefix": f"MONTH#{month}#"}
             ),
             ConsistentRead=True,
         )
-        return [aggregate_from_item(r) for r in rows]
+        return [aggregate_from_item(r) for r in rows if not _emptied(r)]
 
     def month_aggregates(self, month: str) -> list[UsageAggregate]:
         rows = self._query(
@@ -557,7 +726,7 @@ class DynamoUsageLedger:
             KeyConditionExpression="GSI1PK = :pk",
             ExpressionAttributeValues=_to_item({":pk": f"MONTH#{month}"}),
         )
-        return [aggregate_from_item(r) for r in rows]
+        return [aggregate_from_item(r) for r in rows if not _emptied(r)]
 
     def month_ledger_totals(self, month: str) -> dict[str, tuple[int, Decimal]]:
         """(count, seconds) of billable ledger rows per customer in a month: every ledger row of
@@ -588,14 +757,14 @@ class DynamoUsageLedger:
                 for item in page.get("Items", []):
                     yield _from_item(item)
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("query", exc) from exc
+            raise _failure("query", exc) from exc
 
     def month_ledger_rows(self, month: str) -> Iterator[UsageRecord]:
         """Every ledger row of a month (billable and failed), ordered by (customer, product,
         source id): the 16 shard Queries are read page by page and merged lazily, so memory
         holds one page per shard whatever the month's size. ``GSI1SK`` is
-        ``<customer>#<product>#<source>`` and ``#`` sorts below every character a customer id
-        may hold, so the index order is that tuple order."""
+        ``<customer key>#<product>#<source>`` and ``#`` sorts below every character of a
+        (percent-encoded) customer key, so the index order is that tuple order."""
         shards = [
             self._pages(
                 IndexName="GSI1",
@@ -619,7 +788,7 @@ class DynamoUsageLedger:
             "ExpressionAttributeValues": _to_item(
                 {
                     ":pk": f"LEDGER#{month}#{ledger_shard(customer_id):02d}",
-                    ":customer": f"{customer_id}#",
+                    ":customer": f"{customer_key(customer_id)}#",
                 }
             ),
             "Limit": limit,
@@ -629,7 +798,7 @@ class DynamoUsageLedger:
         try:
             response = self._client.query(TableName=self._table, **kwargs)
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("query", exc) from exc
+            raise _failure("query", exc) from exc
         rows = [record_from_item(_from_item(i)) for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         return rows, (_encode_cursor(last) if last else None)
@@ -640,7 +809,7 @@ class DynamoUsageLedger:
         """Customers with billed usage in ``month``, in id order, at most ``limit``, starting after
         customer ``after``; and the customer to continue after (None on the last page). Reads the
         month's aggregates on GSI1 (a customer has one item per breakdown), never the ledger."""
-        start = f"CUSTOMER#{after}#\U0010ffff" if after else "CUSTOMER#"
+        start = f"CUSTOMER#{customer_key(after)}#\U0010ffff" if after else "CUSTOMER#"
         found: list[str] = []
         for item in self._pages(
             IndexName="GSI1",
@@ -666,7 +835,7 @@ class DynamoUsageLedger:
             ExpressionAttributeValues=_to_item(
                 {
                     ":pk": f"LEDGER#{month}#{ledger_shard(customer_id):02d}",
-                    ":customer": f"{customer_id}#",
+                    ":customer": f"{customer_key(customer_id)}#",
                 }
             ),
         ):
@@ -686,27 +855,38 @@ class DynamoUsageLedger:
                 ConsistentRead=True,
             ).get("Item")
         except (ClientError, BotoCoreError) as exc:
-            raise _transient("read quarantine", exc) from exc
+            raise _failure("read quarantine", exc) from exc
         values = _from_item(item) if item else None
         return values if values and values.get("state") == "open" else None
 
     def close_quarantine(self, item_id: str, resolution: dict[str, Any]) -> None:
+        """Mark an open item resolved. Raises OperationRefused when it is no longer open (someone
+        else resolved it meanwhile), TransientFailure/PermanentFailure for DynamoDB errors."""
         source_id, _, sort_key = item_id.partition("/")
-        self._client.update_item(
-            TableName=self._table,
-            Key=_to_item({"PK": f"QUARANTINE#{source_id}", "SK": sort_key}),
-            UpdateExpression="SET #state = :resolved, resolution = :resolution, GSI1PK = :closed",
-            ConditionExpression="#state = :open",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues=_to_item(
-                {
-                    ":resolved": "resolved",
-                    ":open": "open",
-                    ":resolution": resolution,
-                    ":closed": "QUARANTINE#resolved",
-                }
-            ),
-        )
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_to_item({"PK": f"QUARANTINE#{source_id}", "SK": sort_key}),
+                UpdateExpression=(
+                    "SET #state = :resolved, resolution = :resolution, GSI1PK = :closed"
+                ),
+                ConditionExpression="#state = :open",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=_to_item(
+                    {
+                        ":resolved": "resolved",
+                        ":open": "open",
+                        ":resolution": resolution,
+                        ":closed": "QUARANTINE#resolved",
+                    }
+                ),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise OperationRefused(f"{item_id} is no longer open (resolved meanwhile)") from exc
+            raise _failure("close quarantined item", exc) from exc
+        except BotoCoreError as exc:
+            raise _failure("close quarantined item", exc) from exc
 
     def audit(self, entry: AuditEntry) -> None:
         at = entry.at.astimezone(UTC)
@@ -717,7 +897,10 @@ class DynamoUsageLedger:
             **{k: v for k, v in asdict(entry).items() if k != "at"},
             "at": at.isoformat(),
         }
-        self._client.put_item(TableName=self._table, Item=_to_item(values))
+        try:
+            self._client.put_item(TableName=self._table, Item=_to_item(values))
+        except (ClientError, BotoCoreError) as exc:
+            raise _failure("write audit entry", exc) from exc
 
     def audit_log(self, month: str) -> list[dict[str, Any]]:
         return self._query(
@@ -748,6 +931,37 @@ def _decode_cursor(cursor: str) -> dict[str, Any]:
     return {name: {"S": str(value)} for name, value in plain.items()}
 
 
+def _token() -> str:
+    """One idempotency token per logical write (36 characters: ClientRequestToken's maximum)."""
+    return str(uuid.uuid4())
+
+
+def _own_write(exc: ClientError, write_id: str) -> bool:
+    """Whether a failed ``attribute_not_exists`` put found its own earlier attempt's item (the
+    first attempt committed, its answer was lost and the SDK retried)."""
+    old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+    stored = old.get("write_id")
+    return isinstance(stored, dict) and stored.get("S") == write_id
+
+
+def _raise_if_unstorable(exc: ClientError) -> None:
+    """A ValidationException can never succeed on a retry: UnstorableUsage, with DynamoDB's
+    reason (it names limits, never the values)."""
+    error = exc.response.get("Error", {})
+    reasons = exc.response.get("CancellationReasons") or []
+    invalid = any(r.get("Code") == "ValidationError" for r in reasons)
+    if error.get("Code") == "ValidationException" or invalid:
+        code = error.get("Code", "")
+        raise UnstorableUsage(
+            f"DynamoDB refused the usage ({code}): {error.get('Message', '')}"[:500]
+        ) from exc
+
+
+def _emptied(values: dict[str, Any]) -> bool:
+    """An aggregate every row of which moved elsewhere (0 count, 0 seconds): never shown."""
+    return values.get("usage_count") == 0 and values.get("billable_seconds") == 0
+
+
 def _ledger_row_exists(exc: ClientError) -> bool:
     """True when a transaction was cancelled only because the ledger row already exists."""
     error = exc.response.get("Error", {})
@@ -759,6 +973,19 @@ def _ledger_row_exists(exc: ClientError) -> bool:
     return "ConditionalCheckFailed" in str(error.get("Message", ""))
 
 
-def _transient(action: str, exc: Exception) -> TransientFailure:
+PERMANENT_DYNAMODB_ERRORS = frozenset({"ValidationException"})
+
+
+def _failure(action: str, exc: Exception) -> TransientFailure | PermanentFailure:
+    """A DynamoDB error as a domain error: PermanentFailure (reason ``dynamodb_validation``) when
+    the request itself is invalid, which no retry can fix (a ValidationException, or a
+    transaction cancelled for a ValidationError); TransientFailure for everything else
+    (throttling, 5xx, network, a condition that may pass later)."""
     code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
-    return TransientFailure(f"DynamoDB could not {action}: {code or type(exc).__name__}: {exc}")
+    text = f"DynamoDB could not {action}: {code or type(exc).__name__}: {exc}"
+    if isinstance(exc, ClientError):
+        reasons = exc.response.get("CancellationReasons") or []
+        invalid = any(r.get("Code") == "ValidationError" for r in reasons)
+        if code in PERMANENT_DYNAMODB_ERRORS or invalid:
+            return PermanentFailure(STORAGE_REFUSED, text)
+    return TransientFailure(text)

@@ -1,5 +1,6 @@
 """Scheduled monthly billing export (EventBridge Scheduler), also invocable for any month with
-``{"month": "YYYY-MM"}``. Without a month it exports the previous UTC month."""
+``{"month": "YYYY-MM"}``. Without a month it exports the previous UTC month. With
+``{"late_usage": true}`` (hourly) it exports again the months that changed after they ended."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from usage_meter.adapters.export_store import S3ExportStore
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.logic.late_usage import export_late_usage
 from usage_meter.logic.monthly_export import check_month, export_month, previous_month
 from usage_meter.settings import ExportSettings, export_settings
 
@@ -36,8 +38,14 @@ def _dependencies() -> tuple[DynamoUsageLedger, S3ExportStore, str]:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    month = check_month(str(event.get("month") or previous_month(datetime.now(UTC))))
     reader, store, price_path = _dependencies()
+    if event.get("late_usage") is True:
+        run = export_late_usage(
+            reader, reader, store, load_price_table(price_path), PowertoolsMetrics(metrics)
+        )
+        logger.info("late usage export finished", extra=run.summary())
+        return run.summary()
+    month = check_month(str(event.get("month") or previous_month(datetime.now(UTC))))
     logger.info("export started", extra={"month": month})
     result = export_month(
         month, reader, store, load_price_table(price_path), PowertoolsMetrics(metrics)

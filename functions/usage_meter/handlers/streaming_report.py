@@ -18,7 +18,8 @@ from usage_meter.adapters import aws_clients
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
 from usage_meter.adapters.usage_table import DynamoUsageLedger
-from usage_meter.logic.errors import RequestRejected, TransientFailure
+from usage_meter.handlers.routes import route_key
+from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
 from usage_meter.logic.request_signing import verify_signed_request
 from usage_meter.logic.streaming_sessions import (
     check_reported_time,
@@ -30,8 +31,8 @@ from usage_meter.models.streaming import SessionBegin, SessionTermination
 from usage_meter.settings import StreamingReportSettings, streaming_report_settings
 
 SETTINGS = StreamingReportSettings
-BEGIN_PATH = "/streaming/sessions/begin"
-TERMINATION_PATH = "/streaming/sessions/termination"
+BEGIN_ROUTE = "POST /streaming/sessions/begin"
+TERMINATION_ROUTE = "POST /streaming/sessions/termination"
 logger = Logger()
 metrics = Metrics()
 
@@ -76,8 +77,8 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 def handle_report(event: dict[str, Any]) -> dict[str, Any]:
-    path = event.get("rawPath") or ""
-    if path not in (BEGIN_PATH, TERMINATION_PATH):
+    route = route_key(event)
+    if route not in (BEGIN_ROUTE, TERMINATION_ROUTE):
         return _json(404, {"error": "not_found", "message": "no such route"})
     settings, secrets, ledger = _dependencies()
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
@@ -88,7 +89,7 @@ def handle_report(event: dict[str, Any]) -> dict[str, Any]:
         sink = PowertoolsMetrics(metrics)
         report: SessionBegin | SessionTermination
         try:
-            if path == BEGIN_PATH:
+            if route == BEGIN_ROUTE:
                 report = SessionBegin.model_validate_json(body)
                 check_reported_time(report.began_at, "began_at", now, skew)
                 result = record_begin(report, ledger, sink)
@@ -107,10 +108,15 @@ def handle_report(event: dict[str, Any]) -> dict[str, Any]:
     except TransientFailure as exc:
         logger.error("report not stored", extra={"error": str(exc)})
         return _json(503, {"error": "unavailable", "message": "temporarily unavailable, retry"})
+    except PermanentFailure as exc:
+        # Retrying cannot help (DynamoDB refused the request): say why, never a bare 500.
+        metrics.add_metric(name="ReportsUnstorable", unit="Count", value=1)
+        logger.error("report cannot be stored", extra={"reason": exc.reason, "error": exc.message})
+        return _json(422, {"error": exc.reason, "message": exc.message})
     logger.info(
         "streaming report",
         extra={
-            "route": event.get("rawPath"),
+            "route": route,
             "session_id": report.session_id,
             "customer_id": report.customer_id,
             "outcome": result.outcome,

@@ -19,6 +19,7 @@ from usage_meter.adapters.assemblyai_api import transcript_source
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.queues import SqsDeadLetterQueue, SqsUsageQueue
 from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.queued_delivery import DeliveryDeps, handle_queued_delivery
 from usage_meter.logic.usage_processing import ProcessorDeps
 from usage_meter.settings import ProcessorSettings, processor_settings
@@ -44,14 +45,28 @@ def _dependencies() -> DeliveryDeps:
         ),
         retries=queue,
         dead_letters=SqsDeadLetterQueue(aws_clients.sqs(), settings.dead_letter_queue_url),
+        max_receive_count=settings.max_receive_count,
     )
 
 
 def record_handler(record: SQSRecord) -> None:
     receive_count = int(record.attributes.approximate_receive_count or 1)
-    result = handle_queued_delivery(
-        record.body, record.receipt_handle, receive_count, _dependencies()
-    )
+    try:
+        result = handle_queued_delivery(
+            record.body, record.receipt_handle, receive_count, _dependencies()
+        )
+    except TransientFailure as exc:
+        # Every failed attempt says why (no secrets or text: messages are built from codes).
+        logger.warning(
+            "usage message attempt failed; retrying",
+            extra={
+                "message_id": record.message_id,
+                "receive_count": receive_count,
+                "reason": str(exc),
+                "retry_after_seconds": exc.retry_after_seconds,
+            },
+        )
+        raise
     logger.info(
         "usage message handled",
         extra={

@@ -1,8 +1,9 @@
 """The usage API (IAM-authorized at API Gateway), read-only:
 
-- GET /customers/{customer_id}/usage?month=YYYY-MM[&format=csv] - one customer's month, broken
-  down and priced exactly like the monthly export; or ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` for a
-  date range (UTC days, inclusive), priced per month.
+- GET /customers/{customer_id}/usage?month=YYYY-MM[&format=csv][&page=N] - one customer's month,
+  broken down and priced exactly like the monthly export, in pages that fit Lambda's 6 MB response
+  limit; or ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` for a date range (UTC days, inclusive), priced per
+  month.
 - GET /customers/{customer_id}/line-items?month=YYYY-MM[&limit=N][&cursor=C] - the ledger rows
   behind those figures, paginated (``next_cursor``).
 - GET /customers?month=YYYY-MM[&limit=N][&cursor=C] - customers with usage in the month, paginated.
@@ -14,6 +15,7 @@ import json
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -28,7 +30,7 @@ from usage_meter.logic.drill_down import (
     page_size,
     parse_range,
 )
-from usage_meter.logic.errors import RequestRejected, TransientFailure
+from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
 from usage_meter.logic.usage_report import customer_usage
 from usage_meter.settings import UsageQuerySettings, usage_query_settings
 
@@ -53,6 +55,8 @@ def _error(status: int, code: str, message: str) -> dict[str, Any]:
 
 def _route(event: dict[str, Any]) -> dict[str, Any]:
     customer_id = (event.get("pathParameters") or {}).get("customer_id", "")
+    if "%" in customer_id:  # still percent-encoded; "%" never belongs to a valid id
+        customer_id = unquote(customer_id)
     query = event.get("queryStringParameters") or {}
     month = query.get("month") or datetime.now(UTC).strftime("%Y-%m")
     route = str(event.get("routeKey") or "GET /customers/{customer_id}/usage")
@@ -71,8 +75,13 @@ def _route(event: dict[str, Any]) -> dict[str, Any]:
         document = customer_usage_between(customer_id, first, last, reader, prices)
         return _answer(200, json.dumps(document, sort_keys=True), JSON)
     wanted = query.get("format", "json")
-    report = customer_usage(customer_id, month, wanted, reader, load_price_table(price_path))
-    return _answer(200, report.body, report.content_type)
+    report = customer_usage(
+        customer_id, month, wanted, reader, load_price_table(price_path), page=query.get("page")
+    )
+    answer = _answer(200, report.body, report.content_type)
+    if report.next_page is not None:
+        answer["headers"]["X-Next-Page"] = report.next_page
+    return answer
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -84,3 +93,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except TransientFailure:
         logger.exception("usage query failed")
         return _error(503, "unavailable", "temporarily unavailable, retry")
+    except PermanentFailure as exc:
+        logger.error("usage query refused", extra={"reason": exc.reason, "error": exc.message})
+        return _error(422, exc.reason, exc.message)

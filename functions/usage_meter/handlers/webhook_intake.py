@@ -19,12 +19,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.queues import SqsUsageQueue
 from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
+from usage_meter.handlers.routes import route_key
 from usage_meter.logic.errors import RequestRejected, TransientFailure
 from usage_meter.logic.webhook_intake import IntakeLimits, WebhookRequest, accept_webhook
 from usage_meter.settings import IntakeSettings, intake_settings
 
 SETTINGS = IntakeSettings
-ROUTE = ("POST", "/webhooks/assemblyai")
+ROUTE_KEY = "POST /webhooks/assemblyai"
 logger = Logger()
 metrics = Metrics()
 
@@ -71,8 +72,7 @@ def _count(name: str) -> None:
 
 def receive_webhook(event: dict[str, Any]) -> dict[str, Any]:
     """Map the one route's outcomes and domain errors to HTTP answers, in one place."""
-    http = (event.get("requestContext") or {}).get("http") or {}
-    if (http.get("method"), event.get("rawPath")) != ROUTE:
+    if route_key(event) != ROUTE_KEY:
         return _json(404, {"error": "not_found", "message": "no such route"})
     try:
         result = accept_webhook(_request(event), *_dependencies())
@@ -90,12 +90,15 @@ def receive_webhook(event: dict[str, Any]) -> dict[str, Any]:
         return _json(200, {"status": "ignored", "reason": result.reason})
     message = result.message
     _count("WebhooksAccepted")
+    if message.attribution is None:
+        _count("WebhooksAttributionInvalid")
     logger.info(
         "webhook accepted",
         extra={
             "transcript_id": message.transcript_id,
-            "customer_id": message.attribution.customer_id,
-            "project": message.attribution.project,
+            "customer_id": message.attribution.customer_id if message.attribution else None,
+            "project": message.project,
+            "attribution_problem": message.attribution_problem,
             "webhook_status": message.webhook_status,
         },
     )

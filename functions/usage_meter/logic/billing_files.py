@@ -4,9 +4,10 @@ Both are deterministic (sorted rows, fixed column order, exact decimals as plain
 timestamps), so the same data always gives byte-identical files. In the CSV an empty cell is a
 missing value and booleans are ``true``/``false``; in the JSON Lines counts are numbers, booleans
 are booleans, decimals are strings and a missing value (no cost, no price, no add-ons, no unpriced
-reason, no price version) is ``null`` (``NULLABLE_TEXT``). Text cells that a spreadsheet
-would treat as a formula (leading ``=``, ``+``, ``-``, ``@``, tab or carriage return) are prefixed
-with an apostrophe in the CSV; the JSON Lines copy keeps the raw values.
+reason, no price version) is ``null`` (``NULLABLE_TEXT``). Text cells that a spreadsheet would
+treat as a formula (``=``, ``+``, ``-``, ``@`` first, also after leading whitespace or a line
+break, or a leading tab, carriage return or line feed) are prefixed with an apostrophe in the CSV
+(OWASP's CSV injection advice); the JSON Lines copy keeps the raw values.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ TEXT_COLUMNS = frozenset(
 NULLABLE_TEXT = frozenset(
     {"add_on_seconds", "add_on_prices", "currency", "price_version", "unpriced"}
 )
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_PREFIXES = ("=", "+", "-", "@")
+LEADING_CONTROLS = ("\t", "\r", "\n")
 
 
 def row_sort_key(row: ExportRow) -> tuple[str, ...]:
@@ -46,7 +48,10 @@ def row_sort_key(row: ExportRow) -> tuple[str, ...]:
 
 
 def guard_formula(value: str) -> str:
-    return f"'{value}" if value.startswith(FORMULA_PREFIXES) else value
+    """``value`` made inert for spreadsheets: an apostrophe first when it could start a formula,
+    even behind leading whitespace or a line break (``" =1+1"``, ``"\n@SUM(A1)"``)."""
+    risky = value.startswith(LEADING_CONTROLS) or value.lstrip().startswith(FORMULA_PREFIXES)
+    return f"'{value}" if risky else value
 
 
 def _cell(value: Any) -> str:

@@ -25,6 +25,9 @@ class NotReady(TransientFailure):
     """The transcript is still queued or processing: try again later, never bill it as zero."""
 
 
+STORAGE_REFUSED = "dynamodb_validation"  # PermanentFailure reason: DynamoDB refused the request
+
+
 class PermanentFailure(Exception):
     """Retrying cannot help (e.g. AssemblyAI rejects our API key): dead-letter with the reason."""
 
@@ -32,6 +35,16 @@ class PermanentFailure(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class UnstorableUsage(PermanentFailure):
+    """DynamoDB refuses a usage row as it stands (an item over 400 KB, a number out of range, a
+    key over its limit despite the bounds): retrying cannot help. The flows that record usage
+    quarantine it with ``message`` (reason ``unstorable``); anywhere else it is a PermanentFailure
+    (``dynamodb_validation``), dead-lettered at once."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(STORAGE_REFUSED, message)
 
 
 class TranscriptNotFound(Exception):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from usage_meter.logic.ports import UsageMetrics
 from usage_meter.logic.pricing import price_aggregate
 from usage_meter.models.billing import ExportRow, PriceTable, PriceVersion, UsageAggregate
 from usage_meter.models.coverage import UncoveredTranscript
+from usage_meter.models.months import MONTH_RULE, is_month
 from usage_meter.models.usage import UsageRecord, canonical_decimal
 
 MANIFEST_SCHEMA_VERSION = 2
@@ -43,7 +43,6 @@ MANIFEST_SCHEMA_VERSION = 2
 MAX_VERSION = 100
 # Line items are spooled in memory up to this size, then to /tmp (EphemeralStorage).
 SPOOL_BYTES = 8 * 1024 * 1024
-MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 CSV_NAME, JSONL_NAME, MANIFEST_NAME = "usage.csv", "usage.jsonl", "manifest.json"
 
 
@@ -56,8 +55,9 @@ class LedgerMismatch(Exception):
 
 
 def check_month(month: str) -> str:
-    if not MONTH_PATTERN.fullmatch(month):
-        raise InvalidMonth(f"month must be YYYY-MM, got {month!r}")
+    """``month`` when it is a billing month (``models.months``), else InvalidMonth."""
+    if not is_month(month):
+        raise InvalidMonth(f"{MONTH_RULE}, got {month[:20]!r}")
     return month
 
 

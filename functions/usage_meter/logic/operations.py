@@ -11,7 +11,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from usage_meter.logic.ports import UsageLedger, UsageQueue
-from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id
+from usage_meter.models.identifiers import (
+    CUSTOMER_ID_RULE,
+    is_customer_id,
+    normalize_customer_id,
+)
 from usage_meter.models.usage import QuarantineReason
 from usage_meter.models.webhook import Attribution, UsageMessage
 
@@ -72,6 +76,7 @@ def resolve_quarantine(
             "the first record stays billed"
         )
     if action == "bill":
+        customer_id = normalize_customer_id(customer_id) if customer_id else None
         if not customer_id or not is_customer_id(customer_id):
             raise OperationRefused(CUSTOMER_ID_RULE)
         try:
@@ -83,7 +88,9 @@ def resolve_quarantine(
                 transcript_id=message.transcript_id,
                 webhook_status=message.webhook_status,
                 attribution=Attribution(
-                    customer_id, message.attribution.project, message.attribution.dimensions
+                    customer_id,
+                    message.project,
+                    message.attribution.dimensions if message.attribution else {},
                 ),
                 received_at=message.received_at,
                 origin="operator",

@@ -21,7 +21,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlencode
 
 from usage_meter.models.billing import ExportRow, PriceVersion, ProductPrices, UsageAggregate
-from usage_meter.models.usage import canonical_decimal
+from usage_meter.models.usage import UNKNOWN_MODEL, UNKNOWN_MODEL_REASON, canonical_decimal
 
 SECONDS_PER_HOUR = Decimal(3600)
 CENT = Decimal("0.01")
@@ -36,7 +36,11 @@ def price_aggregate(aggregate: UsageAggregate, prices: PriceVersion | None) -> E
     model_price = table.model_price(aggregate.model)
     rate = model_price.per_hour if model_price else None
     if rate is None and prices:
-        missing.append(f"no price for model {aggregate.model}")
+        missing.append(
+            UNKNOWN_MODEL_REASON
+            if aggregate.model == UNKNOWN_MODEL
+            else f"no price for model {aggregate.model}"
+        )
     add_on_cost = Decimal(0)
     add_on_prices: list[str] = []
     for feature, seconds in sorted(aggregate.addon_seconds.items()):

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 QUARANTINE_METRIC = "UsageQuarantined"
 
 
-def quarantine_item(store: UsageLedger, metrics: UsageMetrics, item: QuarantineItem) -> None:
-    if store.quarantine(item):
-        metrics.count(QUARANTINE_METRIC)
-        metrics.count(f"Quarantined_{item.reason.value}")
+def quarantine_item(store: UsageLedger, metrics: UsageMetrics, item: QuarantineItem) -> bool:
+    """Store the item and count it; True when it is new (False: the same item was there)."""
+    if not store.quarantine(item):
+        return False
+    metrics.count(QUARANTINE_METRIC)
+    metrics.count(f"Quarantined_{item.reason.value}")
+    return True

@@ -18,11 +18,15 @@ BACKOFF_MAX_SECONDS = 900
 
 
 def backoff_seconds(receive_count: int, retry_after: int | None = None) -> int:
-    """Exponential backoff by delivery attempt; AssemblyAI's Retry-After wins when it is longer."""
+    """Exponential backoff by delivery attempt; AssemblyAI's Retry-After wins when it is longer,
+    never beyond ``BACKOFF_MAX_SECONDS``."""
     exponential: int = min(
-        BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, receive_count - 1)
+        BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, min(receive_count, 64) - 1)
     )
-    return max(exponential, retry_after or 0)
+    return max(exponential, min(retry_after or 0, BACKOFF_MAX_SECONDS))
+
+
+RETRIES_EXHAUSTED = "retries_exhausted"
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class DeliveryDeps:
     processor: ProcessorDeps
     retries: RetryScheduler
     dead_letters: DeadLetters
+    max_receive_count: int = 8  # the queue's maxReceiveCount
 
 
 def handle_queued_delivery(
@@ -39,8 +44,9 @@ def handle_queued_delivery(
 
     Returns the result when the message is done with (recorded, duplicate, quarantined), None when
     it was dead-lettered on purpose; re-raises TransientFailure after scheduling the retry, so the
-    batch reports it as a failed item and SQS delivers it again (until maxReceiveCount sends it to
-    the DLQ).
+    batch reports it as a failed item and SQS delivers it again. The attempt numbered
+    ``max_receive_count`` dead-letters a transient failure itself, with its reason (SQS's redrive
+    remains the backstop for a function that crashes or times out).
     """
     try:
         message = UsageMessage.from_json(body)
@@ -51,6 +57,17 @@ def handle_queued_delivery(
     try:
         return process_usage_message(message, deps.processor)
     except TransientFailure as exc:
+        if receive_count >= deps.max_receive_count:
+            # The last attempt: dead-letter it with the reason of this failure now; left to SQS's
+            # redrive it would reach the DLQ with no reason at all.
+            deps.processor.metrics.count("MessagesDeadLettered")
+            deps.processor.metrics.count(f"DeadLettered_{RETRIES_EXHAUSTED}")
+            deps.dead_letters.send(
+                body,
+                RETRIES_EXHAUSTED,
+                f"{receive_count} attempts; the last failed with: {exc}",
+            )
+            return None
         deps.processor.metrics.count("ProcessingRetried")
         deps.retries.retry_after(
             receipt_handle, backoff_seconds(receive_count, exc.retry_after_seconds)

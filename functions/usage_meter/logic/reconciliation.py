@@ -2,41 +2,67 @@
 
 AssemblyAI gives up on a webhook after about ten failed attempts in two minutes, so an outage, a
 bad deploy or a rotated secret loses usage silently unless we look. For each configured project we
-page through AssemblyAI's transcript list (newest first, ``before_id`` paging) back to a horizon,
-and every ``completed``/``error`` transcript with no ledger row whose ``webhook_url`` points at
-this deployment is recorded through the very same path as a webhook (``process_usage_message``,
-one conditional transaction), so it cannot matter whether the webhook or the reconciler comes
-first. The month is the list item's ``completed`` time (UTC).
+page through AssemblyAI's transcript list (newest first, ``before_id`` paging) back to a horizon.
+Every ``completed``/``error`` transcript with no ledger row is fetched once and:
 
-A run is bounded (items per run, the Lambda's remaining time) and resumable: its cursor is saved
-after every page, and a run that stops early (time, budget, 429) continues there next time. A
-project whose API key AssemblyAI refuses stops with the reason in its report and the
-``ReconcileProjectFailed`` metric (alarmed); the other projects are still reconciled.
+- points at this deployment: recorded through the very same path as a webhook
+  (``process_usage_message``, one conditional transaction), so it cannot matter whether the
+  webhook or the reconciler comes first; a broken attribution is quarantined with its reason by
+  that path, never skipped. The month is the list item's ``completed`` time (UTC).
+- was deleted at AssemblyAI (``webhook_url`` ``http://deleted_by_user``): we cannot know whose it
+  was, so it is held in quarantine (``transcript_deleted``), visibly.
+- points elsewhere (or nowhere): counted as ``not_ours`` and remembered, so later runs do not
+  fetch it again.
+
+One 429/5xx/timeout on one item does not end the project's run: the item is retried with backoff
+inside the run (honouring Retry-After up to a cap); if it still fails it is counted ``unchecked``
+and the run moves on, and the run reports itself incomplete. A run is bounded (items per run, the
+Lambda's remaining time) and resumable: its cursor is saved after every page. A project whose API
+key AssemblyAI refuses stops with the reason in its report and the ``ReconcileProjectFailed``
+metric (alarmed); the other projects are still reconciled. Every run that does not finish counts
+``ReconcileIncomplete`` (alarmed when it persists).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from usage_meter.logic.errors import (
+    STORAGE_REFUSED,
     PermanentFailure,
-    RequestRejected,
     TranscriptNotFound,
     TransientFailure,
 )
-from usage_meter.logic.usage_processing import Outcome, ProcessorDeps, process_usage_message
-from usage_meter.logic.webhook_intake import parse_attribution
+from usage_meter.logic.quarantine import quarantine_item
+from usage_meter.logic.usage_processing import (
+    ATTRIBUTION_METRIC,
+    Outcome,
+    ProcessorDeps,
+    process_usage_message,
+)
 from usage_meter.models.coverage import UncoveredReason, UncoveredTranscript
+from usage_meter.models.identifiers import InvalidIdentifier
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
-from usage_meter.models.transcript import TranscriptFacts
-from usage_meter.models.webhook import Attribution, UsageMessage
+from usage_meter.models.transcript import DELETED_BY_USER, TranscriptFacts
+from usage_meter.models.usage import QuarantineItem, QuarantineReason
+from usage_meter.models.webhook import (
+    WEBHOOK_MAX_DIMENSIONS,
+    Attribution,
+    UsageMessage,
+    attribution_from_query,
+)
 
 FINISHED = frozenset({"completed", "error"})
 PAGE_SIZE = 200
+ATTEMPTS = 3  # per item and per page, within one run
+BACKOFF_SECONDS = 1.0  # doubled per attempt
+MAX_WAIT_SECONDS = 10.0  # the longest one wait inside a run (a longer Retry-After: next run)
+NOT_OURS, HELD = "not_ours", "held"
 
 
 class TranscriptLister(Protocol):
@@ -48,7 +74,11 @@ class TranscriptLister(Protocol):
 
 
 class ReconcileStore(Protocol):
-    def has_usage(self, product: str, source_id: str) -> bool: ...
+    def source_state(self, product: str, source_id: str) -> str | None:
+        """ "recorded", a remembered verdict ("not_ours", "held"), or None."""
+        ...
+
+    def remember_verdict(self, product: str, source_id: str, verdict: str, detail: str) -> None: ...
 
     def load_checkpoint(self, project: str) -> Checkpoint | None: ...
 
@@ -95,42 +125,104 @@ class _Run:
     store: ReconcileStore
     deps: ProcessorDeps
     webhook_base_url: str
+    time_left: Callable[[], float]
+    sleep: Callable[[float], None]
+    problems: list[str] = field(default_factory=list)
+
+
+def _message(project: str, item: dict[str, Any], query: str) -> UsageMessage:
+    """The message a webhook with this query would have produced (attribution or its problem).
+    Without a ``project`` parameter the transcript belongs to the project that lists it."""
+    completed = _utc(item.get("completed")) or _utc(item.get("created")) or datetime.now(UTC)
+    common: dict[str, Any] = {
+        "transcript_id": item["id"],
+        "webhook_status": "completed" if item["status"] == "completed" else "error",
+        "received_at": completed,
+        "origin": "reconciliation",
+    }
+    try:
+        attribution = attribution_from_query(query, WEBHOOK_MAX_DIMENSIONS)
+    except InvalidIdentifier as exc:
+        return UsageMessage(
+            attribution=None,
+            attribution_problem=f"{exc.code}: {exc.message}",
+            query=query,
+            **common,
+        )
+    if "project" not in dict(parse_qsl(query)):
+        attribution = Attribution(attribution.customer_id, project, attribution.dimensions)
+    return UsageMessage(attribution=attribution, **common)
+
+
+def _hold_deleted(run: _Run, item: dict[str, Any], payload: dict[str, Any]) -> None:
+    detail = (
+        "deleted at AssemblyAI before its usage was recorded: its webhook_url (and so its "
+        "customer) is gone; bill it with the operator CLI if it is ours"
+    )
+    new = quarantine_item(
+        run.deps.ledger,
+        run.deps.metrics,
+        QuarantineItem(
+            source_id=item["id"],
+            reason=QuarantineReason.TRANSCRIPT_DELETED,
+            detail=detail,
+            message={
+                "transcript_id": item["id"],
+                "project": run.project,
+                "status": item.get("status"),
+                "completed": item.get("completed"),
+                "audio_duration": str(payload.get("audio_duration")),
+            },
+            quarantined_at=datetime.now(UTC),
+        ),
+    )
+    if new:
+        run.deps.metrics.count(ATTRIBUTION_METRIC)
+    run.store.remember_verdict("async", item["id"], HELD, detail)
 
 
 def _recover(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
-    project = run.project
-    payload = run.lister.fetch(project, item["id"])
+    payload = run.lister.fetch(run.project, item["id"])
     webhook_url = payload.get("webhook_url")
+    if webhook_url == DELETED_BY_USER:
+        _hold_deleted(run, item, payload)
+        counts.quarantined += 1
+        return
     if not is_ours(webhook_url, run.webhook_base_url):
-        # another integration's transcript (or none): not ours to bill, but AssemblyAI bills it
+        # Another integration's transcript (or none): not ours to bill, and never fetched again;
+        # AssemblyAI bills it all the same, so it goes into the coverage report.
         reason = UncoveredReason.FOREIGN_WEBHOOK if webhook_url else UncoveredReason.NO_WEBHOOK
         _uncovered(run, item, payload, reason, counts)
+        run.store.remember_verdict("async", item["id"], NOT_OURS, "webhook_url points elsewhere")
+        counts.not_ours += 1
         return
-    query = urlsplit(str(webhook_url)).query
-    try:
-        attribution = parse_attribution(query, max_dimensions=8)
-    except RequestRejected:
-        _uncovered(run, item, payload, UncoveredReason.UNATTRIBUTABLE, counts)
-        return
-    if "project" in dict(parse_qsl(query)) and attribution.project != project:
-        # submitted under another project's configuration
-        _uncovered(run, item, payload, UncoveredReason.UNATTRIBUTABLE, counts)
-        return
-    completed = _utc(item.get("completed")) or _utc(item.get("created")) or datetime.now(UTC)
-    message = UsageMessage(
-        transcript_id=item["id"],
-        webhook_status="completed" if item["status"] == "completed" else "error",
-        attribution=Attribution(attribution.customer_id, project, attribution.dimensions),
-        received_at=completed,
-        origin="reconciliation",
-    )
-    result = process_usage_message(message, run.deps, prefetched=payload)
+    message = _message(run.project, item, urlsplit(str(webhook_url)).query)
+    prefetched = payload if message.project == run.project else None
+    result = process_usage_message(message, run.deps, prefetched=prefetched)
     if result.outcome is Outcome.RECORDED:
         counts.recovered += 1
     elif result.outcome is Outcome.DUPLICATE:
         counts.already_recorded += 1  # the webhook got there during this run
     else:
-        counts.failed += 1  # quarantined, with its reason, by the processor path
+        counts.quarantined += 1  # with its reason, by the processor path
+
+
+def _with_retries(
+    run: _Run, what: str, attempt_once: Callable[[], Any], counts: ReconcileCounts
+) -> Any:
+    """Run ``attempt_once``, retrying a TransientFailure with backoff while the run has time.
+    Re-raises the last TransientFailure (and any PermanentFailure at once)."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return attempt_once()
+        except TransientFailure as exc:
+            wait = max(BACKOFF_SECONDS * 2**attempt, float(exc.retry_after_seconds or 0))
+            if attempt + 1 >= ATTEMPTS or wait > MAX_WAIT_SECONDS or run.time_left() < wait:
+                run.problems.append(f"{what}: {exc}")
+                raise
+            counts.retried += 1
+            run.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _uncovered(
@@ -140,9 +232,8 @@ def _uncovered(
     reason: UncoveredReason,
     counts: ReconcileCounts,
 ) -> None:
-    """Count a transcript that is not ours to bill; record it for the coverage report if
-    AssemblyAI bills it (completed, with a readable duration)."""
-    counts.ignored += 1
+    """Record a transcript that is not ours to bill for the coverage report, if AssemblyAI bills
+    it (completed, with a readable duration)."""
     if item.get("status") != "completed":
         return  # failed transcripts are not charged
     try:
@@ -178,8 +269,9 @@ def reconcile_project(
     time_left: Callable[[], float],
     now: datetime,
     page_size: int = PAGE_SIZE,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> ReconcileReport:
-    run = _Run(project, lister, store, deps, webhook_base_url)
+    run = _Run(project, lister, store, deps, webhook_base_url, time_left, sleep)
     checkpoint = store.load_checkpoint(project) or Checkpoint(horizon=now - horizon)
     # A resumed run still honours a longer horizon asked for now (an operator's --horizon-days).
     checkpoint.horizon = min(checkpoint.horizon, now - horizon)
@@ -189,7 +281,12 @@ def reconcile_project(
     complete = False
     while not complete and stopped is None:
         try:
-            page = lister.list_page(project, checkpoint.before_id, page_size)
+            page = _with_retries(
+                run,
+                "list",
+                lambda: lister.list_page(project, checkpoint.before_id, page_size),
+                counts,
+            )
         except (TransientFailure, PermanentFailure) as exc:
             stopped, refused = _stopped_by(exc)
             break
@@ -202,7 +299,7 @@ def reconcile_project(
                 break
             try:
                 _check(run, item, counts)
-            except (TransientFailure, PermanentFailure) as exc:
+            except PermanentFailure as exc:
                 stopped, refused = _stopped_by(exc)  # this item is checked again next run
                 break
             checkpoint.before_id = item["id"]
@@ -214,14 +311,23 @@ def reconcile_project(
             store.save_checkpoint(project, _with_counts(checkpoint, counts))
     if complete:
         store.clear_checkpoint(project)
+    if complete and counts.unchecked:
+        complete = False
+        stopped = (
+            f"{counts.unchecked} transcript(s) could not be checked after {ATTEMPTS} attempts "
+            f"({'; '.join(run.problems[:3])}); checked again next run"
+        )
     for name, value in (
         ("Checked", counts.checked),
         ("AlreadyRecorded", counts.already_recorded),
         ("Recovered", counts.recovered),
-        ("Ignored", counts.ignored),
+        ("Quarantined", counts.quarantined),
+        ("NotOurs", counts.not_ours),
         ("Uncovered", counts.uncovered),
         ("Failed", counts.failed),
+        ("Unchecked", counts.unchecked),
         ("ProjectFailed", int(refused)),
+        ("Incomplete", int(not complete)),
     ):
         deps.metrics.count(f"Reconcile{name}", value)
     return ReconcileReport(project, complete, stopped, counts)
@@ -235,18 +341,31 @@ def _stopped_by(exc: TransientFailure | PermanentFailure) -> tuple[str, bool]:
 
 
 def _check(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
+    counts.checked += 1
     if item.get("status") not in FINISHED:
-        counts.checked += 1
         counts.pending += 1  # its webhook is still to come
-    elif run.store.has_usage("async", item["id"]):
-        counts.checked += 1
-        counts.already_recorded += 1
-    else:
-        try:
-            _recover(run, item, counts)
-        except TranscriptNotFound:
-            counts.failed += 1  # listed, then gone (deleted meanwhile): nothing to bill
-        counts.checked += 1
+        return
+    try:
+        state = _with_retries(
+            run, item["id"], lambda: run.store.source_state("async", item["id"]), counts
+        )
+        if state == "recorded":
+            counts.already_recorded += 1
+        elif state == NOT_OURS:
+            counts.not_ours += 1
+        elif state == HELD:
+            counts.quarantined += 1
+        else:
+            _with_retries(run, item["id"], lambda: _recover(run, item, counts), counts)
+    except TranscriptNotFound:
+        counts.failed += 1  # listed, then gone (deleted meanwhile): nothing to read
+    except TransientFailure:
+        counts.unchecked += 1  # after retries; the run goes on, and says it did not finish
+    except PermanentFailure as exc:
+        if exc.reason != STORAGE_REFUSED:
+            raise  # e.g. AssemblyAI refuses the project's key: the project's run stops
+        run.problems.append(f"{item['id']}: {exc.message}")
+        counts.unchecked += 1  # DynamoDB refused this item; the others are still checked
 
 
 def _with_counts(checkpoint: Checkpoint, counts: ReconcileCounts) -> Checkpoint:

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from usage_meter.logic.errors import RequestRejected
+from usage_meter.logic.errors import RequestRejected, UnstorableUsage
 from usage_meter.logic.ports import UsageLedger, UsageMetrics
 from usage_meter.logic.quarantine import quarantine_item
 from usage_meter.models.streaming import SESSION_LIMIT_SECONDS, SessionBegin, SessionTermination
@@ -56,7 +56,7 @@ class SessionStore(UsageLedger, Protocol):
 
 @dataclass(frozen=True)
 class ReportResult:
-    outcome: Literal["recorded", "duplicate", "replaced_estimate"]
+    outcome: Literal["recorded", "duplicate", "replaced_estimate", "quarantined"]
 
 
 def _conflict(
@@ -137,7 +137,11 @@ def record_termination(
             term,
         )
     record = termination_record(term, begin)
-    outcome: RecordOutcome = store.record(record)
+    try:
+        outcome: RecordOutcome = store.record(record)
+    except UnstorableUsage as exc:
+        _hold_unstorable(store, metrics, term.session_id, exc, json.loads(term.model_dump_json()))
+        return ReportResult("quarantined")
     if outcome.result is RecordResult.RECORDED:
         metrics.count("StreamingSessionsRecorded")
         metrics.count("UsageSecondsRecorded", float(record.billable_seconds), "Seconds")
@@ -159,12 +163,34 @@ def record_termination(
     )
 
 
+def _hold_unstorable(
+    store: SessionStore,
+    metrics: UsageMetrics,
+    session_id: str,
+    exc: UnstorableUsage,
+    message: dict[str, Any],
+) -> None:
+    """Quarantine a session's usage that DynamoDB refuses, with DynamoDB's reason."""
+    quarantine_item(
+        store,
+        metrics,
+        QuarantineItem(
+            source_id=session_id,
+            reason=QuarantineReason.UNSTORABLE,
+            detail=exc.message,
+            message=message,
+            quarantined_at=datetime.now(UTC),
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class OrphanReport:
     found: int
     billed: int
     flagged: int
     already_terminated: int
+    unstorable: int = 0  # quarantined with the reason; the sweep went on
 
 
 def settle_orphans(
@@ -181,7 +207,7 @@ def settle_orphans(
     most ``limit_seconds``), in the month it ended, with its begin's add-ons."""
     limit = timedelta(seconds=float(limit_seconds))
     orphans = store.open_sessions(began_before=now - limit, since=now - lookback)
-    billed = flagged = already = 0
+    billed = flagged = already = unstorable = 0
     for begin in orphans:
         if policy is OrphanPolicy.FLAG:
             quarantine_item(
@@ -215,7 +241,15 @@ def settle_orphans(
             origin="orphan_estimate",
             estimated=True,
         )
-        outcome = store.record(estimate)
+        try:
+            outcome = store.record(estimate)
+        except UnstorableUsage as exc:  # one bad session never stops the sweep
+            _hold_unstorable(
+                store, metrics, begin.session_id, exc, json.loads(begin.model_dump_json())
+            )
+            store.close_session(begin.session_id, "orphan_unstorable")
+            unstorable += 1
+            continue
         if outcome.result is RecordResult.RECORDED:
             billed += 1
         else:  # a real termination got there first: it wins
@@ -224,4 +258,4 @@ def settle_orphans(
     metrics.count("OrphanedSessions", len(orphans))
     if billed:
         metrics.count("OrphanedSessionsBilled", billed)
-    return OrphanReport(len(orphans), billed, flagged, already)
+    return OrphanReport(len(orphans), billed, flagged, already, unstorable)

@@ -8,16 +8,23 @@ maxReceiveCount, after which SQS moves it to the DLQ). Nothing is dropped silent
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from usage_meter.logic.errors import NotReady, TranscriptNotFound, TransientFailure
+from usage_meter.logic.errors import (
+    NotReady,
+    TranscriptNotFound,
+    TransientFailure,
+    UnstorableUsage,
+)
 from usage_meter.logic.ports import TranscriptSource, UsageLedger, UsageMetrics
 from usage_meter.logic.quarantine import quarantine_item
+from usage_meter.models.identifiers import InvalidIdentifier, normalize_customer_id
 from usage_meter.models.transcript import TranscriptFacts
 from usage_meter.models.usage import (
     UNKNOWN_MODEL,
@@ -27,10 +34,20 @@ from usage_meter.models.usage import (
     UsageRecord,
     UsageStatus,
 )
-from usage_meter.models.webhook import UsageMessage
+from usage_meter.models.webhook import (
+    WEBHOOK_MAX_DIMENSIONS,
+    Attribution,
+    UsageMessage,
+    attribution_from_query,
+)
 
 PENDING_STATUSES = frozenset({"queued", "processing"})
 MAX_ERROR_MESSAGE = 1000
+ATTRIBUTION_METRIC = "AttributionQuarantined"  # alarmed: usage held for a bad attribution
+DELETED_NOTE = (
+    "transcript_deleted: deleted at AssemblyAI before it was read; billed from the authenticated "
+    "delivery's attribution"
+)
 
 
 class Outcome(StrEnum):
@@ -54,9 +71,13 @@ class ProcessorDeps:
     known_projects: frozenset[str]
 
 
-def build_usage_record(message: UsageMessage, facts: TranscriptFacts) -> UsageRecord:
+def build_usage_record(
+    message: UsageMessage, facts: TranscriptFacts, note: str | None = None
+) -> UsageRecord:
     """The ledger row for a finished transcript (completed: billable; error: billed 0)."""
     attribution = message.attribution
+    if attribution is None:
+        raise ValueError("a message without a valid attribution cannot be recorded")
     common = {
         "source_id": message.transcript_id,
         "product": "async",
@@ -69,6 +90,7 @@ def build_usage_record(message: UsageMessage, facts: TranscriptFacts) -> UsageRe
         "model": facts.speech_model_used or UNKNOWN_MODEL,
         "language_code": facts.language_code,
         "features": facts.features,
+        "note": note,
     }
     if facts.status == "error":
         return UsageRecord(
@@ -87,9 +109,14 @@ def build_usage_record(message: UsageMessage, facts: TranscriptFacts) -> UsageRe
 
 
 def _quarantine(
-    deps: ProcessorDeps, message: UsageMessage, reason: QuarantineReason, detail: str
+    deps: ProcessorDeps,
+    message: UsageMessage,
+    reason: QuarantineReason,
+    detail: str,
+    metric: str | None = None,
 ) -> ProcessingResult:
-    quarantine_item(
+    """Quarantine the delivery; ``metric`` is counted too when the item is new."""
+    new = quarantine_item(
         deps.ledger,
         deps.metrics,
         QuarantineItem(
@@ -100,6 +127,8 @@ def _quarantine(
             quarantined_at=datetime.now(UTC),
         ),
     )
+    if new and metric:
+        deps.metrics.count(metric)
     return ProcessingResult(Outcome.QUARANTINED, reason=reason)
 
 
@@ -111,22 +140,41 @@ def _earlier_receipt(record: UsageRecord, existing: UsageRecord) -> bool:
     )
 
 
-def process_usage_message(
-    message: UsageMessage, deps: ProcessorDeps, prefetched: dict[str, Any] | None = None
-) -> ProcessingResult:
-    """Fetch the transcript, check it belongs to the named customer, record its usage once.
-
-    Raises TransientFailure (retry later) and PermanentFailure (dead-letter with the reason).
-    ``prefetched`` is the transcript JSON when the caller (reconciliation) already has it.
-    """
-    project = message.attribution.project
-    if project not in deps.known_projects:
-        return _quarantine(
-            deps,
-            message,
-            QuarantineReason.UNKNOWN_PROJECT,
-            f"project '{project}' is not configured (ASSEMBLYAI_PROJECTS)",
+def _unbillable(facts: TranscriptFacts) -> tuple[QuarantineReason, str] | None:
+    """Why a finished transcript cannot be billed as it stands, or None."""
+    if facts.status not in {"completed", "error"} or (
+        facts.status == "completed" and facts.audio_duration is None
+    ):
+        return (
+            QuarantineReason.UNBILLABLE_TRANSCRIPT,
+            f"transcript status '{facts.status}' with audio_duration {facts.audio_duration}",
         )
+    implausible = facts.implausibility()
+    if implausible is not None:
+        return QuarantineReason.IMPLAUSIBLE_TRANSCRIPT, implausible
+    return None
+
+
+def webhook_url_attribution(facts: TranscriptFacts) -> Attribution:
+    """The attribution in the transcript's own ``webhook_url`` (the same rule as the intake's).
+    Raises InvalidIdentifier when it has none or it breaks a rule."""
+    if not facts.webhook_url or facts.deleted:
+        raise InvalidIdentifier("no_webhook_url", "the transcript has no webhook_url to read")
+    return attribution_from_query(urlsplit(facts.webhook_url).query, WEBHOOK_MAX_DIMENSIONS)
+
+
+def _attribution_problem(
+    deps: ProcessorDeps, message: UsageMessage, detail: str
+) -> ProcessingResult:
+    return _quarantine(
+        deps, message, QuarantineReason.INVALID_ATTRIBUTION, detail, ATTRIBUTION_METRIC
+    )
+
+
+def _fetch_facts(
+    deps: ProcessorDeps, message: UsageMessage, prefetched: dict[str, Any] | None
+) -> TranscriptFacts | ProcessingResult:
+    project = message.project
     try:
         payload = prefetched or deps.transcripts.fetch(project, message.transcript_id)
     except TranscriptNotFound:
@@ -137,7 +185,7 @@ def process_usage_message(
             f"AssemblyAI has no transcript {message.transcript_id} in project '{project}'",
         )
     try:
-        facts = TranscriptFacts.from_api(payload)
+        return TranscriptFacts.from_api(payload)
     except ValidationError as exc:
         return _quarantine(
             deps,
@@ -148,31 +196,111 @@ def process_usage_message(
     finally:
         del payload  # the text goes no further than this function
 
+
+def _owner_check(
+    deps: ProcessorDeps, message: UsageMessage, facts: TranscriptFacts
+) -> tuple[UsageMessage, str | None] | ProcessingResult:
+    """Whom the usage is billed to: (the message to record, a note), or a quarantine.
+
+    - The delivery's attribution broke a rule: the transcript's own webhook_url decides (billed
+      when valid, else quarantined as ``invalid_attribution`` with both problems).
+    - The transcript was deleted (its webhook_url is gone): the authenticated delivery decides.
+    - Otherwise the delivery must name the webhook_url's customer (``customer_mismatch``).
+    """
+    if message.attribution is None:
+        if facts.deleted:
+            return _quarantine(
+                deps,
+                message,
+                QuarantineReason.TRANSCRIPT_DELETED,
+                f"delivery attribution invalid ({message.attribution_problem}) and the transcript "
+                "was deleted at AssemblyAI: no attribution to bill it by",
+                ATTRIBUTION_METRIC,
+            )
+        try:
+            owner = webhook_url_attribution(facts)
+        except InvalidIdentifier as exc:
+            return _attribution_problem(
+                deps,
+                message,
+                f"delivery: {message.attribution_problem}; "
+                f"transcript webhook_url: {exc.code}: {exc.message}",
+            )
+        if owner.project != message.project:
+            return _attribution_problem(
+                deps,
+                message,
+                f"delivery: {message.attribution_problem}; transcript webhook_url names project "
+                f"'{owner.project}', read with project '{message.project}'",
+            )
+        deps.metrics.count("AttributionFromWebhookUrl")
+        return replace(message, attribution=owner, attribution_problem=None, query=None), None
+    if facts.deleted and message.origin == "webhook":
+        deps.metrics.count("TranscriptDeletedBilled")
+        return message, DELETED_NOTE
+    if message.origin != "operator":
+        named = facts.webhook_customer_id()
+        owner_id = normalize_customer_id(named) if named else None
+        if owner_id != message.attribution.customer_id:
+            return _quarantine(
+                deps,
+                message,
+                QuarantineReason.CUSTOMER_MISMATCH,
+                "delivery names a customer other than the transcript's own webhook_url"
+                if owner_id
+                else "transcript's webhook_url names no single customer_id",
+            )
+    return message, None
+
+
+def process_usage_message(
+    message: UsageMessage, deps: ProcessorDeps, prefetched: dict[str, Any] | None = None
+) -> ProcessingResult:
+    """Fetch the transcript, decide whom it belongs to, record its usage once.
+
+    Raises TransientFailure (retry later) and PermanentFailure (dead-letter with the reason).
+    ``prefetched`` is the transcript JSON when the caller (reconciliation) already has it.
+    """
+    project = message.project
+    if project not in deps.known_projects:
+        if message.attribution is None:
+            return _attribution_problem(
+                deps,
+                message,
+                f"delivery: {message.attribution_problem}; project '{project}' is not "
+                "configured, so the transcript could not be read",
+            )
+        return _quarantine(
+            deps,
+            message,
+            QuarantineReason.UNKNOWN_PROJECT,
+            f"project '{project}' is not configured (ASSEMBLYAI_PROJECTS)",
+        )
+    facts = _fetch_facts(deps, message, prefetched)
+    if isinstance(facts, ProcessingResult):
+        return facts
+
     if facts.status in PENDING_STATUSES:
         deps.metrics.count("TranscriptNotReady")
         raise NotReady(f"transcript is {facts.status}; retrying later")
 
-    owner = facts.webhook_customer_id()
-    if message.origin != "operator" and owner != message.attribution.customer_id:
-        return _quarantine(
-            deps,
-            message,
-            QuarantineReason.CUSTOMER_MISMATCH,
-            "delivery names a customer other than the transcript's own webhook_url"
-            if owner
-            else "transcript's webhook_url names no single customer_id",
-        )
-    if facts.status not in {"completed", "error"} or (
-        facts.status == "completed" and facts.audio_duration is None
-    ):
-        return _quarantine(
-            deps,
-            message,
-            QuarantineReason.UNBILLABLE_TRANSCRIPT,
-            f"transcript status '{facts.status}' with audio_duration {facts.audio_duration}",
-        )
+    decided = _owner_check(deps, message, facts)
+    if isinstance(decided, ProcessingResult):
+        return decided
+    message, note = decided
+    unbillable = _unbillable(facts)
+    if unbillable is not None:
+        return _quarantine(deps, message, *unbillable)
 
-    record = build_usage_record(message, facts)
+    record = build_usage_record(message, facts, note)
+    try:
+        return _record(message, record, deps)
+    except UnstorableUsage as exc:
+        return _quarantine(deps, message, QuarantineReason.UNSTORABLE, exc.message)
+
+
+def _record(message: UsageMessage, record: UsageRecord, deps: ProcessorDeps) -> ProcessingResult:
+    """Record the usage once; a conflict is quarantined, a duplicate recognised."""
     outcome = deps.ledger.record(record)
     if outcome.result is RecordResult.CONFLICT:
         recorded = outcome.existing.describe_facts() if outcome.existing else "?"

@@ -1,9 +1,12 @@
 """Store-first webhook intake: authenticate, validate, enqueue, answer.
 
 AssemblyAI gives a webhook 10 seconds and stops retrying on any 4xx, so this never calls
-AssemblyAI: it turns a delivery into a queue message or a clear rejection. 4xx only for requests
-that are truly bad; a failure to enqueue surfaces as TransientFailure (answered 5xx, so AssemblyAI
-retries).
+AssemblyAI and refuses only what is truly unusable: bad or missing auth, a body that is not JSON
+or names no transcript id, an oversized body. An authenticated delivery that names a transcript is
+always queued, even when its attribution (customer id, project, dimensions) breaks a rule: the
+message then carries the problem, and the processor bills the transcript from its own
+``webhook_url`` or quarantines it with the reason. A failure to enqueue surfaces as
+TransientFailure (answered 5xx, so AssemblyAI retries).
 """
 
 from __future__ import annotations
@@ -14,22 +17,21 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, cast
-from urllib.parse import parse_qsl
 
 from usage_meter.logic.errors import RequestRejected
 from usage_meter.logic.ports import SecretValues, UsageQueue
 from usage_meter.logic.webhook_auth import verify_webhook_auth
-from usage_meter.models.identifiers import InvalidIdentifier, check_attribution, is_source_id
+from usage_meter.models.identifiers import InvalidIdentifier, is_source_id
 from usage_meter.models.webhook import (
-    DEFAULT_PROJECT,
+    MAX_QUERY_LENGTH,
     WEBHOOK_STATUSES,
-    Attribution,
     UsageMessage,
     WebhookStatus,
+    attribution_from_query,
 )
 
-MAX_QUERY_LENGTH = 2048
 IGNORED_STATUSES = frozenset({"redacted_audio_ready"})
+KEPT_QUERY_CHARACTERS = 2 * MAX_QUERY_LENGTH  # of an invalid query, kept for the operator
 
 
 @dataclass(frozen=True)
@@ -59,33 +61,6 @@ class IntakeResult:
 
 def _reject(status: int, code: str, message: str) -> RequestRejected:
     return RequestRejected(status, code, message)
-
-
-def parse_attribution(raw_query: str, max_dimensions: int) -> Attribution:
-    """The customer, project and billing dimensions from the webhook URL's query string."""
-    if len(raw_query) > MAX_QUERY_LENGTH:
-        raise _reject(400, "query_too_long", f"query string exceeds {MAX_QUERY_LENGTH} characters")
-    try:
-        # Not strict: AssemblyAI echoes the URL exactly as submitted, so a stray "&" must not turn
-        # every delivery of that job into a permanent 4xx.
-        pairs = parse_qsl(raw_query, keep_blank_values=True, errors="strict")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _reject(400, "invalid_query", "query string is not valid URL encoding") from exc
-    seen: dict[str, str] = {}
-    for name, value in pairs:
-        if name in seen:
-            raise _reject(400, "duplicate_parameter", f"query parameter '{name}' appears twice")
-        seen[name] = value
-    customer_id = seen.pop("customer_id", None)
-    if customer_id is None:
-        raise _reject(400, "missing_customer_id", "query parameter 'customer_id' is required")
-    project = seen.pop("project", DEFAULT_PROJECT)
-    dimensions = dict(sorted(seen.items()))
-    try:
-        check_attribution(customer_id, project, dimensions, max_dimensions)
-    except InvalidIdentifier as exc:
-        raise _reject(400, exc.code, exc.message) from exc
-    return Attribution(customer_id=customer_id, project=project, dimensions=dimensions)
 
 
 def _decode_body(request: WebhookRequest, max_body_bytes: int) -> bytes:
@@ -123,40 +98,46 @@ def _parse_notification(raw: bytes) -> tuple[str, WebhookStatus] | None:
     status = document.get("status")
     if isinstance(status, str) and status in IGNORED_STATUSES:
         return None
-    invalid = [
-        name
-        for name, ok in (
-            ("transcript_id", is_source_id(document.get("transcript_id"))),
-            ("status", isinstance(status, str) and status in WEBHOOK_STATUSES),
-        )
-        if not ok
-    ]
-    if invalid:
+    if not is_source_id(document.get("transcript_id")):
         raise _reject(
-            400,
-            "invalid_body",
-            f"body must be {NOTIFICATION_SHAPE}; invalid: {', '.join(invalid)}",
+            400, "invalid_body", f"body must be {NOTIFICATION_SHAPE}; invalid: transcript_id"
         )
+    if not (isinstance(status, str) and status in WEBHOOK_STATUSES):
+        status = "unknown"  # the processor reads the transcript's own status
     return str(document["transcript_id"]), cast("WebhookStatus", status)
 
 
 def accept_webhook(
     request: WebhookRequest, limits: IntakeLimits, secrets: SecretValues, queue: UsageQueue
 ) -> IntakeResult:
-    """Validate one delivery and enqueue it. Raises RequestRejected (4xx) or TransientFailure."""
+    """Validate one delivery and enqueue it (with its attribution, or with what is wrong with
+    it). Raises RequestRejected (401/400/413, only for the unusable requests listed above) or
+    TransientFailure (5xx)."""
     if not verify_webhook_auth(request.headers.get(limits.auth_header_name), secrets):
         raise _reject(401, "unauthorized", "unauthorized")
     raw = _decode_body(request, limits.max_body_bytes)
-    attribution = parse_attribution(request.raw_query, limits.max_dimensions)
     notification = _parse_notification(raw)
     if notification is None:
         return IntakeResult(outcome="ignored", reason="not a transcript completion")
     transcript_id, status = notification
-    message = UsageMessage(
-        transcript_id=transcript_id,
-        webhook_status=status,
-        attribution=attribution,
-        received_at=request.received_at,
-    )
+    try:
+        attribution = attribution_from_query(request.raw_query, limits.max_dimensions)
+    except InvalidIdentifier as exc:
+        # Never a 4xx: AssemblyAI would stop retrying and the usage it bills would be lost.
+        message = UsageMessage(
+            transcript_id=transcript_id,
+            webhook_status=status,
+            attribution=None,
+            received_at=request.received_at,
+            attribution_problem=f"{exc.code}: {exc.message}",
+            query=request.raw_query[:KEPT_QUERY_CHARACTERS],
+        )
+    else:
+        message = UsageMessage(
+            transcript_id=transcript_id,
+            webhook_status=status,
+            attribution=attribution,
+            received_at=request.received_at,
+        )
     queue.enqueue(message)
     return IntakeResult(outcome="accepted", message=message)

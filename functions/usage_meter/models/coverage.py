@@ -11,7 +11,6 @@ from enum import StrEnum
 class UncoveredReason(StrEnum):
     NO_WEBHOOK = "no_webhook_url"  # submitted without a webhook URL
     FOREIGN_WEBHOOK = "foreign_webhook_url"  # its webhook URL points elsewhere
-    UNATTRIBUTABLE = "unattributable"  # points at the meter, but no valid customer / project
 
 
 @dataclass(frozen=True)

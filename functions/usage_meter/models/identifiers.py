@@ -1,38 +1,47 @@
-"""Identifier rules shared by every entry point (webhooks, queue messages, reports, queries).
+"""Identifier rules shared by every entry point (webhooks, queue messages, reports, queries, the
+application helper): ONE definition of what a customer id, project and dimension may be.
 
-Identifiers end up inside DynamoDB keys (``#`` is our separator), S3 keys, CSV cells and logs, so
-they are restricted to a conservative character set, must start with a letter or digit (no
-``=``/``+``/``-``/``@`` formula prefixes, no ``.``/``..`` path tricks) and are bounded in length.
+Customer ids are what real customers use: letters of any script (NFC-normalized first, so
+``müller-gmbh`` typed on a Mac and on Windows is one customer), digits, single inner spaces
+(``acme corp``) and ``. _ : @ -``. They must start with a letter or digit (no formula prefixes
+such as ``=``, ``+``, ``-``, ``@``; no ``.``/``..`` path tricks) and are bounded in length.
+``#``, ``/``, ``\\``, ``%``, ``?``, ``&`` and control characters never belong to an id. What ends
+up inside storage keys is made safe by encoding in the one adapter that knows the keys, not by
+refusing ids here.
 
-Plain ``re`` on purpose: the webhook intake validates with these and must not pay for pydantic's
-import on its cold start (see docs/decisions.md).
+Dimension names (the webhook URL's extra query parameters) are what applications write: letters,
+digits and ``_`` starting with a letter, any case (``moduleId``, ``plan_tier``).
+
+Plain ``re``/``unicodedata`` on purpose: the webhook intake validates with these and must not pay
+for pydantic's import on its cold start (see docs/decisions.md).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
-CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+MAX_CUSTOMER_ID_LENGTH = 128
+CUSTOMER_ID_PUNCTUATION = frozenset("._:@-")
 PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 SOURCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
-DIMENSION_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+DIMENSION_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,39}$"
 MAX_DIMENSION_VALUE_LENGTH = 128
 RESERVED_PARAMETERS = frozenset({"customer_id", "project"})
 
-_CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
 _PROJECT = re.compile(PROJECT_PATTERN)
 _SOURCE_ID = re.compile(SOURCE_ID_PATTERN)
 _DIMENSION_NAME = re.compile(DIMENSION_NAME_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 CUSTOMER_ID_RULE = (
-    "customer_id must be 1-128 characters of letters, digits and . _ : @ -, "
-    "starting with a letter or digit"
+    "customer_id must be 1-128 characters of letters (any script), digits, single inner spaces "
+    "and . _ : @ -, starting with a letter or digit"
 )
 PROJECT_RULE = "project must be 1-64 characters of lower-case letters, digits, _ and -"
 SOURCE_ID_RULE = "id must be 1-128 characters of letters, digits, _ and -"
 DIMENSION_NAME_RULE = (
-    "extra query parameter names must be 1-40 characters of lower-case letters, digits and _, "
+    "extra query parameter names must be 1-40 characters of letters, digits and _, "
     "starting with a letter"
 )
 
@@ -46,8 +55,24 @@ class InvalidIdentifier(ValueError):
         self.message = message
 
 
+def normalize_customer_id(value: str) -> str:
+    """The one spelling of a customer id: Unicode NFC (``u`` + combining diaeresis -> ``ü``)."""
+    return unicodedata.normalize("NFC", value)
+
+
+def _customer_character(char: str) -> bool:
+    if char.isalnum() or char in CUSTOMER_ID_PUNCTUATION or char == " ":
+        return True
+    return unicodedata.category(char).startswith("M")  # combining marks of scripts NFC keeps
+
+
 def is_customer_id(value: object) -> bool:
-    return isinstance(value, str) and _CUSTOMER_ID.fullmatch(value) is not None
+    """Whether ``value`` is a valid customer id *as given* (already NFC-normalized)."""
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_CUSTOMER_ID_LENGTH:
+        return False
+    if value != normalize_customer_id(value) or not value[0].isalnum() or value.endswith(" "):
+        return False
+    return "  " not in value and all(_customer_character(c) for c in value)
 
 
 def is_project(value: object) -> bool:

@@ -13,6 +13,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Annotated, Self
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -23,6 +24,7 @@ from pydantic import (
 )
 
 from usage_meter.models.identifiers import SOURCE_ID_PATTERN, check_attribution
+from usage_meter.models.months import in_utc
 from usage_meter.models.usage import CustomerId, ProjectName
 
 SESSION_LIMIT_SECONDS = Decimal(3 * 3600)  # AssemblyAI closes (and bills) a session at 3 hours
@@ -35,6 +37,15 @@ MAX_DIMENSIONS = 8
 
 SessionId = Annotated[str, StringConstraints(pattern=SOURCE_ID_PATTERN)]
 ModelName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+
+
+def _billable_moment(moment: datetime) -> datetime:
+    in_utc(moment)  # ValueError (a 400) when it cannot be placed in a billing month
+    return moment
+
+
+# A timestamp with its offset kept, whose UTC date lies in a billable year (models.months).
+Moment = Annotated[AwareDatetime, AfterValidator(_billable_moment)]
 Seconds = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=3, allow_inf_nan=False)]
 ADD_ON_PATTERN = r"^[a-z][a-z0-9_]{0,39}(:[a-z0-9._-]{1,40})?$"
 AddOnName = Annotated[str, StringConstraints(pattern=ADD_ON_PATTERN)]
@@ -73,8 +84,8 @@ class SessionBegin(_Billed):
     """
 
     model: ModelName
-    began_at: AwareDatetime
-    expires_at: AwareDatetime | None = None
+    began_at: Moment
+    expires_at: Moment | None = None
     max_session_duration_seconds: SessionCap | None = None
 
     def bound_seconds(self) -> Decimal:
@@ -105,7 +116,7 @@ class SessionTermination(_Billed):
     model: ModelName | None = None
     session_duration_seconds: Seconds
     audio_duration_seconds: Seconds
-    ended_at: AwareDatetime
+    ended_at: Moment
 
     @model_validator(mode="after")
     def _plausible(self) -> Self:

@@ -8,21 +8,44 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     field_validator,
 )
 
-from usage_meter.models.identifiers import CUSTOMER_ID_PATTERN, PROJECT_PATTERN
+from usage_meter.models.identifiers import (
+    CUSTOMER_ID_RULE,
+    PROJECT_PATTERN,
+    is_customer_id,
+    normalize_customer_id,
+)
+from usage_meter.models.months import MONTH_PATTERN
 
-CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
+
+def _nfc(value: object) -> object:
+    return normalize_customer_id(value) if isinstance(value, str) else value
+
+
+def _customer_id(value: str) -> str:
+    if not is_customer_id(value):
+        raise ValueError(CUSTOMER_ID_RULE)
+    return value
+
+
+# The one customer id rule (models/identifiers.py), NFC-normalized first, for every pydantic model.
+CustomerId = Annotated[str, BeforeValidator(_nfc), AfterValidator(_customer_id)]
 ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
 
 Product = Literal["async", "streaming"]
 UNKNOWN_MODEL = "unknown"
+UNKNOWN_MODEL_REASON = (
+    "model unknown (AssemblyAI named none, e.g. the transcript was deleted before it was read)"
+)
 
 
 def canonical_decimal(value: Decimal) -> Decimal:
@@ -47,7 +70,7 @@ class UsageRecord(BaseModel):
     status: UsageStatus
     customer_id: CustomerId
     project: ProjectName
-    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    month: str = Field(pattern=MONTH_PATTERN)
     billable_seconds: Decimal = Field(ge=0)
     audio_duration_seconds: Decimal | None = None
     audio_channels: int = 1
@@ -59,6 +82,9 @@ class UsageRecord(BaseModel):
     origin: str = "webhook"
     estimated: bool = False  # an orphaned streaming session billed at its bound (3 h or its cap)
     error_message: str | None = Field(default=None, max_length=1000)
+    # Why a row was billed in an unusual way, e.g. "transcript_deleted: ..." (a transcript deleted
+    # at AssemblyAI before it was read: billed from the authenticated delivery, model unknown).
+    note: str | None = Field(default=None, max_length=1000)
 
     @field_validator("billable_seconds", "audio_duration_seconds")
     @classmethod
@@ -106,11 +132,15 @@ class RecordOutcome(BaseModel):
 
 
 class QuarantineReason(StrEnum):
+    INVALID_ATTRIBUTION = "invalid_attribution"  # neither delivery nor webhook_url is valid
+    TRANSCRIPT_DELETED = "transcript_deleted"  # deleted at AssemblyAI, no attribution to use
     CONFLICT = "conflict"
     CUSTOMER_MISMATCH = "customer_mismatch"
     TRANSCRIPT_NOT_FOUND = "transcript_not_found"
     UNKNOWN_PROJECT = "unknown_project"
     UNBILLABLE_TRANSCRIPT = "unbillable_transcript"
+    IMPLAUSIBLE_TRANSCRIPT = "implausible_transcript"
+    UNSTORABLE = "unstorable"
     SESSION_CONFLICT = "session_conflict"
     ORPHANED_SESSION = "orphaned_session"
 

@@ -4,6 +4,11 @@ Frozen dataclasses with explicit checks (no pydantic): the webhook intake builds
 cold start stays free of pydantic. The processor parses queue messages back with
 ``UsageMessage.from_json``, which applies the same identifier rules, so nothing unchecked reaches
 the ledger.
+
+An authenticated delivery whose query string breaks an attribution rule is still queued: the
+message then carries no ``attribution`` but the ``attribution_problem`` (what was wrong) and the
+raw ``query``, and the processor bills it from the transcript's own ``webhook_url`` when that one
+is valid, or quarantines it as ``invalid_attribution``.
 """
 
 from __future__ import annotations
@@ -12,14 +17,26 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
+from urllib.parse import parse_qsl
 
-from usage_meter.models.identifiers import SOURCE_ID_RULE, check_attribution, is_source_id
+from usage_meter.models.identifiers import (
+    SOURCE_ID_RULE,
+    InvalidIdentifier,
+    check_attribution,
+    is_project,
+    is_source_id,
+    normalize_customer_id,
+)
 
 DEFAULT_PROJECT = "default"
 MAX_DIMENSIONS = 32
-WEBHOOK_STATUSES = ("completed", "error")
+MAX_QUERY_LENGTH = 2048
+WEBHOOK_MAX_DIMENSIONS = 8  # extra query parameters (template: WEBHOOK_MAX_DIMENSIONS)
+# "unknown": the delivery named a transcript but no status we know; the processor reads the
+# transcript's own status anyway, so such a delivery is stored rather than refused.
+WEBHOOK_STATUSES = ("completed", "error", "unknown")
 ORIGINS = ("webhook", "reconciliation", "operator")
-WebhookStatus = Literal["completed", "error"]
+WebhookStatus = Literal["completed", "error", "unknown"]
 Origin = Literal["webhook", "reconciliation", "operator"]
 
 
@@ -45,12 +62,16 @@ class UsageMessage:
 
     transcript_id: str
     webhook_status: WebhookStatus
-    attribution: Attribution
+    attribution: Attribution | None
     received_at: datetime
     origin: Origin = "webhook"
     schema_version: int = 1
+    attribution_problem: str | None = None  # set (with ``query``) when attribution is None
+    query: str | None = None  # the delivery's raw query string, kept only when it was invalid
 
     def __post_init__(self) -> None:
+        if (self.attribution is None) == (self.attribution_problem is None):
+            raise InvalidMessage("a message has either an attribution or an attribution_problem")
         if not is_source_id(self.transcript_id):
             raise InvalidMessage(f"transcript_id: {SOURCE_ID_RULE}")
         if self.webhook_status not in WEBHOOK_STATUSES:
@@ -66,45 +87,63 @@ class UsageMessage:
     def month(self) -> str:
         return usage_month(self.received_at)
 
+    @property
+    def project(self) -> str:
+        """The project whose API key reads the transcript (for an invalid attribution: the
+        query's ``project`` if it is a well-formed name, else the default project)."""
+        if self.attribution is not None:
+            return self.attribution.project
+        named = [v for k, v in parse_qsl(self.query or "", errors="replace") if k == "project"]
+        return named[-1] if named and is_project(named[-1]) else DEFAULT_PROJECT
+
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "schema_version": self.schema_version,
-                "transcript_id": self.transcript_id,
-                "webhook_status": self.webhook_status,
-                "attribution": {
-                    "customer_id": self.attribution.customer_id,
-                    "project": self.attribution.project,
-                    "dimensions": self.attribution.dimensions,
-                },
-                "received_at": self.received_at.astimezone(UTC).isoformat(),
-                "origin": self.origin,
-            },
-            separators=(",", ":"),
-            sort_keys=True,
-        )
+        document: dict[str, Any] = {
+            "schema_version": self.schema_version,
+            "transcript_id": self.transcript_id,
+            "webhook_status": self.webhook_status,
+            "received_at": self.received_at.astimezone(UTC).isoformat(),
+            "origin": self.origin,
+        }
+        if self.attribution is not None:
+            document["attribution"] = {
+                "customer_id": self.attribution.customer_id,
+                "project": self.attribution.project,
+                "dimensions": self.attribution.dimensions,
+            }
+        else:
+            document["attribution_problem"] = self.attribution_problem
+            document["query"] = self.query
+        return json.dumps(document, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> UsageMessage:
         """Parse and check a queued message; InvalidMessage says what is wrong."""
         try:
             document: Any = json.loads(text)
-            attribution = document["attribution"]
             received_at = datetime.fromisoformat(document["received_at"])
+            problem = document.get("attribution_problem")
+            attribution = None
+            if problem is None:
+                named = document["attribution"]
+                attribution = Attribution(
+                    customer_id=named["customer_id"],
+                    project=named.get("project", DEFAULT_PROJECT),
+                    dimensions=named.get("dimensions") or {},
+                )
             return cls(
                 transcript_id=document["transcript_id"],
                 webhook_status=cast("WebhookStatus", document["webhook_status"]),
-                attribution=Attribution(
-                    customer_id=attribution["customer_id"],
-                    project=attribution.get("project", DEFAULT_PROJECT),
-                    dimensions=attribution.get("dimensions") or {},
-                ),
+                attribution=attribution,
                 received_at=received_at,
                 origin=cast("Origin", document.get("origin", "webhook")),
                 schema_version=document.get("schema_version", 1),
+                attribution_problem=None if problem is None else str(problem),
+                query=document.get("query"),
             )
         except InvalidMessage:
             raise
+        except InvalidIdentifier as exc:
+            raise InvalidMessage(f"attribution: {exc.message}") from exc
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise InvalidMessage(f"{type(exc).__name__}: {exc}") from exc
 
@@ -112,3 +151,38 @@ class UsageMessage:
 def usage_month(moment: datetime) -> str:
     """The billing month (``YYYY-MM``, UTC) a moment belongs to."""
     return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+def attribution_from_query(raw_query: str, max_dimensions: int) -> Attribution:
+    """The customer, project and billing dimensions of a webhook URL's query string: the one
+    reading used by the intake (the delivery), the processor (the transcript's own
+    ``webhook_url``) and reconciliation. The customer id is NFC-normalized; extra parameters
+    become dimensions, sorted by name.
+
+    Raises InvalidIdentifier (``code`` names the rule: ``query_too_long``, ``invalid_query``,
+    ``duplicate_parameter``, ``missing_customer_id``, ``invalid_customer_id``, ...).
+    """
+    if len(raw_query) > MAX_QUERY_LENGTH:
+        raise InvalidIdentifier(
+            "query_too_long", f"query string exceeds {MAX_QUERY_LENGTH} characters"
+        )
+    try:
+        # Not strict: AssemblyAI echoes the URL exactly as submitted, so a stray "&" is harmless.
+        pairs = parse_qsl(raw_query, keep_blank_values=True, errors="strict")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidIdentifier("invalid_query", "query string is not valid URL encoding") from exc
+    seen: dict[str, str] = {}
+    for name, value in pairs:
+        if name in seen:
+            raise InvalidIdentifier(
+                "duplicate_parameter", f"query parameter '{name}' appears twice"
+            )
+        seen[name] = value
+    customer_id = seen.pop("customer_id", None)
+    if customer_id is None:
+        raise InvalidIdentifier("missing_customer_id", "query parameter 'customer_id' is required")
+    project = seen.pop("project", DEFAULT_PROJECT)
+    dimensions = dict(sorted(seen.items()))
+    customer_id = normalize_customer_id(customer_id)
+    check_attribution(customer_id, project, dimensions, max_dimensions)
+    return Attribution(customer_id=customer_id, project=project, dimensions=dimensions)
