@@ -59,8 +59,10 @@ def test_no_sam_event_attaches_a_managed_policy_with_every_resource() -> None:
             assert event["Type"] not in ("SQS", "Kinesis", "DynamoDB", "MQ", "MSK"), name
         assert not [p for p in props.get("Policies") or [] if isinstance(p, str)], name
     assert sqs_subscriptions(TEMPLATE)["UsageProcessorFunction"]["QueueLogicalId"] == "UsageQueue"
-    [mapping] = resources_of(TEMPLATE, "AWS::Lambda::EventSourceMapping").values()
-    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    mappings = resources_of(TEMPLATE, "AWS::Lambda::EventSourceMapping").values()
+    assert mappings  # the usage queue's, and the optional Stripe queue's
+    for mapping in mappings:
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     processor_queue_actions = {
         a
         for s in _statements(FUNCTIONS["UsageProcessorFunction"])
