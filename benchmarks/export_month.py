@@ -77,7 +77,7 @@ from _setup import BENCH_DIR, ROOT, add_source_paths, isolate_environment
 
 if TYPE_CHECKING:
     from usage_meter.logic.monthly_export import ExportResult, PublishedExport
-    from usage_meter.models.billing import UsageAggregate
+    from usage_meter.models.billing import LedgerTotals, UsageAggregate
     from usage_meter.models.coverage import UncoveredTranscript
     from usage_meter.models.usage import UsageRecord
 
@@ -380,11 +380,13 @@ class MemoryUsageReader:
     def customer_aggregates(self, customer_id: str, month: str) -> list[UsageAggregate]:
         return [a for a in self.month_aggregates(month) if a.customer_id == customer_id]
 
-    def month_ledger_totals(self, month: str) -> dict[str, tuple[int, Decimal]]:
+    def month_ledger_totals(self, month: str) -> dict[str, LedgerTotals]:
         # Like DynamoUsageLedger.month_ledger_totals after paging its 16 shard Queries: every row
         # of the month is read (failed ones too: the FilterExpression drops them after the read),
-        # then counted and summed per customer as Decimals.
-        totals: dict[str, tuple[int, Decimal]] = {}
+        # then counted and summed per customer as Decimals (no tokens: seconds products only).
+        from usage_meter.models.billing import LedgerTotals
+
+        totals: dict[str, LedgerTotals] = {}
         with self._clock.part("ledger_rows"):
             if month != MONTH:
                 return totals
@@ -393,7 +395,7 @@ class MemoryUsageReader:
                 rows = [Decimal(code >> ROW_SHIFT).scaleb(-3) for code in stored if code >= 0]
                 self.ledger_rows_read += len(stored)
                 if rows:
-                    totals[customer_id] = (len(rows), sum(rows, Decimal(0)))
+                    totals[customer_id] = LedgerTotals(len(rows), sum(rows, Decimal(0)))
             return totals
 
     def month_ledger_rows(self, month: str) -> Iterator[UsageRecord]:

@@ -20,6 +20,17 @@ Streaming: report each session's begin and termination, signed, with retries::
 or, for apps that read AssemblyAI's raw ``Begin``/``Termination`` JSON themselves::
 
     reporter.report_message(raw_json, customer_id="acme-corp", model="u3-rt-pro")
+
+Other products (``app_products``): LLM Gateway responses, Sync API results, Voice Agent sessions::
+
+    completion = openai_client.chat.completions.create(model="claude-sonnet-4-6", ...)
+    reporter.report_llm_gateway(completion, customer_id="acme-corp",
+                                base_url=str(openai_client.base_url))
+    reporter.report_sync(sync_result, customer_id="acme-corp", model="universal-3-5-pro")
+    reporter.report_voice_agent(session_id=..., customer_id="acme-corp", duration_seconds=312)
+
+``attach`` also reports the ``LLMGatewayResponse`` events of a streaming session that runs LLM
+Gateway on its turns (``StreamingParameters(llm_gateway=...)``).
 """
 
 from __future__ import annotations
@@ -37,6 +48,15 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from usage_meter.app_products import (
+    LLM_GATEWAY_PATH,
+    SYNC_PATH,
+    VOICE_AGENT_PATH,
+    field_of,
+    llm_gateway_document,
+    sync_document,
+    voice_agent_document,
+)
 from usage_meter.logic.request_signing import signed_headers
 from usage_meter.models.identifiers import check_attribution, normalize_customer_id
 from usage_meter.models.webhook import WEBHOOK_MAX_DIMENSIONS
@@ -305,6 +325,26 @@ class UsageReporter:
             return session_id
         return None
 
+    def report_llm_gateway(
+        self, response: Any, *, customer_id: str, **options: Any
+    ) -> dict[str, Any]:
+        """Report one LLM Gateway chat-completions response (dict or SDK object); ``options`` as
+        ``app_products.llm_gateway_document`` (``base_url`` or ``region``, ``project``,
+        ``dimensions``, ``model``, ``session_id``)."""
+        document = llm_gateway_document(response, customer_id=customer_id, **options)
+        return self._post(LLM_GATEWAY_PATH, document)
+
+    def report_sync(
+        self, result: Any, *, customer_id: str, model: str, **options: Any
+    ) -> dict[str, Any]:
+        """Report one Sync API result (``SyncTranscriptResponse`` or its JSON)."""
+        document = sync_document(result, customer_id=customer_id, model=model, **options)
+        return self._post(SYNC_PATH, document)
+
+    def report_voice_agent(self, **fields: Any) -> dict[str, Any]:
+        """Report one Voice Agent session (``app_products.voice_agent_document`` fields)."""
+        return self._post(VOICE_AGENT_PATH, voice_agent_document(**fields))
+
     def attach(
         self,
         client: Any,
@@ -372,8 +412,28 @@ class UsageReporter:
                 audio_duration_seconds=audio_seconds,
             )
 
+        llm_model = field_of(field_of(params, "llm_gateway"), "model")
+
+        def on_llm_response(_client: Any, event: Any) -> None:
+            with lock:
+                session_id = state.get("session_id")
+            if session_id is None:
+                self.failures.append(ValueError("LLMGatewayResponse without a Begin"))
+                return
+            self._guard(
+                self.report_llm_gateway,
+                response=field_of(event, "data"),
+                customer_id=customer_id,
+                project=project,
+                dimensions=dimensions,
+                model=llm_model,
+                session_id=session_id,
+                fallback_id=f"{session_id}-turn-{field_of(event, 'turn_order')}",
+            )
+
         client.on(StreamingEvents.Begin, on_begin)
         client.on(StreamingEvents.Termination, on_termination)
+        client.on(StreamingEvents.LLMGatewayResponse, on_llm_response)
 
     def _guard(self, call: Callable[..., dict[str, Any]], **kwargs: Any) -> None:
         try:

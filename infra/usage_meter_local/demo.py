@@ -3,8 +3,9 @@
 1. AssemblyAI's webhooks for several customers (demo_webhooks), processed through the queue;
 2. streaming sessions reported by the app's backend, and the orphan sweep (demo_streaming);
 3. a transcript whose webhook never arrived, recovered by reconciliation (demo_recovery);
-4. what was recorded, quarantined and dead-lettered, per customer and month;
-5. the monthly billing export, and the CSV it wrote to S3 (demo_export).
+4. LLM Gateway, Voice Agent and Sync API usage reported by the app's backend (demo_products);
+5. what was recorded, quarantined and dead-lettered, per customer and month;
+6. the monthly billing export, and the CSV it wrote to S3 (demo_export).
 
 Every act checks its own expectations and the demo says which failed, so ``make run`` doubles as
 a smoke test of the whole service.
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from usage_meter_local import demo_recovery, demo_streaming, scenario
+from usage_meter_local import demo_products, demo_recovery, demo_streaming, scenario
 from usage_meter_local.demo_export import run_export
+from usage_meter_local.demo_products import run_products
 from usage_meter_local.demo_recovery import run_recovery
 from usage_meter_local.demo_streaming import run_streaming
 from usage_meter_local.demo_webhooks import run_webhooks, unmet_expectations
@@ -26,8 +28,13 @@ EXPECTED_LEDGER = (
     *scenario.EXPECTED_LEDGER,
     *demo_streaming.EXPECTED_LEDGER,
     *demo_recovery.EXPECTED_LEDGER,
+    *demo_products.EXPECTED_LEDGER,
 )
-EXPECTED_QUARANTINE = (*scenario.EXPECTED_QUARANTINE, *demo_streaming.EXPECTED_QUARANTINE)
+EXPECTED_QUARANTINE = (
+    *scenario.EXPECTED_QUARANTINE,
+    *demo_streaming.EXPECTED_QUARANTINE,
+    *demo_products.EXPECTED_QUARANTINE,
+)
 
 
 def _heading(out: TextIO, text: str) -> None:
@@ -42,11 +49,13 @@ def run_demo(stack: LocalStack, out: TextIO) -> bool:
     failures += run_streaming(stack, out)
     _heading(out, "3. A lost webhook: reconciliation with AssemblyAI")
     failures += run_recovery(stack, out)
-    _heading(out, "4. What was recorded")
+    _heading(out, "4. LLM Gateway, Voice Agent API, Sync API: the app's backend reports usage")
+    failures += run_products(stack, out)
+    _heading(out, "5. What was recorded")
     recorded = read_recorded(stack)
     out.write(render(recorded) + "\n")
     failures += unmet_expectations(recorded, EXPECTED_LEDGER, EXPECTED_QUARANTINE)
-    _heading(out, "5. The monthly billing export")
+    _heading(out, "6. The monthly billing export")
     failures += run_export(stack, recorded, out)
     if failures:
         out.write(f"Demo expectations NOT met ({len(failures)}):\n")

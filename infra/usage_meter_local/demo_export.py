@@ -25,6 +25,18 @@ EXPECTED_PRICING = (
     ("globex", "async", "universal-2", "false", "speech_understanding:translation=1260.25"),
     ("initech-gmbh", "streaming", "u3-rt-pro", "true", ""),
     ("hooli", "streaming", "universal-streaming-english", "true", ""),
+    ("acme-corp", "voice_agent", "voice-agent", "false", ""),
+    ("acme-corp", "sync", "universal-3-5-pro", "false", ""),
+    ("acme-corp", "llm_gateway", "claude-sonnet-4-6", "false", ""),
+)
+# (customer, product, region, cost) of the other products' rows: Voice Agent 312 s x 4.50/h =
+# 0.39; Sync 105.25 s x 0.30/h = 0.0087.. -> 0.01; LLM Gateway has no sourced token rates, so its
+# rows (US and EU, priced by region) are unpriced with the reason, never guessed.
+EXPECTED_PRODUCT_COSTS = (
+    ("acme-corp", "voice_agent", "", "0.39"),
+    ("acme-corp", "sync", "", "0.01"),
+    ("acme-corp", "llm_gateway", "us", ""),
+    ("acme-corp", "llm_gateway", "eu", ""),
 )
 
 
@@ -34,21 +46,37 @@ def _store(stack: LocalStack) -> tuple[S3ExportStore, str]:
     return S3ExportStore(stack.clients.s3, bucket, env["EXPORT_PREFIX"]), bucket
 
 
-def _billed_by_customer(recorded: Recorded, month: str) -> dict[str, Decimal]:
-    totals: dict[str, Decimal] = {}
+Quantities = tuple[Decimal, Decimal, Decimal]  # seconds, input tokens, output tokens
+
+
+def _add(totals: dict[str, Quantities], customer: str, row: dict[str, Any]) -> None:
+    seconds, tokens_in, tokens_out = totals.get(customer, (Decimal(0),) * 3)
+    totals[customer] = (
+        seconds + Decimal(row["billable_seconds"]),
+        tokens_in + Decimal(row.get("input_tokens") or 0),
+        tokens_out + Decimal(row.get("output_tokens") or 0),
+    )
+
+
+def _billed_by_customer(recorded: Recorded, month: str) -> dict[str, Quantities]:
+    totals: dict[str, Quantities] = {}
     for row in recorded.ledger:
         if row["month"] == month and row.get("status") == "billable":
-            customer = str(row["customer_id"])
-            totals[customer] = totals.get(customer, Decimal(0)) + Decimal(row["billable_seconds"])
+            _add(totals, str(row["customer_id"]), row)
     return totals
 
 
-def _exported_by_customer(csv_text: str) -> dict[str, Decimal]:
-    totals: dict[str, Decimal] = {}
+def _exported_by_customer(csv_text: str) -> dict[str, Quantities]:
+    totals: dict[str, Quantities] = {}
     for row in csv.DictReader(io.StringIO(csv_text)):
-        customer = row["customer_id"]
-        totals[customer] = totals.get(customer, Decimal(0)) + Decimal(row["billable_seconds"])
+        _add(totals, row["customer_id"], row)
     return totals
+
+
+def _quantity(row: dict[str, str]) -> str:
+    if row["product"] == "llm_gateway":
+        return f"{row['input_tokens']} in + {row['output_tokens']} out tokens"
+    return f"{row['billable_seconds']} s"
 
 
 def _priced_table(csv_text: str) -> str:
@@ -58,12 +86,24 @@ def _priced_table(csv_text: str) -> str:
     return table(
         "How each row was priced (add-on prices per hour on the row's model; estimated = not "
         "measured)",
-        ["customer", "product", "model", "estimated", "add-on prices", "cost", "unpriced"],
+        [
+            "customer",
+            "product",
+            "model",
+            "region",
+            "quantity",
+            "estimated",
+            "add-on prices",
+            "cost",
+            "unpriced",
+        ],
         [
             [
                 r["customer_id"],
                 r["product"],
                 r["model"],
+                r["region"] or "-",
+                _quantity(r),
                 "yes" if r["estimated"] == "true" else "-",
                 r["add_on_prices"] or "-",
                 r["cost"] or "-",
@@ -76,7 +116,10 @@ def _priced_table(csv_text: str) -> str:
 
 def _unmet_pricing(csv_text: str) -> list[str]:
     rows = list(csv.DictReader(io.StringIO(csv_text)))
+    costs = {(r["customer_id"], r["product"], r["region"], r["cost"]) for r in rows}
     return [
+        f"export: no row {expected}" for expected in EXPECTED_PRODUCT_COSTS if expected not in costs
+    ] + [
         f"export: no row {expected}"
         for expected in EXPECTED_PRICING
         if not any(

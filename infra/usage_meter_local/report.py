@@ -215,6 +215,7 @@ def render(recorded: Recorded) -> str:
             "billable s",
             "audio s",
             "ch",
+            "tokens in/out",
             "model",
             "add-ons",
             "estimated",
@@ -230,6 +231,9 @@ def render(recorded: Recorded) -> str:
                 r.get("billable_seconds"),
                 r.get("audio_duration_seconds"),
                 r.get("audio_channels"),
+                f"{r['input_tokens']}/{r['output_tokens']}"
+                if r.get("product") == "llm_gateway"
+                else "-",
                 r.get("model"),
                 r.get("features"),
                 bool(r.get("estimated")),

@@ -348,6 +348,7 @@ def test_make_run_demo_exits_by_itself_with_its_expectations_met(tmp_path: Path)
         "Webhook deliveries",
         "Streaming reports",
         "Orphan sweep",
+        "Product reports",
         "Reconciliation with AssemblyAI",
         "Usage recorded per customer and month",
         "Ledger",
@@ -359,10 +360,18 @@ def test_make_run_demo_exits_by_itself_with_its_expectations_met(tmp_path: Path)
         "All demo expectations met.",
     ):
         assert heading in result.stdout
-    assert ",globex,streaming,default,u3-rt-pro,,false,1,33," in result.stdout  # the CSV
+    # the CSV (region is empty for products not priced by region)
+    assert ",globex,streaming,default,u3-rt-pro,,,false,1,33," in result.stdout
     # an add-on priced by model, a Speech Understanding task, estimated rows (issue 11)
     assert "keyterms_prompt=0;sentiment_analysis=0.02" in result.stdout
     assert "keyterms_prompt=0.05;speaker_labels=0.02" in result.stdout
     assert "speech_understanding:translation=1260.25" in result.stdout
-    assert ",initech-gmbh,streaming,default,u3-rt-pro,,true,1,10800," in result.stdout
+    assert ",initech-gmbh,streaming,default,u3-rt-pro,,,true,1,10800," in result.stdout
+    # the other products next to transcription (issue 14): Voice Agent and Sync priced per hour,
+    # LLM Gateway per token and region, unpriced until its rates are sourced
+    assert ",acme-corp,voice_agent,default,voice-agent,,,false,1,312," in result.stdout
+    assert ",acme-corp,sync,default,universal-3-5-pro,,,false,2,105.25," in result.stdout
+    assert ",acme-corp,llm_gateway,default,claude-sonnet-4-6,eu,,false,1,0,0.000000,12000,800," in (
+        result.stdout
+    )
     assert (tmp_path / "UsageProcessorFunction.log").read_text()

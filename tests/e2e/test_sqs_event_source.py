@@ -147,7 +147,7 @@ def test_a_whole_batch_failure_leaves_every_message_for_redelivery(stack: LocalS
     assert stack.queue_depth(url) == 0
 
 
-def test_after_max_receives_the_redrive_policy_dead_letters_the_message(
+def test_after_max_receives_the_message_is_dead_lettered_with_its_last_failure(
     stack: LocalStack,
 ) -> None:
     # Given AssemblyAI failing for one transcript every time
@@ -159,10 +159,15 @@ def test_after_max_receives_the_redrive_policy_dead_letters_the_message(
     _enqueue(stack, body)
     assert stack.wait_until_drained(60)
 
-    # Then it was tried maxReceiveCount times, never billed, and SQS moved it to the DLQ intact
+    # Then it was tried maxReceiveCount times, never billed, and on the last receive it went to
+    # the DLQ intact, saying why (issue 17: every DLQ message carries a reason and detail)
     assert _requests_for(stack, "always-down") == MAX_RECEIVES
     assert _ledger_row(stack, "always-down") is None
     dead = [m for m in _dead_letters(stack) if json.loads(m["Body"]) == json.loads(body)]
     assert len(dead) == 1
-    assert "reason" not in dead[0].get("MessageAttributes", {})  # the queue's, not the processor's
+    attributes = dead[0].get("MessageAttributes", {})
+    assert attributes["reason"]["StringValue"] == "retries_exhausted"
+    assert attributes["detail"]["StringValue"] == (
+        f"{MAX_RECEIVES} attempts; the last failed with: AssemblyAI server error (503)"
+    )
     assert time.monotonic() - started < 30

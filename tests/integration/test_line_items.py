@@ -58,7 +58,8 @@ def test_line_items_add_up_to_the_summary_rows_and_the_manifest(stack: Stack) ->
             for i in items
             if i["status"] == "billable"
             and all(
-                i[c] == row[c] for c in ("customer_id", "product", "project", "model", "estimated")
+                i[c] == row[c]
+                for c in ("customer_id", "product", "project", "model", "region", "estimated")
             )
             and i["dimensions"] == row["dimensions"]
         ]
@@ -103,7 +104,7 @@ def test_a_row_that_moved_breakdown_without_its_aggregate_fails_the_export(stack
 
     # When the month is exported, then it refuses, naming both rows, and writes nothing
     with pytest.raises(
-        LedgerMismatch, match=r"acme/async/default/universal-2//False: summary 1 / 200 s"
+        LedgerMismatch, match=r"acme/async/default/universal-2///False: summary 1 / 200 s"
     ):
         export(stack, "2026-11")
     assert s3_keys(stack) == []

@@ -149,6 +149,8 @@ def test_export_writes_priced_rows_and_a_manifest(stack: Stack) -> None:
     assert manifest["totals"] == {
         "usage_count": 3,
         "billable_seconds": "6000",
+        "input_tokens": 0,
+        "output_tokens": 0,
         "cost": "0.38",
         "cost_unrounded": "0.37",
         "priced_rows": 2,

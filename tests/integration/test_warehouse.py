@@ -172,7 +172,7 @@ def select(stack: Stack, table_name: str, month: str, *, now: datetime) -> list[
 
 # -- the scenario ---------------------------------------------------------------------------------
 NOW = datetime(2026, 12, 1, 6, tzinfo=UTC)
-KEY = ("customer_id", "product", "project", "model", "dimensions", "estimated")
+KEY = ("customer_id", "product", "project", "model", "region", "dimensions", "estimated")
 
 
 def _scenario(stack: Stack) -> None:
@@ -331,6 +331,9 @@ def test_schemas_reject_what_the_tables_cannot_read() -> None:
         "dimensions": "",
         "quantity": "60",
         "unit": "second",
+        "region": None,
+        "input_tokens": 0,
+        "output_tokens": 0,
         "billable_seconds": "60",
         "audio_duration_seconds": "60",
         "audio_channels": 1,

@@ -206,3 +206,36 @@ def test_reading_the_dlq_during_an_outage_is_a_retryable_failure_not_a_crash() -
     browser = DeadLetterBrowser(client, "https://sqs.test/dlq", "https://sqs.test/q")
     with stub, pytest.raises(TransientFailure):
         browser.peek()
+
+
+def test_when_even_the_quarantine_is_refused_the_delivery_is_dead_lettered_at_once() -> None:
+    # Given DynamoDB refusing both the usage and the quarantine item as invalid
+    ledger, stub = _ledger()
+    for operation in ("transact_write_items", "put_item"):
+        stub.add_client_error(
+            operation, service_error_code="ValidationException", http_status_code=400
+        )
+    recorder = _Recorder()
+    deps = DeliveryDeps(
+        processor=ProcessorDeps(
+            transcripts=_Transcripts(),
+            ledger=ledger,
+            metrics=recorder,
+            known_projects=frozenset({"default"}),
+        ),
+        retries=recorder,
+        dead_letters=recorder,
+    )
+    body = (
+        '{"schema_version":1,"transcript_id":"t1","webhook_status":"completed",'
+        '"attribution":{"customer_id":"acme","project":"default","dimensions":{}},'
+        '"received_at":"2026-11-03T14:05:09+00:00","origin":"webhook"}'
+    )
+
+    with stub:
+        result = handle_queued_delivery(body, "handle", 1, deps)
+
+    # Then it goes to the DLQ with the reason at once: no retry could ever succeed
+    assert result is None
+    assert [reason for reason, _ in recorder.sent] == [STORAGE_REFUSED]
+    assert recorder.retried == []

@@ -14,7 +14,7 @@ import pytest
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.logic.errors import RequestRejected
 from usage_meter.logic.usage_report import MAX_PAGE_BYTES, MAX_PAGE_ROWS, customer_usage
-from usage_meter.models.billing import UsageAggregate
+from usage_meter.models.billing import LedgerTotals, UsageAggregate
 
 PRICES = load_price_table(
     str(Path(__file__).resolve().parents[2] / "functions/usage_meter/config/prices.json")
@@ -44,7 +44,7 @@ class ManyRows:
     def month_aggregates(self, month: str) -> list[UsageAggregate]:  # pragma: no cover
         raise NotImplementedError
 
-    def month_ledger_totals(self, month: str) -> dict[str, tuple[int, Decimal]]:  # pragma: no cover
+    def month_ledger_totals(self, month: str) -> dict[str, LedgerTotals]:  # pragma: no cover
         raise NotImplementedError
 
 

@@ -59,7 +59,7 @@ from usage_meter.logic.errors import (
     UnstorableUsage,
 )
 from usage_meter.logic.operations import AuditEntry, OperationRefused
-from usage_meter.models.billing import UsageAggregate
+from usage_meter.models.billing import LedgerTotals, UsageAggregate
 from usage_meter.models.coverage import UncoveredReason, UncoveredTranscript
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
 from usage_meter.models.streaming import SessionBegin
@@ -152,15 +152,19 @@ ESTIMATED_SUFFIX = "estimated"
 
 
 def aggregate_breakdown(record: UsageRecord) -> str:
-    """product#project#model#dimensions, plus ``#estimated`` for estimated usage (an orphan
-    estimate is its own aggregate and export row; replacing it moves it to the measured one), as a
-    key part bounded to ``BREAKDOWN_KEY_MAX_BYTES``."""
+    """product#project#model#dimensions, plus ``#region=<r>`` for usage priced by region (LLM
+    Gateway) and ``#estimated`` for estimated usage (an orphan estimate is its own aggregate and
+    export row; replacing it moves it to the measured one), as a key part bounded to
+    ``BREAKDOWN_KEY_MAX_BYTES``. Keys of usage with no region are unchanged from before regions
+    existed."""
     parts = [
         record.product,
         _component(record.project),
         _component(record.model),
         dimensions_key(record.dimensions),
     ]
+    if record.region:
+        parts.append(f"region={_component(record.region)}")
     readable = "#".join([*parts, ESTIMATED_SUFFIX] if record.estimated else parts)
     return bounded_key_part(readable, BREAKDOWN_KEY_MAX_BYTES)
 
@@ -259,10 +263,13 @@ class DynamoUsageLedger:
         count: int = 1,
         seconds: Decimal | None = None,
         addon_seconds: dict[str, Decimal] | None = None,
+        *,
+        tokens: tuple[int, int] | None = None,
     ) -> Any:
-        """ADD ``count``, ``seconds`` and ``addon_seconds`` (default: the record's) to the record's
-        aggregate."""
+        """ADD ``count``, ``seconds``, ``tokens`` (input, output) and ``addon_seconds`` (default:
+        the record's) to the record's aggregate."""
         seconds = record.billable_seconds if seconds is None else seconds
+        tokens = (record.input_tokens, record.output_tokens) if tokens is None else tokens
         addon_seconds = record.addon_seconds() if addon_seconds is None else addon_seconds
         breakdown = aggregate_breakdown(record)
         attributes = {
@@ -274,6 +281,7 @@ class DynamoUsageLedger:
             "model": record.model,
             "dimensions": record.dimensions,
             "estimated": record.estimated,
+            "region": record.region,
             "GSI1PK": f"MONTH#{record.month}",
             "GSI1SK": f"CUSTOMER#{customer_key(record.customer_id)}#{breakdown}",
             "updated_at": now.isoformat(),
@@ -290,10 +298,19 @@ class DynamoUsageLedger:
             "TableName": self._table,
             "Key": _to_item(aggregate_key(record.customer_id, record.month, breakdown)),
             "UpdateExpression": (
-                f"ADD usage_count :one, billable_seconds :seconds{additions} SET {assignments}"
+                "ADD usage_count :one, billable_seconds :seconds, input_tokens :in, "
+                f"output_tokens :out{additions} SET {assignments}"
             ),
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": _to_item({":one": count, ":seconds": seconds, **values}),
+            "ExpressionAttributeValues": _to_item(
+                {
+                    ":one": count,
+                    ":seconds": seconds,
+                    ":in": tokens[0],
+                    ":out": tokens[1],
+                    **values,
+                }
+            ),
         }
 
     def _late_mark(self, month: str, now: datetime) -> Any:
@@ -482,8 +499,16 @@ class DynamoUsageLedger:
                 name: after.get(name, Decimal(0)) - before.get(name, Decimal(0))
                 for name in sorted(before.keys() | after.keys())
             }
+            token_delta = (
+                replacement.input_tokens - existing.input_tokens,
+                replacement.output_tokens - existing.output_tokens,
+            )
             items.append(
-                {"Update": self._aggregate_update(replacement, now, 0, delta, addon_delta)}
+                {
+                    "Update": self._aggregate_update(
+                        replacement, now, 0, delta, addon_delta, tokens=token_delta
+                    )
+                }
             )
         else:
             if existing.status is billable:
@@ -491,7 +516,12 @@ class DynamoUsageLedger:
                 items.append(
                     {
                         "Update": self._aggregate_update(
-                            existing, now, -1, -existing.billable_seconds, negated
+                            existing,
+                            now,
+                            -1,
+                            -existing.billable_seconds,
+                            negated,
+                            tokens=(-existing.input_tokens, -existing.output_tokens),
                         )
                     }
                 )
@@ -728,25 +758,31 @@ class DynamoUsageLedger:
         )
         return [aggregate_from_item(r) for r in rows if not _emptied(r)]
 
-    def month_ledger_totals(self, month: str) -> dict[str, tuple[int, Decimal]]:
-        """(count, seconds) of billable ledger rows per customer in a month: every ledger row of
-        the month is read (this is the one part of the export that grows with events), reading
-        only the attributes the check needs."""
-        totals: dict[str, tuple[int, Decimal]] = {}
+    def month_ledger_totals(self, month: str) -> dict[str, LedgerTotals]:
+        """Count, seconds and tokens of billable ledger rows per customer in a month: every
+        ledger row of the month is read (this is the one part of the export that grows with
+        events), reading only the attributes the check needs (rows from before tokens existed
+        count 0 tokens)."""
+        totals: dict[str, LedgerTotals] = {}
         for shard in range(LEDGER_SHARDS):
             rows = self._query(
                 IndexName="GSI1",
                 KeyConditionExpression="GSI1PK = :pk",
                 FilterExpression="#status = :billable",
-                ProjectionExpression="customer_id, billable_seconds",
+                ProjectionExpression="customer_id, billable_seconds, input_tokens, output_tokens",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=_to_item(
                     {":pk": f"LEDGER#{month}#{shard:02d}", ":billable": UsageStatus.BILLABLE.value}
                 ),
             )
             for row in rows:
-                count, seconds = totals.get(row["customer_id"], (0, Decimal(0)))
-                totals[row["customer_id"]] = (count + 1, seconds + Decimal(row["billable_seconds"]))
+                before = totals.get(row["customer_id"], LedgerTotals())
+                totals[row["customer_id"]] = before + LedgerTotals(
+                    1,
+                    Decimal(row["billable_seconds"]),
+                    int(row.get("input_tokens", 0)),
+                    int(row.get("output_tokens", 0)),
+                )
         return totals
 
     def _pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:

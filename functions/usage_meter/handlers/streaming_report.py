@@ -1,5 +1,8 @@
-"""POST /streaming/sessions/begin and /streaming/sessions/termination - signed reports from the
-application's backend about its AssemblyAI streaming sessions."""
+"""Signed usage reports from the application's backend: POST /streaming/sessions/begin and
+/streaming/sessions/termination (streaming sessions), /usage/llm-gateway, /usage/voice-agent and
+/usage/sync (products with no webhook, ``models/products.py``). One signature check, one body
+limit, the same answers: 200 recorded/duplicate, 400 invalid, 401 unsigned, 409 conflict
+(quarantined), 413 too large, 503 retry."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
 from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.handlers.routes import route_key
 from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
+from usage_meter.logic.product_reports import record_product_usage
 from usage_meter.logic.request_signing import verify_signed_request
 from usage_meter.logic.streaming_sessions import (
     check_reported_time,
@@ -27,12 +31,14 @@ from usage_meter.logic.streaming_sessions import (
     record_termination,
 )
 from usage_meter.models.identifiers import InvalidIdentifier
+from usage_meter.models.products import REPORT_SCHEMAS
 from usage_meter.models.streaming import SessionBegin, SessionTermination
 from usage_meter.settings import StreamingReportSettings, streaming_report_settings
 
 SETTINGS = StreamingReportSettings
 BEGIN_ROUTE = "POST /streaming/sessions/begin"
 TERMINATION_ROUTE = "POST /streaming/sessions/termination"
+PRODUCT_ROUTES = {f"POST {path}": schema for path, schema in REPORT_SCHEMAS.items()}
 logger = Logger()
 metrics = Metrics()
 
@@ -76,9 +82,32 @@ def _validation_message(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
+def _record(
+    route: str, body: bytes, now: float, skew: int, ledger: DynamoUsageLedger
+) -> dict[str, str]:
+    """Validate and record one report; the answer's fields (and the log's)."""
+    sink = PowertoolsMetrics(metrics)
+    if route in PRODUCT_ROUTES:
+        usage = PRODUCT_ROUTES[route].model_validate_json(body)
+        name, moment = usage.moment
+        check_reported_time(moment, name, now, skew)
+        outcome = record_product_usage(usage, ledger, sink)
+        return {"status": outcome.outcome, "source_id": outcome.source_id}
+    report: SessionBegin | SessionTermination
+    if route == BEGIN_ROUTE:
+        report = SessionBegin.model_validate_json(body)
+        check_reported_time(report.began_at, "began_at", now, skew)
+        result = record_begin(report, ledger, sink)
+    else:
+        report = SessionTermination.model_validate_json(body)
+        check_reported_time(report.ended_at, "ended_at", now, skew)
+        result = record_termination(report, ledger, sink)
+    return {"status": result.outcome, "session_id": report.session_id}
+
+
 def handle_report(event: dict[str, Any]) -> dict[str, Any]:
     route = route_key(event)
-    if route not in (BEGIN_ROUTE, TERMINATION_ROUTE):
+    if route not in (BEGIN_ROUTE, TERMINATION_ROUTE, *PRODUCT_ROUTES):
         return _json(404, {"error": "not_found", "message": "no such route"})
     settings, secrets, ledger = _dependencies()
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
@@ -86,17 +115,8 @@ def handle_report(event: dict[str, Any]) -> dict[str, Any]:
         body = _body(event, settings.max_body_bytes)
         now, skew = time.time(), settings.max_skew_seconds
         verify_signed_request(headers, body, secrets, now, skew)
-        sink = PowertoolsMetrics(metrics)
-        report: SessionBegin | SessionTermination
         try:
-            if route == BEGIN_ROUTE:
-                report = SessionBegin.model_validate_json(body)
-                check_reported_time(report.began_at, "began_at", now, skew)
-                result = record_begin(report, ledger, sink)
-            else:
-                report = SessionTermination.model_validate_json(body)
-                check_reported_time(report.ended_at, "ended_at", now, skew)
-                result = record_termination(report, ledger, sink)
+            answer = _record(route, body, now, skew, ledger)
         except ValidationError as exc:
             raise RequestRejected(400, "invalid_report", _validation_message(exc)) from exc
         except InvalidIdentifier as exc:
@@ -113,16 +133,8 @@ def handle_report(event: dict[str, Any]) -> dict[str, Any]:
         metrics.add_metric(name="ReportsUnstorable", unit="Count", value=1)
         logger.error("report cannot be stored", extra={"reason": exc.reason, "error": exc.message})
         return _json(422, {"error": exc.reason, "message": exc.message})
-    logger.info(
-        "streaming report",
-        extra={
-            "route": route,
-            "session_id": report.session_id,
-            "customer_id": report.customer_id,
-            "outcome": result.outcome,
-        },
-    )
-    return _json(200, {"status": result.outcome, "session_id": report.session_id})
+    logger.info("usage report", extra={"route": route, **answer})
+    return _json(200, answer)
 
 
 @logger.inject_lambda_context(clear_state=True)

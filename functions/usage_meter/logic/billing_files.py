@@ -26,6 +26,7 @@ TEXT_COLUMNS = frozenset(
         "customer_id",
         "project",
         "model",
+        "region",
         "dimensions",
         "add_on_seconds",
         "add_on_prices",
@@ -35,16 +36,25 @@ TEXT_COLUMNS = frozenset(
 )
 # Text columns whose empty value means "none": null in the JSON Lines and the usage API.
 NULLABLE_TEXT = frozenset(
-    {"add_on_seconds", "add_on_prices", "currency", "price_version", "unpriced"}
+    {"region", "add_on_seconds", "add_on_prices", "currency", "price_version", "unpriced"}
 )
 FORMULA_PREFIXES = ("=", "+", "-", "@")
 LEADING_CONTROLS = ("\t", "\r", "\n")
 
 
 def row_sort_key(row: ExportRow) -> tuple[str, ...]:
-    """A row's identity: measured and estimated usage of one breakdown are two rows."""
+    """A row's identity: measured and estimated usage of one breakdown are two rows, and so are
+    the regions of a product priced by region."""
     estimated = "estimated" if row.estimated else ""
-    return (row.customer_id, row.product, row.project, row.model, row.dimensions, estimated)
+    return (
+        row.customer_id,
+        row.product,
+        row.project,
+        row.model,
+        row.dimensions,
+        estimated,
+        row.region,
+    )
 
 
 def guard_formula(value: str) -> str:

@@ -37,12 +37,13 @@ from usage_meter.models.usage import UsageRecord, UsageStatus
 
 LINE_ITEMS_NAME = "line_items.jsonl.gz"
 UNIT_SECONDS = "second"
+UNIT_TOKENS = "token"  # LLM Gateway: quantity = input + output tokens (both also given apart)
 # zlib level 6 (its default) rather than gzip's 9: about 2-3x faster on this text for a few
 # percent more bytes (docs/decisions.md, line items).
 COMPRESS_LEVEL = 6
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
-RowKey = tuple[str, str, str, str, str, bool]
+RowKey = tuple[str, str, str, str, str, str, bool]
 
 
 class LineItemsMismatch(Exception):
@@ -54,6 +55,8 @@ class RowTotals:
     usage_count: int = 0
     billable_seconds: Decimal = Decimal(0)
     addon_seconds: dict[str, Decimal] = field(default_factory=dict)
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 @dataclass
@@ -96,6 +99,7 @@ def aggregate_key(a: UsageAggregate) -> RowKey:
         a.product,
         a.project,
         a.model,
+        a.region,
         dimensions_text(a.dimensions),
         a.estimated,
     )
@@ -119,8 +123,15 @@ def line_item_document(record: UsageRecord) -> dict[str, Any]:
         "project": record.project,
         "model": record.model,
         "dimensions": dimensions_text(record.dimensions),
-        "quantity": f"{record.billable_seconds:f}",
-        "unit": UNIT_SECONDS,
+        "quantity": (
+            str(record.input_tokens + record.output_tokens)
+            if record.product == "llm_gateway"
+            else f"{record.billable_seconds:f}"
+        ),
+        "unit": UNIT_TOKENS if record.product == "llm_gateway" else UNIT_SECONDS,
+        "region": record.region or None,  # null when none, as in the summary rows
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
         "billable_seconds": f"{record.billable_seconds:f}",
         "audio_duration_seconds": (
             None if record.audio_duration_seconds is None else f"{record.audio_duration_seconds:f}"
@@ -170,12 +181,15 @@ def _count(summary: LineItemsSummary, record: UsageRecord, dimensions: str) -> N
         record.product,
         record.project,
         record.model,
+        record.region,
         dimensions,
         record.estimated,
     )
     totals = summary.by_row.setdefault(key, RowTotals())
     totals.usage_count += 1
     totals.billable_seconds += record.billable_seconds
+    totals.input_tokens += record.input_tokens
+    totals.output_tokens += record.output_tokens
     for feature in record.features:
         totals.addon_seconds[feature] = (
             totals.addon_seconds.get(feature, Decimal(0)) + record.billable_seconds
@@ -189,7 +203,13 @@ def check_line_items_match(
     no billable line item lacks a summary row. Raises LineItemsMismatch naming the rows."""
     expected = {
         aggregate_key(a): _normal(
-            RowTotals(a.usage_count, a.billable_seconds, dict(a.addon_seconds))
+            RowTotals(
+                a.usage_count,
+                a.billable_seconds,
+                dict(a.addon_seconds),
+                a.input_tokens,
+                a.output_tokens,
+            )
         )
         for a in aggregates
     }
@@ -210,11 +230,22 @@ def check_line_items_match(
 def _normal(totals: RowTotals) -> RowTotals:
     """Zero add-on seconds are the same as none (an aggregate emptied by a moved row keeps them)."""
     addons = {k: v for k, v in totals.addon_seconds.items() if v != 0}
-    return RowTotals(totals.usage_count, totals.billable_seconds, addons)
+    return RowTotals(
+        totals.usage_count,
+        totals.billable_seconds,
+        addons,
+        totals.input_tokens,
+        totals.output_tokens,
+    )
 
 
 def _describe(totals: RowTotals) -> str:
     addons = ",".join(f"{k}={v:f}" for k, v in sorted(totals.addon_seconds.items()))
-    return f"{totals.usage_count} / {totals.billable_seconds:f} s" + (
+    tokens = (
+        f" / {totals.input_tokens} in / {totals.output_tokens} out tokens"
+        if totals.input_tokens or totals.output_tokens
+        else ""
+    )
+    return f"{totals.usage_count} / {totals.billable_seconds:f} s{tokens}" + (
         f" [{addons}]" if addons else ""
     )

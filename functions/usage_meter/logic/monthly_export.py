@@ -1,7 +1,7 @@
 """The monthly billing export: aggregates -> priced rows -> versioned, reproducible files.
 
 - Reads the month's aggregates (one Query; cost grows with customers x breakdowns, not events).
-- Checks them against the ledger per customer (count and seconds) before writing anything; a
+- Checks them against the ledger per customer (count, seconds and tokens) before writing anything; a
   disagreement fails the run loudly (LedgerMismatch, metric ``ExportLedgerMismatch``).
 - Streams the month's ledger rows into line_items.jsonl.gz (bounded memory, spooled to disk) and
   checks that they add up exactly to every summary row (``logic/line_items.py``).
@@ -32,11 +32,19 @@ from usage_meter.logic.line_items import (
 )
 from usage_meter.logic.ports import UsageMetrics
 from usage_meter.logic.pricing import price_aggregate
-from usage_meter.models.billing import ExportRow, PriceTable, PriceVersion, UsageAggregate
+from usage_meter.models.billing import (
+    ExportRow,
+    LedgerTotals,
+    PriceTable,
+    PriceVersion,
+    UsageAggregate,
+)
 from usage_meter.models.coverage import UncoveredTranscript
 from usage_meter.models.months import MONTH_RULE, is_month
 from usage_meter.models.usage import UsageRecord, canonical_decimal
 
+# 2: rows carry region, input_tokens, output_tokens and their prices (products billed per token
+# or by region); seconds-based rows keep their meaning, with those columns empty or 0.
 MANIFEST_SCHEMA_VERSION = 2
 # The Glue tables project versions 1..MAX_VERSION (template.yaml, projection.version.range); a
 # version beyond it would be invisible to Athena, so the export refuses to write it.
@@ -78,8 +86,8 @@ class UsageReader(Protocol):
 
     def customer_aggregates(self, customer_id: str, month: str) -> list[UsageAggregate]: ...
 
-    def month_ledger_totals(self, month: str) -> dict[str, tuple[int, Decimal]]:
-        """(count, seconds) of billable ledger rows per customer in the month."""
+    def month_ledger_totals(self, month: str) -> dict[str, LedgerTotals]:
+        """Count, seconds and tokens of billable ledger rows per customer in the month."""
         ...
 
     def month_ledger_rows(self, month: str) -> Iterator[UsageRecord]:
@@ -119,21 +127,23 @@ def priced_rows(aggregates: list[UsageAggregate], version: PriceVersion | None) 
 def verify_against_ledger(
     month: str, aggregates: list[UsageAggregate], reader: UsageReader
 ) -> None:
-    """Count and seconds per customer must agree exactly, in both directions (a customer with
-    ledger rows but no aggregate is a disagreement too)."""
-    expected: dict[str, tuple[int, Decimal]] = {}
+    """Count, seconds and tokens per customer must agree exactly, in both directions (a customer
+    with ledger rows but no aggregate is a disagreement too)."""
+    expected: dict[str, LedgerTotals] = {}
     for aggregate in aggregates:
-        count, seconds = expected.get(aggregate.customer_id, (0, Decimal(0)))
-        expected[aggregate.customer_id] = (
-            count + aggregate.usage_count,
-            seconds + aggregate.billable_seconds,
+        expected[aggregate.customer_id] = expected.get(
+            aggregate.customer_id, LedgerTotals()
+        ) + LedgerTotals(
+            aggregate.usage_count,
+            aggregate.billable_seconds,
+            aggregate.input_tokens,
+            aggregate.output_tokens,
         )
     ledger = reader.month_ledger_totals(month)
-    nothing = (0, Decimal(0))
+    nothing = LedgerTotals()
     problems = [
-        f"{customer}: aggregates {expected.get(customer, nothing)[0]} / "
-        f"{expected.get(customer, nothing)[1]:f} s, ledger {ledger.get(customer, nothing)[0]} / "
-        f"{ledger.get(customer, nothing)[1]:f} s"
+        f"{customer}: aggregates {expected.get(customer, nothing).describe()}, "
+        f"ledger {ledger.get(customer, nothing).describe()}"
         for customer in sorted(expected.keys() | ledger.keys())
         if expected.get(customer, nothing) != ledger.get(customer, nothing)
     ]
@@ -171,6 +181,7 @@ class VersionLimitReached(Exception):
 
 ROUNDING = (
     "cost = exact(seconds x model price/hour / 3600 + add-on seconds x add-on price/hour / 3600),"
+    " plus input/output tokens x price per million tokens (after the region's factor) / 1e6,"
     " half-up to 0.01 once per row; totals are sums of rounded rows; cost_unrounded keeps the"
     " exact amounts"
 )
@@ -189,6 +200,8 @@ def totals(rows: list[ExportRow]) -> dict[str, Any]:
     return {
         "usage_count": sum(r.usage_count for r in rows),
         "billable_seconds": _sum([r.billable_seconds for r in rows]),
+        "input_tokens": sum(r.input_tokens for r in rows),
+        "output_tokens": sum(r.output_tokens for r in rows),
         "cost": f"{sum((r.cost for r in priced if r.cost is not None), Decimal(0)):f}",
         "cost_unrounded": _sum([r.cost_unrounded for r in priced if r.cost_unrounded is not None]),
         "priced_rows": len(priced),
@@ -207,6 +220,7 @@ def _changes(rows: list[ExportRow], previous_jsonl: bytes | None) -> dict[str, A
         (
             *(d[k] for k in ("customer_id", "product", "project", "model", "dimensions")),
             "estimated" if d.get("estimated") else "",
+            d.get("region") or "",
         ): d
         for d in (json.loads(line) for line in previous_jsonl.decode().splitlines() if line)
     }
@@ -315,6 +329,7 @@ def _publish(
                 "product": r.product,
                 "project": r.project,
                 "model": r.model,
+                "region": r.region,
                 "estimated": r.estimated,
                 "reason": r.unpriced,
             }

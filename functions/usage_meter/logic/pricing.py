@@ -2,6 +2,8 @@
 
 exact          = billable_seconds x model price per hour / 3600
                + sum over add-ons (add-on seconds x that add-on's price on this model / 3600)
+               + input_tokens x price per million input tokens x region factor / 1,000,000
+               + output_tokens x price per million output tokens x region factor / 1,000,000
 cost           = exact rounded half-up to the cent (0.01), once, at the row
 cost_unrounded = exact kept to a millionth (0.000001, half-up): x / 3600 rarely ends, so this is
                  as exact as a file can carry; the sum of a month's rows stays within a cent of
@@ -20,27 +22,75 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlencode
 
-from usage_meter.models.billing import ExportRow, PriceVersion, ProductPrices, UsageAggregate
+from usage_meter.models.billing import (
+    ExportRow,
+    PriceVersion,
+    ProductPrices,
+    TokenPrice,
+    UsageAggregate,
+)
 from usage_meter.models.usage import UNKNOWN_MODEL, UNKNOWN_MODEL_REASON, canonical_decimal
 
 SECONDS_PER_HOUR = Decimal(3600)
 CENT = Decimal("0.01")
 HOURS_PLACES = Decimal("0.000001")
 UNROUNDED_PLACES = Decimal("0.000001")
+TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
+
+
+def _product_table(
+    aggregate: UsageAggregate, prices: PriceVersion | None
+) -> tuple[ProductPrices, list[str]]:
+    """The product's prices and what already makes the row unpriced."""
+    if prices is None:
+        return ProductPrices(models={}), [f"no price table version in force in {aggregate.month}"]
+    table = prices.prices(aggregate.product)
+    if table is None:
+        return ProductPrices(models={}), [
+            f"price version {prices.version} has no prices for product {aggregate.product}"
+        ]
+    return table, []
+
+
+def _token_rates(
+    aggregate: UsageAggregate, table: ProductPrices, missing: list[str]
+) -> tuple[Decimal | None, Decimal | None]:
+    """Per-million input and output token prices after the region's factor, or (None, None)
+    with the reasons appended to ``missing``."""
+    price: TokenPrice | None = table.token_price(aggregate.model)
+    factor = table.region_factor(aggregate.region)
+    if price is None:
+        why = f": {table.unpriced_reason}" if table.unpriced_reason else ""
+        missing.append(f"no token price for model {aggregate.model}{why}")
+    if factor is None:
+        missing.append(f"no price for region {aggregate.region or '(none)'}")
+    if price is None or factor is None:
+        return None, None
+    return (
+        canonical_decimal(price.per_million_input_tokens * factor),
+        canonical_decimal(price.per_million_output_tokens * factor),
+    )
 
 
 def price_aggregate(aggregate: UsageAggregate, prices: PriceVersion | None) -> ExportRow:
-    """``prices`` None: no price table version is in force for the month (all rows unpriced)."""
-    table = prices.prices(aggregate.product) if prices else ProductPrices(models={})
-    missing = [] if prices else [f"no price table version in force in {aggregate.month}"]
-    model_price = table.model_price(aggregate.model)
-    rate = model_price.per_hour if model_price else None
-    if rate is None and prices:
-        missing.append(
-            UNKNOWN_MODEL_REASON
-            if aggregate.model == UNKNOWN_MODEL
-            else f"no price for model {aggregate.model}"
-        )
+    """``prices`` None: no price table version is in force for the month (all rows unpriced).
+    LLM Gateway rows are priced per token (``_token_rates``), every other product per hour."""
+    table, missing = _product_table(aggregate, prices)
+    per_token = aggregate.product == "llm_gateway"
+    input_rate = output_rate = rate = None
+    if per_token:
+        if not missing:
+            input_rate, output_rate = _token_rates(aggregate, table, missing)
+    else:
+        model_price = table.model_price(aggregate.model)
+        rate = model_price.per_hour if model_price else None
+        if rate is None and not missing:
+            why = f": {table.unpriced_reason}" if table.unpriced_reason else ""
+            missing.append(
+                UNKNOWN_MODEL_REASON
+                if aggregate.model == UNKNOWN_MODEL
+                else f"no price for model {aggregate.model}{why}"
+            )
     add_on_cost = Decimal(0)
     add_on_prices: list[str] = []
     for feature, seconds in sorted(aggregate.addon_seconds.items()):
@@ -52,8 +102,13 @@ def price_aggregate(aggregate: UsageAggregate, prices: PriceVersion | None) -> E
             add_on_prices.append(f"{feature}={feature_rate.per_hour:f}")
             add_on_cost += seconds * feature_rate.per_hour / SECONDS_PER_HOUR
     cost = exact = None
-    if rate is not None and not missing:
+    if not missing and rate is not None:
         exact = aggregate.billable_seconds * rate / SECONDS_PER_HOUR + add_on_cost
+    elif not missing and input_rate is not None and output_rate is not None:
+        exact = (
+            aggregate.input_tokens * input_rate + aggregate.output_tokens * output_rate
+        ) / TOKENS_PER_PRICE_UNIT
+    if exact is not None:
         cost = exact.quantize(CENT, rounding=ROUND_HALF_UP)
     return ExportRow(
         month=aggregate.month,
@@ -61,6 +116,7 @@ def price_aggregate(aggregate: UsageAggregate, prices: PriceVersion | None) -> E
         product=aggregate.product,
         project=aggregate.project,
         model=aggregate.model,
+        region=aggregate.region,
         dimensions=urlencode(sorted(aggregate.dimensions.items())),
         estimated=aggregate.estimated,
         usage_count=aggregate.usage_count,
@@ -68,7 +124,11 @@ def price_aggregate(aggregate: UsageAggregate, prices: PriceVersion | None) -> E
         billable_hours=(aggregate.billable_seconds / SECONDS_PER_HOUR).quantize(
             HOURS_PLACES, rounding=ROUND_HALF_UP
         ),
+        input_tokens=aggregate.input_tokens,
+        output_tokens=aggregate.output_tokens,
         price_per_hour=rate,
+        price_per_million_input_tokens=input_rate,
+        price_per_million_output_tokens=output_rate,
         add_on_seconds=";".join(
             f"{name}={canonical_decimal(seconds):f}"
             for name, seconds in sorted(aggregate.addon_seconds.items())

@@ -41,7 +41,17 @@ def _customer_id(value: str) -> str:
 CustomerId = Annotated[str, BeforeValidator(_nfc), AfterValidator(_customer_id)]
 ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
 
-Product = Literal["async", "streaming"]
+Product = Literal["async", "streaming", "sync", "voice_agent", "llm_gateway"]
+PRODUCTS: tuple[Product, ...] = ("async", "streaming", "sync", "voice_agent", "llm_gateway")
+Unit = Literal["seconds", "input_tokens", "output_tokens"]
+# The unit each product is billed in (docs/products.md): audio or session seconds, or tokens.
+PRODUCT_UNITS: dict[str, tuple[Unit, ...]] = {
+    "async": ("seconds",),
+    "streaming": ("seconds",),
+    "sync": ("seconds",),
+    "voice_agent": ("seconds",),
+    "llm_gateway": ("input_tokens", "output_tokens"),
+}
 UNKNOWN_MODEL = "unknown"
 UNKNOWN_MODEL_REASON = (
     "model unknown (AssemblyAI named none, e.g. the transcript was deleted before it was read)"
@@ -61,7 +71,13 @@ class UsageStatus(StrEnum):
 
 
 class UsageRecord(BaseModel):
-    """One usage source (a transcript, a streaming session), billed at most once, forever."""
+    """One usage source (a transcript, a streaming or Voice Agent session, a Sync API request,
+    an LLM Gateway response), billed at most once, forever.
+
+    Quantities by unit: ``billable_seconds`` (seconds products) and ``input_tokens`` /
+    ``output_tokens`` (LLM Gateway; 0 elsewhere). ``region`` is the endpoint region a product
+    prices by (LLM Gateway ``us``/``eu``/``global``); empty for products priced the same
+    everywhere. ``session_id``: the streaming session an LLM Gateway response belongs to."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -81,6 +97,10 @@ class UsageRecord(BaseModel):
     occurred_at: AwareDatetime
     origin: str = "webhook"
     estimated: bool = False  # an orphaned streaming session billed at its bound (3 h or its cap)
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    region: str = ""
+    session_id: str | None = None
     error_message: str | None = Field(default=None, max_length=1000)
     # Why a row was billed in an unusual way, e.g. "transcript_deleted: ..." (a transcript deleted
     # at AssemblyAI before it was read: billed from the authenticated delivery, model unknown).
@@ -110,12 +130,32 @@ class UsageRecord(BaseModel):
             "product": self.product,
             "status": self.status,
             "billable_seconds": self.billable_seconds,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "region": self.region,
             "estimated": self.estimated,
         }
 
+    def quantities(self) -> dict[Unit, Decimal]:
+        """What this record bills, by unit (0 for a failed record): ``{"seconds": 33}`` or
+        ``{"input_tokens": 1200, "output_tokens": 85}``."""
+        billed = self.status is UsageStatus.BILLABLE
+        values: dict[Unit, Decimal] = {
+            "seconds": self.billable_seconds,
+            "input_tokens": Decimal(self.input_tokens),
+            "output_tokens": Decimal(self.output_tokens),
+        }
+        return {u: (values[u] if billed else Decimal(0)) for u in PRODUCT_UNITS[self.product]}
+
     def describe_facts(self) -> str:
-        """The billing facts for a person: ``customer_id=acme, ..., billable_seconds=33``."""
-        return ", ".join(f"{k}={v}" for k, v in self.billing_facts().items())
+        """The billing facts for a person: ``customer_id=acme, ..., billable_seconds=33``; tokens
+        and region only when the record has them."""
+        optional = {"input_tokens": 0, "output_tokens": 0, "region": ""}
+        return ", ".join(
+            f"{k}={v}"
+            for k, v in self.billing_facts().items()
+            if k not in optional or v != optional[k]
+        )
 
 
 class RecordResult(StrEnum):
@@ -142,6 +182,7 @@ class QuarantineReason(StrEnum):
     IMPLAUSIBLE_TRANSCRIPT = "implausible_transcript"
     UNSTORABLE = "unstorable"
     SESSION_CONFLICT = "session_conflict"
+    REPORT_CONFLICT = "report_conflict"  # a product usage report re-sent with other figures
     ORPHANED_SESSION = "orphaned_session"
 
 

@@ -1,0 +1,187 @@
+"""Usage reports for the AssemblyAI products with no webhook: LLM Gateway, Voice Agent API and
+the Sync API, sent by the application's backend on the signed-report path (like streaming).
+
+One schema per product, each naming its usage source id (a retry of the same report is a
+duplicate) and the measure AssemblyAI bills (facts and sources: docs/products.md):
+
+- LLM Gateway: the chat-completions response's id (AssemblyAI SDK ``request_id``, OpenAI-style
+  ``id``), ``model`` and ``usage.prompt_tokens`` / ``usage.completion_tokens``; billed per input and
+  output token, per model; in-region endpoints (``us``, ``eu``) priced 10% above global routing.
+- Voice Agent API: the session id and its connected duration in seconds; $4.50/hr, all features
+  included.
+- Sync API: the response's ``session_id`` and ``audio_duration_ms`` (80 ms .. 120 s per request);
+  $0.30/hr, keyterms prompting and conversation context included.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from usage_meter.models.identifiers import SOURCE_ID_PATTERN, check_attribution
+from usage_meter.models.streaming import MAX_DIMENSIONS, ModelName, Seconds
+from usage_meter.models.usage import CustomerId, ProjectName, UsageRecord, UsageStatus
+from usage_meter.models.webhook import usage_month
+
+SourceId = Annotated[str, StringConstraints(pattern=SOURCE_ID_PATTERN)]
+# LLM Gateway endpoints: llm-gateway.assemblyai.com (US), llm-gateway.eu.assemblyai.com (EU), and
+# global routing (docs "Cloud Endpoints and Data Residency" for LLM Gateway).
+LlmRegion = Literal["us", "eu", "global"]
+# Sync API endpoints: sync.assemblyai.com (global), sync.us..., sync.eu... (docs sync-stt
+# "Cloud endpoints & data residency"); one published price for all.
+SyncRegion = Literal["global", "us", "eu"]
+MAX_TOKENS = 10_000_000  # per response: far above any model's context window, below abuse
+SYNC_MIN_MS, SYNC_MAX_MS = 80, 120_000  # docs sync-stt "Audio requirements"
+SYNC_TOLERANCE_MS = 1_000
+VOICE_AGENT_MAX_SECONDS = Decimal(24 * 3600)  # a plausibility bound, not a published limit
+Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)]
+
+
+class _ProductReport(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    customer_id: CustomerId
+    project: ProjectName = "default"
+    dimensions: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _attribution(self) -> Self:
+        check_attribution(self.customer_id, self.project, self.dimensions, MAX_DIMENSIONS)
+        return self
+
+
+class LlmGatewayUsage(_ProductReport):
+    """One LLM Gateway chat-completions response: ``response_id`` is its id (the ledger key),
+    ``region`` the endpoint it was sent to, ``session_id`` the streaming session whose
+    ``LLMGatewayResponse`` event carried it (if any)."""
+
+    response_id: SourceId
+    model: ModelName
+    region: LlmRegion = "us"
+    prompt_tokens: Tokens
+    completion_tokens: Tokens
+    completed_at: AwareDatetime
+    session_id: SourceId | None = None
+
+    @property
+    def source_id(self) -> str:
+        return self.response_id
+
+    @property
+    def moment(self) -> tuple[str, AwareDatetime]:
+        return "completed_at", self.completed_at
+
+    def to_record(self) -> UsageRecord:
+        return UsageRecord(
+            source_id=self.response_id,
+            product="llm_gateway",
+            status=UsageStatus.BILLABLE,
+            customer_id=self.customer_id,
+            project=self.project,
+            month=usage_month(self.completed_at),
+            billable_seconds=Decimal(0),
+            input_tokens=self.prompt_tokens,
+            output_tokens=self.completion_tokens,
+            region=self.region,
+            model=self.model,
+            dimensions=self.dimensions,
+            occurred_at=self.completed_at,
+            origin="llm_gateway_report",
+            session_id=self.session_id,
+        )
+
+
+class VoiceAgentUsage(_ProductReport):
+    """One Voice Agent API session: billed on its connected conversation time."""
+
+    session_id: SourceId
+    duration_seconds: Seconds
+    ended_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _plausible(self) -> Self:
+        if self.duration_seconds > VOICE_AGENT_MAX_SECONDS:
+            raise ValueError("duration_seconds is longer than a day")
+        return self
+
+    @property
+    def source_id(self) -> str:
+        return self.session_id
+
+    @property
+    def moment(self) -> tuple[str, AwareDatetime]:
+        return "ended_at", self.ended_at
+
+    def to_record(self) -> UsageRecord:
+        return UsageRecord(
+            source_id=self.session_id,
+            product="voice_agent",
+            status=UsageStatus.BILLABLE,
+            customer_id=self.customer_id,
+            project=self.project,
+            month=usage_month(self.ended_at),
+            billable_seconds=self.duration_seconds,
+            model="voice-agent",
+            dimensions=self.dimensions,
+            occurred_at=self.ended_at,
+            origin="voice_agent_report",
+        )
+
+
+class SyncUsage(_ProductReport):
+    """One Sync API request: ``session_id`` and ``audio_duration_ms`` from its response, the model
+    it was routed to (``X-AAI-Model``)."""
+
+    session_id: SourceId
+    model: ModelName
+    region: SyncRegion = "global"
+    audio_duration_ms: int = Field(ge=0, strict=True)
+    transcribed_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> Self:
+        if self.audio_duration_ms > SYNC_MAX_MS + SYNC_TOLERANCE_MS:
+            raise ValueError(f"audio_duration_ms exceeds the Sync API's {SYNC_MAX_MS} ms limit")
+        return self
+
+    @property
+    def source_id(self) -> str:
+        return self.session_id
+
+    @property
+    def moment(self) -> tuple[str, AwareDatetime]:
+        return "transcribed_at", self.transcribed_at
+
+    def to_record(self) -> UsageRecord:
+        seconds = Decimal(self.audio_duration_ms) / 1000
+        return UsageRecord(
+            source_id=self.session_id,
+            product="sync",
+            status=UsageStatus.BILLABLE,
+            customer_id=self.customer_id,
+            project=self.project,
+            month=usage_month(self.transcribed_at),
+            billable_seconds=seconds,
+            audio_duration_seconds=seconds,
+            model=self.model,
+            dimensions=self.dimensions,
+            occurred_at=self.transcribed_at,
+            origin="sync_report",
+        )
+
+
+ProductUsage = LlmGatewayUsage | VoiceAgentUsage | SyncUsage
+REPORT_SCHEMAS: dict[str, type[LlmGatewayUsage] | type[VoiceAgentUsage] | type[SyncUsage]] = {
+    "/usage/llm-gateway": LlmGatewayUsage,
+    "/usage/voice-agent": VoiceAgentUsage,
+    "/usage/sync": SyncUsage,
+}
