@@ -17,17 +17,12 @@ SAM := $(SAM_VENV)/bin/sam
 SAM_VERSION := 1.170.0
 
 .PHONY: help
-help:
-	@echo "make run        run the service locally and show it doing its job (demo, exits by itself)"
-	@echo "make local      keep the local stack serving for manual use (Ctrl-C to stop)"
-	@echo "make test       ruff, mypy, template lint and all tests (what CI runs)"
-	@echo "make test-fast  the same without the slow suites"
-	@echo "make bench      the benchmarks (figures go in README.md)"
-	@echo "make build      sam build (needs python3.13; the SAM CLI is installed into $(SAM_VENV))"
-	@echo "make requirements  regenerate functions/requirements.txt and requirements-dev.txt"
+help: ## this list (every target; `make X` for one of them)
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) \
+		| awk 'BEGIN {FS = ":.*## "} {printf "make %-14s %s\n", $$1, $$2}'
 
 .PHONY: python-check
-python-check:
+python-check: ## check that Python 3.13 is there (the other targets do it)
 	@if [ -z "$(PYTHON)" ] || ! "$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then \
 		echo "error: Python 3.13 not found (the Lambda runtime this service targets)."; \
 		echo "  install it, e.g. 'pyenv install 3.13', or point PYTHON at it: make PYTHON=/path/to/python3.13 ..."; \
@@ -35,20 +30,22 @@ python-check:
 	fi
 
 $(STAMP): pyproject.toml constraints.txt functions/requirements.txt requirements-dev.txt | python-check
+	@echo "Installing the pinned dependencies into $(VENV) (the first time takes about 2 minutes)..."
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --disable-pip-version-check -c constraints.txt \
 		-r functions/requirements.txt -r requirements-dev.txt
 	@touch $(STAMP)
+	@echo "Installed into $(VENV)."
 
 .PHONY: venv
-venv: $(STAMP)
+venv: $(STAMP) ## create .venv with the pinned dependencies (the other targets do it when needed)
 
 .PHONY: requirements
-requirements: python-check
+requirements: python-check ## regenerate functions/requirements.txt and requirements-dev.txt
 	$(PYTHON) infra/gen_requirements.py
 
 .PHONY: lint
-lint: $(STAMP)
+lint: $(STAMP) ## ruff, mypy --strict, cfn-lint, generated files up to date
 	$(VPY) infra/gen_requirements.py --check
 	$(VENV)/bin/ruff check functions infra tests benchmarks
 	$(VENV)/bin/ruff format --check functions infra tests benchmarks
@@ -56,44 +53,51 @@ lint: $(STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 
 .PHONY: test
-test: lint
-	$(VPY) -m pytest --cov --cov-report=term:skip-covered
+test: lint validate ## lint, sam validate --lint and every test incl. e2e and sam build (what CI runs)
+	$(VPY) -m pytest --cov --cov-report=term:skip-covered --durations=10
 
 .PHONY: test-fast
-test-fast: lint
-	$(VPY) -m pytest -m "not slow"
+test-fast: lint ## the same without sam validate and the slow suites (e2e, sam build)
+	$(VPY) -m pytest -m "not slow" --durations=5
 
 $(SAM): | python-check
+	@echo "Installing the SAM CLI $(SAM_VERSION) into $(SAM_VENV) (the first time takes a few minutes)..."
 	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_VERSION)
 
 .PHONY: sam
-sam: $(SAM)
+sam: $(SAM) ## install the pinned SAM CLI into .venv-sam
+
+SAM_RUN := SAM_CLI_TELEMETRY=0 PATH="$$(dirname $(PYTHON)):$$PATH" $(SAM)
+
+.PHONY: validate
+validate: $(SAM) ## sam validate --lint (the SAM CLI's own template checks)
+	$(SAM_RUN) validate --lint --template-file template.yaml
 
 .PHONY: build
-build: $(SAM)
-	SAM_CLI_TELEMETRY=0 PATH="$$(dirname $(PYTHON)):$$PATH" $(SAM) build --template-file template.yaml
+build: $(SAM) ## sam build for arm64 (samconfig.toml: cached, parallel)
+	$(SAM_RUN) build --template-file template.yaml
 
 # The local stack lives in infra/ (package usage_meter_local) and runs the code in functions/.
 LOCAL_STACK := PYTHONPATH=functions:infra $(VPY) -m usage_meter_local
 
 .PHONY: run
-run: $(STAMP)
+run: $(STAMP) ## run the service locally and show it doing its job (demo, exits by itself)
 	$(LOCAL_STACK) demo
 
 .PHONY: local
-local: $(STAMP)
+local: $(STAMP) ## keep the local stack serving for manual use (Ctrl-C to stop)
 	$(LOCAL_STACK) serve
 
 .PHONY: bench
-bench: $(STAMP)
+bench: $(STAMP) ## the benchmarks (figures go in README.md)
 	$(VPY) benchmarks/run_all.py
 
 .PHONY: format
-format: $(STAMP)
+format: $(STAMP) ## ruff --fix and ruff format
 	$(VENV)/bin/ruff check --fix functions infra tests benchmarks
 	$(VENV)/bin/ruff format functions infra tests benchmarks
 
 .PHONY: clean
-clean:
+clean: ## remove the virtualenvs, build output and caches
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -17,6 +17,12 @@ stack set ``AWS_ENDPOINT_URL`` (moto) and ``AWS_ENDPOINT_URL_LAMBDA`` (the local
 also answers Lambda's Invoke API): ``make local`` prints the whole command. Every action that
 changes something is written to the audit trail in the usage table: who (``--actor``, default the
 OS user), what, when, why (``--reason``, required) and the outcome.
+
+Output is a readable table (lists) or ``key  value`` lines; ``--json`` prints JSON for scripts.
+Exit codes: 0 done; 1 failed (AWS refused, a reconciliation that did not finish or has failed
+items); 2 bad input or refused by the rules (unknown id, no region or credentials); 3 AWS
+unavailable, retry; 4 a permanent failure (with its reason); 141 the reader of the output went
+away (``| head``).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import argparse
 import csv
 import getpass
 import json
+import os
 import socket
 import sys
 from dataclasses import dataclass
@@ -33,6 +40,13 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
 
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.queues import DeadLetterBrowser, SqsUsageQueue
@@ -41,6 +55,13 @@ from usage_meter.logic.coverage import coverage_report
 from usage_meter.logic.errors import PermanentFailure, TransientFailure
 from usage_meter.logic.line_items import line_item_document
 from usage_meter.logic.operations import AuditEntry, OperationRefused, describe, resolve_quarantine
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_TRANSIENT = 3
+EXIT_PERMANENT = 4
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader went away
+TABLE_CELL_WIDTH = 60
 
 OUTPUTS = {
     "table": "UsageTableName",
@@ -75,8 +96,61 @@ def _target(args: argparse.Namespace) -> Target:
     return Target(**found)  # type: ignore[arg-type]
 
 
+class UsageError(Exception):
+    """Bad input from the operator (exit code 2, no traceback)."""
+
+
+_JSON = {"on": False}  # set from --json by run()
+
+
 def _print(value: Any) -> None:
-    print(json.dumps(value, indent=2, default=str, sort_keys=True))  # noqa: T201
+    text = (
+        json.dumps(value, indent=2, default=str, sort_keys=True) if _JSON["on"] else render(value)
+    )
+    print(text)  # noqa: T201
+
+
+def _cell(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    text = " ".join(text.split())
+    return text if len(text) <= TABLE_CELL_WIDTH else text[: TABLE_CELL_WIDTH - 1] + "…"
+
+
+def render(value: Any) -> str:
+    """What a person reads: a list of records as a table (one column per field, long values cut
+    at 60 characters, "(none)" for an empty list), a record as ``key  value`` lines."""
+    if isinstance(value, list):
+        if not value:
+            return "(none)"
+        rows = [v if isinstance(v, dict) else {"value": v} for v in value]
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        cells = [[_cell(row.get(c, "")) for c in columns] for row in rows]
+        widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+        lines = [columns, ["-" * w for w in widths], *cells]
+        return "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+            for line in lines
+        )
+    if isinstance(value, dict):
+        width = max((len(str(k)) for k in value), default=0)
+        return "\n".join(f"{k!s:<{width}}  {_cell(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _error(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)  # noqa: T201
+    return code
+
+
+def _quarantine_key(item_id: str) -> str:
+    """An id as ``quarantine list`` prints it: ``<source id>/<kind>#...``."""
+    source_id, slash, sort_key = item_id.partition("/")
+    if not (source_id and slash and sort_key):
+        raise UsageError(
+            f"{item_id!r} is not a quarantine id: use the id column of `quarantine list` "
+            "(<source id>/<key>, e.g. 6a0b4f6e-…/RECORD#…)"
+        )
+    return item_id
 
 
 def _audit(
@@ -162,53 +236,34 @@ def print_ledger(ledger: DynamoUsageLedger, customer_id: str, month: str, fmt: s
     print(f"# totals {json.dumps(summary)}", file=sys.stderr)  # noqa: T201
 
 
-def _quarantine(args: argparse.Namespace, ledger: DynamoUsageLedger, queue: SqsUsageQueue) -> None:
-    if args.action == "list":
-        _print([{"id": ledger.quarantine_id(i), **describe(i)} for i in ledger.open_quarantine()])
-    elif args.action == "show":
-        item = ledger.quarantined(args.item_id)
-        if item is None:
-            raise SystemExit(f"error: no open quarantined item {args.item_id}")
-        _print(describe(item))
-    else:
-        outcome = resolve_quarantine(
-            args.item_id,
-            action="dismiss" if args.dismiss else "bill",
-            customer_id=args.bill_to,
-            reason=args.reason,
-            actor=args.actor,
-            store=ledger,
-            queue=queue,
+def _reconcile(ledger: DynamoUsageLedger, args: argparse.Namespace, target: Target) -> int:
+    """Run reconciliation now; exit 1 unless every project finished with no failed item."""
+    payload: dict[str, Any] = {"horizon_days": args.horizon_days}
+    if args.project:
+        payload["project"] = args.project
+    what = args.project or "all projects"
+    result = _audited_invoke(
+        ledger, args, "reconcile", what, function_name=target.reconcile_function, payload=payload
+    )
+    reports = result.get("reports") or []
+    _print(reports if isinstance(reports, list) and not _JSON["on"] else result)
+    unfinished = [
+        str(r.get("project"))
+        for r in reports
+        if isinstance(r, dict) and (not r.get("complete") or r.get("failed"))
+    ]
+    if unfinished:
+        return _error(
+            f"reconciliation incomplete or with failed items for: {', '.join(unfinished)} "
+            "(see stopped_because and failed above)",
+            EXIT_FAILED,
         )
-        _print({"id": args.item_id, "outcome": outcome})
+    return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    target = _target(args)
-    ledger = DynamoUsageLedger(boto3.client("dynamodb"), target.table)
-    sqs = boto3.client("sqs")
-    if args.command == "quarantine":
-        _quarantine(args, ledger, SqsUsageQueue(sqs, target.queue_url))
-    elif args.command == "dlq":
-        browser = DeadLetterBrowser(sqs, target.dlq_url, target.queue_url)
-        if args.action == "list":
-            _print(browser.peek(args.limit))
-        else:
-            moved = browser.redrive(args.limit, set(args.id) if args.id else None)
-            _audit(ledger, args, "dlq.redrive", target.dlq_url, f"{moved} message(s) moved")
-            _print({"moved": moved})
-    elif args.command == "reconcile":
-        payload: dict[str, Any] = {"horizon_days": args.horizon_days}
-        if args.project:
-            payload["project"] = args.project
-        what = args.project or "all projects"
-        function_name = target.reconcile_function
-        _print(
-            _audited_invoke(
-                ledger, args, "reconcile", what, function_name=function_name, payload=payload
-            )
-        )
-    elif args.command == "ledger":
+def _finance(args: argparse.Namespace, ledger: DynamoUsageLedger, target: Target) -> None:
+    """``ledger``, ``coverage`` and ``stripe map``: finance's drill-down and sinks."""
+    if args.command == "ledger":
         print_ledger(ledger, args.customer, args.month, args.format)
     elif args.command == "stripe":
         from usage_meter.adapters.stripe_meter import DynamoSinkStore
@@ -219,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
         what = f"{args.customer} -> {args.stripe_customer}"
         _audit(ledger, args, "stripe.map", what, "mapped")
         _print({"customer_id": args.customer, "stripe_customer_id": args.stripe_customer})
-    elif args.command == "coverage":
+    else:
         uncovered = list(ledger.month_uncovered(args.month))
         report = coverage_report(args.month, uncovered, load_price_table(args.price_table))
         for project in report["projects"].values():
@@ -237,6 +292,55 @@ def run(args: argparse.Namespace) -> int:
             for u in uncovered
         ]
         _print({"month": args.month, "report": report, "transcripts": transcripts})
+
+
+def _quarantine(args: argparse.Namespace, ledger: DynamoUsageLedger, queue: SqsUsageQueue) -> None:
+    if args.action == "list":
+        _print([{"id": ledger.quarantine_id(i), **describe(i)} for i in ledger.open_quarantine()])
+    elif args.action == "show":
+        item = ledger.quarantined(_quarantine_key(args.item_id))
+        if item is None:
+            raise UsageError(f"no open quarantined item {args.item_id}")
+        _print(describe(item))
+    else:
+        outcome = resolve_quarantine(
+            _quarantine_key(args.item_id),
+            action="dismiss" if args.dismiss else "bill",
+            customer_id=args.bill_to,
+            reason=args.reason,
+            actor=args.actor,
+            store=ledger,
+            queue=queue,
+        )
+        _print({"id": args.item_id, "outcome": outcome})
+
+
+def run(args: argparse.Namespace) -> int:
+    _JSON["on"] = bool(args.json)
+    target = _target(args)
+    ledger = DynamoUsageLedger(boto3.client("dynamodb"), target.table)
+    sqs = boto3.client("sqs")
+    if args.command == "quarantine":
+        _quarantine(args, ledger, SqsUsageQueue(sqs, target.queue_url))
+    elif args.command == "dlq":
+        browser = DeadLetterBrowser(sqs, target.dlq_url, target.queue_url)
+        if args.action == "list":
+            _print(browser.peek(args.limit))
+            hidden = browser.not_listed()
+            if hidden:
+                print(  # noqa: T201
+                    f"note: {hidden} more message(s) in flight or delayed (another reader holds "
+                    "them, e.g. a listing or redrive still running); list again in a minute",
+                    file=sys.stderr,
+                )
+        else:
+            moved = browser.redrive(args.limit, set(args.id) if args.id else None)
+            _audit(ledger, args, "dlq.redrive", target.dlq_url, f"{moved} message(s) moved")
+            _print({"moved": moved})
+    elif args.command == "reconcile":
+        return _reconcile(ledger, args, target)
+    elif args.command in ("ledger", "coverage", "stripe"):
+        _finance(args, ledger, target)
     elif args.command == "export":
         payload = {"month": args.month}
         function_name = target.export_function
@@ -250,6 +354,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finance_parsers(commands: Any) -> None:
+    """The ``ledger``, ``coverage`` and ``stripe`` commands."""
+    ledger = commands.add_parser("ledger", help="a customer's line items (ledger rows) for a month")
+    ledger.add_argument("--customer", required=True)
+    ledger.add_argument("--month", required=True)
+    ledger.add_argument("--format", choices=("json", "csv"), default="json")
+
+    coverage = commands.add_parser(
+        "coverage", help="transcripts AssemblyAI bills that no customer is billed for"
+    )
+    coverage.add_argument("--month", required=True)
+    coverage.add_argument(
+        "--price-table",
+        default="usage_meter/config/prices.json",
+        help="price table for the estimated cost (relative to functions/)",
+    )
+
+    stripe_cmd = commands.add_parser("stripe", help="Stripe sink: map customers; audited")
+    stripe_actions = stripe_cmd.add_subparsers(dest="action", required=True)
+    mapping = stripe_actions.add_parser("map", help="bill a customer's usage to a Stripe customer")
+    mapping.add_argument("--customer", required=True)
+    mapping.add_argument("--stripe-customer", required=True, metavar="STRIPE_CUSTOMER_ID")
+    mapping.add_argument("--reason", required=True)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="usage-meter-ops", description=__doc__.split("\n\n")[0])
     p.add_argument("--stack-name", help="read resource names from this CloudFormation stack")
@@ -259,6 +388,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reconcile-function", help="reconciliation function name")
     p.add_argument("--export-function", help="monthly export function name")
     p.add_argument("--actor", default=f"{getpass.getuser()}@{socket.gethostname()}")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     commands = p.add_subparsers(dest="command", required=True)
 
     quarantine = commands.add_parser("quarantine", help="quarantined usage and its reasons")
@@ -291,46 +421,56 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--month", required=True)
     export.add_argument("--reason", required=True)
 
-    ledger = commands.add_parser("ledger", help="a customer's line items (ledger rows) for a month")
-    ledger.add_argument("--customer", required=True)
-    ledger.add_argument("--month", required=True)
-    ledger.add_argument("--format", choices=("json", "csv"), default="json")
-
-    coverage = commands.add_parser(
-        "coverage", help="transcripts AssemblyAI bills that no customer is billed for"
-    )
-    coverage.add_argument("--month", required=True)
-    coverage.add_argument(
-        "--price-table",
-        default="usage_meter/config/prices.json",
-        help="price table for the estimated cost (relative to functions/)",
-    )
-
-    stripe_cmd = commands.add_parser("stripe", help="Stripe sink: map customers; audited")
-    stripe_actions = stripe_cmd.add_subparsers(dest="action", required=True)
-    mapping = stripe_actions.add_parser("map", help="bill a customer's usage to a Stripe customer")
-    mapping.add_argument("--customer", required=True)
-    mapping.add_argument("--stripe-customer", required=True, metavar="STRIPE_CUSTOMER_ID")
-    mapping.add_argument("--reason", required=True)
+    _finance_parsers(commands)
 
     audit = commands.add_parser("audit", help="the audit trail for a month")
     audit.add_argument("--month")
     return p
 
 
+def _aws_error(exc: BaseException) -> int:
+    cause = exc.__cause__ if isinstance(exc, TransientFailure) else exc
+    if isinstance(cause, NoRegionError):
+        return _error("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's)", 2)
+    if isinstance(cause, NoCredentialsError | PartialCredentialsError):
+        return _error(
+            "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (`aws sts get-caller-identity` checks them)",
+            EXIT_USAGE,
+        )
+    if isinstance(exc, TransientFailure):
+        print(f"AWS unavailable, retry: {exc}", file=sys.stderr)  # noqa: T201
+        return EXIT_TRANSIENT
+    if isinstance(cause, ClientError):
+        error = cause.response.get("Error", {})
+        return _error(f"AWS refused: {error.get('Code')}: {error.get('Message')}", EXIT_FAILED)
+    return _error(str(exc), EXIT_FAILED)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (see the module docstring). Errors are one line on
+    stderr, never a traceback."""
     args = parser().parse_args(argv)
     try:
-        return run(args)
+        code = run(args)
+        sys.stdout.flush()  # a reader that went away shows here, inside the try
+        return code
     except OperationRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)  # noqa: T201
-        return 2
-    except TransientFailure as exc:
-        print(f"AWS unavailable, retry: {exc}", file=sys.stderr)  # noqa: T201
-        return 3
+        return EXIT_USAGE
+    except UsageError as exc:
+        return _error(str(exc), EXIT_USAGE)
+    except BrokenPipeError:
+        # `ops audit | head`: the reader stopped reading. Python would print a traceback when
+        # flushing stdout at exit; point stdout at /dev/null instead (Python's documented recipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except PermanentFailure as exc:
         print(f"failed ({exc.reason}): {exc.message}", file=sys.stderr)  # noqa: T201
-        return 4
+        return EXIT_PERMANENT
+    except (TransientFailure, BotoCoreError, ClientError) as exc:
+        return _aws_error(exc)
 
 
 if __name__ == "__main__":

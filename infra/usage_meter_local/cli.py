@@ -11,6 +11,7 @@ import shlex
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -47,7 +48,9 @@ def _parameter(value: str) -> tuple[str, str]:
     return name, setting
 
 
-def _add_stack_options(parser: argparse.ArgumentParser, fixed_ports: bool) -> None:
+def _add_stack_options(
+    parser: argparse.ArgumentParser, fixed_ports: bool, log_dir: Path | None = DEFAULT_LOG_DIR
+) -> None:
     group = parser.add_argument_group("local stack")
     for name, flag, what in (
         ("api", "--api-port", "the HTTP API (template routes)"),
@@ -78,11 +81,12 @@ def _add_stack_options(parser: argparse.ArgumentParser, fixed_ports: bool) -> No
         help="longest a failed SQS message stays invisible before redelivery (default 2; "
         "'off' keeps SQS's real timings: the processor's backoff of 20 s and more)",
     )
+    where = log_dir.relative_to(ROOT) if log_dir else "this command's stderr"
     group.add_argument(
         "--log-dir",
         type=Path,
-        default=DEFAULT_LOG_DIR,
-        help=f"where the functions' logs go (default {DEFAULT_LOG_DIR.relative_to(ROOT)})",
+        default=log_dir,
+        help=f"where the functions' logs go, one <Function>.log each (default {where})",
     )
 
 
@@ -109,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         help="send a signed request (X-Usage-Meter-Signature) as stored instead of signing it "
         "again with the local secret and the current time (signatures expire after minutes)",
     )
-    _add_stack_options(invoke, fixed_ports=False)
+    _add_stack_options(invoke, fixed_ports=False, log_dir=None)
     return parser
 
 
@@ -225,14 +229,7 @@ def banner(stack: LocalStack) -> str:
     )
     api = stack.http.url if stack.http else "-"
     others = [f for f in stack.function_ids() if f not in stack.triggered_functions()]
-    lambda_api = (
-        f"AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url {api} "
-        f"--region {stack.config.region} lambda invoke --function-name"
-    )
-    invokes = "\n".join(
-        f"  {lambda_api} {f} --cli-binary-format raw-in-base64-out --payload '{{}}' out.json"
-        for f in others
-    )
+    invokes = lambda_invoke_examples(api, stack.config.region, others, datetime.now(UTC))
     ops = " ".join(
         [
             f"AWS_ENDPOINT_URL={stack.aws.url} AWS_ENDPOINT_URL_LAMBDA={api}",
@@ -276,6 +273,27 @@ Operator CLI (quarantine, DLQ, reconcile, export, audit) against this stack:
 """
 
 
+def lambda_invoke_examples(api: str, region: str, functions: list[str], now: datetime) -> str:
+    """``aws lambda invoke`` lines for the banner. The monthly export gets this month (``{}``
+    would export the previous month, as its schedule does, which is empty on a fresh stack);
+    the flag that passes the payload as raw JSON exists only in AWS CLI v2, so v1 is told."""
+    command = (
+        f"AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url {api} "
+        f"--region {region} lambda invoke --function-name"
+    )
+    payloads = {"MonthlyExportFunction": json.dumps({"month": now.strftime("%Y-%m")})}
+    lines = [
+        f"  {command} {f} --cli-binary-format raw-in-base64-out "
+        f"--payload '{payloads.get(f, '{}')}' out.json"
+        for f in functions
+    ]
+    lines.append(
+        "  (AWS CLI v2; with v1 leave out --cli-binary-format raw-in-base64-out. The export of "
+        "this month: {} exports the previous month, as the schedule does.)"
+    )
+    return "\n".join(lines)
+
+
 # -- invoke ---------------------------------------------------------------------------------------
 def invoke(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
@@ -291,9 +309,14 @@ def invoke(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: cannot read the event {args.event}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    config = _config(
-        args, functions=(args.function,), http=False, event_sources=False, log_dir=None
+    config = _config(args, functions=(args.function,), http=False, event_sources=False)
+    print(
+        "(invoking on a fresh local stack: empty tables and queues, the stand-in's fixture "
+        "transcripts; to invoke a running `make local` stack, use the Lambda Invoke API it prints)",
+        file=sys.stderr,
     )
+    if args.log_dir is not None:
+        print(f"(function log: {args.log_dir / (args.function + '.log')})", file=sys.stderr)
     with LocalStack(config) as stack:
         if not args.as_is:
             event = _sign_again(stack, args.function, event)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from usage_meter_local.function_pool import Invocation
 from usage_meter_local.moto_server import ACCOUNT_ID
@@ -75,7 +75,10 @@ def match_route(routes: list[Route], method: str, path: str) -> tuple[Route, dic
     if not candidates:
         return None
     _, route, params = min(candidates, key=lambda c: c[0])
-    return route, params
+    # API Gateway HTTP APIs hand the function path parameters percent-decoded
+    # (/customers/user%40example.com/usage -> customer_id "user@example.com"); matching happens
+    # on the raw path first, so an encoded "/" stays inside its parameter.
+    return route, {name: unquote(value) for name, value in params.items()}
 
 
 def _query_parameters(raw_query: str) -> dict[str, str] | None:

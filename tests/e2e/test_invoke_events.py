@@ -131,7 +131,10 @@ def test_invoking_each_event_gives_a_sensible_result(name: str, tmp_path: Path) 
     result = run_local_stack("invoke", function, str(event_path), f"--log-dir={tmp_path}")
 
     assert result.returncode == 0, result.stderr
-    EXPECTED[name](json.loads(result.stdout), result.stderr)
+    assert "fresh local stack" in result.stderr  # says what it runs against
+    log = tmp_path / f"{function}.log"  # --log-dir is honoured (it was once ignored)
+    assert log.is_file(), result.stderr
+    EXPECTED[name](json.loads(result.stdout), log.read_text())
 
 
 @pytest.mark.slow

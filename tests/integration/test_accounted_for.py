@@ -10,7 +10,6 @@ in-memory fake serving the same JSON shapes as the stand-in (GET and the list en
 
 from __future__ import annotations
 
-import itertools
 import json
 import unicodedata
 from dataclasses import dataclass, field
@@ -18,12 +17,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-import boto3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
-from conftest import REGION, WEBHOOK_BASE_URL
+from conftest import WEBHOOK_BASE_URL
+from embedded_aws import EmbeddedAws
 from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.logic.errors import RequestRejected
 from usage_meter.logic.reconciliation import reconcile_project
@@ -31,14 +29,12 @@ from usage_meter.logic.usage_processing import ProcessorDeps, process_usage_mess
 from usage_meter.logic.webhook_intake import IntakeLimits, WebhookRequest, accept_webhook
 from usage_meter.models.webhook import UsageMessage
 from usage_meter_local.assemblyai_standin import transcript
-from usage_meter_local.template import load_template, provision
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SECRET = "s3cret"
 DELETED = "http://deleted_by_user"
 VALID_CUSTOMERS = ["acme", "müller-gmbh", "mu\u0308ller-gmbh", "acme corp", "東京-1"]
 INVALID_CUSTOMERS = ["=cmd", "a/b", "", " lead", "x" * 129]
-_counter = itertools.count()
 
 
 class Secrets:
@@ -145,7 +141,7 @@ def _setup(items: list[Spec], foreign: int) -> tuple[dict[str, dict[str, Any]], 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(items=specs, foreign=st.integers(0, 2), data=st.data())
 def test_every_finished_transcript_is_billed_or_quarantined(
-    items: list[Spec], foreign: int, data: st.DataObject
+    embedded_aws: EmbeddedAws, items: list[Spec], foreign: int, data: st.DataObject
 ) -> None:
     payloads, ids = _setup(items, foreign)
     source = FakeAssemblyAI(payloads)
@@ -168,39 +164,33 @@ def test_every_finished_transcript_is_billed_or_quarantined(
             except RequestRejected as refused:  # pragma: no cover - the property under test
                 raise AssertionError(f"{tid}: refused with {refused.status}") from refused
 
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        resources = provision(
-            load_template(),
-            dynamodb,
-            boto3.client("sqs", region_name=REGION),
-            prefix=f"a{next(_counter)}",
-        )
-        table = resources.tables["UsageTable"]
-        ledger = DynamoUsageLedger(dynamodb, table)
-        deps = ProcessorDeps(
-            transcripts=source,
-            ledger=ledger,
-            metrics=Metrics(),
-            known_projects=frozenset({"default"}),
-        )
-        # The processor sees the queued copies in any order
-        for body in data.draw(st.permutations(queue.bodies)):
-            process_usage_message(UsageMessage.from_json(body), deps)
-        # Reconciliation runs once afterwards (lost webhooks)
-        report = reconcile_project(
-            "default",
-            lister=source,
-            store=ledger,
-            deps=deps,
-            webhook_base_url=WEBHOOK_BASE_URL,
-            horizon=timedelta(days=3),
-            max_items=1000,
-            time_left=lambda: 60.0,
-            now=NOW,
-            sleep=lambda _s: None,
-        )
-        rows = boto3.resource("dynamodb", region_name=REGION).Table(table).scan()["Items"]
+    # The session's embedded AWS (tests/embedded_aws.py), its usage table emptied first
+    dynamodb = embedded_aws.client("dynamodb")
+    table = embedded_aws.fresh().tables["UsageTable"]
+    ledger = DynamoUsageLedger(dynamodb, table)
+    deps = ProcessorDeps(
+        transcripts=source,
+        ledger=ledger,
+        metrics=Metrics(),
+        known_projects=frozenset({"default"}),
+    )
+    # The processor sees the queued copies in any order
+    for body in data.draw(st.permutations(queue.bodies)):
+        process_usage_message(UsageMessage.from_json(body), deps)
+    # Reconciliation runs once afterwards (lost webhooks)
+    report = reconcile_project(
+        "default",
+        lister=source,
+        store=ledger,
+        deps=deps,
+        webhook_base_url=WEBHOOK_BASE_URL,
+        horizon=timedelta(days=3),
+        max_items=1000,
+        time_left=lambda: 60.0,
+        now=NOW,
+        sleep=lambda _s: None,
+    )
+    rows = embedded_aws.table(table).scan()["Items"]
 
     billed = {r["source_id"]: r for r in rows if r.get("entity") == "ledger"}
     held = {r["source_id"]: r["reason"] for r in rows if r.get("entity") == "quarantine"}

@@ -31,6 +31,7 @@ def ops(stack: Stack, capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
             "export-fn",
             "--actor",
             "alice@ops",
+            "--json",
             *argv,
         ]
     )

@@ -103,6 +103,20 @@ def test_routes_match_method_and_path_parameters() -> None:
     assert match_route(routes, "GET", "/usage/current") == (routes[2], {})
 
 
+def test_path_parameters_arrive_percent_decoded_as_on_api_gateway() -> None:
+    # HTTP APIs decode path parameters (AWS's own Lambda test tool translates them decoded:
+    # aws/aws-lambda-dotnet#1901); /customers/user%40example.com/usage was a 400 locally.
+    routes = [Route.of("GET", "/customers/{customer_id}/usage", "Query")]
+    assert match_route(routes, "GET", "/customers/user%40example.com/usage") == (
+        routes[0],
+        {"customer_id": "user@example.com"},
+    )
+    assert match_route(routes, "GET", "/customers/a%2Fb/usage") == (
+        routes[0],
+        {"customer_id": "a/b"},  # an encoded slash stays inside its segment
+    )
+
+
 def test_a_structured_result_becomes_the_http_answer() -> None:
     answer = answer_from_result(
         {
@@ -214,3 +228,33 @@ def test_the_demo_reports_what_it_did_not_see() -> None:
         "usage per customer (aggregates)",
         "quarantine",
     ]
+
+
+def test_the_banner_invokes_export_this_month_and_tells_aws_cli_v1_users() -> None:
+    from datetime import UTC, datetime
+
+    from usage_meter_local.cli import lambda_invoke_examples
+
+    text = lambda_invoke_examples(
+        "http://127.0.0.1:3000",
+        "eu-west-1",
+        ["MonthlyExportFunction", "ReconciliationFunction"],
+        datetime(2026, 11, 29, tzinfo=UTC),
+    )
+    export, reconcile, note = text.splitlines()
+    assert "--function-name MonthlyExportFunction" in export
+    assert """--payload '{"month": "2026-11"}'""" in export
+    assert "--payload '{}'" in reconcile
+    assert "AWS CLI v2; with v1 leave out --cli-binary-format" in note
+    assert "previous month" in note
+
+
+def test_invoke_honours_log_dir_and_defaults_to_stderr() -> None:
+    from pathlib import Path
+
+    from usage_meter_local.cli import _parser
+
+    args = _parser().parse_args(["invoke", "F", "e.json"])
+    assert args.log_dir is None
+    args = _parser().parse_args(["invoke", "F", "e.json", "--log-dir", "/tmp/logs"])
+    assert args.log_dir == Path("/tmp/logs")

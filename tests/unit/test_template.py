@@ -192,3 +192,32 @@ def test_every_alarm_the_operators_need_exists() -> None:
         "ExportFailedAlarm",
         "ExportLedgerMismatchAlarm",
     } <= alarms
+
+
+def test_outputs_give_the_api_base_url_the_other_urls_start_with() -> None:
+    outputs = TEMPLATE["Outputs"]
+    base = outputs["ApiBaseUrl"]["Value"]
+    assert isinstance(base, Tag) and base.name == "Sub"
+    assert base.value == "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
+    for name in ("WebhookUrl", "UsageApiUrl"):
+        value = outputs[name]["Value"]
+        assert isinstance(value, Tag) and value.value.startswith(base.value + "/"), name
+
+
+def test_samconfig_environments_are_separate_stacks_with_valid_parameters() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    stacks, prefixes = set(), set()
+    for env in ("dev", "prod"):
+        deploy = config[env]["deploy"]["parameters"]
+        overrides = dict(o.split("=", 1) for o in deploy["parameter_overrides"])
+        assert set(overrides) <= set(TEMPLATE["Parameters"]), env
+        prefix = overrides["SecretsPrefix"]
+        assert re.fullmatch(TEMPLATE["Parameters"]["SecretsPrefix"]["AllowedPattern"], prefix)
+        for project in json.loads(overrides["AssemblyAIProjects"]).values():
+            assert project["api_key_secret_id"].startswith(prefix + "/"), env  # IAM scope
+        stacks.add(config[env]["global"]["parameters"]["stack_name"])
+        prefixes.add(prefix)
+    assert len(stacks) == len(prefixes) == 2
+    assert config["default"]["validate"]["parameters"]["lint"] is True

@@ -124,6 +124,24 @@ class DeadLetterBrowser:
             for m in held[:limit]
         ]
 
+    def not_listed(self) -> int:
+        """Messages in the DLQ that no listing can see right now: in flight (received by another
+        reader and not yet released) or delayed. SQS's approximate counts; the messages this
+        browser held are released (visible) before it asks."""
+        try:
+            attributes = self._client.get_queue_attributes(
+                QueueUrl=self._dlq,
+                AttributeNames=[
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
+            )["Attributes"]
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientFailure(
+                f"could not read the DLQ's counts: {type(exc).__name__}"
+            ) from exc
+        return sum(int(v) for v in attributes.values())
+
     def redrive(self, limit: int = 1000, message_ids: set[str] | None = None) -> int:
         """Move messages back to the usage queue (send first, then delete: never lost, at worst
         delivered twice, which the ledger absorbs). Messages not asked for are held while the
