@@ -88,6 +88,7 @@ def provision_stack(template: dict[str, Any]) -> Any:
         boto3.client("dynamodb", region_name=REGION),
         boto3.client("sqs", region_name=REGION),
         boto3.client("s3", region_name=REGION),
+        events=boto3.client("events", region_name=REGION),
     )
     secrets = boto3.client("secretsmanager", region_name=REGION)
     secrets.create_secret(

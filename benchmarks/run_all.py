@@ -26,6 +26,7 @@ from pathlib import Path
 
 import cold_import
 import export_month
+import forward_latency
 import warm_handler
 from _setup import BENCH_DIR, ROOT
 
@@ -49,7 +50,7 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
-def report(cold: dict, warm: dict, export: dict, seconds: float) -> str:
+def report(cold: dict, warm: dict, export: dict, forward: dict, seconds: float) -> str:
     cold_results = {k: cold_import.Summary(**v) for k, v in cold["results"].items()}
     warm_results = {k: warm_handler.Stats(**v) for k, v in warm["results"].items()}
     export_results = [export_month.scenario_from_dict(r) for r in export["results"]]
@@ -89,9 +90,25 @@ def report(cold: dict, warm: dict, export: dict, seconds: float) -> str:
             "",
             export_month.markdown(export_results),
             "",
+            "### Forwarding to the application (whole local stack over HTTP)",
+            "",
+            "`benchmarks/forward_latency.py`: the local stack (moto server with EventBridge, "
+            "one worker process per function, the SQS event sources) with forwarding to a local "
+            "application endpoint; `completed` notifications sent one after another over HTTP, "
+            "50 ms apart, after one warm-up. *answer* is the intake's round trip as AssemblyAI "
+            "sees it (auth, SQS send, PutEvents); *delivery* runs from just before the POST to "
+            "the application endpoint's receipt of the signed copy (intake -> bus -> rule -> "
+            "forward queue -> poller -> forwarder -> HTTP); *after the answer* is delivery "
+            "minus answer per notification. moto's in-process EventBridge and the local SQS "
+            "poller stand in for EventBridge's and Lambda's event source mapping's own "
+            "latency, so on AWS add those services' delivery times.",
+            "",
+            forward_latency.markdown(forward),
+            "",
             "Reproduce: `make bench` (or `.venv/bin/python benchmarks/run_all.py`); one part "
             "alone: `.venv/bin/python benchmarks/cold_import.py`, "
             "`.venv/bin/python benchmarks/warm_handler.py`, "
+            "`.venv/bin/python benchmarks/forward_latency.py [--notifications N]`, "
             "`.venv/bin/python benchmarks/export_month.py [--events N ...] [--customers N] "
             "[--profile]`.",
             "",
@@ -122,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         cold_json = Path(tmp) / "cold_import.json"
         warm_json = Path(tmp) / "warm_handler.json"
         export_json = Path(tmp) / "export_month.json"
+        forward_json = Path(tmp) / "forward_latency.json"
         _run("cold_import.py", ["--runs", str(args.runs), "--json", str(cold_json)])
         _run(
             "warm_handler.py",
@@ -145,11 +163,13 @@ def main(argv: list[str] | None = None) -> int:
                 str(export_json),
             ],
         )
+        _run("forward_latency.py", ["--json", str(forward_json)])
         cold = json.loads(cold_json.read_text())
         warm = json.loads(warm_json.read_text())
         export = json.loads(export_json.read_text())
+        forward = json.loads(forward_json.read_text())
 
-    text = report(cold, warm, export, time.perf_counter() - started)
+    text = report(cold, warm, export, forward, time.perf_counter() - started)
     RESULTS.write_text(text)
     print("=" * 100)
     print(text)

@@ -2,7 +2,8 @@
 the AssemblyAI stand-in server (a local HTTP server the real ``assemblyai`` SDK talks to).
 
 - Intake: the recorded API Gateway event (tests/events/apigw/webhook_completed.json), each request
-  with a unique transcript id; each one authenticates, validates and sends one SQS message.
+  with a unique transcript id; each one authenticates, validates, sends one SQS message and
+  publishes one notification event (PutEvents; moto's bus has no rules here).
 - Processor: SQS events of one record each; each one GETs the transcript from the stand-in through
   the SDK and writes one DynamoDB transaction.
 
@@ -333,7 +334,7 @@ def run(intake_requests: int, processor_messages: int) -> dict[str, Stats]:
 
 
 LABELS = {
-    "intake": "webhook intake (1 SQS send)",
+    "intake": "webhook intake (1 SQS send + 1 PutEvents)",
     "processor": "usage processor (1 GET + 1 DynamoDB transaction)",
 }
 

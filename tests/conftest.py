@@ -81,6 +81,7 @@ def _reset_caches() -> None:
         settings.orphan_settings,
         settings.reconcile_settings,
         settings.stripe_sink_settings,
+        settings.forwarder_settings,
     ):
         getter.cache_clear()
     # AWS clients depend only on the AWS_* environment (region, endpoint, credentials): they are

@@ -126,7 +126,11 @@ class EmbeddedAws:
     def _provision(self) -> None:
         with _scrubbed():
             self.resources = provision(
-                load_template(), self.client("dynamodb"), self.client("sqs"), self.client("s3")
+                load_template(),
+                self.client("dynamodb"),
+                self.client("sqs"),
+                self.client("s3"),
+                events=self.client("events"),
             )
             for secret in self._secrets:
                 self.client("secretsmanager").create_secret(
@@ -188,7 +192,11 @@ class EmbeddedAws:
             )
             for name, s in dict.items(backends.secrets.secrets)
         )
-        return in_use, tables, queues, buckets, secrets
+        events = sorted(
+            (bus, sorted(getattr(backends.events, "rules", {}) or {}))
+            for bus in getattr(backends.events, "event_buses", {}) or {}
+        )
+        return in_use, tables, queues, buckets, secrets, events
 
 
 def _answer_hopeless_long_polls_at_once() -> Callable[[], None]:
@@ -228,10 +236,12 @@ class _Backends:
     sqs: Any
     s3: Any
     secrets: Any
+    events: Any
 
 
 def _backends() -> _Backends:
     from moto.dynamodb.models import dynamodb_backends
+    from moto.events.models import events_backends
     from moto.s3.models import s3_backends
     from moto.secretsmanager.models import secretsmanager_backends
     from moto.sqs.models import sqs_backends
@@ -241,6 +251,7 @@ def _backends() -> _Backends:
         sqs=sqs_backends[DEFAULT_ACCOUNT_ID][REGION],
         s3=s3_backends[DEFAULT_ACCOUNT_ID]["aws"],
         secrets=secretsmanager_backends[DEFAULT_ACCOUNT_ID][REGION],
+        events=events_backends[DEFAULT_ACCOUNT_ID][REGION],
     )
 
 

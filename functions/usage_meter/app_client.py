@@ -21,6 +21,10 @@ or, for apps that read AssemblyAI's raw ``Begin``/``Termination`` JSON themselve
 
     reporter.report_message(raw_json, customer_id="acme-corp", model="u3-rt-pro")
 
+Plans and limits: ask before starting work (SigV4-signed; see app_entitlement)::
+
+    answer = EntitlementClient("https://<api>", region="eu-west-1").check("acme-corp", "async")
+    if not answer.allowed: ...
 Other products (``app_products``): LLM Gateway responses, Sync API results, Voice Agent sessions::
 
     completion = openai_client.chat.completions.create(model="claude-sonnet-4-6", ...)
@@ -31,6 +35,11 @@ Other products (``app_products``): LLM Gateway responses, Sync API results, Voic
 
 ``attach`` also reports the ``LLMGatewayResponse`` events of a streaming session that runs LLM
 Gateway on its turns (``StreamingParameters(llm_gateway=...)``).
+
+Forwarded notifications: check that a notification the meter forwarded to your webhook endpoint
+really comes from the meter (Standard Webhooks headers), before trusting its body::
+
+    notification_id = verify_forwarded_notification(forward_signing_secret, headers, raw_body)
 """
 
 from __future__ import annotations
@@ -48,6 +57,11 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from usage_meter.app_entitlement import (
+    EntitlementAnswer,
+    EntitlementClient,
+    EntitlementUnavailable,
+)
 from usage_meter.app_products import (
     LLM_GATEWAY_PATH,
     SYNC_PATH,
@@ -58,14 +72,47 @@ from usage_meter.app_products import (
     voice_agent_document,
 )
 from usage_meter.logic.request_signing import signed_headers
+from usage_meter.logic.standard_webhooks import InvalidSignature, verify
 from usage_meter.models.identifiers import check_attribution, normalize_customer_id
 from usage_meter.models.webhook import WEBHOOK_MAX_DIMENSIONS
 
+__all__ = ["EntitlementAnswer", "EntitlementClient", "EntitlementUnavailable"]
 DEFAULT_AUTH_HEADER_NAME = "X-Usage-Meter-Webhook-Secret"
 BEGIN_PATH = "/streaming/sessions/begin"
 TERMINATION_PATH = "/streaming/sessions/termination"
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 logger = logging.getLogger(__name__)
+
+
+__all__ = [
+    "InvalidSignature",
+    "ReportRejected",
+    "UsageReporter",
+    "WebhookTarget",
+    "configure_webhook",
+    "verify_forwarded_notification",
+    "webhook_target",
+]
+
+
+def verify_forwarded_notification(
+    signing_secret: str,
+    headers: dict[str, str],
+    raw_body: bytes,
+    *,
+    tolerance_seconds: int = 300,
+    now: float | None = None,
+) -> str:
+    """Verify a notification the meter forwarded; returns its ``webhook-id``.
+
+    ``signing_secret`` is the ``current`` value of ``<SecretsPrefix>/forward-signing``
+    (``whsec_...``); ``headers`` are the request's headers (any case); ``raw_body`` the bytes as
+    received, before any JSON parsing. Raises InvalidSignature when the ``webhook-signature``
+    does not match, the ``webhook-timestamp`` is more than ``tolerance_seconds`` from now, or a
+    header is missing. The id is the same for every copy of one AssemblyAI notification: keep
+    the ids you processed to drop duplicates. Standard library only (Standard Webhooks, v1).
+    """
+    return verify(signing_secret, headers, raw_body, now=now, tolerance_seconds=tolerance_seconds)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@
     $ops ledger --customer acme --month 2026-11 [--format csv]
     $ops coverage --month 2026-11
     $ops stripe map --customer acme --stripe-customer cus_123 --reason "signed up"
+    $ops limits set --plan trial --limit async:10h --reason "trial plan"   (see ops_limits.py)
 
 Resources come from the stack's outputs (``--stack-name``) or explicit flags; against the local
 stack set ``AWS_ENDPOINT_URL`` (moto) and ``AWS_ENDPOINT_URL_LAMBDA`` (the local HTTP front, which
@@ -48,6 +49,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from usage_meter import ops_limits
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.queues import DeadLetterBrowser, SqsUsageQueue
 from usage_meter.adapters.usage_table import DynamoUsageLedger
@@ -69,6 +71,7 @@ OUTPUTS = {
     "dlq_url": "UsageDeadLetterQueueUrl",
     "reconcile_function": "ReconciliationFunctionName",
     "export_function": "MonthlyExportFunctionName",
+    "event_bus": "UsageEventBusName",
 }
 
 
@@ -79,6 +82,7 @@ class Target:
     dlq_url: str
     reconcile_function: str | None
     export_function: str | None
+    event_bus: str | None
 
 
 def _target(args: argparse.Namespace) -> Target:
@@ -88,9 +92,8 @@ def _target(args: argparse.Namespace) -> Target:
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
         for key, output in OUTPUTS.items():
             found[key] = found[key] or outputs.get(output)
-    missing = [
-        f"--{k.replace('_', '-')}" for k in ("table", "queue_url", "dlq_url") if not found[k]
-    ]
+    needed = ("table",) if args.command == "limits" else ("table", "queue_url", "dlq_url")
+    missing = [f"--{k.replace('_', '-')}" for k in needed if not found[k]]
     if missing:
         raise SystemExit(f"error: give --stack-name or {', '.join(missing)}")
     return Target(**found)  # type: ignore[arg-type]
@@ -387,6 +390,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dlq-url", help="dead-letter queue URL")
     p.add_argument("--reconcile-function", help="reconciliation function name")
     p.add_argument("--export-function", help="monthly export function name")
+    p.add_argument("--event-bus", help="the meter's event bus (threshold events)")
     p.add_argument("--actor", default=f"{getpass.getuser()}@{socket.gethostname()}")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     commands = p.add_subparsers(dest="command", required=True)
@@ -425,6 +429,8 @@ def parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="the audit trail for a month")
     audit.add_argument("--month")
+
+    ops_limits.add_parser(commands)
     return p
 
 
@@ -452,6 +458,12 @@ def main(argv: list[str] | None = None) -> int:
     stderr, never a traceback."""
     args = parser().parse_args(argv)
     try:
+        if args.command == "limits":
+            _JSON["on"] = args.json
+            target = _target(args)
+            _print(ops_limits.run(args, target.table, target.event_bus))
+            sys.stdout.flush()
+            return 0
         code = run(args)
         sys.stdout.flush()  # a reader that went away shows here, inside the try
         return code

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -54,6 +55,17 @@ def _http_url(raw: str) -> str:
 
 def _optional_url(raw: str) -> str | None:
     return _http_url(raw) if raw else None
+
+
+def _billing_dimensions(raw: str) -> frozenset[str]:
+    """A comma-separated allow-list of query parameter names ("" = no billing dimensions)."""
+    from usage_meter.models.identifiers import DIMENSION_NAME_PATTERN, RESERVED_PARAMETERS
+
+    names = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    for name in names:
+        if not re.fullmatch(DIMENSION_NAME_PATTERN, name) or name in RESERVED_PARAMETERS:
+            raise ValueError(f"'{name}' cannot be a dimension name ({DIMENSION_NAME_PATTERN})")
+    return names
 
 
 @dataclass(frozen=True)
@@ -104,12 +116,25 @@ class _EnvSettings:
         return {f.metadata["env"] for f in fields(cls)}  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True, kw_only=True)
+class ThresholdAlertSettings(_EnvSettings):
+    """Every function that records usage evaluates allowance thresholds and publishes events
+    (the template always sets the bus; with neither a bus nor a topic, thresholds are not
+    evaluated at all)."""
+
+    event_bus_name: str = env("EVENT_BUS_NAME", default="")
+    limit_alert_topic_arn: str = env("LIMIT_ALERT_TOPIC_ARN", default="")
+    price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
+
+
 @dataclass(frozen=True)
 class IntakeSettings(_EnvSettings):
     """Webhook intake: authenticate, validate, enqueue. Never calls AssemblyAI."""
 
     usage_queue_url: str = env("USAGE_QUEUE_URL")
     webhook_secret_id: str = env("WEBHOOK_SECRET_ID")
+    billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
+    event_bus_name: str = env("EVENT_BUS_NAME")
     webhook_auth_header_name: str = env(
         "WEBHOOK_AUTH_HEADER_NAME", str.lower, default="x-usage-meter-webhook-secret"
     )
@@ -141,12 +166,14 @@ class AssemblyAISettings(_EnvSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ProcessorSettings(AssemblyAISettings):
+class ProcessorSettings(AssemblyAISettings, ThresholdAlertSettings):
     """Usage processor: fetch each transcript from AssemblyAI and record its usage once."""
 
     table_name: str = env("USAGE_TABLE_NAME")
     usage_queue_url: str = env("USAGE_QUEUE_URL")
     dead_letter_queue_url: str = env("USAGE_DLQ_URL")
+    event_bus_name: str = env("EVENT_BUS_NAME")
+    billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
     # The queue's maxReceiveCount: the last attempt dead-letters with its reason itself, rather
     # than leaving SQS to move the message without one.
     max_receive_count: int = env("USAGE_MAX_RECEIVE_COUNT", _positive(int), default=8)
@@ -160,11 +187,12 @@ def _horizon_days(raw: str) -> int:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReconcileSettings(AssemblyAISettings):
+class ReconcileSettings(AssemblyAISettings, ThresholdAlertSettings):
     """Reconciliation: find finished transcripts whose webhook never reached us."""
 
     table_name: str = env("USAGE_TABLE_NAME")
     webhook_base_url: str = env("WEBHOOK_BASE_URL", _http_url)
+    billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
     horizon_days: int = env("RECONCILE_HORIZON_DAYS", _horizon_days, default=3)
     max_items_per_run: int = env("RECONCILE_MAX_ITEMS_PER_RUN", _positive(int), default=5000)
 
@@ -187,6 +215,21 @@ class UsageQuerySettings(_EnvSettings):
     price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
 
 
+@dataclass(frozen=True)
+class EntitlementSettings(_EnvSettings):
+    """The entitlement check: one Query, priced like the usage API."""
+
+    table_name: str = env("USAGE_TABLE_NAME")
+    price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
+
+
+@dataclass(frozen=True)
+class AllowanceApiSettings(ThresholdAlertSettings):
+    """The allowance API: versioned, audited allowance changes (evaluates thresholds at once)."""
+
+    table_name: str = env("USAGE_TABLE_NAME")
+
+
 def _orphan_policy(raw: str) -> str:
     if raw not in ("bill", "flag"):
         raise ValueError("must be 'bill' or 'flag'")
@@ -194,7 +237,7 @@ def _orphan_policy(raw: str) -> str:
 
 
 @dataclass(frozen=True)
-class StreamingReportSettings(_EnvSettings):
+class StreamingReportSettings(ThresholdAlertSettings):
     """Streaming session reports from the application's backend (HMAC-signed)."""
 
     table_name: str = env("USAGE_TABLE_NAME")
@@ -205,7 +248,7 @@ class StreamingReportSettings(_EnvSettings):
 
 
 @dataclass(frozen=True)
-class OrphanSettings(_EnvSettings):
+class OrphanSettings(ThresholdAlertSettings):
     """The scheduled sweep for streaming sessions that never reported a termination."""
 
     table_name: str = env("USAGE_TABLE_NAME")
@@ -235,9 +278,28 @@ class StripeSinkSettings(_EnvSettings):
     secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
 
 
+@dataclass(frozen=True)
+class ForwarderSettings(_EnvSettings):
+    """Forwarding: deliver each notification, signed, to the application's own endpoint."""
+
+    forward_url: str = env("FORWARD_URL", _http_url)
+    forward_queue_url: str = env("FORWARD_QUEUE_URL")
+    dead_letter_queue_url: str = env("FORWARD_DLQ_URL")
+    signing_secret_id: str = env("FORWARD_SIGNING_SECRET_ID")
+    auth_secret_id: str = env("FORWARD_AUTH_SECRET_ID")
+    max_attempts: int = env("FORWARD_MAX_ATTEMPTS", _positive(int), default=8)
+    timeout_seconds: float = env("FORWARD_TIMEOUT_SECONDS", _positive(float), default=5.0)
+    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+
+
 @lru_cache(maxsize=1)
 def stripe_sink_settings() -> StripeSinkSettings:
     return StripeSinkSettings.from_environ(os.environ)
+
+
+@lru_cache(maxsize=1)
+def forwarder_settings() -> ForwarderSettings:
+    return ForwarderSettings.from_environ(os.environ)
 
 
 @lru_cache(maxsize=1)
@@ -273,3 +335,13 @@ def orphan_settings() -> OrphanSettings:
 @lru_cache(maxsize=1)
 def reconcile_settings() -> ReconcileSettings:
     return ReconcileSettings.from_environ(os.environ)
+
+
+@lru_cache(maxsize=1)
+def entitlement_settings() -> EntitlementSettings:
+    return EntitlementSettings.from_environ(os.environ)
+
+
+@lru_cache(maxsize=1)
+def allowance_api_settings() -> AllowanceApiSettings:
+    return AllowanceApiSettings.from_environ(os.environ)

@@ -172,7 +172,10 @@ def demo(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     started = time.monotonic()
     print("Starting the local stack (moto server, AssemblyAI stand-in, one process per function)")
-    with LocalStack(_config(args)) as stack:
+    config = _config(args)
+    # Act 6 shows a failing application reaching the forwarding DLQ: 3 attempts instead of 8.
+    config.parameters.setdefault("ForwardMaxAttempts", "3")
+    with LocalStack(config) as stack:
         print(
             f"  ready in {time.monotonic() - started:.1f} s: API {stack.webhook_url}, "
             f"AWS {stack.aws.url}, AssemblyAI {stack.assemblyai.url}\n"
@@ -196,7 +199,7 @@ def banner(stack: LocalStack) -> str:
     header = stack.auth_header_name
     secret = stack.webhook_secrets[0]
     secrets = "\n".join(
-        f"  {name:<28} {variable:<26} {stack.secret_values(variable)[0]}"
+        f"  {name:<28} {variable:<26} {stack.secret_shown(variable)}"
         for name, variable in sorted(stack.secrets.items())
     )
     routes = "\n".join(
@@ -228,6 +231,7 @@ def banner(stack: LocalStack) -> str:
         f"--region {stack.config.region}"
     )
     api = stack.http.url if stack.http else "-"
+    stripe_meter = stack.parameters.get("StripeMeterEventName", "-")
     others = [f for f in stack.function_ids() if f not in stack.triggered_functions()]
     invokes = lambda_invoke_examples(api, stack.config.region, others, datetime.now(UTC))
     ops = " ".join(
@@ -240,6 +244,7 @@ def banner(stack: LocalStack) -> str:
             f"--queue-url {stack.resources.queue_urls.get('UsageQueue', '-')} --dlq-url {dlq}",
             "--reconcile-function ReconciliationFunction",
             "--export-function MonthlyExportFunction",
+            f"--event-bus {stack.resources.event_buses.get('UsageEventBus', '-')}",
         ]
     )
     return f"""Usage meter: local stack running (Ctrl-C to stop)
@@ -249,10 +254,13 @@ def banner(stack: LocalStack) -> str:
   AWS (moto)        {stack.aws.url}   region {stack.config.region}, any credentials
                       tables: {tables}; queues: {queues}
   AssemblyAI        {stack.assemblyai.url}   stand-in; projects: {", ".join(stack.projects)}
+  Your application  {stack.parameters.get("ForwardUrl", "-")}   forwarding target (ForwardUrl)
+  Stripe            {stack.stripe.url}   stand-in (meter {stripe_meter})
   Function logs     {log_dir if log_dir else "stderr"}
 
-Webhook URL to give AssemblyAI (customer_id required; project and extra parameters optional):
-  {stack.webhook_url}?customer_id=<customer>[&project=eu][&plan=pro]
+Webhook URL to give AssemblyAI (customer_id required; project, billing dimensions (plan, team)
+and your own parameters optional; every notification is forwarded to your application):
+  {stack.webhook_url}?customer_id=<customer>[&project=eu][&plan=pro][&order_id=...]
 Auth header (webhook_auth_header_name / webhook_auth_header_value):
   {header}: {secret}
   (the processor reads transcripts from the stand-in, which serves these fixtures:)

@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from moto.moto_server.werkzeug_app import (
@@ -71,6 +71,7 @@ class AwsClients:
         self.secretsmanager: SecretsManagerClient = session.client(
             "secretsmanager", endpoint_url=endpoint_url
         )
+        self.events: Any = session.client("events", endpoint_url=endpoint_url)
 
 
 class MotoServer:

@@ -21,6 +21,15 @@ LOCAL_PREVIOUS_WEBHOOK_SECRET = "local-only-webhook-secret-previous"  # noqa: S1
 LOCAL_SECRETS = {"WEBHOOK_SECRET_ID": (LOCAL_WEBHOOK_SECRET, LOCAL_PREVIOUS_WEBHOOK_SECRET)}
 
 
+# Forwarding: the Standard Webhooks signing secret (whsec_ + base64 of a 24-byte key; local only)
+# and the application's own webhook header, which the forwarder sends on.
+LOCAL_FORWARD_SIGNING_SECRETS = (
+    "whsec_bG9jYWwtb25seS1mb3J3YXJkLWtleS0x",
+    "whsec_bG9jYWwtb25seS1mb3J3YXJkLWtleS0w",
+)
+LOCAL_APP_AUTH_HEADER = {"header_name": "X-App-Webhook-Secret", "header_value": "local-only-app"}
+
+
 def local_secret(variable: str) -> tuple[str, str]:
     """Local (current, previous) values for the secret a ``*_SECRET_ID`` variable names."""
     slug = variable.lower().removesuffix("_secret_id").replace("_", "-")
@@ -99,7 +108,9 @@ SUBMISSIONS = (
     Submission(
         EU_ID,
         "initech-gmbh",
-        {"project": "eu", "region": "eu"},
+        # team is a billing dimension (BillingDimensions); order_id is the app's own parameter:
+        # passed on to the app with the notification, never billed or stored.
+        {"project": "eu", "team": "research", "order_id": "po-4711"},
         {"audio_duration": 1800, "language_code": "de", "domain": "medical-v1"},
     ),
     Submission(
@@ -288,7 +299,7 @@ EXPECTED_LEDGER = (
         "billable",
         Decimal(1800),
         "universal-3-pro",
-        (("region", "eu"),),
+        (("team", "research"),),
     ),
     LedgerFacts(UNKNOWN_MODEL_ID, "umbrella", "default", "billable", Decimal(421), UNKNOWN_MODEL),
 )

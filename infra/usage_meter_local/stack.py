@@ -7,6 +7,10 @@
 3. One worker process per function, with the environment the template gives it (the functions
    with an HTTP route or an SQS queue start at once, the others on their first invocation).
 4. The HTTP front for the template's HttpApi routes, and an SQS event source per SQS event.
+5. The application's own webhook endpoint (``AppReceiver``): unless ``ForwardUrl`` is given, the
+   notifications are forwarded there (EventBridge bus -> rule -> forward queue -> forwarder).
+6. The Stripe stand-in: unless ``StripeMeterEventName`` is given, the optional Stripe sink exists
+   with the stand-in's meter, its API base URL and its key (no Stripe customer is mapped).
 
 Everything started is stopped on exit, in reverse order, also after an error or Ctrl-C.
 """
@@ -21,16 +25,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from usage_meter_local import scenario
+from usage_meter_local.app_receiver import AppReceiver
 from usage_meter_local.assemblyai_standin import AssemblyAIStandIn
 from usage_meter_local.function_pool import FunctionPool, FunctionWorker, Invocation
 from usage_meter_local.http_front import HttpFront
 from usage_meter_local.moto_server import DEFAULT_REGION, AwsClients, MotoServer, aws_environment
 from usage_meter_local.ports import bind
 from usage_meter_local.sqs_poller import EventSourceConfig, SqsEventSource
+from usage_meter_local.stripe_standin import StripeStandIn
 from usage_meter_local.template import (
     ROOT,
     TEMPLATE_PATH,
     LocalResources,
+    condition_holds,
     function_environment,
     function_spec,
     http_routes,
@@ -47,6 +54,13 @@ WEBHOOK_SECRET_VARIABLE = "WEBHOOK_SECRET_ID"  # noqa: S105 - a variable name
 AUTH_HEADER_VARIABLE = "WEBHOOK_AUTH_HEADER_NAME"
 BASE_URL_OVERRIDE_VARIABLE = "ASSEMBLYAI_BASE_URL_OVERRIDE"
 WEBHOOK_BASE_URL_PARAMETER = "WebhookBaseUrl"
+FORWARD_URL_PARAMETER = "ForwardUrl"
+FORWARD_SIGNING_VARIABLE = "FORWARD_SIGNING_SECRET_ID"
+FORWARD_AUTH_VARIABLE = "FORWARD_AUTH_SECRET_ID"
+STRIPE_METER_PARAMETER = "StripeMeterEventName"
+STRIPE_SECRET_VARIABLE = "STRIPE_SECRET_ID"  # noqa: S105 - a variable name
+STRIPE_BASE_OVERRIDE_VARIABLE = "STRIPE_API_BASE_OVERRIDE"
+LOCAL_STRIPE_METER = "assemblyai_audio_seconds"  # a meter the Stripe stand-in knows
 
 
 @dataclass
@@ -55,6 +69,7 @@ class StackConfig:
     aws_port: int = 0  # 0 = any free port
     api_port: int = 0
     assemblyai_port: int = 0
+    app_port: int = 0  # the local application's webhook endpoint (forwarding target)
     region: str = DEFAULT_REGION
     template_path: Path = TEMPLATE_PATH
     parameters: dict[str, str] = field(default_factory=dict)  # template parameter overrides
@@ -89,6 +104,8 @@ class LocalStack:
         self.assemblyai: AssemblyAIStandIn
         self.pool: FunctionPool
         self.http: HttpFront | None = None
+        self.app: AppReceiver
+        self.stripe: StripeStandIn
         self.event_sources: list[SqsEventSource] = []
         self.environments: dict[str, dict[str, str]] = {}  # logical id -> resolved environment
         self.secrets: dict[str, str] = {}  # secret name -> the variable that names it
@@ -116,6 +133,14 @@ class LocalStack:
             lambda: AssemblyAIStandIn(config.host, config.assemblyai_port),
         ).start()
         self._exit.callback(self.assemblyai.stop)
+        self.app = AppReceiver(config.host, config.app_port).start()
+        self._exit.callback(self.app.stop)
+        self.app.state.signing_secret = self.secret_values(FORWARD_SIGNING_VARIABLE)[0]
+        if FORWARD_URL_PARAMETER in parameter_defaults(self.template):
+            self.parameters.setdefault(FORWARD_URL_PARAMETER, self.app.url)
+        self.stripe = self._exit.enter_context(StripeStandIn(config.host))
+        if STRIPE_METER_PARAMETER in parameter_defaults(self.template):
+            self.parameters.setdefault(STRIPE_METER_PARAMETER, LOCAL_STRIPE_METER)
         if config.http:
             self.http = HttpFront(
                 http_routes(self.template),
@@ -138,6 +163,7 @@ class LocalStack:
             self.clients.sqs,
             self.clients.s3,
             parameters=self.parameters,
+            events=self.clients.events,
         )
         self.environments = self._environments()
         self._create_secrets()
@@ -170,7 +196,11 @@ class LocalStack:
         return [f for f in self.function_ids() if f in triggered]
 
     def function_ids(self) -> list[str]:
-        declared = list(resources_of(self.template, "AWS::Serverless::Function"))
+        declared = [
+            f
+            for f in resources_of(self.template, "AWS::Serverless::Function")
+            if condition_holds(self.template, f, self.parameters)
+        ]
         wanted = self.config.functions
         if wanted is None:
             return declared
@@ -217,11 +247,15 @@ class LocalStack:
         resources; the AssemblyAI SDK's base URL points at the stand-in."""
         out = {}
         for logical_id in resources_of(self.template, "AWS::Serverless::Function"):
+            if not condition_holds(self.template, logical_id, self.parameters):
+                continue
             env = function_environment(
                 self.template, logical_id, self.resources, parameters=self.parameters
             )
             if BASE_URL_OVERRIDE_VARIABLE in env:
                 env[BASE_URL_OVERRIDE_VARIABLE] = self.assemblyai.url
+            if STRIPE_BASE_OVERRIDE_VARIABLE in env:
+                env[STRIPE_BASE_OVERRIDE_VARIABLE] = self.stripe.url
             out[logical_id] = env
         return out
 
@@ -243,7 +277,22 @@ class LocalStack:
 
     def secret_values(self, variable: str) -> tuple[str, str]:
         """The local (current, previous) values of the secret a ``*_SECRET_ID`` variable names."""
+        if variable == FORWARD_SIGNING_VARIABLE and variable not in self.config.secrets:
+            return scenario.LOCAL_FORWARD_SIGNING_SECRETS
         return self.config.secrets.get(variable) or scenario.local_secret(variable)
+
+    @property
+    def stripe_secret(self) -> dict[str, str]:
+        """The Stripe sink's secret, locally: the stand-in's key."""
+        return {"api_key": self.stripe.state.api_key}
+
+    def secret_shown(self, variable: str) -> str:
+        """What the banner shows for a secret: the current value, or the forward-auth JSON."""
+        if variable == FORWARD_AUTH_VARIABLE:
+            return json.dumps(scenario.LOCAL_APP_AUTH_HEADER)
+        if variable == STRIPE_SECRET_VARIABLE:
+            return json.dumps(self.stripe_secret)
+        return self.secret_values(variable)[0]
 
     def _create_secrets(self) -> None:
         sm = self.clients.secretsmanager
@@ -252,6 +301,14 @@ class LocalStack:
                 (value, name) for name, value in env.items() if name.endswith(SECRET_ID_SUFFIX)
             )
         for secret_name, variable in sorted(self.secrets.items()):
+            if variable == FORWARD_AUTH_VARIABLE:  # the application's own header, not rotating
+                sm.create_secret(
+                    Name=secret_name, SecretString=json.dumps(scenario.LOCAL_APP_AUTH_HEADER)
+                )
+                continue
+            if variable == STRIPE_SECRET_VARIABLE:  # the stand-in's key, in the sink's shape
+                sm.create_secret(Name=secret_name, SecretString=json.dumps(self.stripe_secret))
+                continue
             current, previous = self.secret_values(variable)
             sm.create_secret(
                 Name=secret_name,

@@ -1,8 +1,10 @@
 """Reading template.yaml (with CloudFormation's short-form tags) and creating what it declares.
 
 Only the resources the functions talk to are provisioned locally: DynamoDB tables (key schema,
-GSIs), SQS queues (with their redrive policies) and S3 buckets. Everything else (IAM, alarms, log
-groups) has no local meaning.
+GSIs), SQS queues (with their redrive policies), S3 buckets, EventBridge buses and the rules on
+them with their SQS targets (moto's EventBridge delivers to SQS). Everything else (IAM, alarms,
+log groups, target retry policies) has no local meaning. A resource whose ``Condition`` is false
+for the parameters is left out, as CloudFormation would.
 """
 
 from __future__ import annotations
@@ -82,9 +84,11 @@ class LocalResources:
     queue_arns: dict[str, str] = field(default_factory=dict)
     buckets: dict[str, str] = field(default_factory=dict)
     max_receive_counts: dict[str, int] = field(default_factory=dict)
+    event_buses: dict[str, str] = field(default_factory=dict)  # logical id -> bus name
+    rules: dict[str, str] = field(default_factory=dict)  # logical id -> rule name
 
     def ref(self, logical_id: str) -> str:
-        for mapping in (self.tables, self.queue_urls, self.buckets):
+        for mapping in (self.tables, self.queue_urls, self.buckets, self.event_buses):
             if logical_id in mapping:
                 return mapping[logical_id]
         raise KeyError(logical_id)
@@ -105,6 +109,17 @@ def resources_of(template: dict[str, Any], resource_type: str) -> dict[str, dict
     }
 
 
+def condition_holds(
+    template: dict[str, Any], logical_id: str, parameters: dict[str, str] | None = None
+) -> bool:
+    """Whether a resource exists for these parameters (its ``Condition``, if any, holds)."""
+    name = template["Resources"][logical_id].get("Condition")
+    if name is None:
+        return True
+    values = {**parameter_defaults(template), **(parameters or {})}
+    return _condition(name, values, template.get("Conditions") or {})
+
+
 def resolve_number(value: Any, parameters: dict[str, str]) -> int:
     if isinstance(value, Tag) and value.name == "Ref":
         return int(parameters[value.value])
@@ -119,9 +134,11 @@ def provision(
     prefix: str = "",
     *,
     parameters: dict[str, str] | None = None,
+    events: Any | None = None,
 ) -> LocalResources:
-    """Create the template's tables, queues and buckets through the given boto3 clients
-    (template parameters take their defaults unless ``parameters`` gives a value)."""
+    """Create the template's tables, queues, buckets, event buses and rules (SQS targets) through
+    the given boto3 clients (template parameters take their defaults unless ``parameters`` gives a
+    value; the EventBridge client defaults to one at the DynamoDB client's endpoint and region)."""
     parameters = {**parameter_defaults(template), **(parameters or {})}
     out = LocalResources()
     for logical_id, props in resources_of(template, "AWS::DynamoDB::Table").items():
@@ -137,7 +154,11 @@ def provision(
         dynamodb.create_table(**kwargs)
         out.tables[logical_id] = name
 
-    queues = resources_of(template, "AWS::SQS::Queue")
+    queues = {
+        q: props
+        for q, props in resources_of(template, "AWS::SQS::Queue").items()
+        if condition_holds(template, q, parameters)
+    }
     # Dead-letter targets first, so their ARNs exist when a redrive policy names them.
     ordered = sorted(queues, key=lambda q: "RedrivePolicy" in queues[q])
     for logical_id in ordered:
@@ -173,7 +194,50 @@ def provision(
             )
             s3.create_bucket(Bucket=name, **location)
             out.buckets[logical_id] = name
+    if events is None and resources_of(template, "AWS::Events::EventBus"):
+        import boto3
+
+        endpoint = dynamodb.meta.endpoint_url
+        events = boto3.client(
+            "events",
+            region_name=dynamodb.meta.region_name,
+            # A local endpoint serves every service; AWS's own is per service.
+            endpoint_url=None if "amazonaws.com" in endpoint else endpoint,
+        )
+    if events is not None:
+        _provision_events(template, events, prefix, parameters, out)
     return out
+
+
+def _provision_events(
+    template: dict[str, Any],
+    events: Any,
+    prefix: str,
+    parameters: dict[str, str],
+    out: LocalResources,
+) -> None:
+    """Event buses, then the rules on them with their SQS targets (other targets are skipped)."""
+    for logical_id in resources_of(template, "AWS::Events::EventBus"):
+        if condition_holds(template, logical_id, parameters):
+            name = f"{prefix}{logical_id}"
+            events.create_event_bus(Name=name)
+            out.event_buses[logical_id] = name
+    conditions = template.get("Conditions") or {}
+    for logical_id, props in resources_of(template, "AWS::Events::Rule").items():
+        if not condition_holds(template, logical_id, parameters) or "EventPattern" not in props:
+            continue
+        bus = _resolve_value(props.get("EventBusName", "default"), parameters, out, conditions)
+        name = f"{prefix}{logical_id}"
+        events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"]))
+        targets = []
+        for target in props.get("Targets") or []:
+            arn = target["Arn"]
+            queue = arn.value.split(".")[0] if isinstance(arn, Tag) else None
+            if queue in out.queue_arns:
+                targets.append({"Id": str(target["Id"]), "Arn": out.queue_arns[queue]})
+        if targets:
+            events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+        out.rules[logical_id] = name
 
 
 def function_environment(
@@ -251,9 +315,9 @@ def _resolve_value(
         for name, param in parameters.items():
             text = text.replace("${" + name + "}", param)
         return text
-    if value.name == "GetAtt":
-        target, attribute = str(value.value).split(".", 1)
-        if attribute == "Arn" and target in resources.queue_arns:
+    if value.name == "GetAtt" and str(value.value).endswith(".Arn"):
+        target = str(value.value).split(".")[0]
+        if target in resources.queue_arns:
             return resources.queue_arns[target]
     raise ValueError(f"cannot resolve !{value.name} {value.value!r} locally")
 

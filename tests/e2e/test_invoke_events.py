@@ -63,6 +63,20 @@ def _fields(**expected: Any) -> Callable[[Any, str], None]:
     return check
 
 
+def _forwarded(count: int) -> Callable[[Any, str], None]:
+    def check(result: Any, logs: str) -> None:
+        # The local application endpoint verified the signature (it answers 401 otherwise).
+        assert result == {"batchItemFailures": []}
+        statuses = [
+            line.get("status")
+            for line in map(_json_or_none, logs.splitlines())
+            if line and line.get("message") == "notification forwarded"
+        ]
+        assert statuses == [200] * count, logs
+
+    return check
+
+
 def _reconciled(result: Any, logs: str) -> None:
     # The stand-in lists the default project's five fixture transcripts (its key sees only
     # those); none has a ledger row on a fresh stack, so all five are recovered.
@@ -97,6 +111,11 @@ EXPECTED: dict[str, Callable[[Any, str], None]] = {
     "orphan_sessions.json": _fields(found=0),
     "reconciliation.json": _reconciled,
     "stripe_sink.json": _stripe_refused_unmapped,
+    "notification_forwarder_sqs_batch.json": _forwarded(1),
+    "entitlement.json": _http(
+        200, customer_id="acme-corp", product="async", reason="no limit applies"
+    ),
+    "allowance_set.json": _http(200, customer_id="acme-corp"),
 }
 
 
@@ -114,7 +133,9 @@ def _function_for(name: str, event: dict[str, Any]) -> str:
         assert {r.get("eventSource") for r in event["Records"]} == {"aws:sqs"}
         (queue,) = {r["eventSourceARN"].rsplit("-", 1)[-1] for r in event["Records"]}
         (function,) = [
-            f for f, p in sqs_subscriptions(TEMPLATE).items() if p["QueueLogicalId"] == queue
+            f
+            for f, props in sqs_subscriptions(TEMPLATE).items()
+            if props["QueueLogicalId"] == queue
         ]
         return function
     (function,) = [f for f in FUNCTIONS if name.startswith(_snake(f))]

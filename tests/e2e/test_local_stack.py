@@ -207,7 +207,7 @@ def test_the_demo_scenario_over_http_records_exactly_the_expected_rows(
             "model": "universal-3-pro",
             "language_code": "de",
             "features": ["domain:medical-v1"],
-            "dimensions": {"region": "eu"},
+            "dimensions": {"team": "research"},
             "error_message": None,
         },
     ]
@@ -256,7 +256,7 @@ def test_the_demo_scenario_over_http_records_exactly_the_expected_rows(
             "product": "async",
             "project": "eu",
             "model": "universal-3-pro",
-            "dimensions": {"region": "eu"},
+            "dimensions": {"team": "research"},
             "usage_count": Decimal(1),
             "billable_seconds": Decimal(1800),
         },
@@ -357,6 +357,8 @@ def test_make_run_demo_exits_by_itself_with_its_expectations_met(tmp_path: Path)
         "Monthly billing export",
         "month,customer_id,product,project,model",
         "How each row was priced",
+        "What the application received at",
+        "endpoint_unavailable",
         "All demo expectations met.",
     ):
         assert heading in result.stdout

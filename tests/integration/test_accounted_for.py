@@ -138,6 +138,16 @@ def _setup(items: list[Spec], foreign: int) -> tuple[dict[str, dict[str, Any]], 
     return payloads, ids
 
 
+class Events:
+    """The bus (issue 13): every accepted notification is published; nothing here reads them."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        self.published.append((detail_type, detail))
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(items=specs, foreign=st.integers(0, 2), data=st.data())
 def test_every_finished_transcript_is_billed_or_quarantined(
@@ -146,7 +156,12 @@ def test_every_finished_transcript_is_billed_or_quarantined(
     payloads, ids = _setup(items, foreign)
     source = FakeAssemblyAI(payloads)
     queue = Queue()
-    limits = IntakeLimits(auth_header_name="x-auth", max_body_bytes=4096, max_dimensions=8)
+    limits = IntakeLimits(
+        auth_header_name="x-auth",
+        max_body_bytes=4096,
+        max_dimensions=8,
+        billing_dimensions=frozenset({"moduleId"}),
+    )
 
     # Every webhook delivery is authenticated and names its transcript: none may be refused
     for tid, spec in zip(ids, items, strict=True):
@@ -160,7 +175,7 @@ def test_every_finished_transcript_is_billed_or_quarantined(
                 received_at=NOW,
             )
             try:
-                accept_webhook(request, limits, Secrets(), queue)
+                accept_webhook(request, limits, Secrets(), queue, Events())
             except RequestRejected as refused:  # pragma: no cover - the property under test
                 raise AssertionError(f"{tid}: refused with {refused.status}") from refused
 
@@ -173,6 +188,7 @@ def test_every_finished_transcript_is_billed_or_quarantined(
         ledger=ledger,
         metrics=Metrics(),
         known_projects=frozenset({"default"}),
+        billing_dimensions=limits.billing_dimensions,
     )
     # The processor sees the queued copies in any order
     for body in data.draw(st.permutations(queue.bodies)):

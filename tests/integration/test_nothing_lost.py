@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import boto3
+import pytest
 
 from conftest import (
     REGION,
@@ -90,6 +91,12 @@ def usage_answer(stack: Stack, customer_id: str, month: str = "2026-11") -> dict
 
 
 # -- case 1: a camelCase dimension -------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _module_id_is_a_billing_dimension(stack: Stack) -> None:
+    # These cases bill moduleId: an operator allow-lists it (BillingDimensions, issue 13).
+    stack.overrides["BILLING_DIMENSIONS"] = "plan,team,moduleId"
 
 
 def test_case_1_camel_case_dimension_is_billed_not_refused(stack: Stack) -> None:

@@ -72,6 +72,7 @@ def run(
         ledger=ledger,
         metrics=metrics or Quiet(),
         known_projects=frozenset(settings.projects),
+        billing_dimensions=settings.billing_dimensions,
     )
     return reconcile_project(
         "default",

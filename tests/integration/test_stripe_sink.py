@@ -17,18 +17,44 @@ from typing import Any
 import boto3
 import pytest
 from boto3.dynamodb.types import TypeSerializer
+from moto import mock_aws
 
-from conftest import REGION, Stack, sqs_event
+from conftest import PROJECTS, REGION, Stack, _reset_caches, sqs_event
+from embedded_aws import EmbeddedAws
 from usage_meter import ops_cli
 from usage_meter.adapters.usage_table import DynamoUsageLedger, ledger_item
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.models.usage import UsageRecord, UsageStatus
+from usage_meter_local.assemblyai_standin import AssemblyAIStandIn
 from usage_meter_local.stripe_standin import StripeStandIn
-from usage_meter_local.template import load_template, resources_of
+from usage_meter_local.template import load_template, provision, resources_of
 
 METER = "assemblyai_audio_seconds"
 NOW = datetime.now(UTC).replace(microsecond=0)
 _serializer = TypeSerializer()
+
+
+@pytest.fixture
+def stack(
+    assemblyai: AssemblyAIStandIn, monkeypatch: pytest.MonkeyPatch, embedded_aws: EmbeddedAws
+) -> Iterator[Stack]:
+    """The stack with the Stripe sink on (StripeMeterEventName set): its queues exist only under
+    HasStripe, so it is provisioned with other parameters than the session's embedded AWS, in a
+    mock of its own (the session's is suspended meanwhile)."""
+    embedded_aws.suspend()
+    template = load_template()
+    parameters = {"AssemblyAIProjects": json.dumps(PROJECTS), "StripeMeterEventName": METER}
+    with mock_aws():
+        resources = provision(
+            template,
+            boto3.client("dynamodb", region_name=REGION),
+            boto3.client("sqs", region_name=REGION),
+            boto3.client("s3", region_name=REGION),
+            parameters=parameters,
+            events=boto3.client("events", region_name=REGION),
+        )
+        yield Stack(resources, template, assemblyai, monkeypatch, parameters)
+    _reset_caches()
 
 
 @pytest.fixture
@@ -37,7 +63,6 @@ def stripe_api(stack: Stack) -> Iterator[StripeStandIn]:
         boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name="usage-meter/stripe", SecretString=json.dumps({"api_key": api.state.api_key})
         )
-        stack.parameters["StripeMeterEventName"] = METER
         stack.overrides["STRIPE_API_BASE_OVERRIDE"] = api.url
         yield api
 

@@ -32,8 +32,19 @@ MAX_DIMENSIONS = 8
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+class _EveryName(frozenset[str]):
+    """An allow-list naming every parameter, so these cases exercise the dimension rules
+    themselves (which parameters are dimensions at all: tests/unit/test_forwarding.py)."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+EVERY_NAME = _EveryName()
+
+
 def parse(raw_query: str) -> Attribution:
-    return parse_attribution(raw_query, MAX_DIMENSIONS)
+    return parse_attribution(raw_query, MAX_DIMENSIONS, EVERY_NAME)
 
 
 # -- valid query strings ----------------------------------------------------------------------
@@ -96,9 +107,9 @@ def test_limits_are_inclusive() -> None:
 
 
 def test_max_dimensions_argument_is_honoured() -> None:
-    assert parse_attribution("customer_id=a&plan=pro", 1).dimensions == {"plan": "pro"}
+    assert parse_attribution("customer_id=a&plan=pro", 1, EVERY_NAME).dimensions == {"plan": "pro"}
     with pytest.raises(InvalidIdentifier) as raised:
-        parse_attribution("customer_id=a&plan=pro", 0)
+        parse_attribution("customer_id=a&plan=pro", 0, EVERY_NAME)
     assert raised.value.code == "too_many_dimensions"
 
 
@@ -246,4 +257,4 @@ def test_valid_attribution_round_trips_through_the_query_string(
 )
 def test_stray_ampersands_are_tolerated(raw: str) -> None:
     # AssemblyAI echoes the webhook URL exactly as submitted: a 4xx here would be permanent.
-    assert parse_attribution(raw, 8).customer_id == "acme"
+    assert parse_attribution(raw, 8, EVERY_NAME).customer_id == "acme"

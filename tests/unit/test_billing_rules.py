@@ -171,7 +171,13 @@ def test_pacer_spaces_requests_to_the_configured_rate() -> None:
 
 
 def test_settings_errors_name_the_variable() -> None:
-    base = {"USAGE_TABLE_NAME": "t", "USAGE_QUEUE_URL": "q", "USAGE_DLQ_URL": "d"}
+    base = {
+        "USAGE_TABLE_NAME": "t",
+        "USAGE_QUEUE_URL": "q",
+        "USAGE_DLQ_URL": "d",
+        "EVENT_BUS_NAME": "b",
+        "BILLING_DIMENSIONS": "plan",
+    }
     with pytest.raises(SettingsError, match="ASSEMBLYAI_PROJECTS is required"):
         ProcessorSettings.from_environ(base)
     with pytest.raises(SettingsError, match="ASSEMBLYAI_PROJECTS"):
@@ -192,6 +198,8 @@ def test_base_url_override_replaces_every_project_url() -> None:
             "USAGE_TABLE_NAME": "t",
             "USAGE_QUEUE_URL": "q",
             "USAGE_DLQ_URL": "d",
+            "EVENT_BUS_NAME": "b",
+            "BILLING_DIMENSIONS": "plan",
             "ASSEMBLYAI_PROJECTS": '{"eu": {"api_key_secret_id": "s", "base_url": "https://api.eu.assemblyai.com"}}',
             "ASSEMBLYAI_BASE_URL_OVERRIDE": "http://127.0.0.1:8080/",
         }

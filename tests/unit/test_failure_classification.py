@@ -93,6 +93,7 @@ class _Recorder:
         self.sent: list[tuple[str, str]] = []
         self.counted: list[str] = []
         self.retried: list[int] = []
+        self.published: list[tuple[str, dict[str, Any]]] = []
 
     def send(self, body: str, reason: str, detail: str) -> None:
         self.sent.append((reason, detail))
@@ -102,6 +103,9 @@ class _Recorder:
 
     def retry_after(self, receipt_handle: str, seconds: int) -> None:
         self.retried.append(seconds)
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        self.published.append((detail_type, detail))
 
 
 class _Transcripts:
@@ -132,6 +136,7 @@ def test_a_validation_exception_is_never_retried() -> None:
         ),
         retries=recorder,
         dead_letters=recorder,
+        events=recorder,
     )
     body = (
         '{"schema_version":1,"transcript_id":"t1","webhook_status":"completed",'
@@ -225,6 +230,7 @@ def test_when_even_the_quarantine_is_refused_the_delivery_is_dead_lettered_at_on
         ),
         retries=recorder,
         dead_letters=recorder,
+        events=recorder,
     )
     body = (
         '{"schema_version":1,"transcript_id":"t1","webhook_status":"completed",'

@@ -48,8 +48,11 @@ secret_stub.add_response(
     {"SecretString": json.dumps({"current": "local-webhook-secret-current"})},
 )
 sqs_stub.add_response("send_message", {"MessageId": "m-1", "MD5OfMessageBody": "0" * 32})
+events_stub = Stubber(aws_clients.events())
+events_stub.add_response("put_events", {"FailedEntryCount": 0, "Entries": [{"EventId": "e-1"}]})
 secret_stub.activate()
 sqs_stub.activate()
+events_stub.activate()
 
 class Context:
     function_name = "webhook-intake"
@@ -60,6 +63,7 @@ class Context:
 event = json.loads(open(sys.argv[1]).read())
 response = intake.handler(event, Context())
 sqs_stub.assert_no_pending_responses()
+events_stub.assert_no_pending_responses()
 print("RESULT " + json.dumps(
     {"status": response["statusCode"], "after_import": after_import, "after_call": loaded()}
 ))
@@ -87,6 +91,8 @@ def intake_modules() -> dict[str, object]:
         POWERTOOLS_TRACE_DISABLED="true",
         USAGE_QUEUE_URL="https://sqs.eu-west-1.amazonaws.com/123456789012/UsageQueue",
         WEBHOOK_SECRET_ID="usage-meter/webhook-auth",
+        BILLING_DIMENSIONS="plan,team",
+        EVENT_BUS_NAME="usage-meter-bus",
     )
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(EVENT)],

@@ -56,7 +56,13 @@ def test_only_the_settings_module_reads_the_environment() -> None:
 
 
 def _statements(props: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s for policy in props.get("Policies", []) for s in policy.get("Statement", [])]
+    """Every statement, a conditional policy (``!If [cond, policy, !Ref AWS::NoValue]``) taken as
+    its policy."""
+    policies = [
+        p.value[1] if isinstance(p, Tag) and p.name == "If" else p
+        for p in props.get("Policies", [])
+    ]
+    return [s for policy in policies for s in policy.get("Statement", [])]
 
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
@@ -156,6 +162,8 @@ def test_default_projects_parameter_is_valid_settings() -> None:
             "USAGE_TABLE_NAME": "t",
             "USAGE_QUEUE_URL": "q",
             "USAGE_DLQ_URL": "d",
+            "EVENT_BUS_NAME": "b",
+            "BILLING_DIMENSIONS": "plan",
             "ASSEMBLYAI_PROJECTS": projects,
         }
     )

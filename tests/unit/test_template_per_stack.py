@@ -59,20 +59,21 @@ def test_every_function_has_its_errors_alarmed() -> None:
         for m in metrics
         if "MetricStat" in m
     }
-    # A function that exists only under a condition (the optional Stripe sink) cannot be named in
-    # this unconditional alarm: it has an Errors alarm of its own, under the same condition.
+    # A function that exists only under a condition (the forwarder, the optional Stripe sink)
+    # cannot be named in this unconditional alarm: it has exactly one Errors alarm of its own,
+    # under the same condition.
     resources = TEMPLATE["Resources"]
-    optional = {name for name in FUNCTIONS if "Condition" in resources[name]}
-    assert watched == set(FUNCTIONS) - optional
-    for name in optional:
-        own = [
+    conditional = {f for f in FUNCTIONS if "Condition" in resources[f]}
+    assert watched == set(FUNCTIONS) - conditional
+    for function in conditional:
+        [own] = [
             alarm_id
             for alarm_id, alarm in ALARMS.items()
             if alarm.get("MetricName") == "Errors"
-            and alarm["Dimensions"][0]["Value"] == Tag("Ref", name)
-            and resources[alarm_id].get("Condition") == resources[name]["Condition"]
+            and alarm["Dimensions"][0]["Value"] == Tag("Ref", function)
         ]
-        assert own, name
+        assert ALARMS[own]["Namespace"] == "AWS/Lambda"
+        assert resources[own].get("Condition") == resources[function]["Condition"], function
     [expression] = [m for m in metrics if "Expression" in m]
     ids = {m["Id"] for m in metrics if "MetricStat" in m}
     assert set(re.findall(r"\w+", expression["Expression"])) - {"SUM"} == ids

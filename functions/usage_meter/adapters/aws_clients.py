@@ -44,6 +44,10 @@ hold_library_loggers()
 
 # Short timeouts and standard retries: the webhook must answer AssemblyAI within 10 s.
 _CONFIG = Config(connect_timeout=2, read_timeout=4, retries={"max_attempts": 3, "mode": "standard"})
+# EventBridge: publishing an event must never hold the intake's answer for long (see events.py).
+_EVENTS_CONFIG = Config(
+    connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"}
+)
 
 
 @cache
@@ -54,7 +58,8 @@ def _session() -> Any:
 @cache
 def _client(service: str) -> Any:
     hold_library_loggers()
-    client = _session().create_client(service, config=_CONFIG)
+    config = _EVENTS_CONFIG if service == "events" else _CONFIG
+    client = _session().create_client(service, config=config)
     hold_library_loggers()  # again: creating a client may create loggers
     return client
 
@@ -75,7 +80,16 @@ def s3() -> S3Client:
     return cast("S3Client", _client("s3"))
 
 
+def events() -> Any:
+    """EventBridge (typed as Any: the project does not pin the events stubs)."""
+    return _client("events")
+
+
 def reset() -> None:
     """Forget the clients (tests switch endpoints and environments between runs); the next call
     creates them again from the process's one session, which keeps its loaded service models."""
     _client.cache_clear()
+
+
+def sns() -> Any:
+    return _client("sns")

@@ -104,3 +104,23 @@ def api_key_from_secret(raw: str) -> str:
     if isinstance(document, dict) and isinstance(document.get("api_key"), str):
         return str(document["api_key"]).strip()
     raise TransientFailure('API key secret must be {"api_key": "..."} or the bare key')
+
+
+class ForwardAuthHeader:
+    """The application's own webhook auth header, sent with every forwarded delivery:
+    ``{"header_name": "...", "header_value": "..."}``, or ``{}`` for none."""
+
+    def __init__(self, secret: CachedSecret) -> None:
+        self._secret = secret
+
+    def header(self) -> tuple[str, str] | None:
+        try:
+            document = json.loads(self._secret.value())
+        except ValueError as exc:
+            raise TransientFailure("forward auth secret is not JSON") from exc
+        if not isinstance(document, dict) or not document:
+            return None
+        name, value = document.get("header_name"), document.get("header_value")
+        if not (isinstance(name, str) and name and isinstance(value, str) and value):
+            raise TransientFailure('forward auth secret must be {"header_name", "header_value"}')
+        return name, value

@@ -42,7 +42,7 @@ import heapq
 import json
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -52,6 +52,7 @@ from urllib.parse import quote, urlencode
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from usage_meter.adapters.usage_summary import summary_updates
 from usage_meter.logic.errors import (
     STORAGE_REFUSED,
     PermanentFailure,
@@ -151,12 +152,12 @@ def session_key(session_id: str) -> dict[str, str]:
 ESTIMATED_SUFFIX = "estimated"
 
 
-def aggregate_breakdown(record: UsageRecord) -> str:
+def readable_breakdown(record: UsageRecord) -> str:
     """product#project#model#dimensions, plus ``#region=<r>`` for usage priced by region (LLM
     Gateway) and ``#estimated`` for estimated usage (an orphan estimate is its own aggregate and
-    export row; replacing it moves it to the measured one), as a key part bounded to
-    ``BREAKDOWN_KEY_MAX_BYTES``. Keys of usage with no region are unchanged from before regions
-    existed."""
+    export row; replacing it moves it to the measured one), each part percent-encoded, never
+    digested (the usage summary's attribute names use it). Keys of usage with no region are
+    unchanged from before regions existed."""
     parts = [
         record.product,
         _component(record.project),
@@ -165,8 +166,12 @@ def aggregate_breakdown(record: UsageRecord) -> str:
     ]
     if record.region:
         parts.append(f"region={_component(record.region)}")
-    readable = "#".join([*parts, ESTIMATED_SUFFIX] if record.estimated else parts)
-    return bounded_key_part(readable, BREAKDOWN_KEY_MAX_BYTES)
+    return "#".join([*parts, ESTIMATED_SUFFIX] if record.estimated else parts)
+
+
+def aggregate_breakdown(record: UsageRecord) -> str:
+    """The readable breakdown as a key part bounded to ``BREAKDOWN_KEY_MAX_BYTES``."""
+    return bounded_key_part(readable_breakdown(record), BREAKDOWN_KEY_MAX_BYTES)
 
 
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
@@ -213,10 +218,34 @@ def record_from_item(values: dict[str, Any]) -> UsageRecord:
     return UsageRecord.model_validate(fields)
 
 
+UsageChanged = Callable[[str, str], object]
+SummaryChange = tuple[UsageRecord, int, Decimal, dict[str, Decimal], tuple[int, int]]
+"""(record, count delta, seconds delta, add-on seconds deltas, (input, output) token deltas)"""
+
+
+def _tokens(record: UsageRecord) -> tuple[int, int]:
+    return record.input_tokens, record.output_tokens
+
+
 class DynamoUsageLedger:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    """``on_usage_changed(customer_id, month)`` runs after every write that changed (or, for a
+    duplicate, may have changed earlier) a customer's billable usage: the threshold watcher.
+    It runs after the transaction; if it raises, so does the write, and the caller's retry finds
+    a duplicate and runs it again."""
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        on_usage_changed: UsageChanged | None = None,
+    ) -> None:
         self._client = client
         self._table = table_name
+        self._on_usage_changed = on_usage_changed
+
+    def _usage_changed(self, record: UsageRecord) -> None:
+        if self._on_usage_changed is not None and record.status is UsageStatus.BILLABLE:
+            self._on_usage_changed(record.customer_id, record.month)
 
     # -- writes ---------------------------------------------------------------------------------
     def record(self, record: UsageRecord) -> RecordOutcome:
@@ -232,6 +261,9 @@ class DynamoUsageLedger:
         ]
         if record.status is UsageStatus.BILLABLE:
             items.append({"Update": self._aggregate_update(record, now)})
+            items += self._summary(
+                (record, 1, record.billable_seconds, record.addon_seconds(), _tokens(record))
+            )
             if _ended(record.month, now):
                 items.append({"Update": self._late_mark(record.month, now)})
         if record.product == "streaming":
@@ -247,11 +279,14 @@ class DynamoUsageLedger:
         except BotoCoreError as exc:
             raise _failure("record usage", exc) from exc
         else:
+            self._usage_changed(record)
             return RecordOutcome(result=RecordResult.RECORDED)
         existing = self.get_record(record.product, record.source_id)
         if existing is None:  # pragma: no cover - the row existed a moment ago and is never deleted
             raise TransientFailure("ledger row vanished after a conditional check failure")
         same = existing.same_facts_as(record)
+        if same:
+            self._usage_changed(existing)
         return RecordOutcome(
             result=RecordResult.DUPLICATE if same else RecordResult.CONFLICT, existing=existing
         )
@@ -312,6 +347,26 @@ class DynamoUsageLedger:
                 }
             ),
         }
+
+    def _summary(self, *changes: SummaryChange) -> list[Any]:
+        """The customer-month summary's share of a write: the same count, seconds and add-on
+        seconds the aggregates get (see usage_summary.py)."""
+        return summary_updates(
+            self._table,
+            [
+                (
+                    r.customer_id,
+                    customer_key(r.customer_id),
+                    r.month,
+                    readable_breakdown(r),
+                    addons,
+                    count,
+                    seconds,
+                    tokens,
+                )
+                for r, count, seconds, addons, tokens in changes
+            ],
+        )
 
     def _late_mark(self, month: str, now: datetime) -> Any:
         """Mark an ended month as changed since its export (see the module docstring)."""
@@ -510,6 +565,7 @@ class DynamoUsageLedger:
                     )
                 }
             )
+            items += self._summary((replacement, 0, delta, addon_delta, token_delta))
         else:
             if existing.status is billable:
                 negated = {name: -value for name, value in existing.addon_seconds().items()}
@@ -527,6 +583,29 @@ class DynamoUsageLedger:
                 )
             if replacement.status is billable:
                 items.append({"Update": self._aggregate_update(replacement, now)})
+            moved = []
+            if existing.status is billable:
+                negated = {name: -value for name, value in existing.addon_seconds().items()}
+                moved.append(
+                    (
+                        existing,
+                        -1,
+                        -existing.billable_seconds,
+                        negated,
+                        (-existing.input_tokens, -existing.output_tokens),
+                    )
+                )
+            if replacement.status is billable:
+                moved.append(
+                    (
+                        replacement,
+                        1,
+                        replacement.billable_seconds,
+                        replacement.addon_seconds(),
+                        _tokens(replacement),
+                    )
+                )
+            items += self._summary(*moved)
         touched = {r.month for r in (existing, replacement) if r.status is billable}
         items.extend({"Update": self._late_mark(m, now)} for m in sorted(touched) if _ended(m, now))
         try:
@@ -540,6 +619,7 @@ class DynamoUsageLedger:
             raise _failure("replace ledger row", exc) from exc
         if existing.status is billable and not same_aggregate:
             self._remove_if_empty(existing)
+        self._usage_changed(replacement)
         return True
 
     def _remove_if_empty(self, record: UsageRecord) -> None:

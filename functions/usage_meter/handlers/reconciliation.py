@@ -10,10 +10,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from usage_meter.adapters import aws_clients
 from usage_meter.adapters.assemblyai_api import transcript_source
 from usage_meter.adapters.metrics import PowertoolsMetrics
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.handlers.limits_wiring import watched_ledger
 from usage_meter.logic.reconciliation import reconcile_project
 from usage_meter.logic.usage_processing import ProcessorDeps
 from usage_meter.settings import ReconcileSettings, reconcile_settings
@@ -28,13 +27,14 @@ metrics = Metrics()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = reconcile_settings()
-    ledger = DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name)
+    ledger = watched_ledger(settings, settings.table_name, PowertoolsMetrics(metrics))
     source = transcript_source(settings)
     deps = ProcessorDeps(
         transcripts=source,
         ledger=ledger,
         metrics=PowertoolsMetrics(metrics),
         known_projects=frozenset(settings.projects),
+        billing_dimensions=settings.billing_dimensions,
     )
     days = int(event.get("horizon_days") or settings.horizon_days)
     projects = [event["project"]] if event.get("project") else sorted(settings.projects)

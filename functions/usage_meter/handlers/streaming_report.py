@@ -21,6 +21,7 @@ from usage_meter.adapters import aws_clients
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
 from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.handlers.limits_wiring import watched_ledger
 from usage_meter.handlers.routes import route_key
 from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
 from usage_meter.logic.product_reports import record_product_usage
@@ -49,7 +50,7 @@ def _dependencies() -> tuple[StreamingReportSettings, WebhookSecretValues, Dynam
     secret = CachedSecret(
         aws_clients.secrets_manager(), settings.signing_secret_id, settings.secrets_cache_seconds
     )
-    ledger = DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name)
+    ledger = watched_ledger(settings, settings.table_name, PowertoolsMetrics(metrics))
     return settings, WebhookSecretValues(secret), ledger
 
 

@@ -16,9 +16,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.assemblyai_api import transcript_source
+from usage_meter.adapters.events import EventBridgePublisher
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.queues import SqsDeadLetterQueue, SqsUsageQueue
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.handlers.limits_wiring import watched_ledger
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.queued_delivery import DeliveryDeps, handle_queued_delivery
 from usage_meter.logic.usage_processing import ProcessorDeps
@@ -39,12 +40,14 @@ def _dependencies() -> DeliveryDeps:
     return DeliveryDeps(
         processor=ProcessorDeps(
             transcripts=transcript_source(settings),
-            ledger=DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name),
+            ledger=watched_ledger(settings, settings.table_name, PowertoolsMetrics(metrics)),
             metrics=PowertoolsMetrics(metrics),
             known_projects=frozenset(settings.projects),
+            billing_dimensions=settings.billing_dimensions,
         ),
         retries=queue,
         dead_letters=SqsDeadLetterQueue(aws_clients.sqs(), settings.dead_letter_queue_url),
+        events=EventBridgePublisher(aws_clients.events(), settings.event_bus_name),
         max_receive_count=settings.max_receive_count,
     )
 

@@ -17,11 +17,17 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from usage_meter.adapters import aws_clients
+from usage_meter.adapters.events import EventBridgePublisher
 from usage_meter.adapters.queues import SqsUsageQueue
 from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
 from usage_meter.handlers.routes import route_key
 from usage_meter.logic.errors import RequestRejected, TransientFailure
-from usage_meter.logic.webhook_intake import IntakeLimits, WebhookRequest, accept_webhook
+from usage_meter.logic.webhook_intake import (
+    IntakeLimits,
+    NotificationNotPublished,
+    WebhookRequest,
+    accept_webhook,
+)
 from usage_meter.settings import IntakeSettings, intake_settings
 
 SETTINGS = IntakeSettings
@@ -31,18 +37,22 @@ metrics = Metrics()
 
 
 @lru_cache(maxsize=1)
-def _dependencies() -> tuple[IntakeLimits, WebhookSecretValues, SqsUsageQueue]:
+def _dependencies() -> tuple[
+    IntakeLimits, WebhookSecretValues, SqsUsageQueue, EventBridgePublisher
+]:
     settings = intake_settings()
     limits = IntakeLimits(
         auth_header_name=settings.webhook_auth_header_name,
         max_body_bytes=settings.max_body_bytes,
         max_dimensions=settings.max_dimensions,
+        billing_dimensions=settings.billing_dimensions,
     )
     secret = CachedSecret(
         aws_clients.secrets_manager(), settings.webhook_secret_id, settings.secrets_cache_seconds
     )
     queue = SqsUsageQueue(aws_clients.sqs(), settings.usage_queue_url)
-    return limits, WebhookSecretValues(secret), queue
+    events = EventBridgePublisher(aws_clients.events(), settings.event_bus_name)
+    return limits, WebhookSecretValues(secret), queue, events
 
 
 def _request(event: dict[str, Any]) -> WebhookRequest:
@@ -80,6 +90,12 @@ def receive_webhook(event: dict[str, Any]) -> dict[str, Any]:
         _count("WebhooksRejected")
         logger.warning("webhook rejected", extra={"status": exc.status, "code": exc.code})
         return _json(exc.status, {"error": exc.code, "message": exc.message})
+    except NotificationNotPublished as exc:
+        # The usage is queued; the event is not. 503 makes AssemblyAI send it again (the usage is
+        # then queued twice and billed once), so forwarding gets another chance.
+        _count("NotificationPublishFailures")
+        logger.error("notification event not published; answering 503", extra={"error": str(exc)})
+        return _json(503, {"error": "unavailable", "message": "temporarily unavailable, retry"})
     except TransientFailure as exc:
         # 5xx, never 4xx: AssemblyAI retries a 5xx and gives up for good on a 4xx.
         _count("WebhookIntakeFailures")

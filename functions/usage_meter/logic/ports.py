@@ -52,3 +52,9 @@ class RetryScheduler(Protocol):
 
 class DeadLetters(Protocol):
     def send(self, body: str, reason: str, detail: str) -> None: ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        """Publish one event on the meter's bus; TransientFailure when it was not taken."""
+        ...

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from usage_meter.logic.errors import PermanentFailure, TransientFailure
-from usage_meter.logic.ports import DeadLetters, RetryScheduler
+from usage_meter.logic.notification_outcome import announce_failure, announce_result
+from usage_meter.logic.ports import DeadLetters, EventPublisher, RetryScheduler
 from usage_meter.logic.usage_processing import (
     ProcessingResult,
     ProcessorDeps,
@@ -34,6 +35,7 @@ class DeliveryDeps:
     processor: ProcessorDeps
     retries: RetryScheduler
     dead_letters: DeadLetters
+    events: EventPublisher
     max_receive_count: int = 8  # the queue's maxReceiveCount
 
 
@@ -42,8 +44,9 @@ def handle_queued_delivery(
 ) -> ProcessingResult | None:
     """Process one queued delivery.
 
-    Returns the result when the message is done with (recorded, duplicate, quarantined), None when
-    it was dead-lettered on purpose; re-raises TransientFailure after scheduling the retry, so the
+    Returns the result when the message is done with (recorded, duplicate, quarantined) and its
+    Processed event is published, None when it was dead-lettered on purpose (its event says
+    ``failed``); re-raises TransientFailure after scheduling the retry, so the
     batch reports it as a failed item and SQS delivers it again. The attempt numbered
     ``max_receive_count`` dead-letters a transient failure itself, with its reason (SQS's redrive
     remains the backstop for a function that crashes or times out).
@@ -55,7 +58,9 @@ def handle_queued_delivery(
         deps.dead_letters.send(body, "malformed_message", str(exc))
         return None
     try:
-        return process_usage_message(message, deps.processor)
+        result = process_usage_message(message, deps.processor)
+        announce_result(deps.events, message, result, receive_count)
+        return result
     except TransientFailure as exc:
         if receive_count >= deps.max_receive_count:
             # The last attempt: dead-letter it with the reason of this failure now; left to SQS's
@@ -67,6 +72,7 @@ def handle_queued_delivery(
                 RETRIES_EXHAUSTED,
                 f"{receive_count} attempts; the last failed with: {exc}",
             )
+            _announce_failure(deps, message, RETRIES_EXHAUSTED)
             return None
         deps.processor.metrics.count("ProcessingRetried")
         deps.retries.retry_after(
@@ -77,4 +83,13 @@ def handle_queued_delivery(
         deps.processor.metrics.count("MessagesDeadLettered")
         deps.processor.metrics.count(f"DeadLettered_{exc.reason}")
         deps.dead_letters.send(body, exc.reason, exc.message)
+        _announce_failure(deps, message, exc.reason)
         return None
+
+
+def _announce_failure(deps: DeliveryDeps, message: UsageMessage, reason: str) -> None:
+    try:
+        announce_failure(deps.events, message, reason)
+    except TransientFailure:
+        # The message is in the DLQ with its reason already; the event is the lesser loss.
+        deps.processor.metrics.count("NotificationEventsUnpublished")

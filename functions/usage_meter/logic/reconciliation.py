@@ -55,6 +55,7 @@ from usage_meter.models.webhook import (
     Attribution,
     UsageMessage,
     attribution_from_query,
+    billing_query,
 )
 
 FINISHED = frozenset({"completed", "error"})
@@ -130,7 +131,9 @@ class _Run:
     problems: list[str] = field(default_factory=list)
 
 
-def _message(project: str, item: dict[str, Any], query: str) -> UsageMessage:
+def _message(
+    project: str, item: dict[str, Any], query: str, billing_dimensions: frozenset[str]
+) -> UsageMessage:
     """The message a webhook with this query would have produced (attribution or its problem).
     Without a ``project`` parameter the transcript belongs to the project that lists it."""
     completed = _utc(item.get("completed")) or _utc(item.get("created")) or datetime.now(UTC)
@@ -141,12 +144,12 @@ def _message(project: str, item: dict[str, Any], query: str) -> UsageMessage:
         "origin": "reconciliation",
     }
     try:
-        attribution = attribution_from_query(query, WEBHOOK_MAX_DIMENSIONS)
+        attribution = attribution_from_query(query, WEBHOOK_MAX_DIMENSIONS, billing_dimensions)
     except InvalidIdentifier as exc:
         return UsageMessage(
             attribution=None,
             attribution_problem=f"{exc.code}: {exc.message}",
-            query=query,
+            query=billing_query(query, billing_dimensions),  # never the application's own
             **common,
         )
     if "project" not in dict(parse_qsl(query)):
@@ -196,7 +199,9 @@ def _recover(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
         run.store.remember_verdict("async", item["id"], NOT_OURS, "webhook_url points elsewhere")
         counts.not_ours += 1
         return
-    message = _message(run.project, item, urlsplit(str(webhook_url)).query)
+    message = _message(
+        run.project, item, urlsplit(str(webhook_url)).query, run.deps.billing_dimensions
+    )
     prefetched = payload if message.project == run.project else None
     result = process_usage_message(message, run.deps, prefetched=prefetched)
     if result.outcome is Outcome.RECORDED:

@@ -69,6 +69,9 @@ class ProcessorDeps:
     ledger: UsageLedger
     metrics: UsageMetrics
     known_projects: frozenset[str]
+    # The BillingDimensions allow-list, for attributions read from a webhook_url; by default
+    # none (the application's parameters are never billed).
+    billing_dimensions: frozenset[str] = frozenset()
 
 
 def build_usage_record(
@@ -155,12 +158,16 @@ def _unbillable(facts: TranscriptFacts) -> tuple[QuarantineReason, str] | None:
     return None
 
 
-def webhook_url_attribution(facts: TranscriptFacts) -> Attribution:
+def webhook_url_attribution(
+    facts: TranscriptFacts, billing_dimensions: frozenset[str]
+) -> Attribution:
     """The attribution in the transcript's own ``webhook_url`` (the same rule as the intake's).
     Raises InvalidIdentifier when it has none or it breaks a rule."""
     if not facts.webhook_url or facts.deleted:
         raise InvalidIdentifier("no_webhook_url", "the transcript has no webhook_url to read")
-    return attribution_from_query(urlsplit(facts.webhook_url).query, WEBHOOK_MAX_DIMENSIONS)
+    return attribution_from_query(
+        urlsplit(facts.webhook_url).query, WEBHOOK_MAX_DIMENSIONS, billing_dimensions
+    )
 
 
 def _attribution_problem(
@@ -218,7 +225,7 @@ def _owner_check(
                 ATTRIBUTION_METRIC,
             )
         try:
-            owner = webhook_url_attribution(facts)
+            owner = webhook_url_attribution(facts, deps.billing_dimensions)
         except InvalidIdentifier as exc:
             return _attribution_problem(
                 deps,

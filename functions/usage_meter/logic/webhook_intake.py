@@ -7,6 +7,15 @@ always queued, even when its attribution (customer id, project, dimensions) brea
 message then carries the problem, and the processor bills the transcript from its own
 ``webhook_url`` or quarantines it with the reason. A failure to enqueue surfaces as
 TransientFailure (answered 5xx, so AssemblyAI retries).
+
+Every accepted notification (``redacted_audio_ready`` included) is then published on the meter's
+EventBridge bus, after the usage is stored, so the books never wait on it; if the event cannot be
+published the answer is still 503, so AssemblyAI's retry gives forwarding another chance (the
+usage queued twice is billed once). See docs/decisions.md, "Forwarding".
+
+Only the query parameters named in the billing allow-list (``BILLING_DIMENSIONS``) become billing
+dimensions; the application's other parameters are not checked, stored or logged, only passed on
+in the event.
 """
 
 from __future__ import annotations
@@ -18,16 +27,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, cast
 
-from usage_meter.logic.errors import RequestRejected
-from usage_meter.logic.ports import SecretValues, UsageQueue
+from usage_meter.logic.errors import RequestRejected, TransientFailure
+from usage_meter.logic.ports import EventPublisher, SecretValues, UsageQueue
 from usage_meter.logic.webhook_auth import verify_webhook_auth
 from usage_meter.models.identifiers import InvalidIdentifier, is_source_id
+from usage_meter.models.notification_event import RECEIVED_DETAIL_TYPE, received_detail
 from usage_meter.models.webhook import (
     MAX_QUERY_LENGTH,
     WEBHOOK_STATUSES,
     UsageMessage,
     WebhookStatus,
     attribution_from_query,
+    billing_query,
 )
 
 IGNORED_STATUSES = frozenset({"redacted_audio_ready"})
@@ -50,6 +61,7 @@ class IntakeLimits:
     auth_header_name: str
     max_body_bytes: int
     max_dimensions: int
+    billing_dimensions: frozenset[str]  # the query parameters that are billing dimensions
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,11 @@ class IntakeResult:
 
 def _reject(status: int, code: str, message: str) -> RequestRejected:
     return RequestRejected(status, code, message)
+
+
+class NotificationNotPublished(TransientFailure):
+    """The usage is stored but the notification's event could not be published (answered 503, so
+    AssemblyAI sends it again)."""
 
 
 def _decode_body(request: WebhookRequest, max_body_bytes: int) -> bytes:
@@ -84,11 +101,19 @@ def _decode_body(request: WebhookRequest, max_body_bytes: int) -> bytes:
 NOTIFICATION_SHAPE = '{"transcript_id": "<id>", "status": "completed" | "error"}'
 
 
-def _parse_notification(raw: bytes) -> tuple[str, WebhookStatus] | None:
-    """(transcript id, status), or None for a delivery that is valid but not billable.
+@dataclass(frozen=True)
+class Notification:
+    """What the intake reads of AssemblyAI's body: the status, the transcript id (none for
+    ``redacted_audio_ready``) and whether it is usage to bill."""
 
-    Unknown extra fields are ignored, so a new field from AssemblyAI never turns into a 4xx
-    (which would stop its retries for good)."""
+    status: str
+    transcript_id: str | None
+    billable: bool
+
+
+def _parse_notification(raw: bytes) -> Notification:
+    """Read the body. Unknown extra fields are ignored, so a new field from AssemblyAI never
+    turns into a 4xx (which would stop its retries for good)."""
     try:
         document = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -97,31 +122,67 @@ def _parse_notification(raw: bytes) -> tuple[str, WebhookStatus] | None:
         raise _reject(400, "invalid_body", f"body must be a JSON object: {NOTIFICATION_SHAPE}")
     status = document.get("status")
     if isinstance(status, str) and status in IGNORED_STATUSES:
-        return None
+        transcript_id = document.get("transcript_id")
+        return Notification(status, transcript_id if is_source_id(transcript_id) else None, False)
     if not is_source_id(document.get("transcript_id")):
         raise _reject(
             400, "invalid_body", f"body must be {NOTIFICATION_SHAPE}; invalid: transcript_id"
         )
     if not (isinstance(status, str) and status in WEBHOOK_STATUSES):
         status = "unknown"  # the processor reads the transcript's own status
-    return str(document["transcript_id"]), cast("WebhookStatus", status)
+    return Notification(str(status), str(document["transcript_id"]), True)
+
+
+def _publish(
+    events: EventPublisher, request: WebhookRequest, raw: bytes, notification: Notification
+) -> None:
+    """The Received event; the customer and project only when the query names them validly."""
+    customer_id: str | None = None
+    project: str | None = None
+    try:
+        attribution = attribution_from_query(request.raw_query, 0, frozenset())
+        customer_id, project = attribution.customer_id, attribution.project
+    except InvalidIdentifier:
+        pass  # named nowhere valid: the processor bills it from the transcript or quarantines
+    detail = received_detail(
+        raw_body=raw,
+        raw_query=request.raw_query,
+        received_at=request.received_at,
+        status=notification.status,
+        transcript_id=notification.transcript_id,
+        customer_id=customer_id,
+        project=project,
+    )
+    try:
+        events.publish(RECEIVED_DETAIL_TYPE, detail)
+    except TransientFailure as exc:
+        raise NotificationNotPublished(str(exc)) from exc
 
 
 def accept_webhook(
-    request: WebhookRequest, limits: IntakeLimits, secrets: SecretValues, queue: UsageQueue
+    request: WebhookRequest,
+    limits: IntakeLimits,
+    secrets: SecretValues,
+    queue: UsageQueue,
+    events: EventPublisher,
 ) -> IntakeResult:
-    """Validate one delivery and enqueue it (with its attribution, or with what is wrong with
-    it). Raises RequestRejected (401/400/413, only for the unusable requests listed above) or
-    TransientFailure (5xx)."""
+    """Validate one delivery, enqueue it (with its attribution, or with what is wrong with it),
+    then publish its Received event. Raises RequestRejected (401/400/413, only for the unusable
+    requests listed above) or TransientFailure (5xx; NotificationNotPublished when only the event
+    is missing)."""
     if not verify_webhook_auth(request.headers.get(limits.auth_header_name), secrets):
         raise _reject(401, "unauthorized", "unauthorized")
     raw = _decode_body(request, limits.max_body_bytes)
     notification = _parse_notification(raw)
-    if notification is None:
+    if not notification.billable or notification.transcript_id is None:
+        _publish(events, request, raw, notification)
         return IntakeResult(outcome="ignored", reason="not a transcript completion")
-    transcript_id, status = notification
+    transcript_id = notification.transcript_id
+    status = cast("WebhookStatus", notification.status)
     try:
-        attribution = attribution_from_query(request.raw_query, limits.max_dimensions)
+        attribution = attribution_from_query(
+            request.raw_query, limits.max_dimensions, limits.billing_dimensions
+        )
     except InvalidIdentifier as exc:
         # Never a 4xx: AssemblyAI would stop retrying and the usage it bills would be lost.
         message = UsageMessage(
@@ -130,7 +191,10 @@ def accept_webhook(
             attribution=None,
             received_at=request.received_at,
             attribution_problem=f"{exc.code}: {exc.message}",
-            query=request.raw_query[:KEPT_QUERY_CHARACTERS],
+            # Only the billing part: the application's own parameters are never stored.
+            query=billing_query(request.raw_query, limits.billing_dimensions)[
+                :KEPT_QUERY_CHARACTERS
+            ],
         )
     else:
         message = UsageMessage(
@@ -139,5 +203,6 @@ def accept_webhook(
             attribution=attribution,
             received_at=request.received_at,
         )
-    queue.enqueue(message)
+    queue.enqueue(message)  # the books first: forwarding never holds up metering
+    _publish(events, request, raw, notification)
     return IntakeResult(outcome="accepted", message=message)

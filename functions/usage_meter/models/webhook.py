@@ -17,9 +17,10 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from usage_meter.models.identifiers import (
+    RESERVED_PARAMETERS,
     SOURCE_ID_RULE,
     InvalidIdentifier,
     check_attribution,
@@ -153,11 +154,15 @@ def usage_month(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m")
 
 
-def attribution_from_query(raw_query: str, max_dimensions: int) -> Attribution:
+def attribution_from_query(
+    raw_query: str, max_dimensions: int, billing_dimensions: frozenset[str]
+) -> Attribution:
     """The customer, project and billing dimensions of a webhook URL's query string: the one
     reading used by the intake (the delivery), the processor (the transcript's own
-    ``webhook_url``) and reconciliation. The customer id is NFC-normalized; extra parameters
-    become dimensions, sorted by name.
+    ``webhook_url``) and reconciliation. The customer id is NFC-normalized; the parameters named
+    in ``billing_dimensions`` (the ``BillingDimensions`` allow-list) become dimensions, sorted by
+    name; every other parameter is the application's and is ignored here (never checked, never
+    stored).
 
     Raises InvalidIdentifier (``code`` names the rule: ``query_too_long``, ``invalid_query``,
     ``duplicate_parameter``, ``missing_customer_id``, ``invalid_customer_id``, ...).
@@ -173,6 +178,8 @@ def attribution_from_query(raw_query: str, max_dimensions: int) -> Attribution:
         raise InvalidIdentifier("invalid_query", "query string is not valid URL encoding") from exc
     seen: dict[str, str] = {}
     for name, value in pairs:
+        if name not in RESERVED_PARAMETERS and name not in billing_dimensions:
+            continue  # the application's own parameter: passed on to it, nothing else
         if name in seen:
             raise InvalidIdentifier(
                 "duplicate_parameter", f"query parameter '{name}' appears twice"
@@ -186,3 +193,15 @@ def attribution_from_query(raw_query: str, max_dimensions: int) -> Attribution:
     customer_id = normalize_customer_id(customer_id)
     check_attribution(customer_id, project, dimensions, max_dimensions)
     return Attribution(customer_id=customer_id, project=project, dimensions=dimensions)
+
+
+def billing_query(raw_query: str, billing_dimensions: frozenset[str]) -> str:
+    """The part of a query string the meter may keep (for an operator looking at a broken
+    attribution): ``customer_id``, ``project`` and the allow-listed dimensions, their names
+    compared without case so a mistyped ``Customer_ID`` stays visible, in their order. The
+    application's own parameters are dropped. The kept part is the raw text, unchanged."""
+    kept = {name.lower() for name in (*RESERVED_PARAMETERS, *billing_dimensions)}
+    parts = [p for p in raw_query.split("&") if p]
+    return "&".join(
+        p for p in parts if unquote_plus(p.split("=", 1)[0], errors="replace").lower() in kept
+    )

@@ -1,0 +1,47 @@
+"""EventBridge: publishing the meter's events on its bus (one adapter for every publisher).
+
+``EventBridgePublisher.publish(detail_type, detail)`` puts one event with ``source`` =
+``usage-meter`` on the configured bus; any AWS error, throttling, or a per-entry failure that
+PutEvents reports in its answer (``FailedEntryCount``) becomes TransientFailure, so the caller
+decides: the intake answers 503 (AssemblyAI retries), the processor retries the message.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from usage_meter.logic.errors import TransientFailure
+from usage_meter.models.notification_event import EVENT_SOURCE
+
+MAX_EVENT_BYTES = 256 * 1024  # EventBridge's limit per entry
+
+
+class EventBridgePublisher:
+    """Publishes JSON details on one bus (name or ARN). ``client`` is a botocore events client."""
+
+    def __init__(self, client: Any, bus_name: str, source: str = EVENT_SOURCE) -> None:
+        self._client = client
+        self._bus = bus_name
+        self._source = source
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        """Put one event. Raises TransientFailure when EventBridge did not take it."""
+        body = json.dumps(detail, separators=(",", ":"), sort_keys=True)
+        if len(body.encode()) > MAX_EVENT_BYTES:
+            raise ValueError(f"event detail exceeds {MAX_EVENT_BYTES} bytes")
+        entry = {
+            "EventBusName": self._bus,
+            "Source": self._source,
+            "DetailType": detail_type,
+            "Detail": body,
+        }
+        try:
+            answer = self._client.put_events(Entries=[entry])
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientFailure(f"could not publish event: {type(exc).__name__}") from exc
+        if answer.get("FailedEntryCount"):
+            code = (answer.get("Entries") or [{}])[0].get("ErrorCode", "unknown")
+            raise TransientFailure(f"EventBridge refused the event: {code}")

@@ -1,0 +1,100 @@
+"""A local stand-in for the *application's* own webhook endpoint (the forwarding target).
+
+It keeps every delivery (path, query, headers, body, receipt time), checks each signature with the
+application helper ``usage_meter.app_client.verify_forwarded_notification`` and answers 200, or
+the status set in ``fail_with`` (to show a failing application ending in the forwarding DLQ).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from usage_meter.app_client import InvalidSignature, verify_forwarded_notification
+
+PATH = "/app/assemblyai-webhook"
+
+
+@dataclass
+class Delivery:
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    received: float  # time.time() when it arrived
+    answered: int
+    verified: bool
+    problem: str | None = None
+
+
+@dataclass
+class ReceiverState:
+    signing_secret: str = ""
+    fail_with: int | None = None
+    deliveries: list[Delivery] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def accepted(self) -> list[Delivery]:
+        with self.lock:
+            return [d for d in self.deliveries if 200 <= d.answered < 300]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def do_POST(self) -> None:
+        state = self.server.state
+        received = time.time()
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        verified, problem = True, None
+        try:
+            verify_forwarded_notification(state.signing_secret, headers, body)
+        except InvalidSignature as exc:
+            verified, problem = False, str(exc)
+        status = state.fail_with or (200 if verified else 401)
+        parts = urlsplit(self.path)
+        delivery = Delivery(
+            parts.path, parts.query, headers, body, received, status, verified, problem
+        )
+        with state.lock:
+            state.deliveries.append(delivery)
+        self.send_response(status)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], state: ReceiverState) -> None:
+        super().__init__(address, _Handler)
+        self.state = state
+
+
+class AppReceiver:
+    """``AppReceiver(host, port).start()``; ``.url`` is the endpoint to forward to."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state = ReceiverState()
+        self._server = _Server((host, port), self.state)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}{PATH}"
+
+    def start(self) -> AppReceiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
