@@ -198,10 +198,12 @@ def async_flow() -> Flow:
                 "Received (intake) + Processed (processor), each < 64 KB (issue 13)",
             ),
             Line(
-                "DynamoDB: index writes (LedgerByMonth, GSI1 of the aggregate)",
-                D(2),
+                "DynamoDB: index writes (LedgerByMonth, the row's GSI1 line-item entry, the "
+                "aggregate's GSI1 entry)",
+                D(3),
                 "dynamodb_wru",
-                "1 WRU each: the sparse KEYS_ONLY ledger index and the aggregate's GSI1 entry",
+                "1 WRU each: the sparse KEYS_ONLY ledger index, the ledger row's GSI1 entry (line "
+                "items, issue 15) and the aggregate's GSI1 entry",
             ),
             Line(
                 "DynamoDB: shared AssemblyAI budget",
@@ -257,8 +259,9 @@ def streaming_flow() -> Flow:
                 "2 items x 1 RRU (issue 16)",
             ),
             Line(
-                "DynamoDB: index writes (LedgerByMonth, aggregate GSI1, open-session removal)",
-                D(3),
+                "DynamoDB: index writes (LedgerByMonth, ledger GSI1, aggregate GSI1, open-session "
+                "removal)",
+                D(4),
                 "dynamodb_wru",
                 "1 WRU each",
             ),

@@ -80,6 +80,7 @@ def _reset_caches() -> None:
         settings.streaming_report_settings,
         settings.orphan_settings,
         settings.reconcile_settings,
+        settings.stripe_sink_settings,
         settings.forwarder_settings,
     ):
         getter.cache_clear()

@@ -8,6 +8,9 @@
     $ops reconcile --horizon-days 7 --reason "webhook outage on Nov 3"
     $ops export --month 2026-11 --reason "late data"
     $ops audit --month 2026-11
+    $ops ledger --customer acme --month 2026-11 [--format csv]
+    $ops coverage --month 2026-11
+    $ops stripe map --customer acme --stripe-customer cus_123 --reason "signed up"
     $ops limits set --plan trial --limit async:10h --reason "trial plan"   (see ops_limits.py)
 
 Resources come from the stack's outputs (``--stack-name``) or explicit flags; against the local
@@ -26,6 +29,7 @@ away (``| head``).
 from __future__ import annotations
 
 import argparse
+import csv
 import getpass
 import json
 import os
@@ -33,6 +37,7 @@ import socket
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -45,9 +50,12 @@ from botocore.exceptions import (
 )
 
 from usage_meter import ops_limits
+from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.queues import DeadLetterBrowser, SqsUsageQueue
 from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.logic.coverage import coverage_report
 from usage_meter.logic.errors import PermanentFailure, TransientFailure
+from usage_meter.logic.line_items import line_item_document
 from usage_meter.logic.operations import AuditEntry, OperationRefused, describe, resolve_quarantine
 
 EXIT_FAILED = 1
@@ -185,6 +193,52 @@ def _audited_invoke(
     return result
 
 
+LEDGER_COLUMNS = (
+    "source_id",
+    "product",
+    "project",
+    "model",
+    "dimensions",
+    "billable_seconds",
+    "add_ons",
+    "occurred_at",
+    "origin",
+    "estimated",
+    "status",
+)
+
+
+def print_ledger(ledger: DynamoUsageLedger, customer_id: str, month: str, fmt: str) -> None:
+    """A customer's line items for a month, every page, as the export writes them (JSON lines or
+    a CSV with the main columns), then a totals line that matches the export's summary rows."""
+    count, seconds, cursor = 0, Decimal(0), None
+    writer = csv.writer(sys.stdout, lineterminator="\n") if fmt == "csv" else None
+    if writer:
+        writer.writerow(LEDGER_COLUMNS)
+    while True:
+        rows, cursor = ledger.customer_ledger_page(customer_id, month, 500, cursor)
+        for row in rows:
+            document = line_item_document(row)
+            if writer:
+                writer.writerow(
+                    ";".join(v) if isinstance(v := document[c], list) else v for c in LEDGER_COLUMNS
+                )
+            else:
+                print(json.dumps(document, sort_keys=True))  # noqa: T201
+            if document["status"] == "billable":
+                count += 1
+                seconds += row.billable_seconds
+        if cursor is None:
+            break
+    summary = {
+        "customer_id": customer_id,
+        "month": month,
+        "billable_rows": count,
+        "billable_seconds": f"{seconds:f}",
+    }
+    print(f"# totals {json.dumps(summary)}", file=sys.stderr)  # noqa: T201
+
+
 def _reconcile(ledger: DynamoUsageLedger, args: argparse.Namespace, target: Target) -> int:
     """Run reconciliation now; exit 1 unless every project finished with no failed item."""
     payload: dict[str, Any] = {"horizon_days": args.horizon_days}
@@ -210,32 +264,67 @@ def _reconcile(ledger: DynamoUsageLedger, args: argparse.Namespace, target: Targ
     return 0
 
 
+def _finance(args: argparse.Namespace, ledger: DynamoUsageLedger, target: Target) -> None:
+    """``ledger``, ``coverage`` and ``stripe map``: finance's drill-down and sinks."""
+    if args.command == "ledger":
+        print_ledger(ledger, args.customer, args.month, args.format)
+    elif args.command == "stripe":
+        from usage_meter.adapters.stripe_meter import DynamoSinkStore
+
+        DynamoSinkStore(boto3.client("dynamodb"), target.table).map_customer(
+            args.customer, args.stripe_customer
+        )
+        what = f"{args.customer} -> {args.stripe_customer}"
+        _audit(ledger, args, "stripe.map", what, "mapped")
+        _print({"customer_id": args.customer, "stripe_customer_id": args.stripe_customer})
+    else:
+        uncovered = list(ledger.month_uncovered(args.month))
+        report = coverage_report(args.month, uncovered, load_price_table(args.price_table))
+        for project in report["projects"].values():
+            project.pop("transcript_ids")  # listed in full below
+            project.pop("transcript_ids_truncated")
+        transcripts = [
+            {
+                "transcript_id": u.transcript_id,
+                "project": u.project,
+                "completed_at": u.completed_at.isoformat(),
+                "billable_seconds": f"{u.billable_seconds:f}",
+                "model": u.model,
+                "reason": u.reason.value,
+            }
+            for u in uncovered
+        ]
+        _print({"month": args.month, "report": report, "transcripts": transcripts})
+
+
+def _quarantine(args: argparse.Namespace, ledger: DynamoUsageLedger, queue: SqsUsageQueue) -> None:
+    if args.action == "list":
+        _print([{"id": ledger.quarantine_id(i), **describe(i)} for i in ledger.open_quarantine()])
+    elif args.action == "show":
+        item = ledger.quarantined(_quarantine_key(args.item_id))
+        if item is None:
+            raise UsageError(f"no open quarantined item {args.item_id}")
+        _print(describe(item))
+    else:
+        outcome = resolve_quarantine(
+            _quarantine_key(args.item_id),
+            action="dismiss" if args.dismiss else "bill",
+            customer_id=args.bill_to,
+            reason=args.reason,
+            actor=args.actor,
+            store=ledger,
+            queue=queue,
+        )
+        _print({"id": args.item_id, "outcome": outcome})
+
+
 def run(args: argparse.Namespace) -> int:
     _JSON["on"] = bool(args.json)
     target = _target(args)
     ledger = DynamoUsageLedger(boto3.client("dynamodb"), target.table)
     sqs = boto3.client("sqs")
     if args.command == "quarantine":
-        if args.action == "list":
-            _print(
-                [{"id": ledger.quarantine_id(i), **describe(i)} for i in ledger.open_quarantine()]
-            )
-        elif args.action == "show":
-            item = ledger.quarantined(_quarantine_key(args.item_id))
-            if item is None:
-                raise UsageError(f"no open quarantined item {args.item_id}")
-            _print(describe(item))
-        else:
-            outcome = resolve_quarantine(
-                _quarantine_key(args.item_id),
-                action="dismiss" if args.dismiss else "bill",
-                customer_id=args.bill_to,
-                reason=args.reason,
-                actor=args.actor,
-                store=ledger,
-                queue=SqsUsageQueue(sqs, target.queue_url),
-            )
-            _print({"id": args.item_id, "outcome": outcome})
+        _quarantine(args, ledger, SqsUsageQueue(sqs, target.queue_url))
     elif args.command == "dlq":
         browser = DeadLetterBrowser(sqs, target.dlq_url, target.queue_url)
         if args.action == "list":
@@ -253,6 +342,8 @@ def run(args: argparse.Namespace) -> int:
             _print({"moved": moved})
     elif args.command == "reconcile":
         return _reconcile(ledger, args, target)
+    elif args.command in ("ledger", "coverage", "stripe"):
+        _finance(args, ledger, target)
     elif args.command == "export":
         payload = {"month": args.month}
         function_name = target.export_function
@@ -264,6 +355,31 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print(ledger.audit_log(args.month or datetime.now(UTC).strftime("%Y-%m")))
     return 0
+
+
+def _finance_parsers(commands: Any) -> None:
+    """The ``ledger``, ``coverage`` and ``stripe`` commands."""
+    ledger = commands.add_parser("ledger", help="a customer's line items (ledger rows) for a month")
+    ledger.add_argument("--customer", required=True)
+    ledger.add_argument("--month", required=True)
+    ledger.add_argument("--format", choices=("json", "csv"), default="json")
+
+    coverage = commands.add_parser(
+        "coverage", help="transcripts AssemblyAI bills that no customer is billed for"
+    )
+    coverage.add_argument("--month", required=True)
+    coverage.add_argument(
+        "--price-table",
+        default="usage_meter/config/prices.json",
+        help="price table for the estimated cost (relative to functions/)",
+    )
+
+    stripe_cmd = commands.add_parser("stripe", help="Stripe sink: map customers; audited")
+    stripe_actions = stripe_cmd.add_subparsers(dest="action", required=True)
+    mapping = stripe_actions.add_parser("map", help="bill a customer's usage to a Stripe customer")
+    mapping.add_argument("--customer", required=True)
+    mapping.add_argument("--stripe-customer", required=True, metavar="STRIPE_CUSTOMER_ID")
+    mapping.add_argument("--reason", required=True)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -308,6 +424,8 @@ def parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="run the monthly export for a month; audited")
     export.add_argument("--month", required=True)
     export.add_argument("--reason", required=True)
+
+    _finance_parsers(commands)
 
     audit = commands.add_parser("audit", help="the audit trail for a month")
     audit.add_argument("--month")

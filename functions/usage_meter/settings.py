@@ -271,6 +271,25 @@ class OrphanSettings(ThresholdAlertSettings):
     lookback_days: int = env("ORPHAN_LOOKBACK_DAYS", _positive(int), default=7)
 
 
+def _meter_unit(raw: str) -> str:
+    if raw not in ("seconds", "milliseconds"):
+        raise ValueError("must be 'seconds' or 'milliseconds'")
+    return raw
+
+
+@dataclass(frozen=True)
+class StripeSinkSettings(_EnvSettings):
+    """Stripe Billing meter events: one per billable ledger row, from the Stripe queue."""
+
+    table_name: str = env("USAGE_TABLE_NAME")
+    secret_id: str = env("STRIPE_SECRET_ID")
+    event_name: str = env("STRIPE_METER_EVENT_NAME")
+    dead_letter_queue_url: str = env("STRIPE_DLQ_URL")
+    value_unit: str = env("STRIPE_VALUE_UNIT", _meter_unit, default="seconds")
+    api_base_override: str | None = env("STRIPE_API_BASE_OVERRIDE", _optional_url, default=None)
+    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+
+
 @dataclass(frozen=True)
 class ForwarderSettings(_EnvSettings):
     """Forwarding: deliver each notification, signed, to the application's own endpoint."""
@@ -283,6 +302,11 @@ class ForwarderSettings(_EnvSettings):
     max_attempts: int = env("FORWARD_MAX_ATTEMPTS", _positive(int), default=8)
     timeout_seconds: float = env("FORWARD_TIMEOUT_SECONDS", _positive(float), default=5.0)
     secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+
+
+@lru_cache(maxsize=1)
+def stripe_sink_settings() -> StripeSinkSettings:
+    return StripeSinkSettings.from_environ(os.environ)
 
 
 @lru_cache(maxsize=1)

@@ -231,6 +231,7 @@ def banner(stack: LocalStack) -> str:
         f"--region {stack.config.region}"
     )
     api = stack.http.url if stack.http else "-"
+    stripe_meter = stack.parameters.get("StripeMeterEventName", "-")
     others = [f for f in stack.function_ids() if f not in stack.triggered_functions()]
     invokes = lambda_invoke_examples(api, stack.config.region, others, datetime.now(UTC))
     ops = " ".join(
@@ -254,6 +255,7 @@ def banner(stack: LocalStack) -> str:
                       tables: {tables}; queues: {queues}
   AssemblyAI        {stack.assemblyai.url}   stand-in; projects: {", ".join(stack.projects)}
   Your application  {stack.parameters.get("ForwardUrl", "-")}   forwarding target (ForwardUrl)
+  Stripe            {stack.stripe.url}   stand-in (meter {stripe_meter})
   Function logs     {log_dir if log_dir else "stderr"}
 
 Webhook URL to give AssemblyAI (customer_id required; project, billing dimensions (plan, team)

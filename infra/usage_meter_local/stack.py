@@ -9,6 +9,8 @@
 4. The HTTP front for the template's HttpApi routes, and an SQS event source per SQS event.
 5. The application's own webhook endpoint (``AppReceiver``): unless ``ForwardUrl`` is given, the
    notifications are forwarded there (EventBridge bus -> rule -> forward queue -> forwarder).
+6. The Stripe stand-in: unless ``StripeMeterEventName`` is given, the optional Stripe sink exists
+   with the stand-in's meter, its API base URL and its key (no Stripe customer is mapped).
 
 Everything started is stopped on exit, in reverse order, also after an error or Ctrl-C.
 """
@@ -30,6 +32,7 @@ from usage_meter_local.http_front import HttpFront
 from usage_meter_local.moto_server import DEFAULT_REGION, AwsClients, MotoServer, aws_environment
 from usage_meter_local.ports import bind
 from usage_meter_local.sqs_poller import EventSourceConfig, SqsEventSource
+from usage_meter_local.stripe_standin import StripeStandIn
 from usage_meter_local.template import (
     ROOT,
     TEMPLATE_PATH,
@@ -54,6 +57,10 @@ WEBHOOK_BASE_URL_PARAMETER = "WebhookBaseUrl"
 FORWARD_URL_PARAMETER = "ForwardUrl"
 FORWARD_SIGNING_VARIABLE = "FORWARD_SIGNING_SECRET_ID"
 FORWARD_AUTH_VARIABLE = "FORWARD_AUTH_SECRET_ID"
+STRIPE_METER_PARAMETER = "StripeMeterEventName"
+STRIPE_SECRET_VARIABLE = "STRIPE_SECRET_ID"  # noqa: S105 - a variable name
+STRIPE_BASE_OVERRIDE_VARIABLE = "STRIPE_API_BASE_OVERRIDE"
+LOCAL_STRIPE_METER = "assemblyai_audio_seconds"  # a meter the Stripe stand-in knows
 
 
 @dataclass
@@ -98,6 +105,7 @@ class LocalStack:
         self.pool: FunctionPool
         self.http: HttpFront | None = None
         self.app: AppReceiver
+        self.stripe: StripeStandIn
         self.event_sources: list[SqsEventSource] = []
         self.environments: dict[str, dict[str, str]] = {}  # logical id -> resolved environment
         self.secrets: dict[str, str] = {}  # secret name -> the variable that names it
@@ -130,6 +138,9 @@ class LocalStack:
         self.app.state.signing_secret = self.secret_values(FORWARD_SIGNING_VARIABLE)[0]
         if FORWARD_URL_PARAMETER in parameter_defaults(self.template):
             self.parameters.setdefault(FORWARD_URL_PARAMETER, self.app.url)
+        self.stripe = self._exit.enter_context(StripeStandIn(config.host))
+        if STRIPE_METER_PARAMETER in parameter_defaults(self.template):
+            self.parameters.setdefault(STRIPE_METER_PARAMETER, LOCAL_STRIPE_METER)
         if config.http:
             self.http = HttpFront(
                 http_routes(self.template),
@@ -245,6 +256,8 @@ class LocalStack:
                 env[BASE_URL_OVERRIDE_VARIABLE] = self.assemblyai.url
             if "PROCESSOR_BATCH_CONCURRENCY" in env:  # moto is not built for concurrent calls
                 env["PROCESSOR_BATCH_CONCURRENCY"] = "1"
+            if STRIPE_BASE_OVERRIDE_VARIABLE in env:
+                env[STRIPE_BASE_OVERRIDE_VARIABLE] = self.stripe.url
             out[logical_id] = env
         return out
 
@@ -270,10 +283,17 @@ class LocalStack:
             return scenario.LOCAL_FORWARD_SIGNING_SECRETS
         return self.config.secrets.get(variable) or scenario.local_secret(variable)
 
+    @property
+    def stripe_secret(self) -> dict[str, str]:
+        """The Stripe sink's secret, locally: the stand-in's key."""
+        return {"api_key": self.stripe.state.api_key}
+
     def secret_shown(self, variable: str) -> str:
         """What the banner shows for a secret: the current value, or the forward-auth JSON."""
         if variable == FORWARD_AUTH_VARIABLE:
             return json.dumps(scenario.LOCAL_APP_AUTH_HEADER)
+        if variable == STRIPE_SECRET_VARIABLE:
+            return json.dumps(self.stripe_secret)
         return self.secret_values(variable)[0]
 
     def _create_secrets(self) -> None:
@@ -287,6 +307,9 @@ class LocalStack:
                 sm.create_secret(
                     Name=secret_name, SecretString=json.dumps(scenario.LOCAL_APP_AUTH_HEADER)
                 )
+                continue
+            if variable == STRIPE_SECRET_VARIABLE:  # the stand-in's key, in the sink's shape
+                sm.create_secret(Name=secret_name, SecretString=json.dumps(self.stripe_secret))
                 continue
             current, previous = self.secret_values(variable)
             sm.create_secret(

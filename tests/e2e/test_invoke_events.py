@@ -86,6 +86,17 @@ def _reconciled(result: Any, logs: str) -> None:
     assert (report["checked"], report["recovered"], report["failed"]) == (5, 5, 0)
 
 
+def _stripe_refused_unmapped(result: Any, logs: str) -> None:
+    # The local stack maps no Stripe customer: the row waits in the Stripe DLQ with its reason.
+    assert result == {"batchItemFailures": []}
+    refusals = [
+        line.get("reason")
+        for line in map(_json_or_none, logs.splitlines())
+        if line and line.get("message") == "stripe sink refused"
+    ]
+    assert refusals == ["stripe_customer_unmapped"], logs
+
+
 # What each event file must lead to. A new file in events/ needs an entry here.
 EXPECTED: dict[str, Callable[[Any, str], None]] = {
     "webhook_completed.json": _http(200, status="accepted"),
@@ -99,6 +110,7 @@ EXPECTED: dict[str, Callable[[Any, str], None]] = {
     "monthly_export.json": _fields(month="2026-11", status="published", row_count=0),
     "orphan_sessions.json": _fields(found=0),
     "reconciliation.json": _reconciled,
+    "stripe_sink.json": _stripe_refused_unmapped,
     "notification_forwarder_sqs_batch.json": _forwarded(1),
     "entitlement.json": _http(
         200, customer_id="acme-corp", product="async", reason="no limit applies"

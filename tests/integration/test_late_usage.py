@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
-from test_monthly_export import export, jsonl_rows, record, s3_object
+from test_monthly_export import export, jsonl_rows, key, record, s3_object
 from test_reconciliation import NOW, Quiet, run
 
 from conftest import REGION, Stack, webhook_url
@@ -61,7 +61,7 @@ def test_case_5_reconciled_october_usage_publishes_october_version_2(
 
     # Then October version 2 is published with the change, and the metric says so
     assert summary["published"] == {"2026-10": 2}
-    manifest = json.loads(s3_object(stack, "exports/month=2026-10/version=2/manifest.json"))
+    manifest = json.loads(s3_object(stack, key("2026-10", 2, "manifest.json")))
     assert manifest["previous_version"] == 1
     assert manifest["changes"]["usage_count_delta"] == 1
     assert manifest["changes"]["billable_seconds_delta"] == "120"

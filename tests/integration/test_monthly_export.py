@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
+from usage_meter.adapters.export_store import S3ExportStore
 from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.logic.monthly_export import LedgerMismatch
 from usage_meter.models.usage import UsageRecord, UsageStatus
@@ -78,8 +79,13 @@ def bill(
     assert stack.invoke_processor(sqs_event([body])) == {"batchItemFailures": []}
 
 
+def key(month: str, version: int, name: str) -> str:
+    """Where the export writes ``name`` (one prefix per dataset and format)."""
+    return S3ExportStore(boto3.client("s3", region_name=REGION), "unused").key(month, version, name)
+
+
 def jsonl_rows(stack: Stack, month: str, version: int) -> list[dict[str, Any]]:
-    data = s3_object(stack, f"exports/month={month}/version={version}/usage.jsonl").decode()
+    data = s3_object(stack, key(month, version, "usage.jsonl")).decode()
     return [json.loads(line) for line in data.splitlines()]
 
 
@@ -101,7 +107,7 @@ def s3_keys(stack: Stack) -> list[str]:
 
 
 def csv_rows(stack: Stack, month: str, version: int) -> list[dict[str, str]]:
-    data = s3_object(stack, f"exports/month={month}/version={version}/usage.csv").decode()
+    data = s3_object(stack, key(month, version, "usage.csv")).decode()
     return list(csv.DictReader(io.StringIO(data)))
 
 
@@ -115,9 +121,10 @@ def test_export_writes_priced_rows_and_a_manifest(stack: Stack) -> None:
 
     assert summary["status"] == "published" and summary["version"] == 1
     assert s3_keys(stack) == [
-        "exports/month=2026-11/version=1/manifest.json",
-        "exports/month=2026-11/version=1/usage.csv",
-        "exports/month=2026-11/version=1/usage.jsonl",
+        "exports/line_items/jsonl/month=2026-11/version=1/line_items.jsonl.gz",
+        "exports/manifests/month=2026-11/version=1/manifest.json",
+        "exports/summary/csv/month=2026-11/version=1/usage.csv",
+        "exports/summary/jsonl/month=2026-11/version=1/usage.jsonl",
     ]
     rows = csv_rows(stack, "2026-11", 1)
     assert [
@@ -136,7 +143,7 @@ def test_export_writes_priced_rows_and_a_manifest(stack: Stack) -> None:
     assert pro["add_on_seconds"] == "speaker_labels=5400"
     assert rows[0]["cost"] == "0.03"  # 600 s x 0.15 / 3600 = 0.025 -> 0.03
 
-    manifest = json.loads(s3_object(stack, "exports/month=2026-11/version=1/manifest.json"))
+    manifest = json.loads(s3_object(stack, key("2026-11", 1, "manifest.json")))
     assert manifest["row_count"] == 2
     # Rounded per row: 0.35 + 0.03 = 0.38; the exact sum 0.345 + 0.025 = 0.37 is kept beside it.
     assert manifest["totals"] == {
@@ -155,12 +162,13 @@ def test_export_writes_priced_rows_and_a_manifest(stack: Stack) -> None:
     }
     assert manifest["price_table_version"] == "2026-11-29"
     for name in ("usage.csv", "usage.jsonl"):
-        data = s3_object(stack, f"exports/month=2026-11/version=1/{name}")
+        data = s3_object(stack, key("2026-11", 1, name))
         assert manifest["files"][name] == {
             "sha256": hashlib.sha256(data).hexdigest(),
             "bytes": len(data),
+            "rows": 2,
         }
-    lines = s3_object(stack, "exports/month=2026-11/version=1/usage.jsonl").decode().splitlines()
+    lines = s3_object(stack, key("2026-11", 1, "usage.jsonl")).decode().splitlines()
     assert json.loads(lines[1])["cost"] == "0.35"
 
 
@@ -198,7 +206,7 @@ def test_missing_price_leaves_cost_empty_and_is_listed(stack: Stack) -> None:
     assert rows["assemblyai-stt-3-7|"]["unpriced"] == "no price for model assemblyai-stt-3-7"
     assert rows["universal-3-pro|speech_understanding=3600"]["cost"] == ""
     assert rows["universal-2|"]["cost"] == "0.15"
-    manifest = json.loads(s3_object(stack, "exports/month=2026-11/version=1/manifest.json"))
+    manifest = json.loads(s3_object(stack, key("2026-11", 1, "manifest.json")))
     assert [u["reason"] for u in manifest["unpriced"]] == [
         "no price for model assemblyai-stt-3-7",
         "no price for add-on speech_understanding",
@@ -223,7 +231,7 @@ def test_a_month_before_the_first_price_version_is_exported_unpriced(stack: Stac
     [row] = csv_rows(stack, "2025-12", 1)
     assert (row["billable_seconds"], row["cost"], row["price_version"]) == ("3600", "", "")
     assert row["unpriced"] == "no price table version in force in 2025-12"
-    manifest = json.loads(s3_object(stack, "exports/month=2025-12/version=1/manifest.json"))
+    manifest = json.loads(s3_object(stack, key("2025-12", 1, "manifest.json")))
     assert manifest["price_table_version"] is None
     assert query["statusCode"] == 200
     assert json.loads(query["body"])["rows"][0]["cost"] is None
@@ -234,7 +242,7 @@ def test_formula_injection_is_neutralised_in_the_csv(stack: Stack) -> None:
     record(stack, "acme", "60", dimensions={"team": "+cmd"})
     record(stack, "acme", "60", dimensions={"team": "@SUM(A1)"})
     export(stack, "2026-11")
-    data = s3_object(stack, "exports/month=2026-11/version=1/usage.csv").decode()
+    data = s3_object(stack, key("2026-11", 1, "usage.csv")).decode()
     cells = [r["dimensions"] for r in csv.DictReader(io.StringIO(data))]
     assert all(c.startswith("'") or c.startswith("team=") for c in cells)
     for line in data.splitlines()[1:]:
@@ -256,7 +264,7 @@ def test_formula_like_model_names_are_escaped_in_the_csv_and_raw_in_the_jsonl(
     export(stack, "2026-11")
 
     # Then the CSV cells start with an apostrophe (plain values untouched)...
-    data = s3_object(stack, "exports/month=2026-11/version=1/usage.csv").decode()
+    data = s3_object(stack, key("2026-11", 1, "usage.csv")).decode()
     assert sorted(r["model"] for r in csv.DictReader(io.StringIO(data))) == [
         "'-2+3",
         '\'=HYPERLINK("x")',
@@ -331,7 +339,7 @@ def test_late_event_produces_version_2_and_never_overwrites(stack: Stack) -> Non
 
     assert (summary["status"], summary["version"]) == ("published", 2)
     assert {k: s3_object(stack, k) for k in v1} == v1  # version 1 untouched
-    manifest = json.loads(s3_object(stack, "exports/month=2026-11/version=2/manifest.json"))
+    manifest = json.loads(s3_object(stack, key("2026-11", 2, "manifest.json")))
     assert manifest["previous_version"] == 1
     assert manifest["changes"] == {
         "rows_added": 1,
@@ -403,7 +411,7 @@ def test_usage_api_returns_the_export_breakdown(stack: Stack) -> None:
         ("universal-3-pro", 1, "0.23")
     ]
     export(stack, "2026-11")
-    exported = json.loads(s3_object(stack, "exports/month=2026-11/version=1/usage.jsonl").decode())
+    exported = json.loads(s3_object(stack, key("2026-11", 1, "usage.jsonl")).decode())
     assert body["rows"] == [exported]  # same numbers as finance's file
 
 
@@ -444,24 +452,22 @@ def test_usage_api_defaults_to_the_current_month(stack: Stack) -> None:
 
 
 def test_a_published_file_is_never_overwritten(stack: Stack) -> None:
-    from usage_meter.adapters.export_store import ExportConflict, S3ExportStore
+    from usage_meter.adapters.export_store import ExportConflict
 
     store = S3ExportStore(boto3.client("s3", region_name=REGION), stack.bucket)
     store.publish("2026-11", 1, {"usage.csv": b"a", "manifest.json": b"{}"})
     with pytest.raises(ExportConflict):
         store.publish("2026-11", 1, {"usage.csv": b"b", "manifest.json": b"{}"})
-    assert s3_object(stack, "exports/month=2026-11/version=1/usage.csv") == b"a"
+    assert s3_object(stack, key("2026-11", 1, "usage.csv")) == b"a"
 
 
 def test_an_interrupted_run_is_not_published_and_its_version_is_skipped(stack: Stack) -> None:
     s3 = boto3.client("s3", region_name=REGION)
-    s3.put_object(
-        Bucket=stack.bucket, Key="exports/month=2026-11/version=1/usage.csv", Body=b"half"
-    )
+    s3.put_object(Bucket=stack.bucket, Key=key("2026-11", 1, "usage.csv"), Body=b"half")
     record(stack, "acme", "100")
     summary = export(stack, "2026-11")
     assert summary["version"] == 2
-    manifest = json.loads(s3_object(stack, "exports/month=2026-11/version=2/manifest.json"))
+    manifest = json.loads(s3_object(stack, key("2026-11", 2, "manifest.json")))
     assert manifest["previous_version"] is None
 
 

@@ -17,6 +17,7 @@ import boto3
 from test_streaming import begin, status_of, sweep, terminate
 
 from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
+from usage_meter.adapters.export_store import S3ExportStore
 from usage_meter_local.assemblyai_standin import transcript
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -26,10 +27,11 @@ MONTH = "2026-11"
 def export_files(stack: Stack, month: str) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
     summary = stack.invoke("MonthlyExportFunction", {"month": month})
     s3 = boto3.client("s3", region_name=REGION)
-    prefix = f"exports/month={month}/version={summary['version']}/"
+    store = S3ExportStore(s3, stack.bucket)
 
     def read(name: str) -> str:
-        body = s3.get_object(Bucket=stack.bucket, Key=prefix + name)["Body"].read()
+        key = store.key(month, summary["version"], name)
+        body = s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read()
         return str(body.decode())
 
     rows = list(csv.DictReader(io.StringIO(read("usage.csv"))))

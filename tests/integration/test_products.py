@@ -22,6 +22,7 @@ import boto3
 import pytest
 
 from conftest import REGION, REPORT_SECRET, Stack
+from usage_meter.adapters.export_store import S3ExportStore
 from usage_meter.logic.request_signing import signed_headers
 
 MONTH = "2026-11"
@@ -89,10 +90,11 @@ def sync(**overrides: Any) -> dict[str, Any]:
 def export(stack: Stack, month: str = MONTH) -> tuple[list[dict[str, str]], dict[str, Any]]:
     summary = stack.invoke("MonthlyExportFunction", {"month": month})
     s3 = boto3.client("s3", region_name=REGION)
-    prefix = f"exports/month={month}/version={summary['version']}/"
+    store = S3ExportStore(s3, stack.bucket)
 
     def read(name: str) -> str:
-        return str(s3.get_object(Bucket=stack.bucket, Key=prefix + name)["Body"].read().decode())
+        key = store.key(month, summary["version"], name)
+        return str(s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read().decode())
 
     return list(csv.DictReader(io.StringIO(read("usage.csv")))), json.loads(read("manifest.json"))
 

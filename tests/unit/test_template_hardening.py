@@ -60,7 +60,7 @@ def test_no_sam_event_attaches_a_managed_policy_with_every_resource() -> None:
         assert not [p for p in props.get("Policies") or [] if isinstance(p, str)], name
     assert sqs_subscriptions(TEMPLATE)["UsageProcessorFunction"]["QueueLogicalId"] == "UsageQueue"
     mappings = resources_of(TEMPLATE, "AWS::Lambda::EventSourceMapping").values()
-    assert mappings  # the processor's and (with ForwardUrl) the forwarder's
+    assert mappings  # the processor's, (with ForwardUrl) the forwarder's, (with Stripe) the sink's
     for mapping in mappings:
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     processor_queue_actions = {

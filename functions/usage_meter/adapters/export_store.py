@@ -1,21 +1,30 @@
 """Billing exports in S3 - the only module that knows their key layout.
 
-``exports/month=YYYY-MM/version=N/{usage.csv,usage.jsonl,manifest.json}`` (Hive-style, so Athena
-can read them). A version is published when its manifest exists; the manifest is written last.
-Every object is written with ``If-None-Match: *`` so a published file is never overwritten, even by
-two runs racing each other.
+One prefix per dataset and format, Hive-style partitions below it, so each Glue table in
+template.yaml reads exactly one kind of file (partition projection, no crawler, no ``$path``)::
+
+    exports/summary/csv/month=YYYY-MM/version=N/usage.csv
+    exports/summary/jsonl/month=YYYY-MM/version=N/usage.jsonl
+    exports/line_items/jsonl/month=YYYY-MM/version=N/line_items.jsonl.gz
+    exports/manifests/month=YYYY-MM/version=N/manifest.json
+
+A version is published when its manifest exists; the manifest is written last. Every object is
+written with ``If-None-Match: *`` so a published file is never overwritten, even by two runs racing
+each other.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import IO, TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from usage_meter.logic.errors import TransientFailure
-from usage_meter.logic.monthly_export import MANIFEST_NAME, PublishedExport
+from usage_meter.logic.line_items import LINE_ITEMS_NAME
+from usage_meter.logic.monthly_export import CSV_NAME, JSONL_NAME, MANIFEST_NAME, PublishedExport
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -24,6 +33,14 @@ CONTENT_TYPES = {
     ".csv": "text/csv; charset=utf-8; header=present",
     ".jsonl": "application/x-ndjson",
     ".json": "application/json",
+    ".gz": "application/gzip",
+}
+# File name -> its dataset folder (one Glue table each; see template.yaml).
+DATASETS = {
+    CSV_NAME: "summary/csv",
+    JSONL_NAME: "summary/jsonl",
+    LINE_ITEMS_NAME: "line_items/jsonl",
+    MANIFEST_NAME: "manifests",
 }
 _VERSION = re.compile(r"version=(\d+)/$")
 
@@ -39,25 +56,30 @@ class S3ExportStore:
         self._prefix = prefix.strip("/")
 
     def key(self, month: str, version: int, name: str) -> str:
-        return f"{self._prefix}/month={month}/version={version}/{name}"
+        return f"{self._prefix}/{DATASETS[name]}/month={month}/version={version}/{name}"
 
-    def _versions(self, month: str) -> list[int]:
-        versions: list[int] = []
+    def _versions(self, month: str, datasets: frozenset[str] | None = None) -> list[int]:
+        """Versions with any object under the given dataset folders (default: all of them, so a
+        version an interrupted run left without a manifest is never reused)."""
+        versions: set[int] = set()
         paginator = self._client.get_paginator("list_objects_v2")
-        try:
-            for page in paginator.paginate(
-                Bucket=self._bucket, Prefix=f"{self._prefix}/month={month}/", Delimiter="/"
-            ):
-                for common in page.get("CommonPrefixes", []):
-                    match = _VERSION.search(common.get("Prefix", ""))
-                    if match:
-                        versions.append(int(match.group(1)))
-        except (ClientError, BotoCoreError) as exc:
-            raise TransientFailure(f"cannot list exports: {type(exc).__name__}") from exc
+        for folder in sorted(datasets or set(DATASETS.values())):
+            try:
+                for page in paginator.paginate(
+                    Bucket=self._bucket,
+                    Prefix=f"{self._prefix}/{folder}/month={month}/",
+                    Delimiter="/",
+                ):
+                    for common in page.get("CommonPrefixes", []):
+                        match = _VERSION.search(common.get("Prefix", ""))
+                        if match:
+                            versions.add(int(match.group(1)))
+            except (ClientError, BotoCoreError) as exc:
+                raise TransientFailure(f"cannot list exports: {type(exc).__name__}") from exc
         return sorted(versions)
 
     def latest(self, month: str) -> PublishedExport | None:
-        for version in reversed(self._versions(month)):
+        for version in reversed(self._versions(month, frozenset({DATASETS[MANIFEST_NAME]}))):
             try:
                 manifest = json.loads(self.read(month, version, MANIFEST_NAME))
             except FileNotFoundError:
@@ -80,15 +102,19 @@ class S3ExportStore:
                 raise FileNotFoundError(self.key(month, version, name)) from exc
             raise TransientFailure(f"cannot read export: {type(exc).__name__}") from exc
 
-    def publish(self, month: str, version: int, files: dict[str, bytes]) -> None:
+    def publish(self, month: str, version: int, files: Mapping[str, bytes | IO[bytes]]) -> None:
+        """Put each file (bytes, or a seekable binary file streamed from disk), manifest last."""
         names = sorted(files, key=lambda n: n == MANIFEST_NAME)  # manifest last
         for name in names:
             suffix = name[name.rfind(".") :]
+            body = files[name]
+            if not isinstance(body, bytes):
+                body.seek(0)
             try:
                 self._client.put_object(
                     Bucket=self._bucket,
                     Key=self.key(month, version, name),
-                    Body=files[name],
+                    Body=body,
                     ContentType=CONTENT_TYPES.get(suffix, "application/octet-stream"),
                     IfNoneMatch="*",
                 )

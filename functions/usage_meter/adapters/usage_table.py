@@ -2,13 +2,16 @@
 
 - ledger row:  PK ``SOURCE#<product>#<source id>``, SK ``LEDGER``; billable rows only (sparse index
   ``LedgerByMonth``, KEYS_ONLY): LMPK ``LEDGER#<month>#<shard 00-15 of the source id>``,
-  LMSK ``<customer>#<billable seconds>`` (the key is all the export's ledger check reads).
+  LMSK ``<customer>#<billable seconds>[#<input tokens>#<output tokens>]`` (the key is all the
+  export's ledger check reads); every row (billable and failed) also in GSI1 for line items:
+  GSI1PK ``LEDGER#<month>#<shard 00-15 of the customer>``, GSI1SK ``<customer>#<product>#<source>``.
 - session begin: PK ``SESSION#<session id>``, SK ``BEGIN``; while open (sparse index):
   GSI1PK ``OPEN_SESSIONS#<began date>``, GSI1SK ``<began_at>#<session id>``.
 - aggregate:   PK ``CUSTOMER#<customer>``, SK ``MONTH#<month>#<product>#<project>#<model>#<dims>``;
   GSI1PK ``MONTH#<month>``, GSI1SK ``CUSTOMER#<customer>#<product>#<project>#<model>#<dims>``.
 - reconciliation checkpoint: PK ``RECONCILE#<project>``, SK ``CHECKPOINT``.
 - audit entry: PK ``AUDIT#<month>``, SK ``<time>#<random>`` (who, what, why, outcome).
+- uncovered transcript (coverage report): PK ``COVERAGE#<month>``, SK ``<project>#<transcript>``.
 - reconciliation verdict: PK ``SOURCE#async#<transcript id>``, SK ``RECONCILED`` (not ours, held).
 - late usage mark: PK ``EXPORT#<month>``, SK ``LATE`` (``late_records``); while pending:
   GSI1PK ``EXPORT_LATE``, GSI1SK ``<month>``. Written in the same transaction as billable usage
@@ -37,7 +40,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import heapq
 import json
 import random
 import time
@@ -62,6 +67,7 @@ from usage_meter.logic.errors import (
 )
 from usage_meter.logic.operations import AuditEntry, OperationRefused
 from usage_meter.models.billing import LedgerTotals, UsageAggregate
+from usage_meter.models.coverage import UncoveredReason, UncoveredTranscript
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
 from usage_meter.models.streaming import SessionBegin
 from usage_meter.models.usage import (
@@ -149,6 +155,21 @@ def ledger_shard(source_id: str) -> int:
     return zlib.crc32(source_id.encode()) % LEDGER_SHARDS
 
 
+def customer_ledger_shard(customer_id: str) -> int:
+    """The GSI1 shard of a customer's ledger rows (``LEDGER#<month>#<shard>``): a customer's rows
+    of a month sit in one shard, in (customer, product, source) order, so its line items are one
+    Query and the month's line items are 16 Queries merged in customer order."""
+    return zlib.crc32(customer_id.encode()) % LEDGER_SHARDS
+
+
+def ledger_line_item_keys(record: UsageRecord) -> dict[str, str]:
+    """The GSI1 keys of a ledger row (billable and failed): what the line items read."""
+    return {
+        "GSI1PK": f"LEDGER#{record.month}#{customer_ledger_shard(record.customer_id):02d}",
+        "GSI1SK": f"{customer_key(record.customer_id)}#{record.product}#{record.source_id}",
+    }
+
+
 def ledger_partition(month: str, shard: int) -> str:
     return f"LEDGER#{month}#{shard:02d}"
 
@@ -230,6 +251,7 @@ def ledger_item(record: UsageRecord, recorded_at: datetime) -> dict[str, Any]:
         occurred_at=_stored_time(record.occurred_at),
         recorded_at=_stored_time(recorded_at),
         **ledger_index_keys(record),
+        **ledger_line_item_keys(record),
     )
     return values
 
@@ -781,6 +803,53 @@ class DynamoUsageLedger:
         except (ClientError, BotoCoreError) as exc:
             raise _failure("clear checkpoint", exc) from exc
 
+    def record_uncovered(self, item: UncoveredTranscript) -> bool:
+        """Store a transcript no customer is billed for, once (False if already stored)."""
+        values = {
+            "PK": f"COVERAGE#{item.month}",
+            "SK": f"{item.project}#{item.transcript_id}",
+            "entity": "uncovered",
+            "transcript_id": item.transcript_id,
+            "project": item.project,
+            "month": item.month,
+            "completed_at": _stored_time(item.completed_at),
+            "billable_seconds": item.billable_seconds,
+            "model": item.model,
+            "features": list(item.features),
+            "reason": item.reason.value,
+            "recorded_at": _stored_time(datetime.now(UTC)),
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_to_item(values),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _failure("record uncovered transcript", exc) from exc
+        except BotoCoreError as exc:
+            raise _failure("record uncovered transcript", exc) from exc
+        return True
+
+    def month_uncovered(self, month: str) -> Iterator[UncoveredTranscript]:
+        """The month's uncovered transcripts, ordered by (project, transcript id), page by page."""
+        for values in self._pages(
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues=_to_item({":pk": f"COVERAGE#{month}"}),
+        ):
+            yield UncoveredTranscript(
+                transcript_id=str(values["transcript_id"]),
+                project=str(values["project"]),
+                month=str(values["month"]),
+                completed_at=datetime.fromisoformat(str(values["completed_at"])),
+                billable_seconds=Decimal(values["billable_seconds"]),
+                model=str(values["model"]),
+                features=tuple(str(f) for f in values.get("features", ())),
+                reason=UncoveredReason(str(values["reason"])),
+            )
+
     def quarantine(self, item: QuarantineItem) -> bool:
         digest = hashlib.sha256(
             json.dumps(item.message, sort_keys=True, default=str).encode()
@@ -880,6 +949,98 @@ class DynamoUsageLedger:
             client_factory=self._client_factory,
         )
 
+    def _pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """The items of a Query, one page at a time (memory: one page, at most 1 MB)."""
+        paginator = self._client.get_paginator("query")
+        try:
+            for page in paginator.paginate(TableName=self._table, **kwargs):
+                for item in page.get("Items", []):
+                    yield _from_item(item)
+        except (ClientError, BotoCoreError) as exc:
+            raise _failure("query", exc) from exc
+
+    def month_ledger_rows(self, month: str) -> Iterator[UsageRecord]:
+        """Every ledger row of a month (billable and failed), ordered by (customer, product,
+        source id): the 16 shard Queries are read page by page and merged lazily, so memory
+        holds one page per shard whatever the month's size. ``GSI1SK`` is
+        ``<customer key>#<product>#<source>`` and ``#`` sorts below every character of a
+        (percent-encoded) customer key, so the index order is that tuple order."""
+        shards = [
+            self._pages(
+                IndexName="GSI1",
+                KeyConditionExpression="GSI1PK = :pk",
+                ExpressionAttributeValues=_to_item({":pk": f"LEDGER#{month}#{shard:02d}"}),
+            )
+            for shard in range(LEDGER_SHARDS)
+        ]
+        for item in heapq.merge(*shards, key=lambda i: str(i["GSI1SK"])):
+            yield record_from_item(item)
+
+    def customer_ledger_page(
+        self, customer_id: str, month: str, limit: int, cursor: str | None = None
+    ) -> tuple[list[UsageRecord], str | None]:
+        """One page (at most ``limit`` rows) of a customer's ledger rows in a month, ordered by
+        (product, source id), and the opaque cursor of the next page (None on the last). One
+        Query on the customer's ledger shard; raises ValueError for a cursor it did not issue."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "GSI1",
+            "KeyConditionExpression": "GSI1PK = :pk AND begins_with(GSI1SK, :customer)",
+            "ExpressionAttributeValues": _to_item(
+                {
+                    ":pk": f"LEDGER#{month}#{customer_ledger_shard(customer_id):02d}",
+                    ":customer": f"{customer_key(customer_id)}#",
+                }
+            ),
+            "Limit": limit,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor)
+        try:
+            response = self._client.query(TableName=self._table, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise _failure("query", exc) from exc
+        rows = [record_from_item(_from_item(i)) for i in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return rows, (_encode_cursor(last) if last else None)
+
+    def customers_page(
+        self, month: str, limit: int, after: str | None = None
+    ) -> tuple[list[str], str | None]:
+        """Customers with billed usage in ``month``, in id order, at most ``limit``, starting after
+        customer ``after``; and the customer to continue after (None on the last page). Reads the
+        month's aggregates on GSI1 (a customer has one item per breakdown), never the ledger."""
+        start = f"CUSTOMER#{customer_key(after)}#\U0010ffff" if after else "CUSTOMER#"
+        found: list[str] = []
+        for item in self._pages(
+            IndexName="GSI1",
+            KeyConditionExpression="GSI1PK = :pk AND GSI1SK > :start",
+            ExpressionAttributeValues=_to_item({":pk": f"MONTH#{month}", ":start": start}),
+            ProjectionExpression="customer_id, usage_count",
+        ):
+            if int(item.get("usage_count", 0)) <= 0:
+                continue  # an aggregate emptied by a row that moved month
+            customer = str(item["customer_id"])
+            if found and found[-1] == customer:
+                continue
+            if len(found) == limit:
+                return found, found[-1]
+            found.append(customer)
+        return found, None
+
+    def customer_ledger_rows(self, customer_id: str, month: str) -> Iterator[UsageRecord]:
+        """All of a customer's ledger rows in a month, page by page (one Query on its shard)."""
+        for item in self._pages(
+            IndexName="GSI1",
+            KeyConditionExpression="GSI1PK = :pk AND begins_with(GSI1SK, :customer)",
+            ExpressionAttributeValues=_to_item(
+                {
+                    ":pk": f"LEDGER#{month}#{customer_ledger_shard(customer_id):02d}",
+                    ":customer": f"{customer_key(customer_id)}#",
+                }
+            ),
+        ):
+            yield record_from_item(item)
+
     # -- operations -------------------------------------------------------------------------------
     @staticmethod
     def quarantine_id(item: dict[str, Any]) -> str:
@@ -953,6 +1114,21 @@ class DynamoUsageLedger:
             KeyConditionExpression="GSI1PK = :pk",
             ExpressionAttributeValues=_to_item({":pk": "QUARANTINE#open"}),
         )
+
+
+def _encode_cursor(key: dict[str, Any]) -> str:
+    plain = {name: value["S"] for name, value in key.items()}
+    return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("invalid cursor") from exc
+    if not isinstance(plain, dict) or set(plain) != {"PK", "SK", "GSI1PK", "GSI1SK"}:
+        raise ValueError("invalid cursor")
+    return {name: {"S": str(value)} for name, value in plain.items()}
 
 
 def _token() -> str:

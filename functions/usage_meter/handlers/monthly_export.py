@@ -62,6 +62,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "row_count": result.row_count,
         "totals": result.manifest.get("totals"),
         "unpriced_rows": len(result.manifest.get("unpriced") or []),
+        "line_items": result.manifest.get("line_items"),
+        "uncovered": {
+            k: (result.manifest.get("coverage") or {}).get(k)
+            for k in ("transcripts", "billable_seconds", "estimated_cost")
+        },
         "price_table_version": result.manifest.get("price_table_version"),
     }
     logger.info("export finished", extra=summary)

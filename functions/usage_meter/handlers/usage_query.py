@@ -1,6 +1,13 @@
-"""GET /customers/{customer_id}/usage?month=YYYY-MM[&format=csv][&page=N] - one customer's usage
-so far, broken down and priced exactly like the monthly export, in pages that fit Lambda's 6 MB
-response limit. IAM-authorized at API Gateway."""
+"""The usage API (IAM-authorized at API Gateway), read-only:
+
+- GET /customers/{customer_id}/usage?month=YYYY-MM[&format=csv][&page=N] - one customer's month,
+  broken down and priced exactly like the monthly export, in pages that fit Lambda's 6 MB response
+  limit; or ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` for a date range (UTC days, inclusive), priced per
+  month.
+- GET /customers/{customer_id}/line-items?month=YYYY-MM[&limit=N][&cursor=C] - the ledger rows
+  behind those figures, paginated (``next_cursor``).
+- GET /customers?month=YYYY-MM[&limit=N][&cursor=C] - customers with usage in the month, paginated.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +23,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.logic.drill_down import (
+    customer_line_items,
+    customer_usage_between,
+    customers_with_usage,
+    page_size,
+    parse_range,
+)
 from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
 from usage_meter.logic.usage_report import customer_usage
 from usage_meter.settings import UsageQuerySettings, usage_query_settings
 
 SETTINGS = UsageQuerySettings
 logger = Logger()
+JSON = "application/json"
 
 
 @lru_cache(maxsize=1)
@@ -35,22 +50,44 @@ def _answer(status: int, body: str, content_type: str) -> dict[str, Any]:
 
 
 def _error(status: int, code: str, message: str) -> dict[str, Any]:
-    return _answer(status, json.dumps({"error": code, "message": message}), "application/json")
+    return _answer(status, json.dumps({"error": code, "message": message}), JSON)
 
 
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def _route(event: dict[str, Any]) -> dict[str, Any]:
     customer_id = (event.get("pathParameters") or {}).get("customer_id", "")
     if "%" in customer_id:  # still percent-encoded; "%" never belongs to a valid id
         customer_id = unquote(customer_id)
     query = event.get("queryStringParameters") or {}
     month = query.get("month") or datetime.now(UTC).strftime("%Y-%m")
-    wanted = query.get("format", "json")
+    route = str(event.get("routeKey") or "GET /customers/{customer_id}/usage")
     reader, price_path = _dependencies()
+    if route.endswith("/line-items"):
+        limit = page_size(query.get("limit"))
+        document = customer_line_items(customer_id, month, limit, query.get("cursor"), reader)
+        return _answer(200, json.dumps(document, sort_keys=True), JSON)
+    if route == "GET /customers":
+        limit = page_size(query.get("limit"))
+        document = customers_with_usage(month, limit, query.get("cursor"), reader)
+        return _answer(200, json.dumps(document, sort_keys=True), JSON)
+    if "from" in query or "to" in query:
+        first, last = parse_range(query.get("from", ""), query.get("to", ""))
+        prices = load_price_table(price_path)
+        document = customer_usage_between(customer_id, first, last, reader, prices)
+        return _answer(200, json.dumps(document, sort_keys=True), JSON)
+    wanted = query.get("format", "json")
+    report = customer_usage(
+        customer_id, month, wanted, reader, load_price_table(price_path), page=query.get("page")
+    )
+    answer = _answer(200, report.body, report.content_type)
+    if report.next_page is not None:
+        answer["headers"]["X-Next-Page"] = report.next_page
+    return answer
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        report = customer_usage(
-            customer_id, month, wanted, reader, load_price_table(price_path), page=query.get("page")
-        )
+        return _route(event)
     except RequestRejected as exc:
         return _error(exc.status, exc.code, exc.message)
     except TransientFailure:
@@ -59,7 +96,3 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except PermanentFailure as exc:
         logger.error("usage query refused", extra={"reason": exc.reason, "error": exc.message})
         return _error(422, exc.reason, exc.message)
-    answer = _answer(200, report.body, report.content_type)
-    if report.next_page is not None:
-        answer["headers"]["X-Next-Page"] = report.next_page
-    return answer

@@ -3,21 +3,33 @@
 - Reads the month's aggregates (one Query; cost grows with customers x breakdowns, not events).
 - Checks them against the ledger per customer (count, seconds and tokens) before writing anything; a
   disagreement fails the run loudly (LedgerMismatch, metric ``ExportLedgerMismatch``).
+- Streams the month's ledger rows into line_items.jsonl.gz (bounded memory, spooled to disk) and
+  checks that they add up exactly to every summary row (``logic/line_items.py``).
 - Renders usage.csv and usage.jsonl deterministically. If the latest published version has the
-  same bytes, nothing is written. Otherwise version N+1 is published with a manifest saying what
-  changed; published versions are never overwritten.
+  same content (summary bytes and uncompressed line items), nothing is written. Otherwise version
+  N+1 is published with a manifest saying what changed; published versions are never overwritten.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import IO, Any, Literal, Protocol
 
 from usage_meter.logic.billing_files import render_csv, render_jsonl, row_document, row_sort_key
+from usage_meter.logic.coverage import coverage_report
+from usage_meter.logic.line_items import (
+    LINE_ITEMS_NAME,
+    LineItemsMismatch,
+    LineItemsSummary,
+    check_line_items_match,
+    write_line_items,
+)
 from usage_meter.logic.ports import UsageMetrics
 from usage_meter.logic.pricing import price_aggregate
 from usage_meter.models.billing import (
@@ -27,12 +39,18 @@ from usage_meter.models.billing import (
     PriceVersion,
     UsageAggregate,
 )
+from usage_meter.models.coverage import UncoveredTranscript
 from usage_meter.models.months import MONTH_RULE, is_month
-from usage_meter.models.usage import canonical_decimal
+from usage_meter.models.usage import UsageRecord, canonical_decimal
 
 # 2: rows carry region, input_tokens, output_tokens and their prices (products billed per token
 # or by region); seconds-based rows keep their meaning, with those columns empty or 0.
 MANIFEST_SCHEMA_VERSION = 2
+# The Glue tables project versions 1..MAX_VERSION (template.yaml, projection.version.range); a
+# version beyond it would be invisible to Athena, so the export refuses to write it.
+MAX_VERSION = 100
+# Line items are spooled in memory up to this size, then to /tmp (EphemeralStorage).
+SPOOL_BYTES = 8 * 1024 * 1024
 CSV_NAME, JSONL_NAME, MANIFEST_NAME = "usage.csv", "usage.jsonl", "manifest.json"
 
 
@@ -72,6 +90,14 @@ class UsageReader(Protocol):
         """Count, seconds and tokens of billable ledger rows per customer in the month."""
         ...
 
+    def month_ledger_rows(self, month: str) -> Iterator[UsageRecord]:
+        """Every ledger row of the month, billable and failed, in a stable order, streamed."""
+        ...
+
+    def month_uncovered(self, month: str) -> Iterator[UncoveredTranscript]:
+        """Transcripts of the month AssemblyAI bills that no customer is billed for."""
+        ...
+
 
 class ExportStore(Protocol):
     def latest(self, month: str) -> PublishedExport | None: ...
@@ -80,7 +106,7 @@ class ExportStore(Protocol):
 
     def read(self, month: str, version: int, name: str) -> bytes: ...
 
-    def publish(self, month: str, version: int, files: dict[str, bytes]) -> None:
+    def publish(self, month: str, version: int, files: Mapping[str, bytes | IO[bytes]]) -> None:
         """Write the files, manifest last; never overwrite an existing object."""
         ...
 
@@ -129,6 +155,28 @@ def verify_against_ledger(
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _file_digest(spool: IO[bytes]) -> dict[str, Any]:
+    """sha256 and size of a spooled file, read back in 1 MiB chunks."""
+    spool.seek(0)
+    digest, size = hashlib.sha256(), 0
+    while chunk := spool.read(1024 * 1024):
+        digest.update(chunk)
+        size += len(chunk)
+    return {"sha256": digest.hexdigest(), "bytes": size}
+
+
+def content_fingerprint(files: Mapping[str, Any]) -> dict[str, str]:
+    """What decides "unchanged": each file's sha256, or for compressed files the sha256 of the
+    uncompressed content (so a different zlib never forces a new version)."""
+    return {
+        name: str(entry.get("content_sha256") or entry["sha256"]) for name, entry in files.items()
+    }
+
+
+class VersionLimitReached(Exception):
+    """A month has been exported MAX_VERSION times; Athena would not see another version."""
 
 
 ROUNDING = (
@@ -198,22 +246,69 @@ def export_month(
 ) -> ExportResult:
     check_month(month)
     aggregates = reader.month_aggregates(month)
-    try:
-        verify_against_ledger(month, aggregates, reader)
-    except LedgerMismatch:
-        metrics.count("ExportLedgerMismatch")
-        raise
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        try:
+            verify_against_ledger(month, aggregates, reader)
+            line_items = write_line_items(reader.month_ledger_rows(month), spool)
+            check_line_items_match(month, aggregates, line_items)
+        except LineItemsMismatch as exc:
+            metrics.count("ExportLedgerMismatch")
+            raise LedgerMismatch(str(exc)) from exc
+        except LedgerMismatch:
+            metrics.count("ExportLedgerMismatch")
+            raise
+        return _publish(
+            month,
+            reader=reader,
+            aggregates=aggregates,
+            line_items=line_items,
+            spool=spool,
+            store=store,
+            prices=prices,
+            metrics=metrics,
+        )
+
+
+def _publish(
+    month: str,
+    *,
+    reader: UsageReader,
+    aggregates: list[UsageAggregate],
+    line_items: LineItemsSummary,
+    spool: IO[bytes],
+    store: ExportStore,
+    prices: PriceTable,
+    metrics: UsageMetrics,
+) -> ExportResult:
     price_version = prices.for_month(month)
     rows = priced_rows(aggregates, price_version)
-    files = {CSV_NAME: render_csv(rows), JSONL_NAME: render_jsonl(rows)}
-    digests = {name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in files.items()}
+    coverage = coverage_report(month, reader.month_uncovered(month), prices)
+    summary_files = {CSV_NAME: render_csv(rows), JSONL_NAME: render_jsonl(rows)}
+    digests: dict[str, dict[str, Any]] = {
+        name: {"sha256": _sha256(data), "bytes": len(data), "rows": len(rows)}
+        for name, data in summary_files.items()
+    }
+    digests[LINE_ITEMS_NAME] = {
+        **_file_digest(spool),
+        "rows": line_items.row_count,
+        "content_sha256": line_items.content_sha256,
+    }
 
     latest = store.latest(month)
-    if latest is not None and latest.manifest.get("files") == digests:
+    if (
+        latest is not None
+        and content_fingerprint(latest.manifest.get("files") or {}) == content_fingerprint(digests)
+        and latest.manifest.get("coverage") == coverage
+    ):
         metrics.count("ExportUnchanged")
         return ExportResult(month, "unchanged", latest.version, len(rows), latest.manifest)
 
     version = store.next_version(month)
+    if version > MAX_VERSION:
+        raise VersionLimitReached(
+            f"{month} already has {MAX_VERSION} versions; raise MAX_VERSION and the Glue tables' "
+            "projection.version.range together"
+        )
     previous = store.read(month, latest.version, JSONL_NAME) if latest else None
     manifest = {
         "schema_version": MANIFEST_SCHEMA_VERSION,
@@ -226,6 +321,8 @@ def export_month(
         "price_table_version": price_version.version if price_version else None,
         "rounding": ROUNDING,
         "files": digests,
+        "line_items": line_items.manifest_entry(),
+        "coverage": coverage,
         "unpriced": [
             {
                 "customer_id": r.customer_id,
@@ -241,7 +338,11 @@ def export_month(
         ],
         "changes": _changes(rows, previous),
     }
-    files[MANIFEST_NAME] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    files: dict[str, bytes | IO[bytes]] = {**summary_files, LINE_ITEMS_NAME: spool}
+    # One line: the manifests table reads it with the Hive JSON SerDe (one object per line).
+    files[MANIFEST_NAME] = (
+        json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    ).encode()
     store.publish(month, version, files)
     metrics.count("ExportPublished")
     metrics.count("ExportRows", len(rows))

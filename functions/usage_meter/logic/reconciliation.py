@@ -45,9 +45,10 @@ from usage_meter.logic.usage_processing import (
     ProcessorDeps,
     process_usage_message,
 )
+from usage_meter.models.coverage import UncoveredReason, UncoveredTranscript
 from usage_meter.models.identifiers import InvalidIdentifier
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
-from usage_meter.models.transcript import DELETED_BY_USER
+from usage_meter.models.transcript import DELETED_BY_USER, TranscriptFacts
 from usage_meter.models.usage import QuarantineItem, QuarantineReason
 from usage_meter.models.webhook import (
     WEBHOOK_MAX_DIMENSIONS,
@@ -85,6 +86,10 @@ class ReconcileStore(Protocol):
     def save_checkpoint(self, project: str, checkpoint: Checkpoint) -> None: ...
 
     def clear_checkpoint(self, project: str) -> None: ...
+
+    def record_uncovered(self, item: UncoveredTranscript) -> bool:
+        """Store a transcript no customer is billed for; False if it was already stored."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,10 @@ def _recover(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
         counts.quarantined += 1
         return
     if not is_ours(webhook_url, run.webhook_base_url):
-        # Another integration's transcript (or none): not ours to bill, and never fetched again.
+        # Another integration's transcript (or none): not ours to bill, and never fetched again;
+        # AssemblyAI bills it all the same, so it goes into the coverage report.
+        reason = UncoveredReason.FOREIGN_WEBHOOK if webhook_url else UncoveredReason.NO_WEBHOOK
+        _uncovered(run, item, payload, reason, counts)
         run.store.remember_verdict("async", item["id"], NOT_OURS, "webhook_url points elsewhere")
         counts.not_ours += 1
         return
@@ -220,6 +228,38 @@ def _with_retries(
             counts.retried += 1
             run.sleep(wait)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _uncovered(
+    run: _Run,
+    item: dict[str, Any],
+    payload: dict[str, Any],
+    reason: UncoveredReason,
+    counts: ReconcileCounts,
+) -> None:
+    """Record a transcript that is not ours to bill for the coverage report, if AssemblyAI bills
+    it (completed, with a readable duration)."""
+    if item.get("status") != "completed":
+        return  # failed transcripts are not charged
+    try:
+        facts = TranscriptFacts.from_api(payload)
+        seconds = facts.billable_seconds
+    except ValueError:
+        return  # no readable duration: nothing to estimate (still counted as ignored)
+    completed = _utc(item.get("completed")) or _utc(item.get("created")) or datetime.now(UTC)
+    uncovered = UncoveredTranscript(
+        transcript_id=str(item["id"]),
+        project=run.project,
+        month=completed.strftime("%Y-%m"),
+        completed_at=completed,
+        billable_seconds=seconds,
+        model=facts.speech_model_used or "unknown",
+        features=tuple(facts.features),
+        reason=reason,
+    )
+    if run.store.record_uncovered(uncovered):
+        counts.uncovered += 1
+        run.deps.metrics.count("ReconcileUncoveredSeconds", float(seconds), "Seconds")
 
 
 def reconcile_project(
@@ -288,6 +328,7 @@ def reconcile_project(
         ("Recovered", counts.recovered),
         ("Quarantined", counts.quarantined),
         ("NotOurs", counts.not_ours),
+        ("Uncovered", counts.uncovered),
         ("Failed", counts.failed),
         ("Unchecked", counts.unchecked),
         ("ProjectFailed", int(refused)),

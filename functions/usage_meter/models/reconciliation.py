@@ -22,6 +22,7 @@ class ReconcileCounts:
     not_ours: int = 0
     failed: int = 0
     pending: int = 0
+    uncovered: int = 0  # newly found transcripts no customer is billed for (coverage report)
     unchecked: int = 0
     retried: int = 0
 
