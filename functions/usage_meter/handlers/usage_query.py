@@ -21,6 +21,9 @@ from usage_meter.logic.usage_report import customer_usage
 from usage_meter.settings import UsageQuerySettings, usage_query_settings
 
 SETTINGS = UsageQuerySettings
+# Every query parameter the API reads (names are case-sensitive, as API Gateway passes them); any
+# other is refused with 400 rather than ignored, so ``?Month=2025-01`` never answers another month.
+QUERY_PARAMETERS = frozenset({"month", "format", "page"})
 logger = Logger()
 
 
@@ -44,6 +47,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "%" in customer_id:  # still percent-encoded; "%" never belongs to a valid id
         customer_id = unquote(customer_id)
     query = event.get("queryStringParameters") or {}
+    unknown = sorted(set(query) - QUERY_PARAMETERS)
+    if unknown:
+        accepted = ", ".join(sorted(QUERY_PARAMETERS))
+        return _error(
+            400,
+            "unknown_parameter",
+            f"unknown query parameter {unknown[0][:64]!r} (accepted: {accepted})",
+        )
     month = query.get("month") or datetime.now(UTC).strftime("%Y-%m")
     wanted = query.get("format", "json")
     reader, price_path = _dependencies()
