@@ -13,9 +13,11 @@ README = (ROOT / "README.md").read_text()
 
 
 def _section(heading: str) -> str:
-    start = README.index(f"\n{heading}\n")
-    end = README.find("\n## ", start + len(heading) + 2)
-    return README[start : end if end != -1 else None]
+    """README's text from ``heading`` to the next heading of the same or a higher level."""
+    start = README.index(f"\n{heading}\n") + len(heading) + 2
+    level = len(heading) - len(heading.lstrip("#"))
+    end = re.search(rf"\n#{{1,{level}}} ", README[start:])
+    return README[start : start + end.start() if end else None]
 
 
 def _guarantee_references() -> list[tuple[Path, str | None]]:
@@ -60,3 +62,17 @@ def test_every_test_the_guarantees_table_names_exists() -> None:
 def test_the_failure_table_names_every_quarantine_reason() -> None:
     table = _section("### Where failed usage goes: DLQ or quarantine")
     assert [r.value for r in QuarantineReason if f"`{r.value}`" not in table] == []
+
+
+def test_the_make_local_banner_excerpt_lists_every_route_of_the_template() -> None:
+    from usage_meter_local.template import http_routes, load_template
+
+    banner = _section("### `make local`: keep the stack serving")
+    routes = http_routes(load_template())
+    assert len(routes) > 5
+    missing = [
+        f"{method} {path} -> {function}"
+        for (method, path), function in routes.items()
+        if f"{method} {path} -> {function}\n" not in banner
+    ]
+    assert missing == []
