@@ -57,6 +57,8 @@ from usage_meter.logic.coverage import coverage_report
 from usage_meter.logic.errors import PermanentFailure, TransientFailure
 from usage_meter.logic.line_items import line_item_document
 from usage_meter.logic.operations import AuditEntry, OperationRefused, describe, resolve_quarantine
+from usage_meter.models.months import MONTH_RULE, is_month
+from usage_meter.settings import HORIZON_DAYS_RULE, horizon_days
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -163,6 +165,8 @@ def _audit(
 
 
 def _invoke(function_name: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+    """Invoke ``function_name`` synchronously; its JSON answer. A function error exits with one
+    line, ``<errorType>: <errorMessage>`` (Lambda's error payload), never its stack trace."""
     if not function_name:
         raise SystemExit("error: the function name is unknown; give --stack-name or the name flag")
     response = boto3.client("lambda").invoke(
@@ -170,7 +174,9 @@ def _invoke(function_name: str | None, payload: dict[str, Any]) -> dict[str, Any
     )
     result: dict[str, Any] = json.loads(response["Payload"].read() or b"{}")
     if response.get("FunctionError"):
-        raise SystemExit(f"error: {function_name} failed: {json.dumps(result)}")
+        kind, message = result.get("errorType"), result.get("errorMessage")
+        why = f"{kind}: {message}" if kind or message else response["FunctionError"]
+        raise SystemExit(f"error: {function_name} failed: {' '.join(str(why).split())[:300]}")
     return result
 
 
@@ -189,6 +195,9 @@ def _audited_invoke(
     except SystemExit as exc:
         _audit(ledger, args, action, what, f"failed: {exc.code}")
         raise
+    if result.get("refused"):  # the function turned the request down (e.g. an unknown project)
+        _audit(ledger, args, action, what, f"refused: {result['refused']}")
+        raise OperationRefused(str(result["refused"]))
     _audit(ledger, args, action, what, json.dumps(result))
     return result
 
@@ -357,17 +366,40 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _month(value: str) -> str:
+    if not is_month(value):
+        raise argparse.ArgumentTypeError(f"{MONTH_RULE}, got {value[:20]!r}")
+    return value
+
+
+def _horizon_days(value: str) -> int:
+    try:
+        return horizon_days(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{HORIZON_DAYS_RULE}, got {value[:20]!r}") from exc
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {value[:20]!r}")
+    return number
+
+
 def _finance_parsers(commands: Any) -> None:
     """The ``ledger``, ``coverage`` and ``stripe`` commands."""
     ledger = commands.add_parser("ledger", help="a customer's line items (ledger rows) for a month")
     ledger.add_argument("--customer", required=True)
-    ledger.add_argument("--month", required=True)
+    ledger.add_argument("--month", required=True, type=_month)
     ledger.add_argument("--format", choices=("json", "csv"), default="json")
 
     coverage = commands.add_parser(
         "coverage", help="transcripts AssemblyAI bills that no customer is billed for"
     )
-    coverage.add_argument("--month", required=True)
+    coverage.add_argument("--month", required=True, type=_month)
     coverage.add_argument(
         "--price-table",
         default="usage_meter/config/prices.json",
@@ -410,25 +442,25 @@ def parser() -> argparse.ArgumentParser:
     dlq = commands.add_parser("dlq", help="dead-lettered usage messages")
     d = dlq.add_subparsers(dest="action", required=True)
     listing = d.add_parser("list")
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--limit", type=_positive, default=100)
     redrive = d.add_parser("redrive", help="move messages back to the usage queue; audited")
     redrive.add_argument("--id", action="append", help="only these message ids (repeatable)")
-    redrive.add_argument("--limit", type=int, default=1000)
+    redrive.add_argument("--limit", type=_positive, default=1000)
     redrive.add_argument("--reason", required=True)
 
     reconcile = commands.add_parser("reconcile", help="run a reconciliation now; audited")
     reconcile.add_argument("--project")
-    reconcile.add_argument("--horizon-days", type=int, default=3)
+    reconcile.add_argument("--horizon-days", type=_horizon_days, default=3, help=HORIZON_DAYS_RULE)
     reconcile.add_argument("--reason", required=True)
 
     export = commands.add_parser("export", help="run the monthly export for a month; audited")
-    export.add_argument("--month", required=True)
+    export.add_argument("--month", type=_month, required=True)
     export.add_argument("--reason", required=True)
 
     _finance_parsers(commands)
 
     audit = commands.add_parser("audit", help="the audit trail for a month")
-    audit.add_argument("--month")
+    audit.add_argument("--month", type=_month)
 
     ops_limits.add_parser(commands)
     return p

@@ -190,10 +190,22 @@ class ProcessorSettings(AssemblyAISettings, ThresholdAlertSettings):
     max_receive_count: int = env("USAGE_MAX_RECEIVE_COUNT", _positive(int), default=8)
 
 
-def _horizon_days(raw: str) -> int:
+# How far back reconciliation may look, in days: the template's ReconcileHorizonDays MinValue and
+# MaxValue, the ops CLI's --horizon-days and the handler's event all use these (AssemblyAI lists
+# the last 90 days of transcripts).
+HORIZON_DAYS_MIN = 1
+HORIZON_DAYS_MAX = 90
+HORIZON_DAYS_RULE = (
+    f"must be between {HORIZON_DAYS_MIN} and {HORIZON_DAYS_MAX} days "
+    f"(AssemblyAI lists the last {HORIZON_DAYS_MAX} days)"
+)
+
+
+def horizon_days(raw: str) -> int:
+    """A reconciliation horizon in whole days; ValueError (HORIZON_DAYS_RULE) outside the range."""
     value = int(raw)
-    if not 1 <= value <= 90:
-        raise ValueError("must be between 1 and 90 (AssemblyAI lists the last 90 days)")
+    if not HORIZON_DAYS_MIN <= value <= HORIZON_DAYS_MAX:
+        raise ValueError(HORIZON_DAYS_RULE)
     return value
 
 
@@ -204,7 +216,7 @@ class ReconcileSettings(AssemblyAISettings, ThresholdAlertSettings):
     table_name: str = env("USAGE_TABLE_NAME")
     webhook_base_url: str = env("WEBHOOK_BASE_URL", _http_url)
     billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
-    horizon_days: int = env("RECONCILE_HORIZON_DAYS", _horizon_days, default=3)
+    horizon_days: int = env("RECONCILE_HORIZON_DAYS", horizon_days, default=3)
     max_items_per_run: int = env("RECONCILE_MAX_ITEMS_PER_RUN", _positive(int), default=5000)
 
 

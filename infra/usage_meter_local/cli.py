@@ -16,18 +16,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from usage_meter_local import scenario
+from usage_meter_local import ports, scenario
 from usage_meter_local.function_pool import FunctionStartError
 from usage_meter_local.ports import PortUnavailable
 from usage_meter_local.stack import DEFAULT_LOG_DIR, SECRET_ID_SUFFIX, LocalStack, StackConfig
 from usage_meter_local.template import ROOT, function_spec, load_template
 
 SERVE_PORTS = {"api": 3000, "aws": 3001, "assemblyai": 3002}
-PORT_ENV = {
-    "api": "USAGE_METER_API_PORT",
-    "aws": "USAGE_METER_AWS_PORT",
-    "assemblyai": "USAGE_METER_ASSEMBLYAI_PORT",
-}
+PORT_FLAGS = {"api": "--api-port", "aws": "--aws-port", "assemblyai": "--assemblyai-port"}
+PORT_ENV = {name: ports.PORT_ENV[flag] for name, flag in PORT_FLAGS.items()}
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -52,11 +49,12 @@ def _add_stack_options(
     parser: argparse.ArgumentParser, fixed_ports: bool, log_dir: Path | None = DEFAULT_LOG_DIR
 ) -> None:
     group = parser.add_argument_group("local stack")
-    for name, flag, what in (
-        ("api", "--api-port", "the HTTP API (template routes)"),
-        ("aws", "--aws-port", "AWS (moto server)"),
-        ("assemblyai", "--assemblyai-port", "the AssemblyAI stand-in"),
+    for name, what in (
+        ("api", "the HTTP API (template routes)"),
+        ("aws", "AWS (moto server)"),
+        ("assemblyai", "the AssemblyAI stand-in"),
     ):
+        flag = PORT_FLAGS[name]
         default = int(os.environ.get(PORT_ENV[name], SERVE_PORTS[name] if fixed_ports else 0))
         group.add_argument(
             flag,

@@ -106,6 +106,11 @@ EXPECTED: dict[str, Callable[[Any, str], None]] = {
     "usage_sqs_batch.json": _all_recorded(4),
     "streaming_begin.json": _http(200, status="recorded"),
     "streaming_termination.json": _http(200, status="recorded"),
+    "usage_llm_gateway.json": _http(200, status="recorded", source_id="chatcmpl-7f3a"),
+    "usage_voice_agent.json": _http(200, status="recorded", source_id="sess_9a648a2ab75747a9"),
+    "usage_sync.json": _http(
+        200, status="recorded", source_id="0d6c2b1e-5f4a-4b3c-9d8e-7f6a5b4c3d2e"
+    ),
     "usage_query.json": _http(200, customer_id="acme-corp", month="2026-11"),
     "monthly_export.json": _fields(month="2026-11", status="published", row_count=0),
     "orphan_sessions.json": _fields(found=0),
@@ -173,6 +178,15 @@ def test_every_expectation_has_its_event_file() -> None:
 def test_every_function_has_an_event() -> None:
     covered = {_function_for(n, json.loads((EVENTS / n).read_text())) for n in EVENT_FILES}
     assert sorted(covered) == sorted(FUNCTIONS)
+
+
+def test_every_product_usage_route_has_an_event() -> None:
+    # README: "events/ has an event for each function" - and for each product's report route.
+    posted = {json.loads((EVENTS / n).read_text()).get("routeKey") for n in EVENT_FILES}
+    product_routes = {
+        f"POST {path}" for _, path in http_routes(TEMPLATE) if path.startswith("/usage/")
+    }
+    assert len(product_routes) == 3 and product_routes <= posted
 
 
 def _resources_named(value: Any) -> set[str]:

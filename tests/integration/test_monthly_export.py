@@ -444,6 +444,20 @@ def test_usage_api_rejects_bad_input(
     assert json.loads(response["body"])["error"] == code
 
 
+@pytest.mark.parametrize(
+    "query", [{"Month": "2025-01"}, {"month": "2026-11", "limit": "5"}, {"MONTH": "2025-01"}]
+)
+def test_usage_api_refuses_an_unknown_query_parameter_instead_of_ignoring_it(
+    stack: Stack, query: dict[str, str]
+) -> None:
+    # ?Month=2025-01 used to answer 200 with the current month: the caller never knew.
+    response = stack.invoke("UsageQueryFunction", _usage_event("acme", **query))
+    assert response["statusCode"] == 400
+    body = json.loads(response["body"])
+    [unknown] = [name for name in query if name != "month"]
+    assert body["error"] == "unknown_parameter" and repr(unknown) in body["message"]
+
+
 def test_usage_api_defaults_to_the_current_month(stack: Stack) -> None:
     record(stack, "acme", "60", at=datetime.now(UTC).isoformat())
     body = json.loads(stack.invoke("UsageQueryFunction", _usage_event("acme"))["body"])

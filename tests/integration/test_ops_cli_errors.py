@@ -140,3 +140,89 @@ def test_dlq_list_says_when_messages_are_in_flight(
     out, err = capsys.readouterr()
     assert json.loads(out) == []
     assert "note: 1 more message(s) in flight or delayed" in err
+
+
+def test_reconcile_of_an_unknown_project_is_refused_in_one_line_and_audited_cleanly(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real reconciliation handler answers the CLI's invocation (as Lambda's Invoke would).
+    monkeypatch.setattr(
+        ops_cli, "_invoke", lambda name, payload: stack.invoke("ReconciliationFunction", payload)
+    )
+
+    assert cli(stack, "reconcile", "--project", "nope", "--reason", "x") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("refused: unknown project 'nope'") and len(err.splitlines()) == 1
+    assert "Traceback" not in err and "KeyError" not in err
+    [entry] = stack.items("audit")
+    assert entry["outcome"].startswith("refused: unknown project 'nope'")
+    assert "Traceback" not in entry["outcome"] and "/" not in entry["outcome"]
+
+
+class _FailingLambda:
+    """Lambda's Invoke answer for a function that raised: its error payload with a stack trace."""
+
+    def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
+        error = {
+            "errorMessage": "month must be YYYY-MM",
+            "errorType": "InvalidMonth",
+            "stackTrace": ['  File "/var/task/usage_meter/handlers/monthly_export.py", line 9\n'],
+        }
+        return {"FunctionError": "Unhandled", "Payload": io.BytesIO(json.dumps(error).encode())}
+
+
+def test_a_function_error_is_its_message_without_the_stack_trace(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_client = boto3.client
+    monkeypatch.setattr(
+        ops_cli.boto3,
+        "client",
+        lambda name, *a, **kw: (
+            _FailingLambda() if name == "lambda" else real_client(name, *a, **kw)
+        ),
+    )
+
+    with pytest.raises(SystemExit) as exited:
+        cli(
+            stack, "--export-function", "export-fn", "export", "--month", "2026-10", "--reason", "r"
+        )
+    assert exited.value.code == "error: export-fn failed: InvalidMonth: month must be YYYY-MM"
+    [entry] = stack.items("audit")
+    assert "stackTrace" not in entry["outcome"] and "/var/task" not in entry["outcome"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("export", "--month", "0000-01", "--reason", "r"),
+        ("export", "--month", "２０２６-１１", "--reason", "r"),  # full-width digits  # noqa: RUF001
+        ("audit", "--month", "2026-13"),
+        ("dlq", "list", "--limit", "-5"),
+        ("dlq", "redrive", "--limit", "0", "--reason", "r"),
+        ("reconcile", "--horizon-days", "0", "--reason", "r"),
+        ("reconcile", "--horizon-days", "91", "--reason", "r"),
+    ],
+)
+def test_out_of_range_input_is_a_usage_error_before_anything_runs(
+    stack: Stack, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli(stack, *argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: argument" in err and "Traceback" not in err
+    assert stack.items("audit") == []
+
+
+def test_the_cli_horizon_limit_is_the_templates() -> None:
+    from usage_meter.settings import HORIZON_DAYS_MAX, HORIZON_DAYS_MIN
+    from usage_meter_local.template import load_template
+
+    parameter = load_template()["Parameters"]["ReconcileHorizonDays"]
+    assert (parameter["MinValue"], parameter["MaxValue"]) == (HORIZON_DAYS_MIN, HORIZON_DAYS_MAX)
+    for days in (HORIZON_DAYS_MIN, HORIZON_DAYS_MAX):
+        args = ops_cli.parser().parse_args(
+            ["reconcile", "--horizon-days", str(days), "--reason", "r"]
+        )
+        assert args.horizon_days == days

@@ -258,3 +258,19 @@ def test_invoke_honours_log_dir_and_defaults_to_stderr() -> None:
     assert args.log_dir is None
     args = _parser().parse_args(["invoke", "F", "e.json", "--log-dir", "/tmp/logs"])
     assert args.log_dir == Path("/tmp/logs")
+
+
+def test_a_taken_port_names_the_flag_and_the_variable_make_passes_through() -> None:
+    # `make local` cannot pass --aws-port; the message names the variable that can.
+    import socket
+
+    from usage_meter_local.ports import PortUnavailable, bind
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(PortUnavailable) as refused:
+            bind(port, "--aws-port", lambda: socket.create_server(("127.0.0.1", port)))
+    assert str(refused.value) == (
+        f"port {port} is in use, choose another with --aws-port, "
+        "or USAGE_METER_AWS_PORT=N with make (0 = any free port)"
+    )

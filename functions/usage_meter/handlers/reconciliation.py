@@ -1,5 +1,8 @@
 """Scheduled reconciliation with AssemblyAI (also invocable with ``{"project": "...",
-"horizon_days": N}``): records usage whose webhook never arrived, exactly once."""
+"horizon_days": N}``): records usage whose webhook never arrived, exactly once.
+
+An invocation naming a project the meter does not know answers ``{"refused": "<why>"}`` (one line,
+no traceback) and reconciles nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +18,12 @@ from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.handlers.limits_wiring import watched_ledger
 from usage_meter.logic.reconciliation import reconcile_project
 from usage_meter.logic.usage_processing import ProcessorDeps
-from usage_meter.settings import ReconcileSettings, reconcile_settings
+from usage_meter.settings import (
+    HORIZON_DAYS_MAX,
+    HORIZON_DAYS_MIN,
+    ReconcileSettings,
+    reconcile_settings,
+)
 
 SETTINGS = ReconcileSettings
 SAFETY_MARGIN_SECONDS = 30
@@ -38,6 +46,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
     days = int(event.get("horizon_days") or settings.horizon_days)
     projects = [event["project"]] if event.get("project") else sorted(settings.projects)
+    unknown = [p for p in projects if p not in settings.projects]
+    if unknown:
+        known = ", ".join(sorted(settings.projects))
+        return {"refused": f"unknown project {str(unknown[0])[:64]!r} (the meter's: {known})"}
     reports = []
     for project in projects:
         report = reconcile_project(
@@ -46,7 +58,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             store=ledger,
             deps=deps,
             webhook_base_url=settings.webhook_base_url,
-            horizon=timedelta(days=min(max(days, 1), 90)),
+            horizon=timedelta(days=min(max(days, HORIZON_DAYS_MIN), HORIZON_DAYS_MAX)),
             max_items=settings.max_items_per_run,
             time_left=lambda: context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS,
             now=datetime.now(UTC),

@@ -35,6 +35,10 @@ from usage_meter.logic.usage_report import customer_usage
 from usage_meter.settings import UsageQuerySettings, usage_query_settings
 
 SETTINGS = UsageQuerySettings
+# Every query parameter the API reads (names are case-sensitive, as API Gateway passes them); any
+# other is refused with 400 rather than ignored, so ``?Month=2025-01`` never answers another month.
+QUERY_PARAMETERS = frozenset({"month", "format", "page", "from", "to"})
+PAGED_QUERY_PARAMETERS = frozenset({"month", "limit", "cursor"})  # line items, customers
 logger = Logger()
 JSON = "application/json"
 
@@ -58,8 +62,18 @@ def _route(event: dict[str, Any]) -> dict[str, Any]:
     if "%" in customer_id:  # still percent-encoded; "%" never belongs to a valid id
         customer_id = unquote(customer_id)
     query = event.get("queryStringParameters") or {}
-    month = query.get("month") or datetime.now(UTC).strftime("%Y-%m")
     route = str(event.get("routeKey") or "GET /customers/{customer_id}/usage")
+    paged = route.endswith("/line-items") or route == "GET /customers"
+    known = PAGED_QUERY_PARAMETERS if paged else QUERY_PARAMETERS
+    unknown = sorted(set(query) - known)
+    if unknown:
+        accepted = ", ".join(sorted(known))
+        return _error(
+            400,
+            "unknown_parameter",
+            f"unknown query parameter {unknown[0][:64]!r} (accepted: {accepted})",
+        )
+    month = query.get("month") or datetime.now(UTC).strftime("%Y-%m")
     reader, price_path = _dependencies()
     if route.endswith("/line-items"):
         limit = page_size(query.get("limit"))
