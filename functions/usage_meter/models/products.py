@@ -15,8 +15,9 @@ duplicate) and the measure AssemblyAI bills (facts and sources: docs/products.md
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AwareDatetime,
@@ -58,6 +59,21 @@ class _ProductReport(BaseModel):
         check_attribution(self.customer_id, self.project, self.dimensions, MAX_DIMENSIONS)
         return self
 
+    def _billable(self, product: str, at: datetime, **fields: Any) -> UsageRecord:
+        """A billable ledger row of this report: its attribution, the month of ``at`` (the
+        usage's own time, UTC) and the product's own ``fields``."""
+        return UsageRecord(
+            product=product,
+            status=UsageStatus.BILLABLE,
+            customer_id=self.customer_id,
+            project=self.project,
+            dimensions=self.dimensions,
+            month=usage_month(at),
+            occurred_at=at,
+            origin=f"{product}_report",
+            **fields,
+        )
+
 
 class LlmGatewayUsage(_ProductReport):
     """One LLM Gateway chat-completions response: ``response_id`` is its id (the ledger key),
@@ -81,21 +97,15 @@ class LlmGatewayUsage(_ProductReport):
         return "completed_at", self.completed_at
 
     def to_record(self) -> UsageRecord:
-        return UsageRecord(
+        return self._billable(
+            "llm_gateway",
+            self.completed_at,
             source_id=self.response_id,
-            product="llm_gateway",
-            status=UsageStatus.BILLABLE,
-            customer_id=self.customer_id,
-            project=self.project,
-            month=usage_month(self.completed_at),
             billable_seconds=Decimal(0),
             input_tokens=self.prompt_tokens,
             output_tokens=self.completion_tokens,
             region=self.region,
             model=self.model,
-            dimensions=self.dimensions,
-            occurred_at=self.completed_at,
-            origin="llm_gateway_report",
             session_id=self.session_id,
         )
 
@@ -122,18 +132,12 @@ class VoiceAgentUsage(_ProductReport):
         return "ended_at", self.ended_at
 
     def to_record(self) -> UsageRecord:
-        return UsageRecord(
+        return self._billable(
+            "voice_agent",
+            self.ended_at,
             source_id=self.session_id,
-            product="voice_agent",
-            status=UsageStatus.BILLABLE,
-            customer_id=self.customer_id,
-            project=self.project,
-            month=usage_month(self.ended_at),
             billable_seconds=self.duration_seconds,
             model="voice-agent",
-            dimensions=self.dimensions,
-            occurred_at=self.ended_at,
-            origin="voice_agent_report",
         )
 
 
@@ -163,19 +167,13 @@ class SyncUsage(_ProductReport):
 
     def to_record(self) -> UsageRecord:
         seconds = Decimal(self.audio_duration_ms) / 1000
-        return UsageRecord(
+        return self._billable(
+            "sync",
+            self.transcribed_at,
             source_id=self.session_id,
-            product="sync",
-            status=UsageStatus.BILLABLE,
-            customer_id=self.customer_id,
-            project=self.project,
-            month=usage_month(self.transcribed_at),
             billable_seconds=seconds,
             audio_duration_seconds=seconds,
             model=self.model,
-            dimensions=self.dimensions,
-            occurred_at=self.transcribed_at,
-            origin="sync_report",
         )
 
 
