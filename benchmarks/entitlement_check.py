@@ -59,6 +59,7 @@ def _seed(table: str, customer: str, breakdowns: int) -> None:
     from usage_meter.adapters.limits_table import DynamoLimits
     from usage_meter.adapters.usage_table import DynamoUsageLedger
     from usage_meter.models.limits import AllowanceSet, Limit
+    from usage_meter.models.months import current_month
     from usage_meter.models.usage import UsageRecord, UsageStatus
 
     client = boto3.client("dynamodb", region_name=REGION)
@@ -79,7 +80,7 @@ def _seed(table: str, customer: str, breakdowns: int) -> None:
         change={"reason": "benchmark"},
     )
     ledger = DynamoUsageLedger(client, table)
-    month = f"{datetime.now(UTC):%Y-%m}"
+    month = current_month()
     models = ["universal-3-pro", "universal-2", "slam-1", "u3-rt-pro"]
     for i in range(breakdowns * 3):
         b = i % breakdowns

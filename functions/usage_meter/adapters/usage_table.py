@@ -68,6 +68,7 @@ from usage_meter.logic.errors import (
 from usage_meter.logic.operations import AuditEntry, OperationRefused
 from usage_meter.models.billing import LedgerTotals, UsageAggregate
 from usage_meter.models.coverage import UncoveredReason, UncoveredTranscript
+from usage_meter.models.months import usage_month
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
 from usage_meter.models.streaming import SessionBegin
 from usage_meter.models.usage import (
@@ -92,7 +93,7 @@ LATE_INDEX_KEY = "EXPORT_LATE"
 
 def _ended(month: str, now: datetime) -> bool:
     """Whether ``month`` (YYYY-MM) is before the current UTC month."""
-    return month < now.astimezone(UTC).strftime("%Y-%m")
+    return month < usage_month(now)
 
 
 def _component(value: str) -> str:
@@ -1091,7 +1092,7 @@ class DynamoUsageLedger:
     def audit(self, entry: AuditEntry) -> None:
         at = entry.at.astimezone(UTC)
         values = {
-            "PK": f"AUDIT#{at:%Y-%m}",
+            "PK": f"AUDIT#{usage_month(at)}",
             "SK": f"{at.isoformat()}#{uuid.uuid4().hex[:12]}",
             "entity": "audit",
             **{k: v for k, v in asdict(entry).items() if k != "at"},

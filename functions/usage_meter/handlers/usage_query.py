@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
@@ -32,6 +31,7 @@ from usage_meter.logic.drill_down import (
 )
 from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
 from usage_meter.logic.usage_report import customer_usage
+from usage_meter.models.months import current_month
 from usage_meter.settings import UsageQuerySettings, usage_query_settings
 
 SETTINGS = UsageQuerySettings
@@ -73,7 +73,7 @@ def _route(event: dict[str, Any]) -> dict[str, Any]:
             "unknown_parameter",
             f"unknown query parameter {unknown[0][:64]!r} (accepted: {accepted})",
         )
-    month = query.get("month") or datetime.now(UTC).strftime("%Y-%m")
+    month = query.get("month") or current_month()
     reader, price_path = _dependencies()
     if route.endswith("/line-items"):
         limit = page_size(query.get("limit"))

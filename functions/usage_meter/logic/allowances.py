@@ -25,6 +25,7 @@ from usage_meter.logic.operations import AuditEntry, OperationRefused
 __all__ = ["AllowanceChange", "AllowanceDeps", "OperationRefused"]
 from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id
 from usage_meter.models.limits import AllowanceSet, CustomerAllowance
+from usage_meter.models.months import current_month
 
 ATTEMPTS = 3
 PLAN_RULE = "a plan name is 1-64 characters: lower-case letters, digits, '_' and '-'"
@@ -95,7 +96,7 @@ def _check(change: AllowanceChange) -> None:
 def _evaluate(evaluator: Evaluator, customers: list[str]) -> dict[str, Any]:
     """Thresholds of the current month after a change; a failure is reported, not raised (the
     change is stored; the next usage evaluates again)."""
-    month = datetime.now(UTC).strftime("%Y-%m")
+    month = current_month()
     published: list[str] = []
     failed: list[str] = []
     for customer in customers:

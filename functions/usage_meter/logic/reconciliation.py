@@ -46,12 +46,12 @@ from usage_meter.logic.usage_processing import (
     process_usage_message,
 )
 from usage_meter.models.coverage import UncoveredReason, UncoveredTranscript
-from usage_meter.models.identifiers import InvalidIdentifier
+from usage_meter.models.identifiers import MAX_DIMENSIONS, InvalidIdentifier
+from usage_meter.models.months import usage_month
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
 from usage_meter.models.transcript import DELETED_BY_USER, TranscriptFacts
 from usage_meter.models.usage import QuarantineItem, QuarantineReason
 from usage_meter.models.webhook import (
-    WEBHOOK_MAX_DIMENSIONS,
     Attribution,
     UsageMessage,
     attribution_from_query,
@@ -144,7 +144,7 @@ def _message(
         "origin": "reconciliation",
     }
     try:
-        attribution = attribution_from_query(query, WEBHOOK_MAX_DIMENSIONS, billing_dimensions)
+        attribution = attribution_from_query(query, MAX_DIMENSIONS, billing_dimensions)
     except InvalidIdentifier as exc:
         return UsageMessage(
             attribution=None,
@@ -250,7 +250,7 @@ def _uncovered(
     uncovered = UncoveredTranscript(
         transcript_id=str(item["id"]),
         project=run.project,
-        month=completed.strftime("%Y-%m"),
+        month=usage_month(completed),
         completed_at=completed,
         billable_seconds=seconds,
         model=facts.speech_model_used or "unknown",

@@ -27,7 +27,15 @@ PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 SOURCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 DIMENSION_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,39}$"
 MAX_DIMENSION_VALUE_LENGTH = 128
+# How many billing dimensions one usage may carry: webhook URLs (intake, processor,
+# reconciliation), queued messages, streaming and product reports and the app helpers.
+MAX_DIMENSIONS = 8
 RESERVED_PARAMETERS = frozenset({"customer_id", "project"})
+# The BillingDimensions allow-list: comma-separated dimension names, or empty (template parameter
+# BillingDimensions' AllowedPattern and settings.py's BILLING_DIMENSIONS).
+BILLING_DIMENSIONS_PATTERN = (
+    f"^({DIMENSION_NAME_PATTERN[1:-1]}(,{DIMENSION_NAME_PATTERN[1:-1]})*)?$"
+)
 
 _PROJECT = re.compile(PROJECT_PATTERN)
 _SOURCE_ID = re.compile(SOURCE_ID_PATTERN)

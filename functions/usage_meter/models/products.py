@@ -28,10 +28,10 @@ from pydantic import (
     model_validator,
 )
 
-from usage_meter.models.identifiers import SOURCE_ID_PATTERN, check_attribution
-from usage_meter.models.streaming import MAX_DIMENSIONS, ModelName, Seconds
+from usage_meter.models.identifiers import MAX_DIMENSIONS, SOURCE_ID_PATTERN, check_attribution
+from usage_meter.models.months import usage_month
+from usage_meter.models.streaming import ModelName, Seconds
 from usage_meter.models.usage import CustomerId, ProjectName, UsageRecord, UsageStatus
-from usage_meter.models.webhook import usage_month
 
 SourceId = Annotated[str, StringConstraints(pattern=SOURCE_ID_PATTERN)]
 # LLM Gateway endpoints: llm-gateway.assemblyai.com (US), llm-gateway.eu.assemblyai.com (EU), and
