@@ -49,6 +49,7 @@ from usage_meter.models.coverage import UncoveredReason, UncoveredTranscript
 from usage_meter.models.identifiers import MAX_DIMENSIONS, InvalidIdentifier
 from usage_meter.models.months import usage_month
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
+from usage_meter.models.rules import TRANSCRIPT_LIST_PAGE_LIMIT
 from usage_meter.models.transcript import DELETED_BY_USER, TranscriptFacts
 from usage_meter.models.usage import QuarantineItem, QuarantineReason
 from usage_meter.models.webhook import (
@@ -59,7 +60,7 @@ from usage_meter.models.webhook import (
 )
 
 FINISHED = frozenset({"completed", "error"})
-PAGE_SIZE = 200
+PAGE_SIZE = TRANSCRIPT_LIST_PAGE_LIMIT
 ATTEMPTS = 3  # per item and per page, within one run
 BACKOFF_SECONDS = 1.0  # doubled per attempt
 MAX_WAIT_SECONDS = 10.0  # the longest one wait inside a run (a longer Retry-After: next run)

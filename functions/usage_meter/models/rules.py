@@ -27,5 +27,10 @@ class OrphanPolicy(StrEnum):
 # were swept, or flagged, by earlier runs).
 ORPHAN_LOOKBACK_DAYS = 7
 
+# The most transcripts one ``GET /v2/transcript`` page returns (``limit`` 1..200, default 10;
+# /work/shared/reference/assemblyai-api-facts.md, spec ``ListTranscriptParams``): reconciliation
+# pages with it.
+TRANSCRIPT_LIST_PAGE_LIMIT = 200
+
 # Stripe meter event value per billable second, by the template's ``StripeValueUnit``.
 STRIPE_VALUE_UNITS = {"seconds": Decimal(1), "milliseconds": Decimal(1000)}
