@@ -199,10 +199,14 @@ def test_orphan_rules_are_the_templates() -> None:
 
 def test_one_dimension_count_for_every_entry_point() -> None:
     from usage_meter.models import products, streaming, webhook
+    from usage_meter.models.usage import AttributedReport
 
     assert "WEBHOOK_MAX_DIMENSIONS" not in _env("WebhookIntakeFunction")
     assert webhook.WEBHOOK_MAX_DIMENSIONS == MAX_DIMENSIONS
-    assert streaming.MAX_DIMENSIONS is products.MAX_DIMENSIONS is MAX_DIMENSIONS
+    assert issubclass(streaming.SessionBegin, AttributedReport)
+    assert issubclass(products.LlmGatewayUsage, AttributedReport)
     too_many = {f"d{i}": "v" for i in range(MAX_DIMENSIONS + 1)}
     with pytest.raises(ValueError, match=f"at most {MAX_DIMENSIONS}"):
         webhook.Attribution("acme", "default", too_many)
+    with pytest.raises(ValueError, match=f"at most {MAX_DIMENSIONS}"):
+        AttributedReport(customer_id="acme", dimensions=too_many)

@@ -15,8 +15,6 @@ from typing import Annotated, Self
 from pydantic import (
     AfterValidator,
     AwareDatetime,
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
@@ -24,9 +22,9 @@ from pydantic import (
 )
 
 from usage_meter.models import rules
-from usage_meter.models.identifiers import MAX_DIMENSIONS, SOURCE_ID_PATTERN, check_attribution
+from usage_meter.models.identifiers import SOURCE_ID_PATTERN
 from usage_meter.models.months import in_utc
-from usage_meter.models.usage import CustomerId, ProjectName
+from usage_meter.models.usage import AttributedReport
 
 # AssemblyAI closes (and bills) a session at 3 hours (models.rules)
 SESSION_LIMIT_SECONDS = Decimal(rules.SESSION_LIMIT_SECONDS)
@@ -53,18 +51,8 @@ AddOnName = Annotated[str, StringConstraints(pattern=ADD_ON_PATTERN)]
 SessionCap = Annotated[int, Field(ge=MIN_SESSION_CAP_SECONDS, le=MAX_SESSION_CAP_SECONDS)]
 
 
-class _Report(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
-
+class _Report(AttributedReport):
     session_id: SessionId
-    customer_id: CustomerId
-    project: ProjectName = "default"
-    dimensions: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _attribution(self) -> Self:
-        check_attribution(self.customer_id, self.project, self.dimensions, MAX_DIMENSIONS)
-        return self
 
 
 class _Billed(_Report):
