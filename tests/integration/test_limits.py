@@ -17,6 +17,7 @@ import boto3
 import pytest
 
 from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
+from usage_meter_local.app_subscription import subscribe_queue
 from usage_meter_local.assemblyai_standin import transcript
 
 OPERATOR = "arn:aws:iam::123456789012:user/ops-alice"
@@ -44,24 +45,13 @@ def api(route: str, params: dict[str, str], body: Any = None) -> dict[str, Any]:
 def app_queue(stack: Stack) -> str:
     """The application's subscription: a rule on the meter's bus delivering threshold events to
     an SQS queue (what a reseller's app would do)."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    events = boto3.client("events", region_name=REGION)
-    url = sqs.create_queue(QueueName="app-threshold-events")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    bus = stack.resources.event_buses["UsageEventBus"]
-    events.put_rule(
-        Name="thresholds-to-app",
-        EventBusName=bus,
-        EventPattern=json.dumps(
-            {"source": ["usage-meter"], "detail-type": ["Usage Threshold Reached"]}
-        ),
+    return subscribe_queue(
+        boto3.client("sqs", region_name=REGION),
+        boto3.client("events", region_name=REGION),
+        stack.resources.event_buses["UsageEventBus"],
+        "app-threshold-events",
+        "thresholds-to-app",
     )
-    events.put_targets(
-        Rule="thresholds-to-app", EventBusName=bus, Targets=[{"Id": "app", "Arn": arn}]
-    )
-    return url
 
 
 def received(stack: Stack, url: str) -> list[dict[str, Any]]:
