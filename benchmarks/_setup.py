@@ -7,7 +7,6 @@ import json
 import os
 import statistics
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "benchmarks"
 FUNCTIONS_DIR = ROOT / "functions"
 INFRA_DIR = ROOT / "infra"
-EVENTS = ROOT / "tests" / "events"
 RESULTS_DIR = BENCH_DIR / ".results"
 
 REGION = "eu-west-1"
@@ -52,6 +50,14 @@ def add_source_paths() -> None:
             sys.path.insert(0, str(path))
 
 
+add_source_paths()
+# The handlers' in-process inputs, shared with the tests (recorded events, a Lambda context).
+from usage_meter_local.lambda_fakes import (  # noqa: E402
+    FakeLambdaContext,  # noqa: F401
+    load_event,  # noqa: F401
+)
+
+
 def isolate_environment() -> None:
     """Drop every AWS_/ASSEMBLYAI_/proxy variable of the caller and set the offline ones."""
     for name in list(os.environ):
@@ -60,21 +66,6 @@ def isolate_environment() -> None:
         ):
             del os.environ[name]
     os.environ.update(OFFLINE_ENV)
-
-
-def load_event(relative: str) -> dict[str, Any]:
-    return json.loads((EVENTS / relative).read_text())
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "usage-meter-bench"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:usage-meter-bench"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 def provision_stack(template: dict[str, Any]) -> Any:

@@ -12,7 +12,6 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,13 +19,16 @@ import pytest
 from embedded_aws import REGION, EmbeddedAws, SecretSpec, scrub_environment
 from usage_meter_local import dynamodb_isolation
 from usage_meter_local.assemblyai_standin import AssemblyAIStandIn
+from usage_meter_local.lambda_fakes import (
+    FakeLambdaContext,
+    load_event,  # noqa: F401  (the tests import it from here)
+)
 from usage_meter_local.template import (
     LocalResources,
     function_environment,
     load_template,
 )
 
-EVENTS = Path(__file__).parent / "events"
 # moto's DynamoDB with AWS's isolation and ClientRequestToken idempotency, in every test (as in
 # the local stack), so no test's outcome depends on which ran before it.
 dynamodb_isolation.install()
@@ -37,21 +39,6 @@ PREVIOUS_REPORT_SECRET = "local-report-signing-previous"
 API_KEYS = {"default": "local-key-default", "eu": "local-key-eu"}
 AUTH_HEADER = "x-usage-meter-webhook-secret"
 WEBHOOK_BASE_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/assemblyai"
-
-
-def load_event(relative: str) -> dict[str, Any]:
-    return json.loads((EVENTS / relative).read_text())
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "usage-meter-test"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:usage-meter-test"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 @pytest.fixture(autouse=True)
