@@ -121,6 +121,11 @@ class Stack:
     def dlq_url(self) -> str:
         return self.resources.queue_urls["UsageDeadLetterQueue"]
 
+    @property
+    def ops_location(self) -> list[str]:
+        """The ops CLI's arguments naming this stack's table, usage queue and DLQ."""
+        return ["--table", self.table, "--queue-url", self.queue_url, "--dlq-url", self.dlq_url]
+
     def use_function(self, logical_id: str) -> None:
         env = function_environment(
             self.template, logical_id, self.resources, parameters=self.parameters
@@ -329,3 +334,20 @@ def webhook_url(customer_id: str, **params: str) -> str:
 
     query = urlencode({"customer_id": customer_id, **params})
     return f"{WEBHOOK_BASE_URL}?{query}"
+
+
+def usage_query_event(customer: str, query: dict[str, str] | None = None) -> dict[str, Any]:
+    """The API Gateway (HTTP API, payload 2.0) event of ``GET /customers/{customer}/usage`` with
+    the query parameters ``query`` (as given, not encoded)."""
+    path = f"/customers/{customer}/usage"
+    return {
+        "version": "2.0",
+        "routeKey": "GET /customers/{customer_id}/usage",
+        "rawPath": path,
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        "pathParameters": {"customer_id": customer},
+        "queryStringParameters": query or None,
+        "requestContext": {"http": {"method": "GET", "path": path}},
+        "headers": {},
+        "isBase64Encoded": False,
+    }

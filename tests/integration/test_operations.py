@@ -19,12 +19,7 @@ def ops(stack: Stack, capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
     capsys.readouterr()  # drop what the functions logged before
     code = ops_cli.main(
         [
-            "--table",
-            stack.table,
-            "--queue-url",
-            stack.queue_url,
-            "--dlq-url",
-            stack.dlq_url,
+            *stack.ops_location,
             "--reconcile-function",
             "reconcile-fn",
             "--export-function",
@@ -106,12 +101,7 @@ def test_resolution_needs_a_reason_and_an_open_item(
 ) -> None:
     code = ops_cli.main(
         [
-            "--table",
-            stack.table,
-            "--queue-url",
-            stack.queue_url,
-            "--dlq-url",
-            stack.dlq_url,
+            *stack.ops_location,
             "quarantine",
             "resolve",
             "nope/x",
@@ -203,7 +193,7 @@ def test_a_conflict_cannot_be_billed_again_only_dismissed(
     # When the operator tries to bill it (to anyone)
     code = ops_cli.main(
         [
-            *("--table", stack.table, "--queue-url", stack.queue_url, "--dlq-url", stack.dlq_url),
+            *stack.ops_location,
             *("quarantine", "resolve", item["id"], "--bill-to", "globex", "--reason", "x"),
         ]
     )
@@ -228,8 +218,8 @@ def test_a_failed_run_is_audited_too(
     with pytest.raises(SystemExit):
         ops_cli.main(
             [
-                *("--table", stack.table, "--queue-url", stack.queue_url),
-                *("--dlq-url", stack.dlq_url, "--export-function", "export-fn"),
+                *stack.ops_location,
+                *("--export-function", "export-fn"),
                 *("export", "--month", "2026-10", "--reason", "late data"),
             ]
         )
