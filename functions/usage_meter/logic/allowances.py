@@ -14,7 +14,6 @@ writing, so a plan change racing with the assignment is not missed.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -23,12 +22,16 @@ from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.operations import AuditEntry, OperationRefused
 
 __all__ = ["AllowanceChange", "AllowanceDeps", "OperationRefused"]
-from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id
+from usage_meter.models.identifiers import (
+    CUSTOMER_ID_RULE,
+    PLAN_RULE,
+    is_customer_id,
+    is_plan_name,
+)
 from usage_meter.models.limits import AllowanceSet, CustomerAllowance
 from usage_meter.models.months import current_month
 
 ATTEMPTS = 3
-PLAN_RULE = "a plan name is 1-64 characters: lower-case letters, digits, '_' and '-'"
 
 
 class AllowanceStore(Protocol):
@@ -80,10 +83,6 @@ class AllowanceChange:
 
     actor: str
     reason: str
-
-
-def is_plan_name(value: str) -> bool:
-    return re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", value) is not None
 
 
 def _check(change: AllowanceChange) -> None:

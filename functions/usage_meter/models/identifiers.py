@@ -47,6 +47,9 @@ CUSTOMER_ID_RULE = (
     "and . _ : @ -, starting with a letter or digit"
 )
 PROJECT_RULE = "project must be 1-64 characters of lower-case letters, digits, _ and -"
+# A plan (models.limits) is named like a project.
+PLAN_PATTERN = PROJECT_PATTERN
+PLAN_RULE = "a plan name is 1-64 characters: lower-case letters, digits, '_' and '-'"
 SOURCE_ID_RULE = "id must be 1-128 characters of letters, digits, _ and -"
 DIMENSION_NAME_RULE = (
     "extra query parameter names must be 1-40 characters of letters, digits and _, "
@@ -84,6 +87,10 @@ def is_customer_id(value: object) -> bool:
 
 
 def is_project(value: object) -> bool:
+    return isinstance(value, str) and _PROJECT.fullmatch(value) is not None
+
+
+def is_plan_name(value: object) -> bool:
     return isinstance(value, str) and _PROJECT.fullmatch(value) is not None
 
 
