@@ -16,20 +16,25 @@ FUNCTIONS_DIR = ROOT / "functions"
 INFRA_DIR = ROOT / "infra"
 RESULTS_DIR = BENCH_DIR / ".results"
 
-REGION = "eu-west-1"
-WEBHOOK_SECRET = "local-webhook-secret-current"
-PREVIOUS_WEBHOOK_SECRET = "local-webhook-secret-previous"
-API_KEYS = {"default": "local-key-default", "eu": "local-key-eu"}
-PROJECTS = {
-    "default": {
-        "api_key_secret_id": "usage-meter/assemblyai/default",
-        "base_url": "https://api.assemblyai.com",
-    },
-    "eu": {
-        "api_key_secret_id": "usage-meter/assemblyai/eu",
-        "base_url": "https://api.eu.assemblyai.com",
-    },
-}
+
+def add_source_paths() -> None:
+    """Make ``usage_meter`` (functions/) and ``usage_meter_local`` (infra/) importable."""
+    for path in (FUNCTIONS_DIR, INFRA_DIR):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+
+
+add_source_paths()
+# The handlers' in-process inputs and the offline stack's fakes, shared with the tests.
+from usage_meter_local.lambda_fakes import (  # noqa: E402
+    API_KEYS,
+    PREVIOUS_WEBHOOK_SECRET,
+    PROJECTS,  # noqa: F401
+    REGION,
+    WEBHOOK_SECRET,
+    FakeLambdaContext,  # noqa: F401
+    load_event,  # noqa: F401
+)
 
 # Fake credentials, a fixed region, no metadata service: nothing can reach real AWS.
 OFFLINE_ENV = {
@@ -41,21 +46,6 @@ OFFLINE_ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": "UsageMeter",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
-
-
-def add_source_paths() -> None:
-    """Make ``usage_meter`` (functions/) and ``usage_meter_local`` (infra/) importable."""
-    for path in (FUNCTIONS_DIR, INFRA_DIR):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
-
-
-add_source_paths()
-# The handlers' in-process inputs, shared with the tests (recorded events, a Lambda context).
-from usage_meter_local.lambda_fakes import (  # noqa: E402
-    FakeLambdaContext,  # noqa: F401
-    load_event,  # noqa: F401
-)
 
 
 def isolate_environment() -> None:

@@ -20,6 +20,10 @@ from embedded_aws import REGION, EmbeddedAws, SecretSpec, scrub_environment
 from usage_meter_local import dynamodb_isolation
 from usage_meter_local.assemblyai_standin import AssemblyAIStandIn
 from usage_meter_local.lambda_fakes import (
+    API_KEYS,
+    PREVIOUS_WEBHOOK_SECRET,
+    PROJECTS,
+    WEBHOOK_SECRET,
     FakeLambdaContext,
     load_event,  # noqa: F401  (the tests import it from here)
 )
@@ -32,11 +36,8 @@ from usage_meter_local.template import (
 # moto's DynamoDB with AWS's isolation and ClientRequestToken idempotency, in every test (as in
 # the local stack), so no test's outcome depends on which ran before it.
 dynamodb_isolation.install()
-WEBHOOK_SECRET = "local-webhook-secret-current"
-PREVIOUS_WEBHOOK_SECRET = "local-webhook-secret-previous"
 REPORT_SECRET = "local-report-signing-current"
 PREVIOUS_REPORT_SECRET = "local-report-signing-previous"
-API_KEYS = {"default": "local-key-default", "eu": "local-key-eu"}
 AUTH_HEADER = "x-usage-meter-webhook-secret"
 WEBHOOK_BASE_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/assemblyai"
 
@@ -188,16 +189,6 @@ class Stack:
             out.extend(new)
 
 
-PROJECTS = {
-    "default": {
-        "api_key_secret_id": "usage-meter/assemblyai/default",
-        "base_url": "https://api.assemblyai.com",
-    },
-    "eu": {
-        "api_key_secret_id": "usage-meter/assemblyai/eu",
-        "base_url": "https://api.eu.assemblyai.com",
-    },
-}
 SECRETS = [
     SecretSpec(
         "usage-meter/webhook-auth",

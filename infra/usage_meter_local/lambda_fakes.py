@@ -1,5 +1,6 @@
 """What a handler gets from Lambda, for tests and benchmarks that call handlers in-process: the
-recorded events under tests/events and a context object with the attributes Powertools reads.
+recorded events under tests/events, a context object with the attributes Powertools reads, and the
+offline stack's region, webhook secrets and AssemblyAI projects (fake values, never real ones).
 (The local stack's own worker builds a real-deadline context, worker.LambdaContext.)"""
 
 from __future__ import annotations
@@ -11,6 +12,19 @@ from typing import Any
 
 EVENTS = Path(__file__).resolve().parents[2] / "tests" / "events"
 REGION = "eu-west-1"
+WEBHOOK_SECRET = "local-webhook-secret-current"  # noqa: S105 - a fake for the offline stack
+PREVIOUS_WEBHOOK_SECRET = "local-webhook-secret-previous"  # noqa: S105 - a fake
+API_KEYS = {"default": "local-key-default", "eu": "local-key-eu"}
+PROJECTS = {
+    "default": {
+        "api_key_secret_id": "usage-meter/assemblyai/default",
+        "base_url": "https://api.assemblyai.com",
+    },
+    "eu": {
+        "api_key_secret_id": "usage-meter/assemblyai/eu",
+        "base_url": "https://api.eu.assemblyai.com",
+    },
+}
 
 
 def load_event(relative: str) -> dict[str, Any]:
