@@ -146,6 +146,20 @@ def gb_s(memory_mb: int, seconds: str) -> Decimal:
     return Decimal(memory_mb) / 1024 * Decimal(seconds)
 
 
+def _logs_and_tracing(flow: str, lines: str) -> list[Line]:
+    """The flow's measured CloudWatch Logs bytes (``lines``: what writes them) and X-Ray's
+    share (nothing with the default TracingMode)."""
+    return [
+        Line(
+            f"CloudWatch Logs: {LOG_BYTES[flow]} B",
+            D(LOG_BYTES[flow]) / 1024**3,
+            "logs_gb",
+            f"measured by the test: {lines}",
+        ),
+        Line("X-Ray", D(0), "xray_trace", "TracingMode PassThrough (default): no traces"),
+    ]
+
+
 def async_flow() -> Flow:
     c = ASYNC_CALLS
     return Flow(
@@ -211,13 +225,9 @@ def async_flow() -> Flow:
                 "dynamodb_wru",
                 "one reservation per 5 requests, 2 writes after an idle moment (worst case)",
             ),
-            Line(
-                f"CloudWatch Logs: {LOG_BYTES['async']} B",
-                D(LOG_BYTES["async"]) / 1024**3,
-                "logs_gb",
-                "measured by the test: intake's line, the processor's batch line and EMF metrics",
+            *_logs_and_tracing(
+                "async", "intake's line, the processor's batch line and EMF metrics"
             ),
-            Line("X-Ray", D(0), "xray_trace", "TracingMode PassThrough (default): no traces"),
         ],
     )
 
@@ -265,13 +275,7 @@ def streaming_flow() -> Flow:
                 "dynamodb_wru",
                 "1 WRU each",
             ),
-            Line(
-                f"CloudWatch Logs: {LOG_BYTES['streaming']} B",
-                D(LOG_BYTES["streaming"]) / 1024**3,
-                "logs_gb",
-                "measured by the test: one line per report and EMF metrics",
-            ),
-            Line("X-Ray", D(0), "xray_trace", "TracingMode PassThrough (default): no traces"),
+            *_logs_and_tracing("streaming", "one line per report and EMF metrics"),
         ],
     )
 
