@@ -14,6 +14,7 @@ writing, so a plan change racing with the assignment is not missed.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -106,6 +107,35 @@ def _evaluate(evaluator: Evaluator, customers: list[str]) -> dict[str, Any]:
     return {"thresholds_published": published, "evaluation_failed": failed}
 
 
+def _change_customer(
+    store: AllowanceStore,
+    customer_id: str,
+    new: Callable[
+        [CustomerAllowance], tuple[AllowanceSet | None, str | None, AllowanceSet | None, int]
+    ],
+    history: dict[str, Any],
+) -> int:
+    """Write the customer's next version: ``new(current)`` gives (own set, plan, plan's limits,
+    plan version). Optimistic: read, write if still at that version, up to ATTEMPTS times.
+    Returns the version written; raises OperationRefused when it kept changing."""
+    for _ in range(ATTEMPTS):
+        current = store.customer_allowance(customer_id) or CustomerAllowance(
+            customer_id=customer_id
+        )
+        own, plan, plan_limits, plan_version = new(current)
+        if store.put_customer_change(
+            customer_id,
+            expected_version=current.own_version,
+            own=own,
+            plan=plan,
+            plan_limits=plan_limits,
+            plan_version=plan_version,
+            change=history,
+        ):
+            return current.own_version + 1
+    raise OperationRefused(f"{customer_id}'s allowance kept changing; try again")
+
+
 def set_customer_allowance(
     customer_id: str,
     limits: AllowanceSet | None,
@@ -117,23 +147,12 @@ def set_customer_allowance(
     _check(change)
     if not is_customer_id(customer_id):
         raise OperationRefused(CUSTOMER_ID_RULE)
-    for _ in range(ATTEMPTS):
-        current = deps.store.customer_allowance(customer_id) or CustomerAllowance(
-            customer_id=customer_id
-        )
-        if deps.store.put_customer_change(
-            customer_id,
-            expected_version=current.own_version,
-            own=limits,
-            plan=current.plan,
-            plan_limits=current.plan_limits,
-            plan_version=current.plan_version,
-            change=_history(change, "customer_allowance"),
-        ):
-            version = current.own_version + 1
-            break
-    else:
-        raise OperationRefused(f"{customer_id}'s allowance kept changing; try again")
+    version = _change_customer(
+        deps.store,
+        customer_id,
+        lambda current: (limits, current.plan, current.plan_limits, current.plan_version),
+        _history(change, "customer_allowance"),
+    )
     what = limits.model_dump_json() if limits is not None else "inherit plan"
     outcome = {
         "customer_id": customer_id,
@@ -162,23 +181,12 @@ def assign_plan(
         plan_limits, plan_version = deps.store.plan_allowance(plan)
         if plan_limits is None:
             raise OperationRefused(f"plan {plan!r} has no allowance yet; set it first")
-    for _ in range(ATTEMPTS):
-        current = deps.store.customer_allowance(customer_id) or CustomerAllowance(
-            customer_id=customer_id
-        )
-        if deps.store.put_customer_change(
-            customer_id,
-            expected_version=current.own_version,
-            own=current.own,
-            plan=plan,
-            plan_limits=plan_limits,
-            plan_version=plan_version,
-            change=_history(change, "plan_assigned"),
-        ):
-            version = current.own_version + 1
-            break
-    else:
-        raise OperationRefused(f"{customer_id}'s allowance kept changing; try again")
+    version = _change_customer(
+        deps.store,
+        customer_id,
+        lambda current: (current.own, plan, plan_limits, plan_version),
+        _history(change, "plan_assigned"),
+    )
     if plan is not None:  # a plan change racing with this assignment: take the newer copy
         latest, latest_version = deps.store.plan_allowance(plan)
         if latest is not None and latest_version > plan_version:
