@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.operations import AuditEntry, OperationRefused
@@ -107,32 +107,33 @@ def _evaluate(evaluator: Evaluator, customers: list[str]) -> dict[str, Any]:
     return {"thresholds_published": published, "evaluation_failed": failed}
 
 
+class _Assignment(TypedDict):
+    """What a customer change writes: its own set, its plan and the copy of the plan's limits."""
+
+    own: AllowanceSet | None
+    plan: str | None
+    plan_limits: AllowanceSet | None
+    plan_version: int
+
+
 def _change_customer(
     store: AllowanceStore,
     customer_id: str,
-    new: Callable[
-        [CustomerAllowance], tuple[AllowanceSet | None, str | None, AllowanceSet | None, int]
-    ],
+    new: Callable[[CustomerAllowance], _Assignment],
     history: dict[str, Any],
 ) -> int:
-    """Write the customer's next version: ``new(current)`` gives (own set, plan, plan's limits,
-    plan version). Optimistic: read, write if still at that version, up to ATTEMPTS times.
-    Returns the version written; raises OperationRefused when it kept changing."""
+    """Write the customer's next version, ``new(current)``. Optimistic: read, write if still at
+    that version, up to ATTEMPTS times. Returns the version written; raises OperationRefused
+    when it kept changing."""
     for _ in range(ATTEMPTS):
         current = store.customer_allowance(customer_id) or CustomerAllowance(
             customer_id=customer_id
         )
-        own, plan, plan_limits, plan_version = new(current)
+        version = current.own_version
         if store.put_customer_change(
-            customer_id,
-            expected_version=current.own_version,
-            own=own,
-            plan=plan,
-            plan_limits=plan_limits,
-            plan_version=plan_version,
-            change=history,
+            customer_id, expected_version=version, change=history, **new(current)
         ):
-            return current.own_version + 1
+            return version + 1
     raise OperationRefused(f"{customer_id}'s allowance kept changing; try again")
 
 
@@ -150,7 +151,12 @@ def set_customer_allowance(
     version = _change_customer(
         deps.store,
         customer_id,
-        lambda current: (limits, current.plan, current.plan_limits, current.plan_version),
+        lambda current: _Assignment(
+            own=limits,
+            plan=current.plan,
+            plan_limits=current.plan_limits,
+            plan_version=current.plan_version,
+        ),
         _history(change, "customer_allowance"),
     )
     what = limits.model_dump_json() if limits is not None else "inherit plan"
@@ -184,7 +190,9 @@ def assign_plan(
     version = _change_customer(
         deps.store,
         customer_id,
-        lambda current: (current.own, plan, plan_limits, plan_version),
+        lambda current: _Assignment(
+            own=current.own, plan=plan, plan_limits=plan_limits, plan_version=plan_version
+        ),
         _history(change, "plan_assigned"),
     )
     if plan is not None:  # a plan change racing with this assignment: take the newer copy
