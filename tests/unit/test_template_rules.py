@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import MISSING, Field, fields
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -210,3 +211,16 @@ def test_one_dimension_count_for_every_entry_point() -> None:
         webhook.Attribution("acme", "default", too_many)
     with pytest.raises(ValueError, match=f"at most {MAX_DIMENSIONS}"):
         AttributedReport(customer_id="acme", dimensions=too_many)
+
+
+def test_the_month_format_has_one_definition() -> None:
+    """Every billing month (ledger rows, aggregates, audit partitions, the usage API, allowances,
+    the local stack) comes from ``models.months.usage_month``/``current_month``."""
+    root = Path(__file__).resolve().parents[2]
+    offenders = [
+        str(path.relative_to(root))
+        for folder in ("functions", "infra")
+        for path in (root / folder).rglob("*.py")
+        if path.name != "months.py" and re.search(r"%Y-%m(?!-)", path.read_text())
+    ]
+    assert offenders == []
