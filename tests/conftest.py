@@ -342,3 +342,15 @@ def usage_query_event(customer: str, query: dict[str, str] | None = None) -> dic
         "headers": {},
         "isBase64Encoded": False,
     }
+
+
+def ops_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    """Run the ops CLI as an operator (``alice@ops``, ``--json``) with ``argv``; assert it exits
+    0 and return its JSON answer. What the functions logged before is dropped first."""
+    from usage_meter import ops_cli
+
+    capsys.readouterr()
+    code = ops_cli.main(["--actor", "alice@ops", "--json", *argv])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return json.loads(out)

@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
+from conftest import REGION, Stack, ops_json, sqs_event, usage_message_body, webhook_url
 from usage_meter_local.app_subscription import subscribe_queue
 from usage_meter_local.assemblyai_standin import transcript
 
@@ -242,26 +242,10 @@ def test_ops_cli_sets_plans_and_allowances_versioned_and_audited(
 ) -> None:
     """Given the ops CLI; when a plan is set, a customer put on it, then given its own set; then
     the check follows each change, every version is kept and every action is audited."""
-    from usage_meter import ops_cli
+    bus = stack.resources.event_buses["UsageEventBus"]
 
     def ops(*argv: str) -> Any:
-        capsys.readouterr()
-        code = ops_cli.main(
-            [
-                "--table",
-                stack.table,
-                "--event-bus",
-                stack.resources.event_buses["UsageEventBus"],
-                "--actor",
-                "alice@ops",
-                "--json",
-                "limits",
-                *argv,
-            ]
-        )
-        out = capsys.readouterr().out
-        assert code == 0, out
-        return json.loads(out)
+        return ops_json(capsys, "--table", stack.table, "--event-bus", bus, "limits", *argv)
 
     plan = ops("set", "--plan", "starter", "--limit", "async:2h:80/100", "--reason", "starter")
     assert (plan["version"], plan["limits"]["limits"][0]["amount"]) == (1, "7200")

@@ -9,30 +9,15 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import REGION, Stack, load_event, sqs_event, usage_message_body
+from conftest import REGION, Stack, load_event, ops_json, sqs_event, usage_message_body
 from usage_meter import ops_cli
 
 TID = "6a0b4f6e-2a3e-4f55-9c1c-0d3f5b0c1a01"  # submitted for acme-corp
 
 
 def ops(stack: Stack, capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    capsys.readouterr()  # drop what the functions logged before
-    code = ops_cli.main(
-        [
-            *stack.ops_location,
-            "--reconcile-function",
-            "reconcile-fn",
-            "--export-function",
-            "export-fn",
-            "--actor",
-            "alice@ops",
-            "--json",
-            *argv,
-        ]
-    )
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return json.loads(out)
+    functions = ("--reconcile-function", "reconcile-fn", "--export-function", "export-fn")
+    return ops_json(capsys, *stack.ops_location, *functions, *argv)
 
 
 def drain(stack: Stack) -> dict[str, Any]:
