@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument(
         "--as-is",
         action="store_true",
-        help="send a signed request (X-Usage-Meter-Signature) as stored instead of signing it "
+        help="send a signed request (webhook-signature) as stored instead of signing it "
         "again with the local secret and the current time (signatures expire after minutes)",
     )
     _add_stack_options(invoke, fixed_ports=False, log_dir=None)
