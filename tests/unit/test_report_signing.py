@@ -101,3 +101,11 @@ def test_the_official_library_verifies_what_we_sign_with_two_secrets() -> None:
         webhook = Webhook(secret)
         expected = webhook.sign("msg_9", datetime.fromtimestamp(NOW, UTC), BODY.decode())
         assert expected in headers["webhook-signature"].split()
+
+
+@pytest.mark.parametrize("timestamp", ["9" * 5000, "1" * 13, "\u00b2" * 10, "-1", ""])
+def test_a_malformed_timestamp_is_401_not_a_crash(timestamp: str) -> None:
+    headers = {**standard(CURRENT), "webhook-timestamp": timestamp}
+    with pytest.raises(RequestRejected) as raised:
+        verify_signed_request(headers, BODY, Secrets([CURRENT]), NOW, 300)
+    assert raised.value.status == 401
