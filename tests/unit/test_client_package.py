@@ -24,7 +24,6 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 import gen_client_rules
 import usage_meter_client
-from usage_meter.handlers import streaming_report
 from usage_meter.logic import standard_webhooks
 from usage_meter.models import identifiers, webhook
 from usage_meter_client import UsageReporter, client, products
@@ -97,6 +96,10 @@ def test_the_lambda_artifact_does_not_ship_or_need_the_client() -> None:
 
 
 def test_client_and_service_agree_on_paths_limits_and_rules() -> None:
+    # Imported here, not at collection: the handler's Metrics reads its namespace from the
+    # environment the autouse fixture sets.
+    from usage_meter.handlers import streaming_report
+
     client_paths = {
         client.BEGIN_PATH,
         client.TERMINATION_PATH,
