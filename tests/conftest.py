@@ -36,8 +36,9 @@ from usage_meter_local.template import (
 # moto's DynamoDB with AWS's isolation and ClientRequestToken idempotency, in every test (as in
 # the local stack), so no test's outcome depends on which ran before it.
 dynamodb_isolation.install()
-REPORT_SECRET = "local-report-signing-current"
-PREVIOUS_REPORT_SECRET = "local-report-signing-previous"
+# Standard Webhooks secrets (whsec_ + base64): base64("test-only-report-key-01") and "-00".
+REPORT_SECRET = "whsec_dGVzdC1vbmx5LXJlcG9ydC1rZXktMDE="
+PREVIOUS_REPORT_SECRET = "whsec_dGVzdC1vbmx5LXJlcG9ydC1rZXktMDA="
 AUTH_HEADER = "x-usage-meter-webhook-secret"
 WEBHOOK_BASE_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/assemblyai"
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TextIO
 
-from usage_meter.app_client import ReportRejected, UsageReporter
+from usage_meter_client import ReportRejected, UsageReporter
 from usage_meter_local.demo_reports import answers_table, signed_reporter
 from usage_meter_local.scenario import LedgerFacts
 from usage_meter_local.stack import LocalStack

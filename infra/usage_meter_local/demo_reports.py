@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from usage_meter.app_client import UsageReporter
+from usage_meter_client import UsageReporter
 from usage_meter_local.report import table
 from usage_meter_local.stack import LocalStack
 
