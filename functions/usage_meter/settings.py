@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+from usage_meter.logic.standard_webhooks import DEFAULT_TOLERANCE_SECONDS
 from usage_meter.models.identifiers import (
     BILLING_DIMENSIONS_PATTERN,
     DIMENSION_NAME_PATTERN,
@@ -157,6 +158,11 @@ class BillingDimensionNames(Matching):
 _billing_dimensions = BillingDimensionNames()
 
 
+def _secrets_cache_seconds() -> Any:
+    """How long a function keeps a secret it read (every function that reads one): 300 s."""
+    return env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+
+
 @dataclass(frozen=True)
 class ProjectConfig:
     """Where to find one AssemblyAI project: its API key secret and its API base URL."""
@@ -229,7 +235,7 @@ class IntakeSettings(_EnvSettings):
         Matching(HEADER_NAME_PATTERN, str.lower),
         default=DEFAULT_WEBHOOK_AUTH_HEADER_NAME.lower(),
     )
-    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+    secrets_cache_seconds: int = _secrets_cache_seconds()
     max_body_bytes: int = env("WEBHOOK_MAX_BODY_BYTES", _positive(int), default=4096)
 
 
@@ -247,7 +253,7 @@ class AssemblyAISettings(_EnvSettings):
     requests_per_5_minutes: int = env(
         "ASSEMBLYAI_REQUESTS_PER_5_MINUTES", REQUEST_SHARE, default=2000
     )
-    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+    secrets_cache_seconds: int = _secrets_cache_seconds()
 
     def project(self, name: str) -> ProjectConfig | None:
         """A project's config; the base URL override (local runs) replaces every base URL."""
@@ -341,8 +347,11 @@ class StreamingReportSettings(ThresholdAlertSettings):
 
     table_name: str = env("USAGE_TABLE_NAME")
     signing_secret_id: str = env("REPORT_SIGNING_SECRET_ID")
-    max_skew_seconds: int = env("REPORT_MAX_SKEW_SECONDS", _positive(int), default=300)
-    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+    # the Standard Webhooks timestamp tolerance (logic/standard_webhooks.py), also the client's
+    max_skew_seconds: int = env(
+        "REPORT_MAX_SKEW_SECONDS", _positive(int), default=DEFAULT_TOLERANCE_SECONDS
+    )
+    secrets_cache_seconds: int = _secrets_cache_seconds()
     max_body_bytes: int = env("REPORT_MAX_BODY_BYTES", _positive(int), default=8192)
 
 
@@ -365,7 +374,7 @@ class StripeSinkSettings(_EnvSettings):
     dead_letter_queue_url: str = env("STRIPE_DLQ_URL")
     value_unit: str = env("STRIPE_VALUE_UNIT", OneOf(tuple(STRIPE_VALUE_UNITS)), default="seconds")
     api_base_override: str | None = env("STRIPE_API_BASE_OVERRIDE", _optional_url, default=None)
-    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+    secrets_cache_seconds: int = _secrets_cache_seconds()
 
 
 @dataclass(frozen=True)
@@ -379,7 +388,7 @@ class ForwarderSettings(_EnvSettings):
     auth_secret_id: str = env("FORWARD_AUTH_SECRET_ID")
     max_attempts: int = env("FORWARD_MAX_ATTEMPTS", FORWARD_ATTEMPTS, default=8)
     timeout_seconds: float = env("FORWARD_TIMEOUT_SECONDS", _positive(float), default=5.0)
-    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+    secrets_cache_seconds: int = _secrets_cache_seconds()
 
 
 @lru_cache(maxsize=1)
