@@ -22,6 +22,8 @@ import ast
 import sys
 from pathlib import Path
 
+from generated_files import write_or_check
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = ROOT / "functions" / "usage_meter"
 CLIENT = ROOT / "clients" / "python" / "src" / "usage_meter_client"
@@ -83,18 +85,7 @@ def render() -> dict[Path, str]:
 
 
 def main(argv: list[str]) -> int:
-    check = "--check" in argv
-    stale = []
-    for path, text in render().items():
-        if check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(path.relative_to(ROOT))
-        else:
-            path.write_text(text)
-    if stale:
-        print(f"stale client copies: {', '.join(map(str, stale))}; run `make requirements`")
-        return 1
-    return 0
+    return write_or_check(render(), ROOT, argv, "client copies")
 
 
 if __name__ == "__main__":
