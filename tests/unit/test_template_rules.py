@@ -224,3 +224,13 @@ def test_the_month_format_has_one_definition() -> None:
         if path.name != "months.py" and re.search(r"%Y-%m(?!-)", path.read_text())
     ]
     assert offenders == []
+
+
+def test_the_webhook_auth_header_default_is_one_name() -> None:
+    """The header AssemblyAI sends the webhook secret in (``webhook_auth_header_name``): the
+    template's default, the intake's default and the application helper's default."""
+    from usage_meter_client import client
+
+    name = settings_module.DEFAULT_WEBHOOK_AUTH_HEADER_NAME
+    assert PARAMETERS["WebhookAuthHeaderName"]["Default"] == name
+    assert name == client.DEFAULT_AUTH_HEADER_NAME
