@@ -130,7 +130,7 @@ def report(cold: dict, warm: dict, export: dict, forward: dict, seconds: float) 
             "",
             "### AWS cost per million (benchmarks/cost_model.py)",
             "",
-            cost_model.markdown([cost_model.async_flow(), cost_model.streaming_flow()]),
+            cost_model.markdown(cost_model.flows()),
             "",
         ]
     )

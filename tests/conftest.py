@@ -288,7 +288,13 @@ def stack(
         load_template(),
         assemblyai,
         monkeypatch,
-        {"AssemblyAIProjects": json.dumps(PROJECTS)},
+        # Every optional feature on, as most tests exercise them (the template's defaults leave
+        # allowances and unconsumed notification events off; test_cost_model prices both).
+        {
+            "AssemblyAIProjects": json.dumps(PROJECTS),
+            "Allowances": "enabled",
+            "NotificationEvents": "always",
+        },
     )
     _reset_caches()
 

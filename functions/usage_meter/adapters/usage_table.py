@@ -8,7 +8,10 @@
 - session begin: PK ``SESSION#<session id>``, SK ``BEGIN``; while open (sparse index):
   GSI1PK ``OPEN_SESSIONS#<began date>``, GSI1SK ``<began_at>#<session id>``.
 - aggregate:   PK ``CUSTOMER#<customer>``, SK ``MONTH#<month>#<product>#<project>#<model>#<dims>``;
-  GSI1PK ``MONTH#<month>``, GSI1SK ``CUSTOMER#<customer>#<product>#<project>#<model>#<dims>``.
+  on the KEYS_ONLY ``LedgerByMonth`` index: LMPK ``MONTH#<month>``, LMSK
+  ``CUSTOMER#<customer>#<product>#<project>#<model>#<dims>``. Keys only, so the ADD of every usage
+  (which never changes those keys) writes nothing to an index: the index entry is written once,
+  when the aggregate is created (an index projecting ALL would be rewritten, 1 WRU, per usage).
 - reconciliation checkpoint: PK ``RECONCILE#<project>``, SK ``CHECKPOINT``.
 - audit entry: PK ``AUDIT#<month>``, SK ``<time>#<random>`` (who, what, why, outcome).
 - uncovered transcript (coverage report): PK ``COVERAGE#<month>``, SK ``<project>#<transcript>``.
@@ -33,9 +36,10 @@
 - Ledger rows are keyed by the usage source alone, so "billed at most once, forever" is one
   conditional put; there is no TTL on them.
 - A customer's usage for a month is one Query on its partition (PK + SK prefix); the export reads a
-  month's aggregates with one Query on GSI1. Neither ever Scans, and both grow with customers x
-  breakdowns, not with events. The export's ledger check reads a month's billable ledger rows from
-  the 16 shards of ``LedgerByMonth`` (``adapters/ledger_index.py``), one page at a time.
+  month's aggregates' keys with one Query on LedgerByMonth (then BatchGetItem). Neither ever Scans,
+  and both grow with customers x breakdowns, not with events. The export's ledger check reads a
+  month's billable ledger rows from the 16 shards of ``LedgerByMonth``
+  (``adapters/ledger_index.py``), one page at a time.
 """
 
 from __future__ import annotations
@@ -300,8 +304,10 @@ class DynamoUsageLedger:
         ledger_workers: int = 1,
         client_factory: Callable[[], DynamoDBClient] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        usage_summary: bool = True,
     ) -> None:
         self._client = client
+        self._usage_summary = usage_summary
         self._table = table_name
         self._on_usage_changed = on_usage_changed
         self._ledger_workers = ledger_workers
@@ -403,8 +409,8 @@ class DynamoUsageLedger:
             "dimensions": record.dimensions,
             "estimated": record.estimated,
             "region": record.region,
-            "GSI1PK": f"MONTH#{record.month}",
-            "GSI1SK": f"CUSTOMER#{customer_key(record.customer_id)}#{breakdown}",
+            "LMPK": f"MONTH#{record.month}",
+            "LMSK": f"CUSTOMER#{customer_key(record.customer_id)}#{breakdown}",
             "updated_at": now.isoformat(),
         }
         names = {f"#a{i}": name for i, name in enumerate(attributes)}
@@ -436,7 +442,10 @@ class DynamoUsageLedger:
 
     def _summary(self, *changes: SummaryChange) -> list[Any]:
         """The customer-month summary's share of a write: the same count, seconds and add-on
-        seconds the aggregates get (see usage_summary.py)."""
+        seconds the aggregates get (see usage_summary.py); nothing when the deployment keeps no
+        summary (``usage_summary=False``: template parameter Allowances off)."""
+        if not self._usage_summary:
+            return []
         return summary_updates(
             self._table,
             [
@@ -921,12 +930,37 @@ class DynamoUsageLedger:
         return [aggregate_from_item(r) for r in rows if not _emptied(r)]
 
     def month_aggregates(self, month: str) -> list[UsageAggregate]:
-        rows = self._query(
-            IndexName="GSI1",
-            KeyConditionExpression="GSI1PK = :pk",
+        """Every aggregate of a month: its keys from ``LedgerByMonth`` (KEYS_ONLY), the items by
+        BatchGetItem (eventually consistent, as the index itself)."""
+        keys = self._query(
+            IndexName=LEDGER_INDEX,
+            KeyConditionExpression="LMPK = :pk",
             ExpressionAttributeValues=_to_item({":pk": f"MONTH#{month}"}),
         )
+        rows = self._batch_get([{"PK": k["PK"], "SK": k["SK"]} for k in keys])
         return [aggregate_from_item(r) for r in rows if not _emptied(r)]
+
+    def _batch_get(
+        self, keys: list[dict[str, Any]], projection: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The items at ``keys`` (those that exist), in the order of ``keys``: BatchGetItem, 100
+        keys a request (DynamoDB's limit), unprocessed keys asked again."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        extra = {"ProjectionExpression": f"PK, SK, {projection}"} if projection else {}
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                self._table: {"Keys": [_to_item(k) for k in keys[start : start + 100]], **extra}
+            }
+            while request:
+                try:
+                    answer = self._client.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise _failure("batch read", exc) from exc
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    values = _from_item(item)
+                    found[str(values["PK"]), str(values["SK"])] = values
+                request = answer.get("UnprocessedKeys") or {}
+        return [found[k] for k in ((str(k["PK"]), str(k["SK"])) for k in keys) if k in found]
 
     def month_ledger_pages(self, month: str) -> Iterator[list[Any]]:
         """The month's billable ledger rows, one page of ``ledger_index.LedgerEntry`` (customer,
@@ -1008,15 +1042,11 @@ class DynamoUsageLedger:
     ) -> tuple[list[str], str | None]:
         """Customers with billed usage in ``month``, in id order, at most ``limit``, starting after
         customer ``after``; and the customer to continue after (None on the last page). Reads the
-        month's aggregates on GSI1 (a customer has one item per breakdown), never the ledger."""
+        month's aggregates (a customer has one per breakdown: LedgerByMonth keys, then
+        BatchGetItem), never the ledger."""
         start = f"CUSTOMER#{customer_key(after)}#\U0010ffff" if after else "CUSTOMER#"
         found: list[str] = []
-        for item in self._pages(
-            IndexName="GSI1",
-            KeyConditionExpression="GSI1PK = :pk AND GSI1SK > :start",
-            ExpressionAttributeValues=_to_item({":pk": f"MONTH#{month}", ":start": start}),
-            ProjectionExpression="customer_id, usage_count",
-        ):
+        for item in self._month_aggregate_items(month, start):
             if int(item.get("usage_count", 0)) <= 0:
                 continue  # an aggregate emptied by a row that moved month
             customer = str(item["customer_id"])
@@ -1026,6 +1056,24 @@ class DynamoUsageLedger:
                 return found, found[-1]
             found.append(customer)
         return found, None
+
+    def _month_aggregate_items(self, month: str, start: str) -> Iterator[dict[str, Any]]:
+        """``customer_id`` and ``usage_count`` of the month's aggregates after ``start`` (an LMSK),
+        in LMSK order: one ``LedgerByMonth`` page of keys, then one BatchGetItem per 100."""
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            IndexName=LEDGER_INDEX,
+            KeyConditionExpression="LMPK = :pk AND LMSK > :start",
+            ExpressionAttributeValues=_to_item({":pk": f"MONTH#{month}", ":start": start}),
+        )
+        try:
+            for page in pages:
+                keys = [_from_item(i) for i in page.get("Items", [])]
+                for begin in range(0, len(keys), 100):
+                    chunk = [{"PK": k["PK"], "SK": k["SK"]} for k in keys[begin : begin + 100]]
+                    yield from self._batch_get(chunk, "customer_id, usage_count")
+        except (ClientError, BotoCoreError) as exc:
+            raise _failure("query", exc) from exc
 
     def customer_ledger_rows(self, customer_id: str, month: str) -> Iterator[UsageRecord]:
         """All of a customer's ledger rows in a month, page by page (one Query on its shard)."""
