@@ -90,7 +90,7 @@ PRICES = {
 }
 
 # -- what the code does (checked against moto by tests/integration/test_cost_model.py) ---------
-PACER_LEASE = 5  # adapters/request_budget.py: one reservation per 5 AssemblyAI requests
+PACER_LEASE = 5  # adapters/request_budget.py LEASE: one reservation per 5 AssemblyAI requests
 BATCH = 10  # template.yaml: BatchSize 10, filled at the design load (see the batching window)
 
 # The template's defaults: Allowances disabled, NotificationEvents auto with no consumer (no

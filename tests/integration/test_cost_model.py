@@ -176,6 +176,12 @@ def test_streaming_sessions_make_the_calls_the_cost_model_prices(
         assert all(item_bytes(i) <= cost_model.MAX_ITEM_BYTES for i in stack.items(entity))
 
 
+def test_the_model_reserves_budget_slots_as_the_pacer_does() -> None:
+    from usage_meter.adapters import request_budget
+
+    assert cost_model.PACER_LEASE == request_budget.LEASE
+
+
 def _template_defaults(stack: Stack) -> None:
     """The template's own defaults: Allowances disabled, NotificationEvents auto with no
     consumer (no ForwardUrl, no EventsEndpointUrl, the stack's own bus)."""
