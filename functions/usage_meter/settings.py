@@ -233,7 +233,9 @@ class ReconcileSettings(AssemblyAISettings, ThresholdAlertSettings):
     webhook_base_url: str = env("WEBHOOK_BASE_URL", _http_url)
     billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
     horizon_days: int = env("RECONCILE_HORIZON_DAYS", horizon_days, default=3)
-    max_items_per_run: int = env("RECONCILE_MAX_ITEMS_PER_RUN", _positive(int), default=5000)
+    max_items_per_run: int = env("RECONCILE_MAX_ITEMS_PER_RUN", _positive(int), default=200_000)
+    # missing transcripts fetched side by side (each GET still waits for the shared budget)
+    concurrency: int = env("RECONCILE_CONCURRENCY", _positive(int), default=8)
 
 
 @dataclass(frozen=True)

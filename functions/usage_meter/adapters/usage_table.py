@@ -760,6 +760,41 @@ class DynamoUsageLedger:
         verdicts = [str(r["verdict"]) for r in rows if r.get("SK") == VERDICT_SK]
         return verdicts[0] if verdicts else None
 
+    def source_states(self, product: str, source_ids: list[str]) -> dict[str, str]:
+        """``source_state`` of many sources at once: {source id: state} for those with one (no
+        entry: never seen). Consistent BatchGetItem of each source's ledger row and verdict
+        keys, 50 sources (100 keys, DynamoDB's limit) a request: reconciliation looks up a
+        200-transcript page in 4 requests instead of 200 Queries."""
+        keys = [
+            {"PK": ledger_key(product, source_id)["PK"], "SK": sk}
+            for source_id in dict.fromkeys(source_ids)
+            for sk in (LEDGER_SK, VERDICT_SK)
+        ]
+        states: dict[str, str] = {}
+        prefix = f"SOURCE#{product}#"
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [_to_item(k) for k in keys[start : start + 100]],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "PK, SK, verdict",
+                }
+            }
+            while request:
+                try:
+                    answer = self._client.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise _failure("read ledger states", exc) from exc
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    values = _from_item(item)
+                    source_id = str(values["PK"]).removeprefix(prefix)
+                    if values["SK"] == LEDGER_SK:
+                        states[source_id] = "recorded"
+                    elif states.get(source_id) != "recorded":
+                        states[source_id] = str(values["verdict"])
+                request = answer.get("UnprocessedKeys") or {}
+        return states
+
     def remember_verdict(self, product: str, source_id: str, verdict: str, detail: str) -> None:
         """Keep what reconciliation decided about a source it will not bill (``not_ours``,
         ``held``), so later runs do not fetch it again."""
@@ -786,10 +821,15 @@ class DynamoUsageLedger:
         if not item:
             return None
         values = _from_item(item)
+        moments = {
+            name: datetime.fromisoformat(str(values[name])) if values.get(name) else None
+            for name in ("watermark", "pass_newest", "pass_floor")
+        }
         return Checkpoint(
             horizon=datetime.fromisoformat(values["horizon"]),
             before_id=values.get("before_id"),
             counts=ReconcileCounts.from_stored(values.get("counts", {})),
+            **moments,
         )
 
     def save_checkpoint(self, project: str, checkpoint: Checkpoint) -> None:
@@ -799,6 +839,14 @@ class DynamoUsageLedger:
             "horizon": checkpoint.horizon.isoformat(),
             "before_id": checkpoint.before_id,
             "counts": asdict(checkpoint.counts),
+            **{
+                name: moment.isoformat() if moment else None
+                for name, moment in (
+                    ("watermark", checkpoint.watermark),
+                    ("pass_newest", checkpoint.pass_newest),
+                    ("pass_floor", checkpoint.pass_floor),
+                )
+            },
             "saved_at": datetime.now(UTC).isoformat(),
         }
         try:
