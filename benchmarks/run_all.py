@@ -28,6 +28,7 @@ import cold_import
 import cost_model
 import export_month
 import forward_latency
+import reconcile_throughput
 import warm_handler
 from _setup import BENCH_DIR, ROOT
 
@@ -53,7 +54,7 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
-def targets(cold: dict, export: dict) -> list[tuple[str, bool, str]]:
+def targets(cold: dict, export: dict, reconcile: dict) -> list[tuple[str, bool, str]]:
     export_results = [export_month.Scenario(**r) for r in export["results"]]
     return [
         (
@@ -62,11 +63,14 @@ def targets(cold: dict, export: dict) -> list[tuple[str, bool, str]]:
             f"{cold['ratio']:.2f} x",
         ),
         *export_month.verdicts(export_results),
+        *reconcile_throughput.verdicts(reconcile_throughput.Result(**reconcile)),
         *cost_model.verdicts(),
     ]
 
 
-def report(cold: dict, warm: dict, export: dict, forward: dict, seconds: float) -> str:
+def report(
+    cold: dict, warm: dict, export: dict, forward: dict, reconcile: dict, seconds: float
+) -> str:
     cold_results = {k: cold_import.Summary(**v) for k, v in cold["results"].items()}
     warm_results = {k: warm_handler.Stats(**v) for k, v in warm["results"].items()}
     export_results = [export_month.Scenario(**r) for r in export["results"]]
@@ -84,7 +88,7 @@ def report(cold: dict, warm: dict, export: dict, forward: dict, seconds: float) 
             "",
             *[
                 f"- **{'PASS' if ok else 'FAIL'}** {name}: {detail}"
-                for name, ok, detail in targets(cold, export)
+                for name, ok, detail in targets(cold, export, reconcile)
             ],
             "",
             "### Cold start (fresh interpreter per run)",
@@ -115,6 +119,12 @@ def report(cold: dict, warm: dict, export: dict, forward: dict, seconds: float) 
             "",
             export_month.markdown(export_results),
             "",
+            "### Reconciliation throughput (the production handler, moto + AssemblyAI stand-in)",
+            "",
+            reconcile_throughput.NOTES,
+            "",
+            reconcile_throughput.markdown(reconcile_throughput.Result(**reconcile)),
+            "",
             "### Forwarding to the application (whole local stack over HTTP)",
             "",
             forward_latency.NOTES,
@@ -125,6 +135,7 @@ def report(cold: dict, warm: dict, export: dict, forward: dict, seconds: float) 
             "alone: `.venv/bin/python benchmarks/cold_import.py`, "
             "`.venv/bin/python benchmarks/warm_handler.py`, "
             "`.venv/bin/python benchmarks/forward_latency.py [--notifications N]`, "
+            "`.venv/bin/python benchmarks/reconcile_throughput.py [--transcripts N]`, "
             "`.venv/bin/python benchmarks/export_month.py [--rows N ...] [--customers N] "
             "[--workers N]`, `.venv/bin/python benchmarks/cost_model.py`.",
             "",
@@ -158,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         warm_json = Path(tmp) / "warm_handler.json"
         export_json = Path(tmp) / "export_month.json"
         forward_json = Path(tmp) / "forward_latency.json"
+        reconcile_json = Path(tmp) / "reconcile_throughput.json"
         _run("cold_import.py", ["--runs", str(args.runs), "--json", str(cold_json)])
         _run(
             "warm_handler.py",
@@ -182,17 +194,19 @@ def main(argv: list[str] | None = None) -> int:
             ],
         )
         _run("forward_latency.py", ["--json", str(forward_json)])
+        _run("reconcile_throughput.py", ["--json", str(reconcile_json)])
         cold = json.loads(cold_json.read_text())
         warm = json.loads(warm_json.read_text())
         export = json.loads(export_json.read_text())
         forward = json.loads(forward_json.read_text())
+        reconcile = json.loads(reconcile_json.read_text())
 
-    text = report(cold, warm, export, forward, time.perf_counter() - started)
+    text = report(cold, warm, export, forward, reconcile, time.perf_counter() - started)
     RESULTS.write_text(text)
     print("=" * 100)
     print(text)
     print(f"written to {RESULTS.relative_to(ROOT)}")
-    results = targets(cold, export)
+    results = targets(cold, export, reconcile)
     for name, ok, detail in results:
         print(f"{'PASS' if ok else 'FAIL'}: {name}: {detail}")
     return 1 if args.strict and not all(ok for _, ok, _ in results) else 0
