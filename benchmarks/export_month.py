@@ -61,6 +61,8 @@ class Scenario:
     parent_cpu_s: float
     workers_cpu_s: float
     modelled_wait_s: float
+    line_pages: int
+    line_modelled_wait_s: float
     modelled_lambda_s: float
     baseline_mib: float
     parent_peak_mib: float
@@ -164,7 +166,10 @@ def run_scenario(rows: int, customers: int, workers: int) -> Scenario:
     served = canned.plan()
     # One vCPU per worker; a worker's page waits overlap across its shard threads.
     per_worker_cpu = workers_cpu / workers if workers > 1 else 0.0
-    modelled = parent_cpu + per_worker_cpu + served.modelled_wait_s / SHARDS
+    # The line items' 16 shard Queries are merged lazily in the parent's one thread: their page
+    # waits add up one after another.
+    line = canned.line_served
+    modelled = parent_cpu + per_worker_cpu + served.modelled_wait_s / SHARDS + line.modelled_wait_s
     return Scenario(
         rows=rows,
         customers=customers,
@@ -179,6 +184,8 @@ def run_scenario(rows: int, customers: int, workers: int) -> Scenario:
         parent_cpu_s=parent_cpu,
         workers_cpu_s=workers_cpu,
         modelled_wait_s=served.modelled_wait_s,
+        line_pages=line.pages,
+        line_modelled_wait_s=line.modelled_wait_s,
         modelled_lambda_s=modelled,
         baseline_mib=baseline,
         parent_peak_mib=parent_peak,
