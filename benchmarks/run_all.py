@@ -54,8 +54,9 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
-def targets(cold: dict, export: dict, reconcile: dict) -> list[tuple[str, bool, str]]:
+def targets(cold: dict, warm: dict, export: dict, reconcile: dict) -> list[tuple[str, bool, str]]:
     export_results = [export_month.Scenario(**r) for r in export["results"]]
+    warm_results = {k: warm_handler.Stats(**v) for k, v in warm["results"].items()}
     return [
         (
             f"intake cold start (import + clients, CPU s, paired median) <= "
@@ -63,6 +64,7 @@ def targets(cold: dict, export: dict, reconcile: dict) -> list[tuple[str, bool, 
             cold["pass"],
             f"{cold['ratio']:.2f} x",
         ),
+        *warm_handler.verdicts(warm_results),
         *export_month.verdicts(export_results),
         *reconcile_throughput.verdicts(reconcile_throughput.Result(**reconcile)),
         *cost_model.verdicts(),
@@ -89,7 +91,7 @@ def report(
             "",
             *[
                 f"- **{'PASS' if ok else 'FAIL'}** {name}: {detail}"
-                for name, ok, detail in targets(cold, export, reconcile)
+                for name, ok, detail in targets(cold, warm, export, reconcile)
             ],
             "",
             "### Cold start (fresh interpreter per run)",
@@ -207,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     print("=" * 100)
     print(text)
     print(f"written to {RESULTS.relative_to(ROOT)}")
-    results = targets(cold, export, reconcile)
+    results = targets(cold, warm, export, reconcile)
     for name, ok, detail in results:
         print(f"{'PASS' if ok else 'FAIL'}: {name}: {detail}")
     return 1 if args.strict and not all(ok for _, ok, _ in results) else 0
