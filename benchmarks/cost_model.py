@@ -387,6 +387,11 @@ def storage_note() -> str:
     )
 
 
+def _quantity(value: Decimal) -> str:
+    """Per-event quantities: plain below 1,000 and above 0.001, else 3 significant digits."""
+    return f"{value.normalize():f}" if value == 0 or value >= D("0.001") else f"{value:.3g}"
+
+
 def _money(value: Decimal) -> str:
     return f"${value.quantize(Decimal('0.001'), rounding=ROUND_HALF_UP)}"
 
@@ -405,7 +410,7 @@ def markdown(flows: list[Flow]) -> str:
         for line in flow.lines:
             price = PRICES[line.price]
             out.append(
-                f"| {line.item} | {line.quantity.normalize():f} {price.unit} | "
+                f"| {line.item} | {_quantity(line.quantity)} {price.unit} | "
                 f"${price.usd.normalize():f} | {_money(line.per_million)} | {line.why} |"
             )
         out.append("")
