@@ -12,7 +12,7 @@ evenly over 16 shards. One sequence of rows per shard, read three ways, so every
 - the ledger check's ``LedgerByMonth`` Query pages (``LEDGER#<month>#<shard>``): keys only,
   ``ROWS_PER_PAGE`` (~10,000) a 1 MB page;
 - the line items' ``GSI1`` Query pages (``LEDGER#<month>#<shard>``): the full ledger rows, as
-  ``usage_table.ledger_item`` writes them, ~1,500 a 1 MB page (the same rows in the same order:
+  ``usage_keys.ledger_item`` writes them, ~1,500 a 1 MB page (the same rows in the same order:
   on DynamoDB that index is sharded by customer, not by source; nothing the export computes
   depends on which rows share a shard, only the line items file's order does);
 - the month's aggregates (one per customer, every row carries the speaker_labels add-on): their
@@ -57,12 +57,12 @@ def index_item_bytes(month: str, sort_key: str) -> int:
 
 
 def _sample_ledger_item(month: str) -> dict[str, Any]:
-    """A billable async ledger row as ``usage_table.ledger_item`` writes it (typed JSON)."""
+    """A billable async ledger row as ``usage_keys.ledger_item`` writes it (typed JSON)."""
     from datetime import UTC, datetime
 
     from boto3.dynamodb.types import TypeSerializer
 
-    from usage_meter.adapters.usage_table import ledger_item
+    from usage_meter.adapters.usage_keys import ledger_item
     from usage_meter.models.usage import UsageRecord, UsageStatus
 
     moment = datetime.fromisoformat(f"{month}-14T10:30:00+00:00").astimezone(UTC)

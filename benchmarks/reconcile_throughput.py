@@ -104,10 +104,11 @@ def _stamp(moment: datetime) -> str:
 
 
 def _seed_ledger(table: str, ids: list[str], now: datetime) -> None:
-    """Ledger rows as the processor writes them (usage_table.ledger_item), for ``ids``."""
+    """Ledger rows as the processor writes them (usage_keys.ledger_item), for ``ids``."""
     import boto3
 
-    from usage_meter.adapters.usage_table import _to_item, ledger_item
+    from usage_meter.adapters.usage_keys import ledger_item
+    from usage_meter.adapters.usage_keys import to_item as _to_item
     from usage_meter.models.usage import UsageRecord, UsageStatus
 
     client = boto3.client("dynamodb", region_name=REGION)
