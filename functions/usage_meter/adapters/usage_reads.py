@@ -1,7 +1,8 @@
 """A month's usage as the export and reports read it (port ``logic.monthly_export.UsageReader``):
 aggregates (one Query on a customer's partition, or the month's keys on LedgerByMonth then
 BatchGetItem), the ledger check's totals over ``LedgerByMonth`` (``ledger_index``), the month's
-ledger rows in customer order, uncovered transcripts. Never a Scan; memory is one page per shard whatever the month's size."""
+ledger rows in customer order, uncovered transcripts. Never a Scan; memory is one page per shard
+whatever the month's size."""
 
 from __future__ import annotations
 
