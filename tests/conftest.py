@@ -82,6 +82,8 @@ def _reset_caches() -> None:
         settings.reconcile_settings,
         settings.stripe_sink_settings,
         settings.forwarder_settings,
+        settings.entitlement_settings,  # ALLOWANCES differs between tests (Allowances parameter)
+        settings.allowance_api_settings,
     ):
         getter.cache_clear()
     # AWS clients depend only on the AWS_* environment (region, endpoint, credentials): they are
