@@ -20,7 +20,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.sqs.models import sqs_backends
 
+from usage_meter_local.app_receiver import ReceiverState
+from usage_meter_local.assemblyai_standin import StandInState
 from usage_meter_local.moto_server import ACCOUNT_ID, AwsClients, MotoServer
+from usage_meter_local.recent import RECENT_LIMIT, RecentList
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -126,3 +129,17 @@ def test_eventbridge_input_paths_are_parsed_once() -> None:
     parse: Any = jsonpath_ng.ext.parse  # type: ignore[attr-defined]
     assert parse("$.detail.transcript_id") is parse("$.detail.transcript_id")
     assert [m.value for m in parse("$.detail.n").find({"detail": {"n": 3}})] == [3]
+
+
+def test_the_stand_ins_logs_keep_only_their_newest_entries() -> None:
+    """``make local`` serves for as long as it is left running: its observation logs (the
+    AssemblyAI stand-in's requests, the application's deliveries) must not grow per webhook."""
+    state = StandInState()
+    for index in range(RECENT_LIMIT + 5):
+        state.requests.append(("GET", f"/v2/transcript/{index}"))
+    assert len(state.requests) == RECENT_LIMIT
+    assert state.requests[0] == ("GET", "/v2/transcript/5")
+    assert state.requests[-1] == ("GET", f"/v2/transcript/{RECENT_LIMIT + 4}")
+    assert isinstance(ReceiverState().deliveries, RecentList)
+    state.requests.clear()
+    assert state.requests == []
