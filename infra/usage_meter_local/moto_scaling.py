@@ -1,4 +1,4 @@
-"""moto, made to hold a load: the same answers, at a cost per request that does not grow.
+"""moto, made to hold a load: the same answers, at a cost per request that barely grows.
 
 **SQS**: the same answers, without rescanning the whole queue per message.
 
@@ -6,8 +6,8 @@ moto keeps a queue's messages in one list and, out of the box, answers from it i
 grows with the queue's depth, several times per message:
 
 - every received message checks the queue's retention period through ``get_queue_attributes``,
-  which computes *all* attributes twice per name asked, each time counting the visible, delayed
-  and in-flight messages over the whole list (six passes per received message);
+  which computes *all* attributes three times per name asked, each time counting the visible,
+  delayed and in-flight messages over the whole list (nine passes per received message);
 - every ``SendMessage`` reads ``queue.attributes`` (three passes);
 - ``visible`` / ``delayed`` ask the clock through ``datetime`` arithmetic, once per message and
   pass;
@@ -25,6 +25,9 @@ counts, redrive to the dead-letter queue) and changes only how they are computed
   ``get_queue_attributes`` computes ``attributes`` once per request;
 - the retention check reads the queue's retention period directly;
 - ``DeleteMessage`` finds the message in one pass.
+
+What remains per request is moto's own receive loop: one pass picking the visible messages, a
+few milliseconds at 4,000 queued (``tests/unit/test_local_moto_scaling.py``).
 
 **EventBridge**: every ``PutEvents`` that matches a rule renders the target's input with
 jsonpath-ng, and moto parses the rule's JSON paths anew each time, which builds a new yacc parser

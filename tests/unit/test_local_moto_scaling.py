@@ -1,8 +1,8 @@
 """The local stack's moto answers as moto does, at a cost that does not grow with the queue.
 
 moto's SQS rescans the whole queue several times per message (every received message asks
-``get_queue_attributes`` for its retention period, which counts every message twice per name), so
-a local stack with a few thousand queued webhooks spent its time counting and slowed down as the
+``get_queue_attributes`` for its retention period, which counts the queue three times), so a local
+stack with a few thousand queued webhooks spent its time counting and slowed down as the
 queue grew. SQS semantics these tests hold to: a message is "visible" when not received within its
 visibility timeout, "delayed" until ``DelaySeconds`` pass, deleting a message twice with the same
 receipt handle succeeds, an unknown receipt handle is ``ReceiptHandleIsInvalid`` (Amazon SQS API
@@ -116,7 +116,7 @@ def _cpu_per_cycle(depth: int, name: str) -> float:
 
 
 def test_a_deep_queue_costs_about_what_a_short_one_does(sqs: SQSClient) -> None:
-    """Unpatched moto: each cycle at depth 4,000 costs ~40 x the one at 100 (six counting passes
+    """Unpatched moto: each cycle at depth 4,000 costs ~40 x the one at 100 (nine counting passes
     per received message, two passes per deleted one); here the one remaining pass (which
     messages are visible) is cheap next to the fixed work of a request."""
     _cpu_per_cycle(50, "warm-up")
