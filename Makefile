@@ -53,11 +53,12 @@ lint: $(STAMP) ## ruff, mypy --strict, cfn-lint, generated files up to date
 	$(VENV)/bin/cfn-lint template.yaml
 
 # pytest runs its tests on every core (pytest-xdist): each worker process has its own embedded
-# AWS, AssemblyAI stand-in and ports. PYTEST_WORKERS=0 runs them in this process (for a debugger).
+# AWS, AssemblyAI stand-in and ports, and an idle worker takes tests queued for a busy one
+# (worksteal). PYTEST_WORKERS=0 runs them in this process (for a debugger).
 # Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: otherwise every worker and every
 # local-stack subprocess of the e2e tests compiles (and pytest rewrites) each module again.
 PYTEST_WORKERS ?= auto
-PYTEST = PYTHONDONTWRITEBYTECODE= $(VPY) -m pytest -n $(PYTEST_WORKERS)
+PYTEST = PYTHONDONTWRITEBYTECODE= $(VPY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal
 # The checks and the tests run side by side (make -j); each one's output is printed whole when it
 # ends, and make fails if any of them failed.
 SIDE_BY_SIDE = $(MAKE) --no-print-directory -j --output-sync=target
