@@ -32,8 +32,9 @@ EVENTS = Path(__file__).parent / "events"
 dynamodb_isolation.install()
 WEBHOOK_SECRET = "local-webhook-secret-current"
 PREVIOUS_WEBHOOK_SECRET = "local-webhook-secret-previous"
-REPORT_SECRET = "local-report-signing-current"
-PREVIOUS_REPORT_SECRET = "local-report-signing-previous"
+# Standard Webhooks secrets (whsec_ + base64): base64("test-only-report-key-01") and "-00".
+REPORT_SECRET = "whsec_dGVzdC1vbmx5LXJlcG9ydC1rZXktMDE="
+PREVIOUS_REPORT_SECRET = "whsec_dGVzdC1vbmx5LXJlcG9ydC1rZXktMDA="
 API_KEYS = {"default": "local-key-default", "eu": "local-key-eu"}
 AUTH_HEADER = "x-usage-meter-webhook-secret"
 WEBHOOK_BASE_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/assemblyai"
@@ -112,6 +113,8 @@ def _reset_caches() -> None:
         settings.reconcile_settings,
         settings.stripe_sink_settings,
         settings.forwarder_settings,
+        settings.entitlement_settings,  # ALLOWANCES differs between tests (Allowances parameter)
+        settings.allowance_api_settings,
     ):
         getter.cache_clear()
     # AWS clients depend only on the AWS_* environment (region, endpoint, credentials): they are
@@ -318,7 +321,13 @@ def stack(
         load_template(),
         assemblyai,
         monkeypatch,
-        {"AssemblyAIProjects": json.dumps(PROJECTS)},
+        # Every optional feature on, as most tests exercise them (the template's defaults leave
+        # allowances and unconsumed notification events off; test_cost_model prices both).
+        {
+            "AssemblyAIProjects": json.dumps(PROJECTS),
+            "Allowances": "enabled",
+            "NotificationEvents": "always",
+        },
     )
     _reset_caches()
 

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
 from usage_meter.adapters.export_store import S3ExportStore
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.logic.monthly_export import LedgerMismatch
 from usage_meter.models.usage import UsageRecord, UsageStatus
 from usage_meter_local.assemblyai_standin import transcript
@@ -303,7 +303,7 @@ def test_month_boundary_through_processor_ledger_aggregates_and_export(
     ledger = {r["source_id"]: (r["month"], r["LMPK"].split("#")[1]) for r in stack.items("ledger")}
     assert ledger == {"t-before": (first, first), "t-after": (second, second)}
     aggregates = sorted(
-        (a["GSI1PK"], a["usage_count"], a["billable_seconds"]) for a in stack.items("aggregate")
+        (a["LMPK"], a["usage_count"], a["billable_seconds"]) for a in stack.items("aggregate")
     )
     assert aggregates == [(f"MONTH#{first}", 1, Decimal(60)), (f"MONTH#{second}", 1, Decimal(90))]
     exported = {

@@ -19,9 +19,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from usage_meter.adapters import aws_clients
+from usage_meter.adapters.audit_log import DynamoAuditLog
 from usage_meter.adapters.limits_table import DynamoLimits
 from usage_meter.adapters.metrics import PowertoolsMetrics
-from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.handlers.limits_wiring import threshold_watcher
 from usage_meter.logic.allowances import (
     AllowanceChange,
@@ -38,16 +38,21 @@ from usage_meter.settings import AllowanceApiSettings, allowance_api_settings
 
 SETTINGS = AllowanceApiSettings
 MAX_BODY_BYTES = 16384
+
+ALLOWANCES_DISABLED = (
+    "allowances are off in this deployment (template parameter Allowances=disabled): the meter "
+    "keeps no customer-month summary to check them against"
+)
 logger = Logger()
 metrics = Metrics()
 
 
 @lru_cache(maxsize=1)
-def _dependencies() -> tuple[DynamoLimits, DynamoUsageLedger, ThresholdWatcher]:
+def _dependencies() -> tuple[DynamoLimits, DynamoAuditLog, ThresholdWatcher]:
     settings = allowance_api_settings()
     return (
         DynamoLimits(aws_clients.dynamodb(), settings.table_name),
-        DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name),
+        DynamoAuditLog(aws_clients.dynamodb(), settings.table_name),
         threshold_watcher(settings, settings.table_name, PowertoolsMetrics(metrics)),
     )
 
@@ -120,6 +125,8 @@ def _route(event: dict[str, Any]) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if not allowance_api_settings().allowances:
+        return _answer(409, {"error": "allowances_disabled", "message": ALLOWANCES_DISABLED})
     try:
         return _answer(200, _route(event))
     except ValidationError as exc:

@@ -7,7 +7,7 @@ from usage_meter.adapters import aws_clients
 from usage_meter.adapters.limits_table import DynamoLimits
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.threshold_events import EventBridgeThresholdPublisher
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.logic.ports import UsageMetrics
 from usage_meter.logic.thresholds import ThresholdWatcher
 from usage_meter.settings import ThresholdAlertSettings
@@ -34,7 +34,10 @@ def watched_ledger(
     settings: ThresholdAlertSettings, table_name: str, metrics: UsageMetrics
 ) -> DynamoUsageLedger:
     """The usage ledger, evaluating thresholds after every change of a customer's usage (not
-    at all when neither an event bus nor a topic is configured)."""
+    at all when neither an event bus nor a topic is configured). With allowances off (template
+    parameter Allowances) it keeps no customer-month summary and evaluates nothing."""
+    if not settings.allowances:
+        return DynamoUsageLedger(aws_clients.dynamodb(), table_name, usage_summary=False)
     if not settings.event_bus_name and not settings.limit_alert_topic_arn:
         return DynamoUsageLedger(aws_clients.dynamodb(), table_name)
     watcher = threshold_watcher(settings, table_name, metrics)
