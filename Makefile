@@ -44,6 +44,10 @@ venv: $(STAMP) ## create .venv with the pinned dependencies (the other targets d
 requirements: python-check ## regenerate functions/requirements.txt and requirements-dev.txt
 	$(PYTHON) infra/gen_requirements.py
 
+.PHONY: openapi
+openapi: $(STAMP) ## regenerate docs/openapi.json from the routers and models (a test checks it)
+	$(VPY) infra/openapi.py
+
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy --strict, cfn-lint, generated files up to date
 	$(VPY) infra/gen_requirements.py --check

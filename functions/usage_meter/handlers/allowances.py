@@ -23,7 +23,7 @@ from usage_meter.adapters import aws_clients
 from usage_meter.adapters.limits_table import DynamoLimits
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.usage_table import DynamoUsageLedger
-from usage_meter.handlers.http_api import HttpApi, new_router, path_value
+from usage_meter.handlers.http_api import IAM, HttpApi, new_router, path_value
 from usage_meter.handlers.limits_wiring import threshold_watcher
 from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.allowances import (
@@ -40,6 +40,7 @@ from usage_meter.models.api import (
     PlanAllowanceChange,
     PlanChange,
     error_responses,
+    ok,
 )
 from usage_meter.models.limits import AllowanceSet
 from usage_meter.settings import AllowanceApiSettings, allowance_api_settings
@@ -50,7 +51,8 @@ logger = Logger()
 metrics = Metrics()
 router = new_router()
 TAGS = ["Plans and limits (IAM)"]
-CHANGE_ERRORS = error_responses(400, 404, 409, 503)
+CHANGE = {200: ok("The change, its version and the thresholds it crossed")}
+CHANGE_ERRORS = {**CHANGE, **error_responses(400, 404, 409, 503)}
 CustomerId = Annotated[str, Path(description="The customer.")]
 
 
@@ -81,8 +83,9 @@ def _change(reason: str) -> tuple[AllowanceChange, AllowanceDeps]:
 @router.get(
     "/customers/<customer_id>/allowance",
     summary="A customer's current allowance and its history",
-    responses=error_responses(400, 404, 503),
+    responses={200: ok("current and history"), **error_responses(400, 404, 503)},
     tags=TAGS,
+    security=IAM,
 )
 def get_allowance(customer_id: CustomerId) -> Response[str]:
     store, _, _ = _dependencies()
@@ -102,6 +105,7 @@ def get_allowance(customer_id: CustomerId) -> Response[str]:
     summary="Set a customer's own limits (null: inherit the plan's again); versioned, audited",
     responses=CHANGE_ERRORS,
     tags=TAGS,
+    security=IAM,
 )
 def put_allowance(
     customer_id: CustomerId, change: Annotated[CustomerAllowanceChange, Body()]
@@ -116,6 +120,7 @@ def put_allowance(
     summary="Put a customer on a plan (null: none); versioned, audited",
     responses=CHANGE_ERRORS,
     tags=TAGS,
+    security=IAM,
 )
 def put_plan(customer_id: CustomerId, change: Annotated[PlanChange, Body()]) -> Response[str]:
     who, deps = _change(change.reason)
@@ -127,6 +132,7 @@ def put_plan(customer_id: CustomerId, change: Annotated[PlanChange, Body()]) -> 
     summary="Set a plan's default limits and bring every member's copy to them",
     responses=CHANGE_ERRORS,
     tags=TAGS,
+    security=IAM,
 )
 def put_plan_allowance(
     plan: Annotated[str, Path(description="The plan.")],

@@ -14,11 +14,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.limits_table import DynamoLimits
 from usage_meter.adapters.price_table import load_price_table
-from usage_meter.handlers.http_api import JSON, HttpApi, new_router, path_value
+from usage_meter.handlers.http_api import IAM, JSON, HttpApi, new_router, path_value
 from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.entitlement import check_entitlement
-from usage_meter.models.api import error_responses
+from usage_meter.models.api import error_responses, ok
 from usage_meter.models.billing import PriceTable
+from usage_meter.models.limits import Entitlement
 from usage_meter.settings import EntitlementSettings, entitlement_settings
 
 SETTINGS = EntitlementSettings
@@ -38,8 +39,9 @@ def _dependencies() -> tuple[DynamoLimits, PriceTable]:
 @router.get(
     "/customers/<customer_id>/entitlement",
     summary="May this customer start more work on a product, and how much remains",
-    responses=error_responses(400, 404, 503),
+    responses={200: ok("The answer and each limit", Entitlement), **error_responses(400, 404, 503)},
     tags=["Plans and limits (IAM)"],
+    security=IAM,
 )
 def entitlement(
     customer_id: Annotated[str, Path(description="The customer.")],

@@ -52,6 +52,9 @@ HANDLED = (
     PermanentFailure,
     NotFoundError,
 )
+# The routes API Gateway authorizes with IAM (SigV4): their OpenAPI ``security`` requirement
+# (the scheme is declared where the document is generated, infra/openapi.py).
+IAM: list[dict[str, list[str]]] = [{"sigv4": []}]
 logger = Logger()
 
 

@@ -33,7 +33,7 @@ from usage_meter.logic.streaming_sessions import (
     record_begin,
     record_termination,
 )
-from usage_meter.models.api import error_responses
+from usage_meter.models.api import ReportAnswer, error_responses, ok
 from usage_meter.models.products import REPORT_SCHEMAS, ProductUsage
 from usage_meter.models.streaming import SessionBegin, SessionTermination
 from usage_meter.settings import StreamingReportSettings, streaming_report_settings
@@ -45,7 +45,10 @@ PRODUCT_ROUTES = {f"POST {path}": schema for path, schema in REPORT_SCHEMAS.item
 logger = Logger()
 metrics = Metrics()
 router = new_router()
-ERRORS = error_responses(400, 401, 404, 409, 413, 422, 503)
+ERRORS = {
+    200: ok("recorded or duplicate", ReportAnswer),
+    **error_responses(400, 401, 404, 409, 413, 422, 503),
+}
 # Documented for the OpenAPI document; checked by verify_signed_request before the body is read
 # (logic/request_signing.py, Standard Webhooks), so an unsigned request never learns the schema.
 Signature = Annotated[

@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.usage_table import DynamoUsageLedger
-from usage_meter.handlers.http_api import HttpApi, new_router, path_value
+from usage_meter.handlers.http_api import IAM, HttpApi, new_router, path_value
 from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.drill_down import (
     customer_line_items,
@@ -34,7 +34,7 @@ from usage_meter.logic.drill_down import (
     parse_range,
 )
 from usage_meter.logic.usage_report import customer_usage
-from usage_meter.models.api import error_responses
+from usage_meter.models.api import error_responses, ok
 from usage_meter.settings import UsageQuerySettings, usage_query_settings
 
 SETTINGS = UsageQuerySettings
@@ -67,8 +67,9 @@ def _document(document: dict[str, Any]) -> Response[str]:
 @router.get(
     "/customers/<customer_id>/usage",
     summary="One customer's month (or date range), priced like the monthly export",
-    responses=ERRORS,
+    responses={200: ok("The month's rows and totals (X-Next-Page: more)", csv=True), **ERRORS},
     tags=TAGS,
+    security=IAM,
 )
 def usage(
     customer_id: CustomerId,
@@ -95,8 +96,9 @@ def usage(
 @router.get(
     "/customers/<customer_id>/line-items",
     summary="The ledger rows behind a customer's month, paginated",
-    responses=ERRORS,
+    responses={200: ok("line_items and next_cursor"), **ERRORS},
     tags=TAGS,
+    security=IAM,
 )
 def line_items(
     customer_id: CustomerId, month: Month = None, limit: Limit = None, cursor: Cursor = None
@@ -111,8 +113,9 @@ def line_items(
 @router.get(
     "/customers",
     summary="Customers with usage in a month, paginated",
-    responses=ERRORS,
+    responses={200: ok("customers and next_cursor"), **ERRORS},
     tags=TAGS,
+    security=IAM,
 )
 def customers(month: Month = None, limit: Limit = None, cursor: Cursor = None) -> Response[str]:
     reader, _ = _dependencies()

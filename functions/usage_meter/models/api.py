@@ -44,11 +44,28 @@ class PlanAllowanceChange(_Change):
     limits: list[Limit] = Field(max_length=MAX_LIMITS)
 
 
+class ReportAnswer(BaseModel):
+    """A signed report's 200: ``recorded`` or ``duplicate`` (the same report again), with the
+    session's id (streaming) or the usage's source id (product reports)."""
+
+    status: str
+    session_id: str | None = None
+    source_id: str | None = None
+
+
+def ok(description: str, model: type[BaseModel] | None = None, csv: bool = False) -> Any:
+    """An OpenAPI 200 response: ``model``'s JSON (a JSON object when None), optionally CSV too."""
+    content: dict[str, Any] = {"application/json": {"model": model} if model else {}}
+    if csv:
+        content["text/csv"] = {}
+    return {"description": description, "content": content}
+
+
 def error_responses(*statuses: int) -> dict[int, Any]:
     """OpenAPI ``responses`` for these error statuses, each an ``ErrorAnswer``."""
     meaning = {
         400: "Invalid request (the error code says which rule)",
-        401: "Missing or invalid signature",
+        401: "Not authenticated (signature or webhook auth header)",
         404: "No such route",
         409: "Conflict",
         413: "Body too large",
@@ -62,3 +79,26 @@ def error_responses(*statuses: int) -> dict[int, Any]:
         }
         for status in statuses
     }
+
+
+class AssemblyAIWebhook(BaseModel):
+    """What AssemblyAI POSTs to ``webhook_url`` (documentation only: the intake checks it without
+    pydantic, ``logic/webhook_intake.py``, to keep its cold start short).
+
+    Source: AssemblyAI's docs ("Webhooks") and API spec (``assemblyai-api-spec`` openapi.yml):
+    ``{"transcript_id", "status": "completed" | "error"}``, or ``{"status":
+    "redacted_audio_ready", "redacted_audio_url"}`` (no transcript id, not billable); no
+    transcript text, no signature."""
+
+    transcript_id: str | None = Field(default=None, description="The transcript's id.")
+    status: str = Field(description="completed, error or redacted_audio_ready.")
+    redacted_audio_url: str | None = None
+
+
+class WebhookAnswer(BaseModel):
+    """The intake's 200: ``accepted`` (queued, with the transcript id) or ``ignored`` (with the
+    reason, e.g. ``redacted_audio_ready``)."""
+
+    status: str
+    transcript_id: str | None = None
+    reason: str | None = None
