@@ -29,6 +29,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from usage_meter.handlers import correlation
 from usage_meter.handlers.routes import route_key
 from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
 from usage_meter.logic.operations import OperationRefused
@@ -209,7 +210,8 @@ class HttpApi:
         return self.error(503, "unavailable", "temporarily unavailable, retry")
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        """Answer one API Gateway (payload 2.0) event."""
+        """Answer one API Gateway (payload 2.0) event; its log lines carry the request's id."""
+        logger.set_correlation_id(correlation.from_api_event(event))
         canonical = canonical_event(event, self.default_route)
         if self.before is not None and _route(event, self.default_route) in self.route_keys:
             try:

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.handlers.limits_wiring import watched_ledger
+from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.streaming_sessions import OrphanPolicy, settle_orphans
 from usage_meter.settings import OrphanSettings, orphan_settings
 
@@ -22,6 +23,7 @@ metrics = Metrics()
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = orphan_settings()
