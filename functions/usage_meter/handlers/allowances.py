@@ -158,7 +158,9 @@ def _not_too_large(event: dict[str, Any]) -> None:
         raise RequestRejected(400, "invalid_request", "body too large")
 
 
-API = HttpApi(router, invalid_code=_invalid_code, before=_not_too_large)
+API = HttpApi(
+    router, invalid_code=_invalid_code, before=_not_too_large, model_errors_are_requests=True
+)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -43,10 +43,9 @@ UNKNOWN_PARAMETER = "unknown_parameter"
 ErrorHook = Callable[[int, str], None]
 Check = Callable[[dict[str, Any]], None]
 # The domain errors error_answer maps; anything else is a bug and propagates (Lambda's 5xx).
-HANDLED = (
+HANDLED: tuple[type[Exception], ...] = (
     RequestRejected,
     RequestValidationError,
-    ValidationError,
     InvalidIdentifier,
     OperationRefused,
     TransientFailure,
@@ -147,6 +146,8 @@ class HttpApi:
     ``on_error(status, code)``: called for every error answer (metrics); ``before(event)``:
     a check of the raw request that must come before its body is parsed (size, signature),
     run for this API's routes only and answered through the same ``error_answer``;
+    ``model_errors_are_requests``: a pydantic ``ValidationError`` raised while handling (a report
+    whose figures break a ledger row's rules) is the caller's 400 too, not a bug's 5xx;
     ``default_route``: the route of a hand-made event that names none (``invoke``).
     """
 
@@ -158,6 +159,7 @@ class HttpApi:
         on_error: ErrorHook | None = None,
         before: Check | None = None,
         default_route: str | None = None,
+        model_errors_are_requests: bool = False,
     ) -> None:
         self.headers = dict(headers or {"Content-Type": JSON})
         self.invalid_code = invalid_code
@@ -165,7 +167,8 @@ class HttpApi:
         self.before = before
         self.default_route = default_route
         self.app = resolver(*routers)
-        self.app.exception_handler_manager.exception_handler(list(HANDLED))(self.error_answer)
+        self.handled = HANDLED + ((ValidationError,) if model_errors_are_requests else ())
+        self.app.exception_handler_manager.exception_handler(list(self.handled))(self.error_answer)
         # The template's route keys ("GET /customers/{customer_id}/usage") of these routes.
         routes = self.app._static_routes + self.app._dynamic_routes
         self.route_keys = frozenset(template_route(r.method, r.path) for r in routes)
@@ -216,7 +219,7 @@ class HttpApi:
         if self.before is not None and _route(event, self.default_route) in self.route_keys:
             try:
                 self.before(canonical)
-            except HANDLED as exc:
+            except self.handled as exc:
                 response = self.error_answer(exc)
                 return {
                     "statusCode": response.status_code,

@@ -166,7 +166,13 @@ def _count(status: int, code: str) -> None:
         metrics.add_metric(name="ReportsRejected", unit="Count", value=1)
 
 
-API = HttpApi(router, invalid_code="invalid_report", on_error=_count, before=authenticate)
+API = HttpApi(
+    router,
+    invalid_code="invalid_report",
+    on_error=_count,
+    before=authenticate,
+    model_errors_are_requests=True,
+)
 
 
 def handle_report(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
