@@ -10,18 +10,13 @@ is on. Unset counts as off (tests, the local stack, the benchmarks' default).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any, TypeVar
 
+from usage_meter.settings import tracing_enabled
+
 F = TypeVar("F", bound=Callable[..., Any])
-ENV = "POWERTOOLS_TRACE_DISABLED"
-
-
-def tracing_enabled() -> bool:
-    """True when the template turned tracing on (``POWERTOOLS_TRACE_DISABLED=false``)."""
-    return os.environ.get(ENV, "true").strip().lower() in ("false", "0")
 
 
 class LazyTracer:
