@@ -57,7 +57,7 @@ def _seed(table: str, customer: str, breakdowns: int) -> None:
     import boto3
 
     from usage_meter.adapters.limits_table import DynamoLimits
-    from usage_meter.adapters.usage_table import DynamoUsageLedger
+    from usage_meter.adapters.usage_ledger import DynamoUsageLedger
     from usage_meter.models.limits import AllowanceSet, Limit
     from usage_meter.models.usage import UsageRecord, UsageStatus
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from usage_meter.adapters.usage_keys import customer_key, readable_breakdown
 from usage_meter.adapters.usage_summary import aggregates_from_summary, summary_updates
-from usage_meter.adapters.usage_table import customer_key, readable_breakdown
 from usage_meter.models.usage import UsageRecord, UsageStatus
 
 

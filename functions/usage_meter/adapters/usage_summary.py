@@ -24,11 +24,11 @@ _serializer = TypeSerializer()
 Change = tuple[str, str, str, str, dict[str, Decimal], int, Decimal, tuple[int, int]]
 """(customer id, the customer as keys spell it, month, readable breakdown, add-on seconds deltas,
 count delta, seconds delta, (input, output) token deltas)"""
-ESTIMATED = "estimated"  # the breakdown's last part for estimated usage (usage_table)
+ESTIMATED = "estimated"  # the breakdown's last part for estimated usage (usage_keys)
 
 
 def summary_key(customer_part: str, month: str) -> dict[str, str]:
-    """``customer_part``: the customer as keys spell it (``usage_table.customer_key``)."""
+    """``customer_part``: the customer as keys spell it (``usage_keys.customer_key``)."""
     return {"PK": f"CUSTOMER#{customer_part}", "SK": f"USAGE#{month}"}
 
 
@@ -99,7 +99,7 @@ def aggregates_from_summary(values: dict[str, Any]) -> list[UsageAggregate]:
             continue
         parts = breakdown.split("#")
         product, project, model, dims = (unquote(p) for p in parts[:4])
-        extra = parts[4:]  # "region=<r>" and/or "estimated" (usage_table.readable_breakdown)
+        extra = parts[4:]  # "region=<r>" and/or "estimated" (usage_keys.readable_breakdown)
         region = next((unquote(p[len("region=") :]) for p in extra if p.startswith("region=")), "")
         out.append(
             UsageAggregate(

@@ -20,9 +20,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from usage_meter.adapters import aws_clients
+from usage_meter.adapters.audit_log import DynamoAuditLog
 from usage_meter.adapters.limits_table import DynamoLimits
 from usage_meter.adapters.metrics import PowertoolsMetrics
-from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.handlers.http_api import IAM, HttpApi, new_router, path_value
 from usage_meter.handlers.limits_wiring import threshold_watcher
 from usage_meter.handlers.tracing import tracer
@@ -57,11 +57,11 @@ CustomerId = Annotated[str, Path(description="The customer.")]
 
 
 @lru_cache(maxsize=1)
-def _dependencies() -> tuple[DynamoLimits, DynamoUsageLedger, ThresholdWatcher]:
+def _dependencies() -> tuple[DynamoLimits, DynamoAuditLog, ThresholdWatcher]:
     settings = allowance_api_settings()
     return (
         DynamoLimits(aws_clients.dynamodb(), settings.table_name),
-        DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name),
+        DynamoAuditLog(aws_clients.dynamodb(), settings.table_name),
         threshold_watcher(settings, settings.table_name, PowertoolsMetrics(metrics)),
     )
 

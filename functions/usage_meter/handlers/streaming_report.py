@@ -21,7 +21,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.session_store import DynamoSessionStore
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.handlers.http_api import HttpApi, new_router
 from usage_meter.handlers.limits_wiring import watched_ledger
 from usage_meter.handlers.tracing import tracer
@@ -62,13 +63,16 @@ SignatureTime = Annotated[
 
 
 @lru_cache(maxsize=1)
-def _dependencies() -> tuple[StreamingReportSettings, WebhookSecretValues, DynamoUsageLedger]:
+def _dependencies() -> tuple[
+    StreamingReportSettings, WebhookSecretValues, DynamoUsageLedger, DynamoSessionStore
+]:
     settings = streaming_report_settings()
     secret = CachedSecret(
         aws_clients.secrets_manager(), settings.signing_secret_id, settings.secrets_cache_seconds
     )
     ledger = watched_ledger(settings, settings.table_name, PowertoolsMetrics(metrics))
-    return settings, WebhookSecretValues(secret), ledger
+    sessions = DynamoSessionStore(aws_clients.dynamodb(), settings.table_name)
+    return settings, WebhookSecretValues(secret), ledger, sessions
 
 
 def _body(event: dict[str, Any], limit: int) -> bytes:
@@ -87,7 +91,7 @@ def _body(event: dict[str, Any], limit: int) -> bytes:
 def authenticate(event: dict[str, Any]) -> None:
     """Before the body is parsed: its size (413), its base64 (400) and its signature (401) over
     the exact bytes sent."""
-    settings, secrets, _ = _dependencies()
+    settings, secrets, _, _ = _dependencies()
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     body = _body(event, settings.max_body_bytes)
     verify_signed_request(headers, body, secrets, time.time(), settings.max_skew_seconds)
@@ -110,9 +114,9 @@ def begin(
     signature_id: SignatureId = None,
     signature_time: SignatureTime = None,
 ) -> Response[str]:
-    settings, _, ledger = _dependencies()
+    settings, _, ledger, sessions = _dependencies()
     check_reported_time(report.began_at, "began_at", time.time(), settings.max_skew_seconds)
-    result = record_begin(report, ledger, PowertoolsMetrics(metrics))
+    result = record_begin(report, sessions, ledger, PowertoolsMetrics(metrics))
     return _recorded(BEGIN_ROUTE, {"status": result.outcome, "session_id": report.session_id})
 
 
@@ -128,14 +132,14 @@ def termination(
     signature_id: SignatureId = None,
     signature_time: SignatureTime = None,
 ) -> Response[str]:
-    settings, _, ledger = _dependencies()
+    settings, _, ledger, sessions = _dependencies()
     check_reported_time(report.ended_at, "ended_at", time.time(), settings.max_skew_seconds)
-    result = record_termination(report, ledger, PowertoolsMetrics(metrics))
+    result = record_termination(report, sessions, ledger, PowertoolsMetrics(metrics))
     return _recorded(TERMINATION_ROUTE, {"status": result.outcome, "session_id": report.session_id})
 
 
 def _record_product(route: str, usage: ProductUsage) -> Response[str]:
-    settings, _, ledger = _dependencies()
+    settings, _, ledger, _ = _dependencies()
     name, moment = usage.moment
     check_reported_time(moment, name, time.time(), settings.max_skew_seconds)
     outcome = record_product_usage(usage, ledger, PowertoolsMetrics(metrics))

@@ -22,8 +22,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from usage_meter.adapters import aws_clients
+from usage_meter.adapters.ledger_pages import DynamoLedgerPages
 from usage_meter.adapters.price_table import load_price_table
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.usage_reads import DynamoUsageReader
 from usage_meter.handlers.http_api import IAM, HttpApi, new_router, path_value
 from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.drill_down import (
@@ -51,9 +52,14 @@ Cursor = Annotated[str | None, Query(description="next_cursor of the previous pa
 
 
 @lru_cache(maxsize=1)
-def _dependencies() -> tuple[DynamoUsageLedger, str]:
+def _dependencies() -> tuple[DynamoUsageReader, DynamoLedgerPages, str]:
     settings = usage_query_settings()
-    return DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name), settings.price_table_path
+    client, table = aws_clients.dynamodb(), settings.table_name
+    return (
+        DynamoUsageReader(client, table),
+        DynamoLedgerPages(client, table),
+        settings.price_table_path,
+    )
 
 
 def _month(month: str | None) -> str:
@@ -80,12 +86,12 @@ def usage(
     from_: Annotated[str | None, Query(alias="from", description="YYYY-MM-DD (UTC).")] = None,
     to: Annotated[str | None, Query(description="YYYY-MM-DD (UTC), inclusive.")] = None,
 ) -> Response[str]:
-    reader, price_path = _dependencies()
+    reader, pages, price_path = _dependencies()
     customer = path_value(customer_id)
     if from_ is not None or to is not None:
         first, last = parse_range(from_ or "", to or "")
         prices = load_price_table(price_path)
-        return _document(customer_usage_between(customer, first, last, reader, prices))
+        return _document(customer_usage_between(customer, first, last, pages, prices))
     report = customer_usage(
         customer, _month(month), format, reader, load_price_table(price_path), page=page
     )
@@ -103,9 +109,9 @@ def usage(
 def line_items(
     customer_id: CustomerId, month: Month = None, limit: Limit = None, cursor: Cursor = None
 ) -> Response[str]:
-    reader, _ = _dependencies()
+    _, pages, _ = _dependencies()
     document = customer_line_items(
-        path_value(customer_id), _month(month), page_size(limit), cursor, reader
+        path_value(customer_id), _month(month), page_size(limit), cursor, pages
     )
     return _document(document)
 
@@ -118,8 +124,8 @@ def line_items(
     security=IAM,
 )
 def customers(month: Month = None, limit: Limit = None, cursor: Cursor = None) -> Response[str]:
-    reader, _ = _dependencies()
-    return _document(customers_with_usage(_month(month), page_size(limit), cursor, reader))
+    _, pages, _ = _dependencies()
+    return _document(customers_with_usage(_month(month), page_size(limit), cursor, pages))
 
 
 API = HttpApi(router, default_route="GET /customers/{customer_id}/usage")

@@ -44,7 +44,9 @@ class OrphanPolicy(StrEnum):
     FLAG = "flag"  # quarantine for a human, bill nothing
 
 
-class SessionStore(UsageLedger, Protocol):
+class SessionStore(Protocol):
+    """Streaming session begins (``adapters.session_store``); their usage goes to the ledger."""
+
     def put_begin(self, begin: SessionBegin) -> tuple[RecordResult, SessionBegin | None]: ...
 
     def get_begin(self, session_id: str) -> SessionBegin | None: ...
@@ -60,7 +62,7 @@ class ReportResult:
 
 
 def _conflict(
-    store: SessionStore,
+    store: UsageLedger,
     metrics: UsageMetrics,
     source_id: str,
     detail: str,
@@ -90,11 +92,13 @@ def check_reported_time(moment: datetime, name: str, now: float, max_skew_second
         )
 
 
-def record_begin(begin: SessionBegin, store: SessionStore, metrics: UsageMetrics) -> ReportResult:
-    result, _existing = store.put_begin(begin)
+def record_begin(
+    begin: SessionBegin, sessions: SessionStore, ledger: UsageLedger, metrics: UsageMetrics
+) -> ReportResult:
+    result, _existing = sessions.put_begin(begin)
     if result is RecordResult.CONFLICT:
         raise _conflict(
-            store,
+            ledger,
             metrics,
             begin.session_id,
             f"session {begin.session_id} already began for another customer or project",
@@ -125,12 +129,12 @@ def termination_record(term: SessionTermination, begin: SessionBegin | None) -> 
 
 
 def record_termination(
-    term: SessionTermination, store: SessionStore, metrics: UsageMetrics
+    term: SessionTermination, sessions: SessionStore, ledger: UsageLedger, metrics: UsageMetrics
 ) -> ReportResult:
-    begin = store.get_begin(term.session_id)
+    begin = sessions.get_begin(term.session_id)
     if begin is not None and (begin.customer_id, begin.project) != (term.customer_id, term.project):
         raise _conflict(
-            store,
+            ledger,
             metrics,
             term.session_id,
             f"session {term.session_id} began for another customer or project",
@@ -138,9 +142,9 @@ def record_termination(
         )
     record = termination_record(term, begin)
     try:
-        outcome: RecordOutcome = store.record(record)
+        outcome: RecordOutcome = ledger.record(record)
     except UnstorableUsage as exc:
-        _hold_unstorable(store, metrics, term.session_id, exc, json.loads(term.model_dump_json()))
+        _hold_unstorable(ledger, metrics, term.session_id, exc, json.loads(term.model_dump_json()))
         return ReportResult("quarantined")
     if outcome.result is RecordResult.RECORDED:
         metrics.count("StreamingSessionsRecorded")
@@ -150,11 +154,11 @@ def record_termination(
         metrics.count("DuplicateReport")
         return ReportResult("duplicate")
     existing = outcome.existing
-    if existing is not None and existing.estimated and store.replace_record(existing, record):
+    if existing is not None and existing.estimated and ledger.replace_record(existing, record):
         metrics.count("OrphanEstimateReplaced")
         return ReportResult("replaced_estimate")
     raise _conflict(
-        store,
+        ledger,
         metrics,
         term.session_id,
         f"session {term.session_id} was already terminated with different figures: "
@@ -164,7 +168,7 @@ def record_termination(
 
 
 def _hold_unstorable(
-    store: SessionStore,
+    store: UsageLedger,
     metrics: UsageMetrics,
     session_id: str,
     exc: UnstorableUsage,
@@ -194,7 +198,8 @@ class OrphanReport:
 
 
 def settle_orphans(
-    store: SessionStore,
+    ledger: UsageLedger,
+    sessions: SessionStore,
     metrics: UsageMetrics,
     policy: OrphanPolicy,
     *,
@@ -206,12 +211,12 @@ def settle_orphans(
     termination. A billed orphan is billed at its own bound (``SessionBegin.bound_seconds``: at
     most ``limit_seconds``), in the month it ended, with its begin's add-ons."""
     limit = timedelta(seconds=float(limit_seconds))
-    orphans = store.open_sessions(began_before=now - limit, since=now - lookback)
+    orphans = sessions.open_sessions(began_before=now - limit, since=now - lookback)
     billed = flagged = already = unstorable = 0
     for begin in orphans:
         if policy is OrphanPolicy.FLAG:
             quarantine_item(
-                store,
+                ledger,
                 metrics,
                 QuarantineItem(
                     source_id=begin.session_id,
@@ -221,7 +226,7 @@ def settle_orphans(
                     quarantined_at=now,
                 ),
             )
-            store.close_session(begin.session_id, "orphan_flagged")
+            sessions.close_session(begin.session_id, "orphan_flagged")
             flagged += 1
             continue
         bound = min(begin.bound_seconds(), limit_seconds)
@@ -242,18 +247,18 @@ def settle_orphans(
             estimated=True,
         )
         try:
-            outcome = store.record(estimate)
+            outcome = ledger.record(estimate)
         except UnstorableUsage as exc:  # one bad session never stops the sweep
             _hold_unstorable(
-                store, metrics, begin.session_id, exc, json.loads(begin.model_dump_json())
+                ledger, metrics, begin.session_id, exc, json.loads(begin.model_dump_json())
             )
-            store.close_session(begin.session_id, "orphan_unstorable")
+            sessions.close_session(begin.session_id, "orphan_unstorable")
             unstorable += 1
             continue
         if outcome.result is RecordResult.RECORDED:
             billed += 1
         else:  # a real termination got there first: it wins
-            store.close_session(begin.session_id, "terminated")
+            sessions.close_session(begin.session_id, "terminated")
             already += 1
     metrics.count("OrphanedSessions", len(orphans))
     if billed:
