@@ -91,3 +91,20 @@ def test_bodies_and_parameters_come_from_the_models() -> None:
     assert usage["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/ErrorAnswer"
     )
+
+
+def test_the_http_functions_answer_errors_in_one_place() -> None:
+    # Every function on the resolver answers through handlers/http_api.py: none catches a domain
+    # error or builds a statusCode itself (the webhook intake, without a resolver, maps its own).
+    handlers = OUTPUT.parents[1] / "functions" / "usage_meter" / "handlers"
+    for name in ("usage_query", "entitlement", "allowances", "streaming_report"):
+        source = (handlers / f"{name}.py").read_text()
+        assert "HttpApi(" in source, name
+        for needle in (
+            "except RequestRejected",
+            "except TransientFailure",
+            "except PermanentFailure",
+            "except ValidationError",
+            '"statusCode"',
+        ):
+            assert needle not in source, (name, needle)
