@@ -28,7 +28,7 @@ from usage_meter.handlers.limits_wiring import watched_ledger
 from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.errors import RequestRejected
 from usage_meter.logic.product_reports import record_product_usage
-from usage_meter.logic.request_signing import verify_signed_request
+from usage_meter.logic.request_signing import SignatureScheme, verify_signed_request
 from usage_meter.logic.streaming_sessions import (
     check_reported_time,
     record_begin,
@@ -94,7 +94,11 @@ def authenticate(event: dict[str, Any]) -> None:
     settings, secrets, _, _ = _dependencies()
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     body = _body(event, settings.max_body_bytes)
-    verify_signed_request(headers, body, secrets, time.time(), settings.max_skew_seconds)
+    scheme = verify_signed_request(headers, body, secrets, time.time(), settings.max_skew_seconds)
+    if scheme is SignatureScheme.LEGACY:
+        # Deprecated X-Usage-Meter-Signature (docs/decisions.md 2026-11-29): count who is left.
+        metrics.add_metric(name="ReportsLegacySignature", unit="Count", value=1)
+        logger.warning("report signed with the deprecated X-Usage-Meter-Signature scheme")
 
 
 def _recorded(route: str, answer: dict[str, str]) -> Response[str]:
