@@ -53,6 +53,7 @@ openapi: $(STAMP) ## regenerate docs/openapi.json from the routers and models (a
 lint: $(STAMP) ## ruff, mypy --strict, cfn-lint, generated files up to date
 	$(VPY) infra/gen_requirements.py --check
 	$(VPY) infra/gen_client_rules.py --check
+	$(VPY) infra/openapi.py --check
 	$(VENV)/bin/ruff check functions infra tests benchmarks clients
 	$(VENV)/bin/ruff format --check functions infra tests benchmarks clients
 	$(VENV)/bin/mypy
