@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from tests.integration.test_streaming import report_event, termination_body
+from tests.integration.test_streaming import WRONG_SECRET, report_event, termination_body
 
 from conftest import Stack
 
@@ -28,7 +28,7 @@ def answer_of(response: dict[str, Any]) -> tuple[int, str | None]:
 
 def test_a_report_with_a_bad_signature_is_401_before_its_body_is_read(stack: Stack) -> None:
     # Given a body the models would refuse, signed with the wrong secret
-    event = report_event("/streaming/sessions/termination", "not json", secret="wrong-secret")
+    event = report_event("/streaming/sessions/termination", "not json", secret=WRONG_SECRET)
     # Then the answer is 401, not a 400 that would describe the schema to an unsigned caller
     assert answer_of(stack.invoke("StreamingReportFunction", event)) == (401, "unauthorized")
 
