@@ -47,6 +47,10 @@ from usage_meter.settings import AllowanceApiSettings, allowance_api_settings
 
 SETTINGS = AllowanceApiSettings
 MAX_BODY_BYTES = 16384
+ALLOWANCES_DISABLED = (
+    "allowances are off in this deployment (template parameter Allowances=disabled): the meter "
+    "keeps no customer-month summary to check them against"
+)
 logger = Logger()
 metrics = Metrics()
 router = new_router()
@@ -83,7 +87,7 @@ def _change(reason: str) -> tuple[AllowanceChange, AllowanceDeps]:
 @router.get(
     "/customers/<customer_id>/allowance",
     summary="A customer's current allowance and its history",
-    responses={200: ok("current and history"), **error_responses(400, 404, 503)},
+    responses={200: ok("current and history"), **error_responses(400, 404, 409, 503)},
     tags=TAGS,
     security=IAM,
 )
@@ -153,13 +157,17 @@ def _invalid_code(errors: list[Any]) -> str:
     return "invalid_request"
 
 
-def _not_too_large(event: dict[str, Any]) -> None:
+def _admissible(event: dict[str, Any]) -> None:
+    """Before the body is read: allowances are on in this deployment (else 409), and the body
+    is at most MAX_BODY_BYTES."""
+    if not allowance_api_settings().allowances:
+        raise RequestRejected(409, "allowances_disabled", ALLOWANCES_DISABLED)
     if len(event.get("body") or "") > MAX_BODY_BYTES:
         raise RequestRejected(400, "invalid_request", "body too large")
 
 
 API = HttpApi(
-    router, invalid_code=_invalid_code, before=_not_too_large, model_errors_are_requests=True
+    router, invalid_code=_invalid_code, before=_admissible, model_errors_are_requests=True
 )
 
 

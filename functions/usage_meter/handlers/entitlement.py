@@ -17,6 +17,7 @@ from usage_meter.adapters.price_table import load_price_table
 from usage_meter.handlers.http_api import IAM, JSON, HttpApi, new_router, path_value
 from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.entitlement import check_entitlement
+from usage_meter.logic.errors import RequestRejected
 from usage_meter.models.api import error_responses, ok
 from usage_meter.models.billing import PriceTable
 from usage_meter.models.limits import Entitlement
@@ -25,6 +26,10 @@ from usage_meter.settings import EntitlementSettings, entitlement_settings
 SETTINGS = EntitlementSettings
 logger = Logger()
 router = new_router()
+ALLOWANCES_DISABLED = (
+    "allowances are off in this deployment (template parameter Allowances=disabled): the meter "
+    "keeps no customer-month summary to check them against"
+)
 
 
 @lru_cache(maxsize=1)
@@ -39,7 +44,10 @@ def _dependencies() -> tuple[DynamoLimits, PriceTable]:
 @router.get(
     "/customers/<customer_id>/entitlement",
     summary="May this customer start more work on a product, and how much remains",
-    responses={200: ok("The answer and each limit", Entitlement), **error_responses(400, 404, 503)},
+    responses={
+        200: ok("The answer and each limit", Entitlement),
+        **error_responses(400, 404, 409, 503),
+    },
     tags=["Plans and limits (IAM)"],
     security=IAM,
 )
@@ -54,8 +62,14 @@ def entitlement(
     return API.answer(200, answer.model_dump_json())
 
 
+def _allowances_on(event: dict[str, Any]) -> None:
+    if not entitlement_settings().allowances:
+        raise RequestRejected(409, "allowances_disabled", ALLOWANCES_DISABLED)
+
+
 API = HttpApi(
     router,
+    before=_allowances_on,
     headers={"Content-Type": JSON, "Cache-Control": "no-store"},
     default_route="GET /customers/{customer_id}/entitlement",
 )

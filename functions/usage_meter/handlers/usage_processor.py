@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.assemblyai_api import transcript_source
-from usage_meter.adapters.events import EventBridgePublisher
+from usage_meter.adapters.events import notification_publisher
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.queues import SqsDeadLetterQueue, SqsUsageQueue
 from usage_meter.handlers import correlation
@@ -51,8 +51,9 @@ def _dependencies() -> DeliveryDeps:
         ),
         retries=queue,
         dead_letters=SqsDeadLetterQueue(aws_clients.sqs(), settings.dead_letter_queue_url),
-        events=EventBridgePublisher(
-            aws_clients.events(),
+        events=notification_publisher(
+            settings.notification_events,
+            aws_clients.events,
             settings.event_bus_name,
             correlation_id=lambda: correlation.current(logger),  # the record's own
         ),

@@ -17,7 +17,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from usage_meter.adapters import aws_clients
-from usage_meter.adapters.events import EventBridgePublisher
+from usage_meter.adapters.events import (
+    EventBridgePublisher,
+    NoConsumerPublisher,
+    notification_publisher,
+)
 from usage_meter.adapters.queues import SqsUsageQueue
 from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
 from usage_meter.handlers import correlation
@@ -40,7 +44,7 @@ metrics = Metrics()
 
 @lru_cache(maxsize=1)
 def _dependencies() -> tuple[
-    IntakeLimits, WebhookSecretValues, SqsUsageQueue, EventBridgePublisher
+    IntakeLimits, WebhookSecretValues, SqsUsageQueue, EventBridgePublisher | NoConsumerPublisher
 ]:
     settings = intake_settings()
     limits = IntakeLimits(
@@ -55,8 +59,11 @@ def _dependencies() -> tuple[
     # The API request's id goes with the message and the event (handlers/correlation.py).
     request_id = logger.get_correlation_id
     queue = SqsUsageQueue(aws_clients.sqs(), settings.usage_queue_url, correlation_id=request_id)
-    events = EventBridgePublisher(
-        aws_clients.events(), settings.event_bus_name, correlation_id=request_id
+    events = notification_publisher(
+        settings.notification_events,
+        aws_clients.events,
+        settings.event_bus_name,
+        correlation_id=request_id,
     )
     return limits, WebhookSecretValues(secret), queue, events
 

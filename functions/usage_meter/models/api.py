@@ -67,7 +67,7 @@ def error_responses(*statuses: int) -> dict[int, Any]:
         400: "Invalid request (the error code says which rule)",
         401: "Not authenticated (signature or webhook auth header)",
         404: "No such route",
-        409: "Conflict",
+        409: "Conflicts with what is recorded, or the feature is off in this deployment",
         413: "Body too large",
         422: "Cannot be stored as it stands (the reason says why)",
         503: "Temporarily unavailable: retry",
