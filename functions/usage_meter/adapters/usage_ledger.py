@@ -73,7 +73,8 @@ class DynamoUsageLedger(TableAdapter):
     """``on_usage_changed(customer_id, month)`` runs after every write that changed (or, for a
     duplicate, may have changed earlier) a customer's billable usage: the threshold watcher.
     It runs after the transaction; if it raises, so does the write, and the caller's retry finds
-    a duplicate and runs it again. ``quarantine`` stores through ``DynamoQuarantine``."""
+    the row and runs it again (``usage_confirmed``, called by ``logic.recording`` for a
+    duplicate). ``quarantine`` stores through ``DynamoQuarantine``."""
 
     def __init__(
         self,
@@ -120,7 +121,10 @@ class DynamoUsageLedger(TableAdapter):
             self._sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not a secret
 
     # -- writes ---------------------------------------------------------------------------------
-    def record(self, record: UsageRecord) -> RecordOutcome:
+    def record(self, record: UsageRecord, *, closes_session: bool = False) -> RecordOutcome:
+        """See ``logic.ports.UsageLedger.record``: RECORDED, or EXISTS with the row there (read
+        back consistently); whether that is a duplicate or a conflict is ``logic.recording``'s
+        to decide. ``on_usage_changed`` runs after a RECORDED billable write."""
         now = datetime.now(UTC)
         items: list[TransactWriteItemTypeDef] = [
             {
@@ -139,7 +143,7 @@ class DynamoUsageLedger(TableAdapter):
             )
             if ended(record.month, now):
                 items.append({"Update": late_mark(self._table, record.month, now)})
-        if record.product == "streaming":
+        if closes_session:
             items.append(
                 {"Update": close_session_update(self._table, record.source_id, record.origin, now)}
             )
@@ -157,12 +161,7 @@ class DynamoUsageLedger(TableAdapter):
         existing = self.get_record(record.product, record.source_id)
         if existing is None:  # pragma: no cover - the row existed a moment ago and is never deleted
             raise TransientFailure("ledger row vanished after a conditional check failure")
-        same = existing.same_facts_as(record)
-        if same:
-            self._usage_changed(existing)
-        return RecordOutcome(
-            result=RecordResult.DUPLICATE if same else RecordResult.CONFLICT, existing=existing
-        )
+        return RecordOutcome(result=RecordResult.EXISTS, existing=existing)
 
     def replace_record(self, existing: UsageRecord, replacement: UsageRecord) -> bool:
         """Replace a billed ledger row and move its aggregate contribution, in one transaction,

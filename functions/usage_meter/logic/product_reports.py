@@ -16,6 +16,7 @@ from typing import Literal
 from usage_meter.logic.errors import RequestRejected
 from usage_meter.logic.ports import UsageLedger, UsageMetrics
 from usage_meter.logic.quarantine import quarantine_item
+from usage_meter.logic.recording import record_once
 from usage_meter.models.products import ProductUsage
 from usage_meter.models.usage import QuarantineItem, QuarantineReason, RecordResult
 
@@ -39,7 +40,7 @@ def record_product_usage(
     TransientFailure when the table is unavailable (the app retries; the retry is a duplicate
     if the first write landed)."""
     record = report.to_record()
-    outcome = ledger.record(record)
+    outcome = record_once(ledger, record)
     if outcome.result is RecordResult.RECORDED:
         metrics.count(RECORDED_METRIC[record.product])
         if record.product == "llm_gateway":
