@@ -13,9 +13,13 @@
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 
 import pytest
+
+from usage_meter.handlers.http_errors import REJECTION_STATUS
+from usage_meter.logic.errors import Rejection, RequestRejected
 
 PACKAGE = Path(__file__).resolve().parents[2] / "functions" / "usage_meter"
 AWS = ("boto3", "botocore", "mypy_boto3_")
@@ -101,3 +105,30 @@ def test_the_project_default_is_the_models_rule_with_the_listing_project_for_rec
     assert webhook_url_is_ours("https://Meter.test/hook/?customer_id=a", "https://meter.test/hook")
     assert not webhook_url_is_ours("https://other.test/hook", "https://meter.test/hook")
     assert not webhook_url_is_ours(None, "https://meter.test/hook")
+
+
+def _raised_status_codes(path: Path) -> list[str]:
+    """HTTP status numbers (100-599) inside the ``raise`` statements and ``RequestRejected``
+    constructions of a file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        builds = isinstance(node, ast.Call) and getattr(
+            node.func, "id", getattr(node.func, "attr", "")
+        ) in {"RequestRejected"}
+        if isinstance(node, ast.Raise) or builds:
+            found += [
+                f"{path.name}:{c.lineno}: {c.value}"
+                for c in ast.walk(node)
+                if isinstance(c, ast.Constant) and isinstance(c.value, int) and 100 <= c.value < 600
+            ]
+    return found
+
+
+def test_logic_raises_no_http_status_codes() -> None:
+    """``logic/`` refuses a request with a kind (``errors.Rejection``); the HTTP status is
+    ``handlers/http_errors.py``'s one mapping."""
+    assert [s for p in _files("logic") for s in _raised_status_codes(p)] == []
+    assert "status" not in inspect.signature(RequestRejected).parameters
+    assert set(REJECTION_STATUS) == set(Rejection)  # every kind has its one status
+    probe = PACKAGE / "handlers" / "streaming_report.py"
+    assert _raised_status_codes(probe) == [] and "rejection_status" in probe.read_text()

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.limits_table import DynamoLimits
 from usage_meter.adapters.price_table import load_price_table
+from usage_meter.handlers.http_errors import rejection_status
 from usage_meter.logic.entitlement import check_entitlement
 from usage_meter.logic.errors import RequestRejected, TransientFailure
 from usage_meter.models.billing import PriceTable
@@ -45,7 +46,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         answer = check_entitlement(customer_id, product, reader, prices)
     except RequestRejected as exc:
-        return _error(exc.status, exc.code, exc.message)
+        return _error(rejection_status(exc), exc.code, exc.message)
     except TransientFailure:
         logger.exception("entitlement check failed")
         return _error(503, "unavailable", "temporarily unavailable, retry")

@@ -22,9 +22,10 @@ from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
 from usage_meter.adapters.session_store import DynamoSessionStore
 from usage_meter.adapters.usage_ledger import DynamoUsageLedger
+from usage_meter.handlers.http_errors import rejection_status
 from usage_meter.handlers.limits_wiring import watched_ledger
 from usage_meter.handlers.routes import route_key
-from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
+from usage_meter.logic.errors import PermanentFailure, Rejection, RequestRejected, TransientFailure
 from usage_meter.logic.product_reports import record_product_usage
 from usage_meter.logic.request_signing import verify_signed_request
 from usage_meter.logic.streaming_sessions import (
@@ -73,9 +74,11 @@ def _body(event: dict[str, Any], limit: int) -> bytes:
             base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw.encode()
         )
     except (binascii.Error, ValueError) as exc:
-        raise RequestRejected(400, "invalid_body", "body is not valid base64") from exc
+        raise RequestRejected(
+            Rejection.INVALID, "invalid_body", "body is not valid base64"
+        ) from exc
     if len(data) > limit:
-        raise RequestRejected(413, "body_too_large", f"body exceeds {limit} bytes")
+        raise RequestRejected(Rejection.TOO_LARGE, "body_too_large", f"body exceeds {limit} bytes")
     return data
 
 
@@ -129,13 +132,16 @@ def handle_report(event: dict[str, Any]) -> dict[str, Any]:
         try:
             answer = _record(route, body, now, skew, ledger=ledger, sessions=sessions)
         except ValidationError as exc:
-            raise RequestRejected(400, "invalid_report", _validation_message(exc)) from exc
+            raise RequestRejected(
+                Rejection.INVALID, "invalid_report", _validation_message(exc)
+            ) from exc
         except InvalidIdentifier as exc:
-            raise RequestRejected(400, exc.code, exc.message) from exc
+            raise RequestRejected(Rejection.INVALID, exc.code, exc.message) from exc
     except RequestRejected as exc:
         metrics.add_metric(name="ReportsRejected", unit="Count", value=1)
-        logger.warning("report rejected", extra={"status": exc.status, "code": exc.code})
-        return _json(exc.status, {"error": exc.code, "message": exc.message})
+        status = rejection_status(exc)
+        logger.warning("report rejected", extra={"status": status, "code": exc.code})
+        return _json(status, {"error": exc.code, "message": exc.message})
     except TransientFailure as exc:
         logger.error("report not stored", extra={"error": str(exc)})
         return _json(503, {"error": "unavailable", "message": "temporarily unavailable, retry"})

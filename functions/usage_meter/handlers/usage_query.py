@@ -24,6 +24,7 @@ from usage_meter.adapters import aws_clients
 from usage_meter.adapters.ledger_pages import DynamoLedgerPages
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.usage_reads import DynamoUsageReader
+from usage_meter.handlers.http_errors import rejection_status
 from usage_meter.logic.drill_down import (
     customer_line_items,
     customer_usage_between,
@@ -109,7 +110,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         return _route(event)
     except RequestRejected as exc:
-        return _error(exc.status, exc.code, exc.message)
+        return _error(rejection_status(exc), exc.code, exc.message)
     except TransientFailure:
         logger.exception("usage query failed")
         return _error(503, "unavailable", "temporarily unavailable, retry")

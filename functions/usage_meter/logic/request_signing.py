@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from usage_meter.logic.errors import RequestRejected
+from usage_meter.logic.errors import Rejection, RequestRejected
 from usage_meter.logic.ports import SecretValues
 
 TIMESTAMP_HEADER = "x-usage-meter-timestamp"
@@ -30,13 +30,13 @@ def signed_headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
 
 
 def _unauthorized() -> RequestRejected:
-    return RequestRejected(401, "unauthorized", "unauthorized")
+    return RequestRejected(Rejection.UNAUTHENTICATED, "unauthorized", "unauthorized")
 
 
 def verify_signed_request(
     headers: dict[str, str], body: bytes, secrets: SecretValues, now: float, max_skew_seconds: int
 ) -> None:
-    """Raise RequestRejected(401) unless the request is signed, fresh and untampered."""
+    """Raise RequestRejected (UNAUTHENTICATED) unless the request is signed, fresh, untampered."""
     raw_timestamp = headers.get(TIMESTAMP_HEADER, "")
     presented = headers.get(SIGNATURE_HEADER, "")
     # isascii(): "²".isdigit() is True but int("²") raises; only ASCII digits are a timestamp.

@@ -23,7 +23,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
-from usage_meter.logic.errors import RequestRejected, TransientFailure, UnstorableUsage
+from usage_meter.logic.errors import Rejection, RequestRejected, TransientFailure, UnstorableUsage
 from usage_meter.logic.ports import UsageLedger, UsageMetrics
 from usage_meter.logic.quarantine import quarantine_item
 from usage_meter.logic.recording import record_once
@@ -85,7 +85,7 @@ def _conflict(
         ),
     )
     metrics.count("UsageConflict")
-    return RequestRejected(409, "conflict", detail)
+    return RequestRejected(Rejection.CONFLICT, "conflict", detail)
 
 
 def check_reported_time(moment: datetime, name: str, now: float, max_skew_seconds: int) -> None:
@@ -93,7 +93,9 @@ def check_reported_time(moment: datetime, name: str, now: float, max_skew_second
     allows: it would bill a month that has not started, or hide a session from the sweep."""
     if moment.timestamp() > now + max_skew_seconds:
         raise RequestRejected(
-            400, "invalid_report", f"{name}: is more than {max_skew_seconds} s in the future"
+            Rejection.INVALID,
+            "invalid_report",
+            f"{name}: is more than {max_skew_seconds} s in the future",
         )
 
 
