@@ -26,6 +26,8 @@ from usage_meter.adapters import (
     quarantine_store,
     queues,
     reconcile_store,
+    request_budget,
+    secrets,
     session_store,
     stripe_meter,
     threshold_events,
@@ -54,6 +56,8 @@ MODULES = [
     queues,
     quarantine_store,
     reconcile_store,
+    request_budget,
+    secrets,
     session_store,
     stripe_meter,
     threshold_events,
@@ -159,7 +163,15 @@ TEXT_NAMES = {
     "stripe_customer_id",
     "receipt_handle",
 }
-INT_NAMES = {"seen", "limit", "version", "expected_version", "plan_version", "seconds"}
+INT_NAMES = {
+    "seen",
+    "limit",
+    "version",
+    "expected_version",
+    "plan_version",
+    "seconds",
+    "retry_after_seconds",
+}
 
 
 def _failing(error: Exception) -> Any:
@@ -222,7 +234,11 @@ def _calls() -> list[tuple[type, str]]:
 def _construct(cls: type, client: Any) -> Any:
     parameters = list(inspect.signature(cls.__init__).parameters.values())[2:]
     args = [
-        "https://sqs.test/q" if p.name.endswith("url") else "x1"
+        60
+        if p.annotation in ("int", "float")
+        else "https://sqs.test/q"
+        if p.name.endswith("url")
+        else "x1"
         for p in parameters
         if p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD
     ]
@@ -244,6 +260,8 @@ def test_the_guard_sees_every_table_adapter() -> None:
         "DynamoSinkStore",
         "S3ExportStore",
         "SqsUsageQueue",
+        "SharedRequestPacer",
+        "CachedSecret",
     } <= names
     assert len(_calls()) > 40
 
