@@ -12,17 +12,16 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from usage_meter.adapters.ledger_updates import (
-    SummaryChange,
     aggregate_update,
     close_session_update,
-    ended,
     late_mark,
+    replacement_updates,
+    same_aggregate,
     summary,
 )
 from usage_meter.adapters.quarantine_store import DynamoQuarantine
@@ -47,6 +46,7 @@ from usage_meter.adapters.usage_keys import (
     tokens,
 )
 from usage_meter.logic.errors import TransientFailure
+from usage_meter.logic.late_usage import usage_is_late
 from usage_meter.models.usage import (
     QuarantineItem,
     RecordOutcome,
@@ -141,7 +141,7 @@ class DynamoUsageLedger(TableAdapter):
                 self._table,
                 (record, 1, record.billable_seconds, record.addon_seconds(), tokens(record)),
             )
-            if ended(record.month, now):
+            if usage_is_late(record.month, now):
                 items.append({"Update": late_mark(self._table, record.month, now)})
         if closes_session:
             items.append(
@@ -184,66 +184,7 @@ class DynamoUsageLedger(TableAdapter):
                 }
             }
         ]
-        billable = UsageStatus.BILLABLE
-        same_aggregate = (existing.month, aggregate_breakdown(existing)) == (
-            replacement.month,
-            aggregate_breakdown(replacement),
-        )
-        if same_aggregate and existing.status is billable and replacement.status is billable:
-            # One item may appear once per transaction: a single ADD of the difference.
-            delta = replacement.billable_seconds - existing.billable_seconds
-            before, after = existing.addon_seconds(), replacement.addon_seconds()
-            addon_delta = {
-                name: after.get(name, Decimal(0)) - before.get(name, Decimal(0))
-                for name in sorted(before.keys() | after.keys())
-            }
-            token_delta = (
-                replacement.input_tokens - existing.input_tokens,
-                replacement.output_tokens - existing.output_tokens,
-            )
-            update = aggregate_update(
-                self._table,
-                replacement,
-                now,
-                count=0,
-                seconds=delta,
-                addon_seconds=addon_delta,
-                tokens=token_delta,
-            )
-            items.append({"Update": update})
-            items += summary(self._table, (replacement, 0, delta, addon_delta, token_delta))
-        else:
-            moved: list[SummaryChange] = []
-            if existing.status is billable:
-                negated = {name: -value for name, value in existing.addon_seconds().items()}
-                back = (-existing.input_tokens, -existing.output_tokens)
-                update = aggregate_update(
-                    self._table,
-                    existing,
-                    now,
-                    count=-1,
-                    seconds=-existing.billable_seconds,
-                    addon_seconds=negated,
-                    tokens=back,
-                )
-                items.append({"Update": update})
-                moved.append((existing, -1, -existing.billable_seconds, negated, back))
-            if replacement.status is billable:
-                items.append({"Update": aggregate_update(self._table, replacement, now)})
-                moved.append(
-                    (
-                        replacement,
-                        1,
-                        replacement.billable_seconds,
-                        replacement.addon_seconds(),
-                        tokens(replacement),
-                    )
-                )
-            items += summary(self._table, *moved)
-        touched = {r.month for r in (existing, replacement) if r.status is billable}
-        items.extend(
-            {"Update": late_mark(self._table, m, now)} for m in sorted(touched) if ended(m, now)
-        )
+        items += replacement_updates(self._table, existing, replacement, now)
         try:
             self._transact(items)
         except ClientError as exc:
@@ -253,7 +194,7 @@ class DynamoUsageLedger(TableAdapter):
             raise failure("replace ledger row", exc) from exc
         except BotoCoreError as exc:
             raise failure("replace ledger row", exc) from exc
-        if existing.status is billable and not same_aggregate:
+        if existing.status is UsageStatus.BILLABLE and not same_aggregate(existing, replacement):
             self._remove_if_empty(existing)
         self._usage_changed(replacement)
         return True
