@@ -55,8 +55,8 @@ def aggregate_update(
         "dimensions": record.dimensions,
         "estimated": record.estimated,
         "region": record.region,
-        "GSI1PK": f"MONTH#{record.month}",
-        "GSI1SK": f"CUSTOMER#{customer_key(record.customer_id)}#{breakdown}",
+        "LMPK": f"MONTH#{record.month}",
+        "LMSK": f"CUSTOMER#{customer_key(record.customer_id)}#{breakdown}",
         "updated_at": now.isoformat(),
     }
     names = {f"#a{i}": name for i, name in enumerate(attributes)}
@@ -143,12 +143,17 @@ def same_aggregate(existing: UsageRecord, replacement: UsageRecord) -> bool:
 
 
 def replacement_updates(
-    table: str, existing: UsageRecord, replacement: UsageRecord, now: datetime
+    table: str,
+    existing: UsageRecord,
+    replacement: UsageRecord,
+    now: datetime,
+    *,
+    with_summary: bool = True,
 ) -> list[Any]:
     """What replacing the ledger row ``existing`` by ``replacement`` changes beside the row: its
-    contribution moves between aggregates and summaries (one ADD of the difference when both
-    count in the same aggregate: an item may appear once per transaction), and every ended month
-    it touches is marked late."""
+    contribution moves between aggregates and (``with_summary``: the deployment keeps one)
+    summaries (one ADD of the difference when both count in the same aggregate: an item may
+    appear once per transaction), and every ended month it touches is marked late."""
     billable = UsageStatus.BILLABLE
     items: list[Any] = []
     if (
@@ -176,7 +181,8 @@ def replacement_updates(
             tokens=token_delta,
         )
         items.append({"Update": update})
-        items += summary(table, (replacement, 0, delta, addon_delta, token_delta))
+        if with_summary:
+            items += summary(table, (replacement, 0, delta, addon_delta, token_delta))
     else:
         moved: list[SummaryChange] = []
         if existing.status is billable:
@@ -199,7 +205,8 @@ def replacement_updates(
             moved.append(
                 (replacement, 1, replacement.billable_seconds, added, record_tokens(replacement))
             )
-        items += summary(table, *moved)
+        if with_summary:
+            items += summary(table, *moved)
     touched = {r.month for r in (existing, replacement) if r.status is billable}
     items.extend(
         {"Update": late_mark(table, m, now)} for m in sorted(touched) if usage_is_late(m, now)

@@ -12,11 +12,12 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from usage_meter.adapters.ledger_updates import (
+    SummaryChange,
     aggregate_update,
     close_session_update,
     late_mark,
@@ -83,8 +84,10 @@ class DynamoUsageLedger(TableAdapter):
         on_usage_changed: UsageChanged | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        usage_summary: bool = True,
     ) -> None:
         super().__init__(client, table_name)
+        self._usage_summary = usage_summary  # off: template parameter Allowances disabled
         self._on_usage_changed = on_usage_changed
         self._sleep = sleep
         self._quarantine = DynamoQuarantine(client, table_name)
@@ -120,6 +123,11 @@ class DynamoUsageLedger(TableAdapter):
             backoff = min(CONFLICT_CAP_S, CONFLICT_BASE_S * 2**attempt)
             self._sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not a secret
 
+    def _summary(self, *changes: SummaryChange) -> list[Any]:
+        """The customer-month summary's share of a write (``ledger_updates.summary``); nothing
+        when the deployment keeps no summary (``usage_summary=False``: Allowances disabled)."""
+        return summary(self._table, *changes) if self._usage_summary else []
+
     # -- writes ---------------------------------------------------------------------------------
     def record(self, record: UsageRecord, *, closes_session: bool = False) -> RecordOutcome:
         """See ``logic.ports.UsageLedger.record``: RECORDED, or EXISTS with the row there (read
@@ -137,8 +145,7 @@ class DynamoUsageLedger(TableAdapter):
         ]
         if record.status is UsageStatus.BILLABLE:
             items.append({"Update": aggregate_update(self._table, record, now)})
-            items += summary(
-                self._table,
+            items += self._summary(
                 (record, 1, record.billable_seconds, record.addon_seconds(), tokens(record)),
             )
             if usage_is_late(record.month, now):
@@ -184,7 +191,9 @@ class DynamoUsageLedger(TableAdapter):
                 }
             }
         ]
-        items += replacement_updates(self._table, existing, replacement, now)
+        items += replacement_updates(
+            self._table, existing, replacement, now, with_summary=self._usage_summary
+        )
         try:
             self._transact(items)
         except ClientError as exc:
