@@ -123,6 +123,7 @@ SAMPLES: dict[str, Any] = {
     "body": "{}",
     "name": next(iter(export_store.DATASETS)),
     "ids": None,
+    "source_ids": ["t1", "t2"],
     "only": None,
 }
 BY_METHOD: dict[tuple[str, str], Any] = {
@@ -182,6 +183,8 @@ def _failing(error: Exception) -> Any:
 
     class Paginator:
         def paginate(self, **_: Any) -> Iterator[Any]:
+            """Lazy, like botocore's: the call (and its failure) comes with the first page."""
+            yield from ()
             raise error
 
     class Client:
