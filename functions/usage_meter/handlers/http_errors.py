@@ -10,10 +10,12 @@ REJECTION_STATUS: dict[Rejection, int] = {
     Rejection.UNAUTHENTICATED: 401,
     Rejection.CONFLICT: 409,
     Rejection.TOO_LARGE: 413,
+    Rejection.DISABLED: 409,
 }
 
 
 def rejection_status(exc: RequestRejected) -> int:
     """The 4xx a refusal is answered with (RFC 9110: 400 Bad Request, 401 Unauthorized,
-    409 Conflict, 413 Content Too Large)."""
+    409 Conflict: with the usage already recorded, or with the deployment's configuration;
+    413 Content Too Large)."""
     return REJECTION_STATUS[exc.kind]

@@ -13,6 +13,7 @@ class Rejection(StrEnum):
     UNAUTHENTICATED = "unauthenticated"  # not signed by a secret the meter accepts
     TOO_LARGE = "too_large"  # over the size the meter reads
     CONFLICT = "conflict"  # contradicts usage already recorded (held in quarantine)
+    DISABLED = "disabled"  # the feature is turned off in this deployment (e.g. Allowances)
 
 
 class RequestRejected(Exception):
