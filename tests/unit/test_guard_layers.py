@@ -130,5 +130,5 @@ def test_logic_raises_no_http_status_codes() -> None:
     assert [s for p in _files("logic") for s in _raised_status_codes(p)] == []
     assert "status" not in inspect.signature(RequestRejected).parameters
     assert set(REJECTION_STATUS) == set(Rejection)  # every kind has its one status
-    probe = PACKAGE / "handlers" / "streaming_report.py"
+    probe = PACKAGE / "handlers" / "http_api.py"  # the HTTP resolver's one exception handler
     assert _raised_status_codes(probe) == [] and "rejection_status" in probe.read_text()
