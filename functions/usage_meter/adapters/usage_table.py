@@ -58,6 +58,7 @@ from urllib.parse import quote, unquote, urlencode
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from usage_meter.adapters.unreadable import Unreadable, readable
 from usage_meter.adapters.usage_summary import summary_updates
 from usage_meter.logic.errors import (
     STORAGE_REFUSED,
@@ -920,13 +921,16 @@ class DynamoUsageLedger:
         )
         return [aggregate_from_item(r) for r in rows if not _emptied(r)]
 
-    def month_aggregates(self, month: str) -> list[UsageAggregate]:
+    def month_aggregates(
+        self, month: str, unreadable: Unreadable | None = None
+    ) -> list[UsageAggregate]:
+        """The month's aggregates; one that cannot be read goes to ``unreadable`` when given."""
         rows = self._query(
             IndexName="GSI1",
             KeyConditionExpression="GSI1PK = :pk",
             ExpressionAttributeValues=_to_item({":pk": f"MONTH#{month}"}),
         )
-        return [aggregate_from_item(r) for r in rows if not _emptied(r)]
+        return list(readable(aggregate_from_item, (r for r in rows if not _emptied(r)), unreadable))
 
     def month_ledger_pages(self, month: str) -> Iterator[list[Any]]:
         """The month's billable ledger rows, one page of ``ledger_index.LedgerEntry`` (customer,
@@ -959,10 +963,13 @@ class DynamoUsageLedger:
         except (ClientError, BotoCoreError) as exc:
             raise _failure("query", exc) from exc
 
-    def month_ledger_rows(self, month: str) -> Iterator[UsageRecord]:
+    def month_ledger_rows(
+        self, month: str, unreadable: Unreadable | None = None
+    ) -> Iterator[UsageRecord]:
         """Every ledger row of a month (billable and failed), ordered by (customer, product,
         source id): the 16 shard Queries are read page by page and merged lazily, so memory
-        holds one page per shard whatever the month's size. ``GSI1SK`` is
+        holds one page per shard whatever the month's size; a row that cannot be read goes to
+        ``unreadable`` when given (``adapters/unreadable.py``). ``GSI1SK`` is
         ``<customer key>#<product>#<source>`` and ``#`` sorts below every character of a
         (percent-encoded) customer key, so the index order is that tuple order."""
         shards = [
@@ -973,8 +980,8 @@ class DynamoUsageLedger:
             )
             for shard in range(LEDGER_SHARDS)
         ]
-        for item in heapq.merge(*shards, key=lambda i: str(i["GSI1SK"])):
-            yield record_from_item(item)
+        merged = heapq.merge(*shards, key=lambda i: str(i["GSI1SK"]))
+        yield from readable(record_from_item, merged, unreadable)
 
     def customer_ledger_page(
         self, customer_id: str, month: str, limit: int, cursor: str | None = None
