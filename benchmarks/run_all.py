@@ -1,8 +1,8 @@
 """Run every benchmark, print one markdown report and write it to benchmarks/results.md.
 
 Each benchmark runs in its own ``sys.executable`` process (cold starts first, then the warm
-handlers, then the monthly export at scale through botocore, then the cost model) and hands its
-figures back as JSON. Every target is printed with PASS or FAIL at the end.
+handlers, the entitlement check, then the monthly export at scale through botocore, then the cost
+model) and hands its figures back as JSON. Every target is printed with PASS or FAIL at the end.
 
 Usage: python benchmarks/run_all.py [--runs 9] [--intake-requests 2000]
                                     [--processor-messages 500]
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import cold_import
 import cost_model
+import entitlement_check
 import export_month
 import forward_latency
 import warm_handler
@@ -53,7 +54,7 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
-def targets(cold: dict, export: dict) -> list[tuple[str, bool, str]]:
+def targets(cold: dict, export: dict, entitlement: dict) -> list[tuple[str, bool, str]]:
     export_results = [export_month.Scenario(**r) for r in export["results"]]
     return [
         (
@@ -61,12 +62,15 @@ def targets(cold: dict, export: dict) -> list[tuple[str, bool, str]]:
             cold["pass"],
             f"{cold['ratio']:.2f} x",
         ),
+        *entitlement_check.verdicts(entitlement_check.Result(**entitlement)),
         *export_month.verdicts(export_results),
         *cost_model.verdicts(),
     ]
 
 
-def report(cold: dict, warm: dict, export: dict, forward: dict, seconds: float) -> str:
+def report(
+    cold: dict, warm: dict, entitlement: dict, export: dict, forward: dict, seconds: float
+) -> str:
     cold_results = {k: cold_import.Summary(**v) for k, v in cold["results"].items()}
     warm_results = {k: warm_handler.Stats(**v) for k, v in warm["results"].items()}
     export_results = [export_month.Scenario(**r) for r in export["results"]]
@@ -84,7 +88,7 @@ def report(cold: dict, warm: dict, export: dict, forward: dict, seconds: float) 
             "",
             *[
                 f"- **{'PASS' if ok else 'FAIL'}** {name}: {detail}"
-                for name, ok, detail in targets(cold, export)
+                for name, ok, detail in targets(cold, export, entitlement)
             ],
             "",
             "### Cold start (fresh interpreter per run)",
@@ -109,6 +113,12 @@ def report(cold: dict, warm: dict, export: dict, forward: dict, seconds: float) 
             "",
             warm_handler.markdown(warm_results),
             "",
+            "### Entitlement check (in-process, production path, canned DynamoDB answer)",
+            "",
+            entitlement_check.NOTES,
+            "",
+            entitlement_check.markdown(entitlement_check.Result(**entitlement)),
+            "",
             "### Monthly export at scale (the real adapter through botocore, canned pages)",
             "",
             export_month.NOTES,
@@ -124,6 +134,7 @@ def report(cold: dict, warm: dict, export: dict, forward: dict, seconds: float) 
             "Reproduce: `make bench` (or `.venv/bin/python benchmarks/run_all.py`); one part "
             "alone: `.venv/bin/python benchmarks/cold_import.py`, "
             "`.venv/bin/python benchmarks/warm_handler.py`, "
+            "`.venv/bin/python benchmarks/entitlement_check.py [--requests N]`, "
             "`.venv/bin/python benchmarks/forward_latency.py [--notifications N]`, "
             "`.venv/bin/python benchmarks/export_month.py [--rows N ...] [--customers N] "
             "[--workers N]`, `.venv/bin/python benchmarks/cost_model.py`.",
@@ -156,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="usage-meter-bench-") as tmp:
         cold_json = Path(tmp) / "cold_import.json"
         warm_json = Path(tmp) / "warm_handler.json"
+        entitlement_json = Path(tmp) / "entitlement_check.json"
         export_json = Path(tmp) / "export_month.json"
         forward_json = Path(tmp) / "forward_latency.json"
         _run("cold_import.py", ["--runs", str(args.runs), "--json", str(cold_json)])
@@ -170,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(warm_json),
             ],
         )
+        _run("entitlement_check.py", ["--json", str(entitlement_json)])
         _run(
             "export_month.py",
             [
@@ -184,15 +197,16 @@ def main(argv: list[str] | None = None) -> int:
         _run("forward_latency.py", ["--json", str(forward_json)])
         cold = json.loads(cold_json.read_text())
         warm = json.loads(warm_json.read_text())
+        entitlement = json.loads(entitlement_json.read_text())
         export = json.loads(export_json.read_text())
         forward = json.loads(forward_json.read_text())
 
-    text = report(cold, warm, export, forward, time.perf_counter() - started)
+    text = report(cold, warm, entitlement, export, forward, time.perf_counter() - started)
     RESULTS.write_text(text)
     print("=" * 100)
     print(text)
     print(f"written to {RESULTS.relative_to(ROOT)}")
-    results = targets(cold, export)
+    results = targets(cold, export, entitlement)
     for name, ok, detail in results:
         print(f"{'PASS' if ok else 'FAIL'}: {name}: {detail}")
     return 1 if args.strict and not all(ok for _, ok, _ in results) else 0
