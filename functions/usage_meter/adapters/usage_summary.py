@@ -144,7 +144,7 @@ def aggregates_from_summary(values: dict[str, Any]) -> list[UsageAggregate]:
             UsageAggregate(
                 customer_id=str(values["customer_id"]),
                 month=str(values["month"]),
-                product=product,  # type: ignore[arg-type]  # written from a Product
+                product=product,
                 project="",
                 model=model,
                 usage_count=counts[key],

@@ -14,6 +14,11 @@ Every ``completed``/``error`` transcript with no ledger row is fetched once and:
 - points elsewhere (or nowhere): counted as ``not_ours`` and remembered, so later runs do not
   fetch it again.
 
+One bad transcript never stops the run either: one AssemblyAI refuses with a client error (a
+4xx other than 401/403/404/408/429) or whose list entry cannot be read (a ``created`` or
+``completed`` that is not a date-time) is quarantined as ``unreadable_transcript`` with the
+reason, remembered (not fetched again) and the run goes on.
+
 One 429/5xx/timeout on one item does not end the project's run: the item is retried with backoff
 inside the run (honouring Retry-After up to a cap); if it still fails it is counted ``unchecked``
 and the run moves on, and the run reports itself incomplete. A run is bounded (items per run, the
@@ -33,6 +38,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from usage_meter.logic.errors import (
+    ASSEMBLYAI_CLIENT_ERROR,
     STORAGE_REFUSED,
     PermanentFailure,
     TranscriptNotFound,
@@ -155,6 +161,41 @@ def _message(
     if "project" not in dict(parse_qsl(query)):
         attribution = Attribution(attribution.customer_id, project, attribution.dimensions)
     return UsageMessage(attribution=attribution, **common)
+
+
+MAX_HELD_TEXT = 100  # characters of an AssemblyAI list field kept in a quarantine item
+
+
+def _listed_times(item: dict[str, Any]) -> tuple[datetime | None, str | None]:
+    """(the item's ``created``, None) or (None, why its times cannot be read)."""
+    for name in ("completed", "created"):
+        try:
+            _utc(item.get(name))
+        except (ValueError, TypeError):
+            text = str(item.get(name))[:MAX_HELD_TEXT]
+            return None, f"the list entry's {name} is not a date-time: {text!r}"
+    return _utc(item.get("created")), None
+
+
+def _hold_unreadable(run: _Run, item: dict[str, Any], detail: str) -> None:
+    """Quarantine a transcript the run cannot read (``unreadable_transcript``) and remember it,
+    so later runs do not fetch it again; an operator bills or dismisses it."""
+    quarantine_item(
+        run.deps.ledger,
+        run.deps.metrics,
+        QuarantineItem(
+            source_id=item["id"],
+            reason=QuarantineReason.UNREADABLE_TRANSCRIPT,
+            detail=detail,
+            message={
+                "transcript_id": item["id"],
+                "project": run.project,
+                **{k: str(item.get(k))[:MAX_HELD_TEXT] for k in ("status", "created", "completed")},
+            },
+            quarantined_at=datetime.now(UTC),
+        ),
+    )
+    run.store.remember_verdict("async", item["id"], HELD, detail)
 
 
 def _hold_deleted(run: _Run, item: dict[str, Any], payload: dict[str, Any]) -> None:
@@ -296,14 +337,15 @@ def reconcile_project(
             stopped, refused = _stopped_by(exc)
             break
         for item in page["transcripts"]:
-            if (created := _utc(item.get("created"))) is not None and created < checkpoint.horizon:
+            created, unreadable = _listed_times(item)
+            if created is not None and created < checkpoint.horizon:
                 complete = True
                 break
             if counts.checked >= max_items or time_left() < 0:
                 stopped = "run budget reached; resuming next run"
                 break
             try:
-                _check(run, item, counts)
+                _check(run, item, counts, unreadable)
             except PermanentFailure as exc:
                 stopped, refused = _stopped_by(exc)  # this item is checked again next run
                 break
@@ -345,7 +387,10 @@ def _stopped_by(exc: TransientFailure | PermanentFailure) -> tuple[str, bool]:
     return f"AssemblyAI unavailable ({exc}); resuming next run", False
 
 
-def _check(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
+def _check(
+    run: _Run, item: dict[str, Any], counts: ReconcileCounts, unreadable: str | None = None
+) -> None:
+    """``unreadable``: why the list entry cannot be read (it is held, not fetched)."""
     counts.checked += 1
     if item.get("status") not in FINISHED:
         counts.pending += 1  # its webhook is still to come
@@ -360,6 +405,9 @@ def _check(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
             counts.not_ours += 1
         elif state == HELD:
             counts.quarantined += 1
+        elif unreadable is not None:
+            _with_retries(run, item["id"], lambda: _hold_unreadable(run, item, unreadable), counts)
+            counts.quarantined += 1
         else:
             _with_retries(run, item["id"], lambda: _recover(run, item, counts), counts)
     except TranscriptNotFound:
@@ -367,6 +415,15 @@ def _check(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
     except TransientFailure:
         counts.unchecked += 1  # after retries; the run goes on, and says it did not finish
     except PermanentFailure as exc:
+        if exc.reason == ASSEMBLYAI_CLIENT_ERROR:  # about this transcript only: hold it, go on
+            detail = f"AssemblyAI refused this transcript: {exc.message}"
+            try:
+                _with_retries(run, item["id"], lambda: _hold_unreadable(run, item, detail), counts)
+            except TransientFailure:
+                counts.unchecked += 1
+                return
+            counts.quarantined += 1
+            return
         if exc.reason != STORAGE_REFUSED:
             raise  # e.g. AssemblyAI refuses the project's key: the project's run stops
         run.problems.append(f"{item['id']}: {exc.message}")

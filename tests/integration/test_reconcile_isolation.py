@@ -1,0 +1,59 @@
+"""One bad item never stops reconciliation (issue 17): a transcript AssemblyAI refuses to return
+with a client error (a 4xx other than 401/403, which refuse the whole project's key, 404, which is
+"deleted meanwhile", and 408/429, which are transient), or whose list entry cannot be read (a
+timestamp that is not one), is quarantined with the reason and the run goes on with the next
+item; it is not fetched again by later runs. AssemblyAI's API reference: ``GET
+/v2/transcript/{transcript_id}`` answers 400 for a bad request, and the list's ``created`` and
+``completed`` are date-times (AssemblyAI API spec, ``TranscriptListItem``)."""
+
+from __future__ import annotations
+
+from test_reconciliation import Quiet, add, fetches, ledger_ids, run
+
+from conftest import Stack
+
+
+def test_a_client_error_on_one_transcript_is_quarantined_and_the_run_goes_on(
+    stack: Stack,
+) -> None:
+    # Given five lost webhooks, AssemblyAI answering 400 to the GET of the middle one, always
+    for n in range(5):
+        add(stack, f"t{n}", hours_ago=10 - n, audio_duration=60 + n)
+    stack.api.state.fail("t2", 400, times=100)
+    metrics = Quiet()
+
+    report = run(stack, page_size=2, metrics=metrics)
+
+    # Then the four others are recovered in this run, the run completes, and t2 is held with
+    # AssemblyAI's answer as the reason
+    assert report.complete, report.stopped_because
+    assert set(ledger_ids(stack)) == {"t0", "t1", "t3", "t4"}
+    assert (report.counts.recovered, report.counts.quarantined) == (4, 1)
+    [held] = stack.items("quarantine")
+    assert (held["source_id"], held["reason"]) == ("t2", "unreadable_transcript")
+    assert "400" in held["detail"]
+    assert metrics.counted["Quarantined_unreadable_transcript"] == 1
+    assert metrics.counted.get("ReconcileProjectFailed", 0) == 0
+
+    # And a later run does not ask AssemblyAI for it again
+    asked = fetches(stack, "t2")
+    again = run(stack, page_size=2)
+    assert again.complete and fetches(stack, "t2") == asked
+    assert len(stack.items("quarantine")) == 1
+
+
+def test_a_list_entry_with_an_unreadable_time_is_quarantined_and_the_run_goes_on(
+    stack: Stack,
+) -> None:
+    add(stack, "t-old", hours_ago=3)
+    add(stack, "t-odd", hours_ago=2)
+    add(stack, "t-new", hours_ago=1)
+    stack.api.state.transcripts["t-odd"]["_completed"] = "yesterday, around noon"
+
+    report = run(stack, metrics=Quiet())
+
+    assert report.complete, report.stopped_because
+    assert set(ledger_ids(stack)) == {"t-old", "t-new"}
+    [held] = stack.items("quarantine")
+    assert (held["source_id"], held["reason"]) == ("t-odd", "unreadable_transcript")
+    assert "completed" in held["detail"]
