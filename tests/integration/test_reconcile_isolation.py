@@ -8,6 +8,8 @@ item; it is not fetched again by later runs. AssemblyAI's API reference: ``GET
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from test_reconciliation import Quiet, add, fetches, ledger_ids, run
 
 from conftest import Stack
@@ -57,3 +59,35 @@ def test_a_list_entry_with_an_unreadable_time_is_quarantined_and_the_run_goes_on
     [held] = stack.items("quarantine")
     assert (held["source_id"], held["reason"]) == ("t-odd", "unreadable_transcript")
     assert "completed" in held["detail"]
+
+
+def test_an_unreadable_open_session_does_not_stop_the_orphan_sweep(stack: Stack) -> None:
+    """A stored open session the code cannot read (a model name no report could carry, as a
+    hand edit or an unknown writer would leave it) is quarantined as ``unreadable_session`` and
+    closed; the other orphan is billed, and the next sweep does not meet it again."""
+    import boto3
+    from test_streaming import NOW as STREAM_NOW
+    from test_streaming import begin, status_of, sweep
+
+    from conftest import REGION
+
+    began = (STREAM_NOW - timedelta(hours=4)).isoformat()
+    assert status_of(begin(stack, session_id="sess-bad", began_at=began))[0] == 200
+    assert status_of(begin(stack, session_id="sess-good", began_at=began))[0] == 200
+    table = boto3.resource("dynamodb", region_name=REGION).Table(stack.table)
+    [bad] = [i for i in stack.items("session") if i["session_id"] == "sess-bad"]
+    table.update_item(
+        Key={"PK": bad["PK"], "SK": bad["SK"]},
+        UpdateExpression="SET model = :m",
+        ExpressionAttributeValues={":m": "NOT A MODEL NAME!"},
+    )
+
+    summary = sweep(stack)
+
+    assert (summary["found"], summary["billed"], summary["unreadable"]) == (1, 1, 1)
+    assert {r["source_id"] for r in stack.items("ledger")} == {"sess-good"}
+    [held] = stack.items("quarantine")
+    assert (held["source_id"], held["reason"]) == ("sess-bad", "unreadable_session")
+    assert "model" in held["detail"] and "NOT A MODEL" not in held["detail"]
+    again = sweep(stack)
+    assert (again["found"], again["unreadable"]) == (0, 0)

@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import ValidationError
 
 Unreadable = Callable[[str, str], object]
-"""Called with (customer id as stored, or "" when even that is missing; the reason)."""
+"""Called with (the item's ``owner`` attribute as stored - its customer id, or a session's id -
+or "" when even that is missing; the reason)."""
 MAX_REASON = 300
 
 
@@ -35,6 +36,7 @@ def readable[T](
     parse: Callable[[dict[str, Any]], T],
     items: Iterable[dict[str, Any]],
     unreadable: Unreadable | None,
+    owner: str = "customer_id",
 ) -> Iterator[T]:
     """``parse`` of every item; an item that cannot be parsed goes to ``unreadable`` (or raises
     when it is None)."""
@@ -44,4 +46,4 @@ def readable[T](
         except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
             if unreadable is None:
                 raise
-            unreadable(str(values.get("customer_id") or ""), reason(values, exc))
+            unreadable(str(values.get(owner) or ""), reason(values, exc))

@@ -267,6 +267,12 @@ def aggregate_from_item(values: dict[str, Any]) -> UsageAggregate:
     return UsageAggregate.model_validate({**fields, "addon_seconds": addons})
 
 
+def _begin_from_item(values: dict[str, Any]) -> SessionBegin:
+    return SessionBegin.model_validate(
+        {k: v for k, v in values.items() if k in SessionBegin.model_fields}
+    )
+
+
 def record_from_item(values: dict[str, Any]) -> UsageRecord:
     fields = {k: v for k, v in values.items() if k in UsageRecord.model_fields}
     fields["features"] = tuple(fields.get("features", ()))
@@ -576,8 +582,11 @@ class DynamoUsageLedger:
             {k: v for k, v in values.items() if k in SessionBegin.model_fields}
         )
 
-    def open_sessions(self, began_before: datetime, since: datetime) -> list[SessionBegin]:
-        """Sessions still open that began in [since, began_before): one Query per day."""
+    def open_sessions(
+        self, began_before: datetime, since: datetime, unreadable: Unreadable | None = None
+    ) -> list[SessionBegin]:
+        """Sessions still open that began in [since, began_before): one Query per day. One that
+        cannot be read goes to ``unreadable`` (with its session id) when given."""
         found: list[SessionBegin] = []
         day = since.astimezone(UTC).date()
         while day <= began_before.astimezone(UTC).date():
@@ -591,12 +600,7 @@ class DynamoUsageLedger:
                     }
                 ),
             )
-            found.extend(
-                SessionBegin.model_validate(
-                    {k: v for k, v in r.items() if k in SessionBegin.model_fields}
-                )
-                for r in rows
-            )
+            found.extend(readable(_begin_from_item, rows, unreadable, "session_id"))
             day += timedelta(days=1)
         return found
 
