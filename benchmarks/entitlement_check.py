@@ -86,7 +86,7 @@ def _seed(table: str, records: int, breakdowns: int) -> Decimal:
     import boto3
 
     from usage_meter.adapters.limits_table import DynamoLimits
-    from usage_meter.adapters.usage_table import DynamoUsageLedger
+    from usage_meter.adapters.usage_ledger import DynamoUsageLedger
     from usage_meter.models.limits import AllowanceSet, Limit
     from usage_meter.models.usage import UsageRecord, UsageStatus
 
@@ -204,8 +204,8 @@ def _prepare(records: int, breakdowns: int) -> tuple[CannedBatchGet, Decimal, di
     from moto import mock_aws
 
     from usage_meter.adapters.limits_table import customer_key
+    from usage_meter.adapters.usage_keys import customer_key as key_part
     from usage_meter.adapters.usage_summary import summary_key
-    from usage_meter.adapters.usage_table import customer_key as key_part
     from usage_meter_local import dynamodb_isolation
     from usage_meter_local.template import function_environment, load_template
 

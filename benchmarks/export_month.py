@@ -2,7 +2,7 @@
 
 Each scenario (default: 1,000,000 and 30,000,000 billable ledger rows in a month, 10,000
 customers) runs in a fresh ``sys.executable`` process. It calls ``export_month(...)`` with the
-production ``DynamoUsageLedger`` (``EXPORT_LEDGER_WORKERS`` worker processes, as deployed), on
+production ``DynamoUsageReader`` (``EXPORT_LEDGER_WORKERS`` worker processes, as deployed), on
 clients made by ``adapters/aws_clients.py``. botocore runs as in production (serialise, sign, send,
 parse) except that its HTTP sender is ``dynamodb_pages.CannedMonth``: canned Query pages of the
 ``LedgerByMonth`` index and of the month's aggregates, each after sleeping the modelled latency of
@@ -115,7 +115,7 @@ def run_scenario(rows: int, customers: int, workers: int) -> Scenario:
     from usage_meter.adapters import aws_clients
     from usage_meter.adapters.metrics import PowertoolsMetrics
     from usage_meter.adapters.price_table import load_price_table
-    from usage_meter.adapters.usage_table import DynamoUsageLedger
+    from usage_meter.adapters.usage_reads import DynamoUsageReader
     from usage_meter.logic.monthly_export import export_month
 
     canned = CannedMonth(MONTH, rows, customers)
@@ -123,7 +123,7 @@ def run_scenario(rows: int, customers: int, workers: int) -> Scenario:
     canned.install()
     from aws_lambda_powertools import Metrics
 
-    reader = DynamoUsageLedger(
+    reader = DynamoUsageReader(
         aws_clients.dynamodb(),
         "UsageTable",
         ledger_workers=workers,
@@ -232,7 +232,7 @@ def markdown(results: list[Scenario]) -> str:
 
 NOTES = (
     "Each scenario runs `export_month(...)` in a fresh process with the production "
-    "`DynamoUsageLedger` (4 worker processes, 16 shard threads) on botocore clients from "
+    "`DynamoUsageReader` (4 worker processes, 16 shard threads) on botocore clients from "
     "`adapters/aws_clients.py`; botocore's HTTP sender is replaced by canned DynamoDB pages "
     "(`benchmarks/dynamodb_pages.py`): ~10,000 index items per 1 MB page, each page answered "
     "after 10 ms + 50 ms per MiB read (60 ms a full page). Everything else (request "

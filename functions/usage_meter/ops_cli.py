@@ -50,9 +50,12 @@ from botocore.exceptions import (
 )
 
 from usage_meter import ops_limits
+from usage_meter.adapters.audit_log import DynamoAuditLog
+from usage_meter.adapters.ledger_pages import DynamoLedgerPages
 from usage_meter.adapters.price_table import load_price_table
+from usage_meter.adapters.quarantine_store import DynamoQuarantine
 from usage_meter.adapters.queues import DeadLetterBrowser, SqsUsageQueue
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.usage_reads import DynamoUsageReader
 from usage_meter.logic.coverage import coverage_report
 from usage_meter.logic.errors import PermanentFailure, TransientFailure
 from usage_meter.logic.line_items import line_item_document
@@ -159,9 +162,9 @@ def _quarantine_key(item_id: str) -> str:
 
 
 def _audit(
-    ledger: DynamoUsageLedger, args: argparse.Namespace, action: str, target: str, outcome: str
+    trail: DynamoAuditLog, args: argparse.Namespace, action: str, target: str, outcome: str
 ) -> None:
-    ledger.audit(AuditEntry(args.actor, action, target, args.reason, outcome, datetime.now(UTC)))
+    trail.audit(AuditEntry(args.actor, action, target, args.reason, outcome, datetime.now(UTC)))
 
 
 def _invoke(function_name: str | None, payload: dict[str, Any]) -> dict[str, Any]:
@@ -181,7 +184,7 @@ def _invoke(function_name: str | None, payload: dict[str, Any]) -> dict[str, Any
 
 
 def _audited_invoke(
-    ledger: DynamoUsageLedger,
+    trail: DynamoAuditLog,
     args: argparse.Namespace,
     action: str,
     what: str,
@@ -193,12 +196,12 @@ def _audited_invoke(
     try:
         result = _invoke(function_name, payload)
     except SystemExit as exc:
-        _audit(ledger, args, action, what, f"failed: {exc.code}")
+        _audit(trail, args, action, what, f"failed: {exc.code}")
         raise
     if result.get("refused"):  # the function turned the request down (e.g. an unknown project)
-        _audit(ledger, args, action, what, f"refused: {result['refused']}")
+        _audit(trail, args, action, what, f"refused: {result['refused']}")
         raise OperationRefused(str(result["refused"]))
-    _audit(ledger, args, action, what, json.dumps(result))
+    _audit(trail, args, action, what, json.dumps(result))
     return result
 
 
@@ -217,7 +220,7 @@ LEDGER_COLUMNS = (
 )
 
 
-def print_ledger(ledger: DynamoUsageLedger, customer_id: str, month: str, fmt: str) -> None:
+def print_ledger(ledger: DynamoLedgerPages, customer_id: str, month: str, fmt: str) -> None:
     """A customer's line items for a month, every page, as the export writes them (JSON lines or
     a CSV with the main columns), then a totals line that matches the export's summary rows."""
     count, seconds, cursor = 0, Decimal(0), None
@@ -248,14 +251,14 @@ def print_ledger(ledger: DynamoUsageLedger, customer_id: str, month: str, fmt: s
     print(f"# totals {json.dumps(summary)}", file=sys.stderr)  # noqa: T201
 
 
-def _reconcile(ledger: DynamoUsageLedger, args: argparse.Namespace, target: Target) -> int:
+def _reconcile(trail: DynamoAuditLog, args: argparse.Namespace, target: Target) -> int:
     """Run reconciliation now; exit 1 unless every project finished with no failed item."""
     payload: dict[str, Any] = {"horizon_days": args.horizon_days}
     if args.project:
         payload["project"] = args.project
     what = args.project or "all projects"
     result = _audited_invoke(
-        ledger, args, "reconcile", what, function_name=target.reconcile_function, payload=payload
+        trail, args, "reconcile", what, function_name=target.reconcile_function, payload=payload
     )
     reports = result.get("reports") or []
     _print(reports if isinstance(reports, list) and not _JSON["on"] else result)
@@ -273,21 +276,22 @@ def _reconcile(ledger: DynamoUsageLedger, args: argparse.Namespace, target: Targ
     return 0
 
 
-def _finance(args: argparse.Namespace, ledger: DynamoUsageLedger, target: Target) -> None:
+def _finance(args: argparse.Namespace, trail: DynamoAuditLog, target: Target) -> None:
     """``ledger``, ``coverage`` and ``stripe map``: finance's drill-down and sinks."""
+    dynamodb = boto3.client("dynamodb")
     if args.command == "ledger":
-        print_ledger(ledger, args.customer, args.month, args.format)
+        print_ledger(
+            DynamoLedgerPages(dynamodb, target.table), args.customer, args.month, args.format
+        )
     elif args.command == "stripe":
         from usage_meter.adapters.stripe_meter import DynamoSinkStore
 
-        DynamoSinkStore(boto3.client("dynamodb"), target.table).map_customer(
-            args.customer, args.stripe_customer
-        )
+        DynamoSinkStore(dynamodb, target.table).map_customer(args.customer, args.stripe_customer)
         what = f"{args.customer} -> {args.stripe_customer}"
-        _audit(ledger, args, "stripe.map", what, "mapped")
+        _audit(trail, args, "stripe.map", what, "mapped")
         _print({"customer_id": args.customer, "stripe_customer_id": args.stripe_customer})
     else:
-        uncovered = list(ledger.month_uncovered(args.month))
+        uncovered = list(DynamoUsageReader(dynamodb, target.table).month_uncovered(args.month))
         report = coverage_report(args.month, uncovered, load_price_table(args.price_table))
         for project in report["projects"].values():
             project.pop("transcript_ids")  # listed in full below
@@ -306,11 +310,13 @@ def _finance(args: argparse.Namespace, ledger: DynamoUsageLedger, target: Target
         _print({"month": args.month, "report": report, "transcripts": transcripts})
 
 
-def _quarantine(args: argparse.Namespace, ledger: DynamoUsageLedger, queue: SqsUsageQueue) -> None:
+def _quarantine(
+    args: argparse.Namespace, trail: DynamoAuditLog, held: DynamoQuarantine, queue: SqsUsageQueue
+) -> None:
     if args.action == "list":
-        _print([{"id": ledger.quarantine_id(i), **describe(i)} for i in ledger.open_quarantine()])
+        _print([{"id": held.quarantine_id(i), **describe(i)} for i in held.open_quarantine()])
     elif args.action == "show":
-        item = ledger.quarantined(_quarantine_key(args.item_id))
+        item = held.quarantined(_quarantine_key(args.item_id))
         if item is None:
             raise UsageError(f"no open quarantined item {args.item_id}")
         _print(describe(item))
@@ -321,7 +327,8 @@ def _quarantine(args: argparse.Namespace, ledger: DynamoUsageLedger, queue: SqsU
             customer_id=args.bill_to,
             reason=args.reason,
             actor=args.actor,
-            store=ledger,
+            store=held,
+            audit=trail,
             queue=queue,
         )
         _print({"id": args.item_id, "outcome": outcome})
@@ -330,10 +337,12 @@ def _quarantine(args: argparse.Namespace, ledger: DynamoUsageLedger, queue: SqsU
 def run(args: argparse.Namespace) -> int:
     _JSON["on"] = bool(args.json)
     target = _target(args)
-    ledger = DynamoUsageLedger(boto3.client("dynamodb"), target.table)
+    dynamodb = boto3.client("dynamodb")
+    trail = DynamoAuditLog(dynamodb, target.table)
     sqs = boto3.client("sqs")
     if args.command == "quarantine":
-        _quarantine(args, ledger, SqsUsageQueue(sqs, target.queue_url))
+        held = DynamoQuarantine(dynamodb, target.table)
+        _quarantine(args, trail, held, SqsUsageQueue(sqs, target.queue_url))
     elif args.command == "dlq":
         browser = DeadLetterBrowser(sqs, target.dlq_url, target.queue_url)
         if args.action == "list":
@@ -347,22 +356,22 @@ def run(args: argparse.Namespace) -> int:
                 )
         else:
             moved = browser.redrive(args.limit, set(args.id) if args.id else None)
-            _audit(ledger, args, "dlq.redrive", target.dlq_url, f"{moved} message(s) moved")
+            _audit(trail, args, "dlq.redrive", target.dlq_url, f"{moved} message(s) moved")
             _print({"moved": moved})
     elif args.command == "reconcile":
-        return _reconcile(ledger, args, target)
+        return _reconcile(trail, args, target)
     elif args.command in ("ledger", "coverage", "stripe"):
-        _finance(args, ledger, target)
+        _finance(args, trail, target)
     elif args.command == "export":
         payload = {"month": args.month}
         function_name = target.export_function
         _print(
             _audited_invoke(
-                ledger, args, "export", args.month, function_name=function_name, payload=payload
+                trail, args, "export", args.month, function_name=function_name, payload=payload
             )
         )
     else:
-        _print(ledger.audit_log(args.month or datetime.now(UTC).strftime("%Y-%m")))
+        _print(trail.audit_log(args.month or datetime.now(UTC).strftime("%Y-%m")))
     return 0
 
 

@@ -108,10 +108,10 @@ def run(args: argparse.Namespace, table: str, event_bus: str | None) -> Any:
 
     import boto3
 
+    from usage_meter.adapters.audit_log import DynamoAuditLog
     from usage_meter.adapters.limits_table import DynamoLimits
     from usage_meter.adapters.price_table import load_price_table
     from usage_meter.adapters.threshold_events import EventBridgeThresholdPublisher
-    from usage_meter.adapters.usage_table import DynamoUsageLedger
     from usage_meter.logic import allowances
     from usage_meter.logic.entitlement import check_entitlement
     from usage_meter.logic.thresholds import ThresholdWatcher
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace, table: str, event_bus: str | None) -> Any:
     watcher = ThresholdWatcher(
         store, EventBridgeThresholdPublisher(boto3.client("events"), event_bus), prices, _Metrics()
     )
-    deps = allowances.AllowanceDeps(store, DynamoUsageLedger(dynamodb, table), watcher)
+    deps = allowances.AllowanceDeps(store, DynamoAuditLog(dynamodb, table), watcher)
     change = allowances.AllowanceChange(args.actor, args.reason)
     if args.action == "plan":
         return allowances.assign_plan(

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from conftest import WEBHOOK_BASE_URL
 from embedded_aws import EmbeddedAws
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.reconcile_store import DynamoReconcileStore
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.logic.errors import RequestRejected
 from usage_meter.logic.reconciliation import reconcile_project
 from usage_meter.logic.usage_processing import ProcessorDeps, process_usage_message
@@ -197,7 +198,7 @@ def test_every_finished_transcript_is_billed_or_quarantined(
     report = reconcile_project(
         "default",
         lister=source,
-        store=ledger,
+        store=DynamoReconcileStore(dynamodb, table),
         deps=deps,
         webhook_base_url=WEBHOOK_BASE_URL,
         horizon=timedelta(days=3),

@@ -20,7 +20,8 @@ from typing import Any
 import boto3
 
 from conftest import REGION, Stack
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.session_store import DynamoSessionStore
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.models.streaming import SessionBegin
 from usage_meter.models.usage import (
     QuarantineItem,
@@ -33,9 +34,7 @@ from usage_meter.models.usage import (
 AT = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 
 
-def _ledger_losing_first_answer(
-    stack: Stack, operation: str
-) -> tuple[DynamoUsageLedger, list[int]]:
+def _client_losing_first_answer(stack: Stack, operation: str) -> tuple[Any, list[int]]:
     """A ledger whose client retries the first successful ``operation`` as if its answer were
     lost."""
     client = boto3.client("dynamodb", region_name=REGION)
@@ -48,6 +47,13 @@ def _ledger_losing_first_answer(
         return None
 
     client.meta.events.register_first(f"needs-retry.dynamodb.{operation}", lose_first_answer)
+    return client, calls
+
+
+def _ledger_losing_first_answer(
+    stack: Stack, operation: str
+) -> tuple[DynamoUsageLedger, list[int]]:
+    client, calls = _client_losing_first_answer(stack, operation)
     return DynamoUsageLedger(client, stack.table), calls
 
 
@@ -112,7 +118,8 @@ def test_quarantine_retried_after_its_commit_is_counted_as_new(stack: Stack) -> 
 
 
 def test_session_begin_retried_after_its_commit_is_recorded(stack: Stack) -> None:
-    ledger, calls = _ledger_losing_first_answer(stack, "PutItem")
+    client, calls = _client_losing_first_answer(stack, "PutItem")
+    ledger = DynamoSessionStore(client, stack.table)
     begin = SessionBegin(
         session_id="sess-retried",
         customer_id="acme-corp",

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
 from embedded_aws import EmbeddedAws
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.usage_processing import Outcome, ProcessorDeps, process_usage_message
 from usage_meter.models.webhook import UsageMessage

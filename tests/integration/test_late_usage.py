@@ -18,7 +18,7 @@ from test_monthly_export import export, jsonl_rows, key, record, s3_object
 from test_reconciliation import NOW, Quiet, run
 
 from conftest import REGION, Stack, webhook_url
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.late_marks import DynamoLateUsageMarks
 from usage_meter_local.assemblyai_standin import transcript
 
 COMPLETED = datetime(2026, 10, 31, 23, 50, tzinfo=UTC)
@@ -83,13 +83,13 @@ def test_month_not_yet_exported_waits_for_its_first_export(stack: Stack) -> None
 def test_current_month_usage_leaves_no_mark(stack: Stack) -> None:
     now = datetime.now(UTC)
     record(stack, "acme", "60", at=now.isoformat())
-    ledger = DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table)
+    ledger = DynamoLateUsageMarks(boto3.client("dynamodb", region_name=REGION), stack.table)
     assert ledger.late_months() == []
 
 
 def test_a_mark_arriving_during_the_run_keeps_the_month_pending(stack: Stack) -> None:
     record(stack, "acme", "60", at="2026-08-10T10:00:00+00:00")
-    ledger = DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table)
+    ledger = DynamoLateUsageMarks(boto3.client("dynamodb", region_name=REGION), stack.table)
     [(month, seen)] = ledger.late_months()
     record(stack, "acme", "30", at="2026-08-11T10:00:00+00:00")  # a second mark
     assert not ledger.clear_late_month(month, seen)

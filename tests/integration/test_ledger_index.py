@@ -22,7 +22,9 @@ from benchmarks.dynamodb_pages import CannedMonth
 from conftest import REGION, Stack
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.ledger_index import ledger_pages, month_ledger_totals
-from usage_meter.adapters.usage_table import LEDGER_SHARDS, DynamoUsageLedger
+from usage_meter.adapters.usage_keys import LEDGER_SHARDS
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
+from usage_meter.adapters.usage_reads import DynamoUsageReader
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.models.billing import LedgerTotals
 from usage_meter.models.usage import UsageRecord, UsageStatus
@@ -96,7 +98,7 @@ def test_the_month_is_exact_over_16_shards_and_the_iterator_yields_pages(
         for shard in range(LEDGER_SHARDS)
         for page in ledger_pages(client, "UsageTable", MONTH, shard)
     ]
-    assert pages == list(DynamoUsageLedger(client, "UsageTable").month_ledger_pages(MONTH))
+    assert pages == list(DynamoUsageReader(client, "UsageTable").month_ledger_pages(MONTH))
     assert {len(p) for p in pages} <= {100, 50} and sum(map(len, pages)) == 4_000
     first = pages[0][0]
     assert first.customer_id in canned.names and isinstance(first.billable_seconds, Decimal)
@@ -138,7 +140,7 @@ def test_worker_processes_sum_the_same_as_one_process_and_skip_failed_rows(stack
 
     # When the month is summed in one process and in three forked workers
     alone = month_ledger_totals(client, stack.table, MONTH)
-    forked = DynamoUsageLedger(
+    forked = DynamoUsageReader(
         client, stack.table, ledger_workers=3, client_factory=aws_clients.new_dynamodb
     ).month_ledger_totals(MONTH)
 
@@ -155,7 +157,7 @@ def test_a_failed_worker_fails_the_check_instead_of_dropping_its_shards(stack: S
     def broken_client() -> object:
         raise RuntimeError("no client in this worker")
 
-    reader = DynamoUsageLedger(
+    reader = DynamoUsageReader(
         boto3.client("dynamodb", region_name=REGION),
         stack.table,
         ledger_workers=2,

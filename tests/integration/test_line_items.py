@@ -16,7 +16,8 @@ import pytest
 from test_monthly_export import export, key, record, s3_keys, s3_object
 
 from conftest import REGION, Stack
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
+from usage_meter.adapters.usage_reads import DynamoUsageReader
 from usage_meter.logic.line_items import write_line_items
 from usage_meter.logic.monthly_export import LedgerMismatch
 from usage_meter.models.usage import UsageRecord, UsageStatus
@@ -144,7 +145,7 @@ def test_month_ledger_rows_reads_every_shard_in_customer_order(stack: Stack) -> 
     for customer in reversed(customers):
         record(stack, customer, "1")
         record(stack, customer, "2", product="streaming", model="u3-rt-pro")
-    ledger = DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table)
+    ledger = DynamoUsageReader(boto3.client("dynamodb", region_name=REGION), stack.table)
 
     rows = list(ledger.month_ledger_rows("2026-11"))
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from embedded_aws import EmbeddedAws
 from usage_meter.adapters.price_table import load_price_table
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
+from usage_meter.adapters.usage_reads import DynamoUsageReader
 from usage_meter.logic.monthly_export import priced_rows, verify_against_ledger
 from usage_meter.logic.product_reports import record_product_usage
 from usage_meter.models.products import LlmGatewayUsage, SyncUsage, VoiceAgentUsage
@@ -121,20 +122,19 @@ def test_ledger_equals_aggregates_equals_export_for_any_mix_of_products(
     )
     prices = load_price_table("usage_meter/config/prices.json")
 
-    ledger = DynamoUsageLedger(
-        embedded_aws.client("dynamodb"), embedded_aws.fresh().tables["UsageTable"]
-    )
+    client, table = embedded_aws.client("dynamodb"), embedded_aws.fresh().tables["UsageTable"]
+    ledger, reader = DynamoUsageLedger(client, table), DynamoUsageReader(client, table)
     for item in noisy:
         _record(ledger, item)
 
     expected = _expected(once)
     for month in sorted({m for _, m in expected}):
-        aggregates = ledger.month_aggregates(month)
-        verify_against_ledger(month, aggregates, ledger)  # raises on any unit's mismatch
+        aggregates = reader.month_aggregates(month)
+        verify_against_ledger(month, aggregates, reader)  # raises on any unit's mismatch
         rows = priced_rows(aggregates, prices.for_month(month))
         for customer in sorted({c for c, m in expected if m == month}):
             mine = [r for r in rows if r.customer_id == customer]
-            in_ledger = ledger.month_ledger_totals(month)[customer]
+            in_ledger = reader.month_ledger_totals(month)[customer]
             from_rows = (
                 sum(r.usage_count for r in mine),
                 sum((r.billable_seconds for r in mine), Decimal(0)),

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
 from usage_meter.adapters.export_store import S3ExportStore
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.logic.monthly_export import LedgerMismatch
 from usage_meter.models.usage import UsageRecord, UsageStatus
 from usage_meter_local.assemblyai_standin import transcript

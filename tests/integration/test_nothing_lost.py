@@ -32,7 +32,8 @@ from conftest import (
     webhook_url,
 )
 from usage_meter.adapters.assemblyai_api import transcript_source
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
+from usage_meter.adapters.usage_reads import DynamoUsageReader
 from usage_meter.app_client import webhook_target
 from usage_meter.logic.request_signing import signed_headers
 from usage_meter.logic.usage_processing import ProcessorDeps, process_usage_message
@@ -318,7 +319,7 @@ def test_case_5_no_zero_row_is_left_in_the_later_month(stack: Stack) -> None:
     months = sorted(a["month"] for a in stack.items("aggregate"))
     assert months == ["2026-11"]
     assert usage_answer(stack, "acme-corp", "2026-12")["rows"] == []
-    ledger = DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table)
+    ledger = DynamoUsageReader(boto3.client("dynamodb", region_name=REGION), stack.table)
     assert ledger.month_aggregates("2026-12") == []
     assert [a.usage_count for a in ledger.month_aggregates("2026-11")] == [1]
 

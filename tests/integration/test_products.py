@@ -239,7 +239,7 @@ class TestLlmGateway:
     def test_a_table_outage_is_503_and_the_retry_is_billed_once(
         self, stack: Stack, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from usage_meter.adapters.usage_table import DynamoUsageLedger
+        from usage_meter.adapters.usage_ledger import DynamoUsageLedger
         from usage_meter.logic.errors import TransientFailure
 
         original = DynamoUsageLedger.record

@@ -10,7 +10,8 @@ import pytest
 
 from conftest import API_KEYS, REGION, Stack, sqs_event, usage_message_body, webhook_url
 from usage_meter.adapters.assemblyai_api import transcript_source
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.reconcile_store import DynamoReconcileStore
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.logic.reconciliation import ReconcileReport, reconcile_project
 from usage_meter.logic.usage_processing import ProcessorDeps
 from usage_meter.settings import ReconcileSettings
@@ -77,7 +78,7 @@ def run(
     return reconcile_project(
         "default",
         lister=lister or source,
-        store=ledger,
+        store=DynamoReconcileStore(boto3.client("dynamodb", region_name=REGION), stack.table),
         deps=deps,
         webhook_base_url=settings.webhook_base_url,
         horizon=timedelta(days=horizon_days),

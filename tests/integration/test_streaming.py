@@ -352,14 +352,16 @@ class TestOrphans:
         import boto3
 
         from conftest import REGION
-        from usage_meter.adapters.usage_table import DynamoUsageLedger
+        from usage_meter.adapters.session_store import DynamoSessionStore
+        from usage_meter.adapters.usage_ledger import DynamoUsageLedger
         from usage_meter.logic.streaming_sessions import OrphanPolicy, settle_orphans
 
         began = datetime(2025, 11, 30, 22, 30, tzinfo=UTC)  # estimate ends 01:30 on Dec 1
         ledger = DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table)
+        sessions = DynamoSessionStore(boto3.client("dynamodb", region_name=REGION), stack.table)
         from usage_meter.models.streaming import SessionBegin
 
-        ledger.put_begin(
+        sessions.put_begin(
             SessionBegin(session_id=SESSION, customer_id="acme", model="u3-rt-pro", began_at=began)
         )
 
@@ -368,6 +370,7 @@ class TestOrphans:
 
         settle_orphans(
             ledger,
+            sessions,
             Quiet(),
             OrphanPolicy.BILL,
             now=began + timedelta(hours=4),

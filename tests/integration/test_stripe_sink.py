@@ -22,7 +22,8 @@ from moto import mock_aws
 from conftest import PROJECTS, REGION, Stack, _reset_caches, sqs_event
 from embedded_aws import EmbeddedAws
 from usage_meter import ops_cli
-from usage_meter.adapters.usage_table import DynamoUsageLedger, ledger_item
+from usage_meter.adapters.usage_keys import ledger_item
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.models.usage import UsageRecord, UsageStatus
 from usage_meter_local.assemblyai_standin import AssemblyAIStandIn

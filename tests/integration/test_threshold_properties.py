@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from conftest import REGION, Stack
 from usage_meter.adapters.limits_table import DynamoLimits
 from usage_meter.adapters.price_table import load_price_table
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.thresholds import ThresholdWatcher
 from usage_meter.models.limits import AllowanceSet, Limit, ThresholdEvent

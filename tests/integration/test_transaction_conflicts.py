@@ -20,7 +20,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from conftest import REGION, Stack, usage_message_body, webhook_url
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.logic.queued_delivery import DeliveryDeps, handle_queued_delivery
 from usage_meter.logic.usage_processing import ProcessorDeps
 from usage_meter_local.assemblyai_standin import transcript

@@ -24,7 +24,7 @@ from test_reconciliation import Quiet, add, run
 from test_streaming import NOW, begin, status_of, sweep, terminate
 
 from conftest import Stack, sqs_event, usage_message_body, webhook_url
-from usage_meter.adapters import usage_table
+from usage_meter.adapters import usage_keys
 from usage_meter_local.assemblyai_standin import transcript
 
 TID = "6a0b4f6e-2a3e-4f55-9c1c-0d3f5b0c1a66"
@@ -34,7 +34,7 @@ TEAM = "営業部" * 42  # the issue's case: a Japanese team name, 126 character
 @pytest.fixture
 def unbounded_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Key parts as long as their encoding: DynamoDB refuses TEAM's keys (ValidationException)."""
-    monkeypatch.setattr(usage_table, "BREAKDOWN_KEY_MAX_BYTES", 10**6)
+    monkeypatch.setattr(usage_keys, "BREAKDOWN_KEY_MAX_BYTES", 10**6)
     yield
 
 
@@ -56,16 +56,16 @@ def test_case_1_long_non_ascii_dimension_is_billed(stack: Stack) -> None:
     [aggregate] = stack.items("aggregate")
     assert aggregate["dimensions"] == {"team": TEAM}
     assert len(aggregate["SK"].encode()) <= 1024 and len(aggregate["GSI1SK"].encode()) <= 1024
-    assert usage_table.DIGEST_PREFIX in aggregate["SK"]
+    assert usage_keys.DIGEST_PREFIX in aggregate["SK"]
     assert stack.items("quarantine") == [] and stack.queue_messages(stack.dlq_url) == []
 
 
 def test_short_key_parts_stay_readable() -> None:
-    assert usage_table.customer_key("acme corp") == "acme%20corp"
+    assert usage_keys.customer_key("acme corp") == "acme%20corp"
     long_id = "ü" * 128  # 128 characters, 1,536 bytes once percent-encoded
-    assert usage_table.customer_key(long_id).startswith(usage_table.DIGEST_PREFIX)
-    assert len(usage_table.customer_key(long_id)) == len(usage_table.DIGEST_PREFIX) + 40
-    assert usage_table.customer_key(long_id) == usage_table.customer_key(long_id)
+    assert usage_keys.customer_key(long_id).startswith(usage_keys.DIGEST_PREFIX)
+    assert len(usage_keys.customer_key(long_id)) == len(usage_keys.DIGEST_PREFIX) + 40
+    assert usage_keys.customer_key(long_id) == usage_keys.customer_key(long_id)
 
 
 def test_what_dynamodb_still_refuses_is_quarantined_with_the_reason(

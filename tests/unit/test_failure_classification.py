@@ -16,7 +16,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.audit_log import DynamoAuditLog
+from usage_meter.adapters.quarantine_store import DynamoQuarantine
+from usage_meter.adapters.session_store import DynamoSessionStore
+from usage_meter.adapters.table_access import TableAdapter
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.logic.errors import STORAGE_REFUSED, PermanentFailure, TransientFailure
 from usage_meter.logic.operations import AuditEntry, OperationRefused
 from usage_meter.logic.queued_delivery import DeliveryDeps, handle_queued_delivery
@@ -28,8 +32,12 @@ NOW = datetime(2026, 11, 3, 14, 5, tzinfo=UTC)
 
 
 def _ledger() -> tuple[DynamoUsageLedger, Stubber]:
+    return _adapter(DynamoUsageLedger)
+
+
+def _adapter[A: TableAdapter](cls: type[A]) -> tuple[A, Stubber]:
     client = boto3.client("dynamodb", region_name="eu-west-1")
-    return DynamoUsageLedger(client, "UsageTable"), Stubber(client)
+    return cls(client, "UsageTable"), Stubber(client)
 
 
 def _record() -> UsageRecord:
@@ -158,7 +166,7 @@ def test_a_validation_exception_is_never_retried() -> None:
 
 
 def test_the_streaming_begin_stub_fill_in_failure_is_classified() -> None:
-    ledger, stub = _ledger()
+    ledger, stub = _adapter(DynamoSessionStore)
     stub.add_client_error(
         "put_item", service_error_code="ConditionalCheckFailedException", http_status_code=400
     )
@@ -174,7 +182,7 @@ def test_the_streaming_begin_stub_fill_in_failure_is_classified() -> None:
 
 
 def test_closing_a_quarantined_item_twice_is_refused_not_a_crash() -> None:
-    ledger, stub = _ledger()
+    ledger, stub = _adapter(DynamoQuarantine)
     stub.add_client_error(
         "update_item", service_error_code="ConditionalCheckFailedException", http_status_code=400
     )
@@ -183,7 +191,7 @@ def test_closing_a_quarantined_item_twice_is_refused_not_a_crash() -> None:
 
 
 def test_closing_a_quarantined_item_during_an_outage_is_retryable() -> None:
-    ledger, stub = _ledger()
+    ledger, stub = _adapter(DynamoQuarantine)
     stub.add_client_error(
         "update_item", service_error_code="InternalServerError", http_status_code=500
     )
@@ -192,7 +200,7 @@ def test_closing_a_quarantined_item_during_an_outage_is_retryable() -> None:
 
 
 def test_an_audit_write_failure_is_classified() -> None:
-    ledger, stub = _ledger()
+    ledger, stub = _adapter(DynamoAuditLog)
     stub.add_client_error(
         "put_item", service_error_code="ThrottlingException", http_status_code=400
     )

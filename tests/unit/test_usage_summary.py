@@ -15,13 +15,13 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from usage_meter.adapters.price_table import load_price_table
+from usage_meter.adapters.usage_keys import customer_key, readable_breakdown
 from usage_meter.adapters.usage_summary import (
     ADD_ON_BYTES,
     CLASS_BYTES,
     aggregates_from_summary,
     summary_updates,
 )
-from usage_meter.adapters.usage_table import customer_key, readable_breakdown
 from usage_meter.logic.entitlement import check_entitlement
 from usage_meter.logic.pricing import exact_cost
 from usage_meter.models.billing import UsageAggregate

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from usage_meter.adapters.usage_table import (
+from usage_meter.adapters.usage_keys import (
     LEDGER_INDEX,
     LEDGER_SHARDS,
     ledger_partition,

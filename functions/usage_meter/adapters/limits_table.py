@@ -24,9 +24,9 @@ from usage_meter.adapters.threshold_markers import (
     _failed_condition,
     _transient,
 )
+from usage_meter.adapters.usage_keys import customer_key as key_part
+from usage_meter.adapters.usage_keys import from_item, to_item
 from usage_meter.adapters.usage_summary import aggregates_from_summary, summary_key
-from usage_meter.adapters.usage_table import _from_item, _to_item
-from usage_meter.adapters.usage_table import customer_key as key_part
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.models.billing import UsageAggregate
 from usage_meter.models.limits import AllowanceSet, CustomerAllowance
@@ -82,8 +82,8 @@ class DynamoLimits(ThresholdMarkers):
         """The customer's allowance and its month's aggregates (from the month's summary item):
         one BatchGetItem of two keys (a retry only for keys DynamoDB left unprocessed)."""
         keys = [
-            _to_item(customer_key(customer_id)),
-            _to_item(summary_key(key_part(customer_id), month)),
+            to_item(customer_key(customer_id)),
+            to_item(summary_key(key_part(customer_id), month)),
         ]
         allowance: CustomerAllowance | None = None
         aggregates: list[UsageAggregate] = []
@@ -93,7 +93,7 @@ class DynamoLimits(ThresholdMarkers):
                     RequestItems={self._table: {"Keys": keys, "ConsistentRead": consistent}}
                 )
                 for raw in answer.get("Responses", {}).get(self._table, []):
-                    values = _from_item(raw)
+                    values = from_item(raw)
                     if values.get("entity") == "allowance":
                         allowance = allowance_from_item(values)
                     elif values.get("entity") == "usage_summary":
@@ -121,17 +121,17 @@ class DynamoLimits(ThresholdMarkers):
     def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
         try:
             item = self._client.get_item(
-                TableName=self._table, Key=_to_item(key), ConsistentRead=True
+                TableName=self._table, Key=to_item(key), ConsistentRead=True
             ).get("Item")
         except (ClientError, BotoCoreError) as exc:
             raise _transient("read an allowance", exc) from exc
-        return _from_item(item) if item else None
+        return from_item(item) if item else None
 
     def _history_put(self, kind: str, name: str, version: int, change: dict[str, Any]) -> Any:
         return {
             "Put": {
                 "TableName": self._table,
-                "Item": _to_item(
+                "Item": to_item(
                     {
                         **history_key(kind, name, version),
                         "entity": "allowance_version",
@@ -190,11 +190,11 @@ class DynamoLimits(ThresholdMarkers):
         update = {
             "Update": {
                 "TableName": self._table,
-                "Key": _to_item(customer_key(customer_id)),
+                "Key": to_item(customer_key(customer_id)),
                 "UpdateExpression": f"SET {sets}" + (f" REMOVE {removes}" if removes else ""),
                 "ConditionExpression": "attribute_not_exists(own_version) OR own_version = :prev",
                 "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": _to_item(
+                "ExpressionAttributeValues": to_item(
                     {":prev": expected_version}
                     | {f":a{i}": v for i, v in enumerate(values.values())}
                 ),
@@ -211,7 +211,7 @@ class DynamoLimits(ThresholdMarkers):
         update = {
             "Update": {
                 "TableName": self._table,
-                "Key": _to_item(plan_key(plan)),
+                "Key": to_item(plan_key(plan)),
                 "UpdateExpression": "SET #e = :e, #p = :p, #l = :l, #v = :v, #u = :now",
                 "ConditionExpression": "attribute_not_exists(#v) OR #v = :prev",
                 "ExpressionAttributeNames": {
@@ -221,7 +221,7 @@ class DynamoLimits(ThresholdMarkers):
                     "#v": "version",
                     "#u": "updated_at",
                 },
-                "ExpressionAttributeValues": _to_item(
+                "ExpressionAttributeValues": to_item(
                     {
                         ":e": "plan_allowance",
                         ":p": plan,
@@ -242,13 +242,13 @@ class DynamoLimits(ThresholdMarkers):
             "TableName": self._table,
             "IndexName": "GSI1",
             "KeyConditionExpression": "GSI1PK = :pk",
-            "ExpressionAttributeValues": _to_item({":pk": f"PLAN_MEMBERS#{plan}"}),
+            "ExpressionAttributeValues": to_item({":pk": f"PLAN_MEMBERS#{plan}"}),
             "ProjectionExpression": "customer_id",
         }
         members: list[str] = []
         try:
             for page in self._client.get_paginator("query").paginate(**kwargs):
-                members.extend(str(_from_item(i)["customer_id"]) for i in page.get("Items", []))
+                members.extend(str(from_item(i)["customer_id"]) for i in page.get("Items", []))
         except (ClientError, BotoCoreError) as exc:
             raise _transient("list plan members", exc) from exc
         return members
@@ -261,11 +261,11 @@ class DynamoLimits(ThresholdMarkers):
         try:
             self._client.update_item(
                 TableName=self._table,
-                Key=_to_item(customer_key(customer_id)),
+                Key=to_item(customer_key(customer_id)),
                 UpdateExpression="SET plan_limits = :l, plan_version = :v",
                 ConditionExpression="#plan = :p AND plan_version < :v",
                 ExpressionAttributeNames={"#plan": "plan"},
-                ExpressionAttributeValues=_to_item(
+                ExpressionAttributeValues=to_item(
                     {":l": limits.model_dump_json(), ":v": version, ":p": plan}
                 ),
             )
@@ -282,14 +282,14 @@ class DynamoLimits(ThresholdMarkers):
             items = self._client.query(
                 TableName=self._table,
                 KeyConditionExpression="PK = :pk",
-                ExpressionAttributeValues=_to_item({":pk": f"ALLOWANCE#{kind}#{key_part(name)}"}),
+                ExpressionAttributeValues=to_item({":pk": f"ALLOWANCE#{kind}#{key_part(name)}"}),
                 ConsistentRead=True,
             ).get("Items", [])
         except (ClientError, BotoCoreError) as exc:
             raise _transient("read allowance history", exc) from exc
         history = []
         for raw in items:
-            values = _from_item(raw)
+            values = from_item(raw)
             history.append(
                 {k: v for k, v in values.items() if k not in ("PK", "SK", "entity")}
                 | {"version": int(values["version"])}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from usage_meter.adapters.usage_table import _from_item, _to_item, customer_key
+from usage_meter.adapters.usage_keys import customer_key, from_item, to_item
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.models.limits import ThresholdEvent
 
@@ -53,7 +53,7 @@ class ThresholdMarkers:
                 KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
                 ProjectionExpression="SK, #state",
                 ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues=_to_item(
+                ExpressionAttributeValues=to_item(
                     {":pk": f"CUSTOMER#{customer_key(customer_id)}", ":prefix": prefix}
                 ),
                 ConsistentRead=True,
@@ -62,7 +62,7 @@ class ThresholdMarkers:
             raise _transient("read threshold markers", exc) from exc
         states = {}
         for raw in items:
-            values = _from_item(raw)
+            values = from_item(raw)
             limit_key, _, percent = str(values["SK"]).removeprefix(prefix).partition("#")
             states[f"{limit_key}#{int(percent)}"] = str(values["state"])
         return states
@@ -80,7 +80,7 @@ class ThresholdMarkers:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=_to_item(
+                Item=to_item(
                     {
                         **key,
                         "entity": "threshold",
@@ -102,11 +102,11 @@ class ThresholdMarkers:
         try:
             stored = self._client.update_item(
                 TableName=self._table,
-                Key=_to_item(key),
+                Key=to_item(key),
                 UpdateExpression="SET claimed_at = :now",
                 ConditionExpression="#state = :pending AND claimed_at < :stale",
                 ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues=_to_item(
+                ExpressionAttributeValues=to_item(
                     {
                         ":now": int(now.timestamp()),
                         ":pending": PENDING,
@@ -121,7 +121,7 @@ class ThresholdMarkers:
             raise _transient("re-claim a threshold", exc) from exc
         except BotoCoreError as exc:
             raise _transient("re-claim a threshold", exc) from exc
-        return ThresholdEvent.model_validate_json(str(_from_item(stored)["event"]))
+        return ThresholdEvent.model_validate_json(str(from_item(stored)["event"]))
 
     def _marker_update(
         self, event: ThresholdEvent, expression: str, values: dict[str, Any]
@@ -132,10 +132,10 @@ class ThresholdMarkers:
         try:
             self._client.update_item(
                 TableName=self._table,
-                Key=_to_item(key),
+                Key=to_item(key),
                 UpdateExpression=expression,
                 ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues=_to_item(values),
+                ExpressionAttributeValues=to_item(values),
             )
         except (ClientError, BotoCoreError) as exc:
             raise _transient("update a threshold marker", exc) from exc

@@ -38,16 +38,16 @@ from usage_meter.models.billing import UsageAggregate
 _serializer = TypeSerializer()
 Change = tuple[str, str, str, str, dict[str, Decimal], int, Decimal, tuple[int, int]]
 """(customer id, the customer as keys spell it, month, readable breakdown
-(``usage_table.readable_breakdown``), add-on seconds deltas, count delta, seconds delta,
+(``usage_keys.readable_breakdown``), add-on seconds deltas, count delta, seconds delta,
 (input, output) token deltas)"""
-ESTIMATED = "estimated"  # the breakdown's last part for estimated usage (usage_table)
+ESTIMATED = "estimated"  # the breakdown's last part for estimated usage (usage_keys)
 REGION = "region="
 CLASS_BYTES = 4 * 150  # n, s, i, o: "x|" + product + model (<= 64 bytes) + region, and a number
 ADD_ON_BYTES = 200  # "a|" + class + "|" + feature name, and a number
 
 
 def summary_key(customer_part: str, month: str) -> dict[str, str]:
-    """``customer_part``: the customer as keys spell it (``usage_table.customer_key``)."""
+    """``customer_part``: the customer as keys spell it (``usage_keys.customer_key``)."""
     return {"PK": f"CUSTOMER#{customer_part}", "SK": f"USAGE#{month}"}
 
 

@@ -19,9 +19,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from usage_meter.adapters import aws_clients
+from usage_meter.adapters.audit_log import DynamoAuditLog
 from usage_meter.adapters.limits_table import DynamoLimits
 from usage_meter.adapters.metrics import PowertoolsMetrics
-from usage_meter.adapters.usage_table import DynamoUsageLedger
 from usage_meter.handlers.limits_wiring import threshold_watcher
 from usage_meter.logic.allowances import (
     AllowanceChange,
@@ -43,11 +43,11 @@ metrics = Metrics()
 
 
 @lru_cache(maxsize=1)
-def _dependencies() -> tuple[DynamoLimits, DynamoUsageLedger, ThresholdWatcher]:
+def _dependencies() -> tuple[DynamoLimits, DynamoAuditLog, ThresholdWatcher]:
     settings = allowance_api_settings()
     return (
         DynamoLimits(aws_clients.dynamodb(), settings.table_name),
-        DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name),
+        DynamoAuditLog(aws_clients.dynamodb(), settings.table_name),
         threshold_watcher(settings, settings.table_name, PowertoolsMetrics(metrics)),
     )
 

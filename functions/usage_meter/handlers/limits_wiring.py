@@ -7,7 +7,7 @@ from usage_meter.adapters import aws_clients
 from usage_meter.adapters.limits_table import DynamoLimits
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.threshold_events import EventBridgeThresholdPublisher
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.logic.ports import UsageMetrics
 from usage_meter.logic.thresholds import ThresholdWatcher
 from usage_meter.settings import ThresholdAlertSettings

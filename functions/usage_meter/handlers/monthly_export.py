@@ -13,9 +13,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.export_store import S3ExportStore
+from usage_meter.adapters.late_marks import DynamoLateUsageMarks
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.price_table import load_price_table
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.usage_reads import DynamoUsageReader
 from usage_meter.logic.late_usage import export_late_usage
 from usage_meter.logic.monthly_export import check_month, export_month, previous_month
 from usage_meter.settings import ExportSettings, export_settings
@@ -26,15 +27,16 @@ metrics = Metrics()
 
 
 @lru_cache(maxsize=1)
-def _dependencies() -> tuple[DynamoUsageLedger, S3ExportStore, str]:
+def _dependencies() -> tuple[DynamoUsageReader, DynamoLateUsageMarks, S3ExportStore, str]:
     settings = export_settings()
     return (
-        DynamoUsageLedger(
+        DynamoUsageReader(
             aws_clients.dynamodb(),
             settings.table_name,
             ledger_workers=settings.ledger_workers,
             client_factory=aws_clients.new_dynamodb,
         ),
+        DynamoLateUsageMarks(aws_clients.dynamodb(), settings.table_name),
         S3ExportStore(aws_clients.s3(), settings.bucket_name, settings.prefix),
         settings.price_table_path,
     )
@@ -43,10 +45,10 @@ def _dependencies() -> tuple[DynamoUsageLedger, S3ExportStore, str]:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    reader, store, price_path = _dependencies()
+    reader, marks, store, price_path = _dependencies()
     if event.get("late_usage") is True:
         run = export_late_usage(
-            reader, reader, store, load_price_table(price_path), PowertoolsMetrics(metrics)
+            marks, reader, store, load_price_table(price_path), PowertoolsMetrics(metrics)
         )
         logger.info("late usage export finished", extra=run.summary())
         return run.summary()

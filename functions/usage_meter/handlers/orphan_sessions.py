@@ -11,7 +11,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from usage_meter.adapters import aws_clients
 from usage_meter.adapters.metrics import PowertoolsMetrics
+from usage_meter.adapters.session_store import DynamoSessionStore
 from usage_meter.handlers.limits_wiring import watched_ledger
 from usage_meter.logic.streaming_sessions import OrphanPolicy, settle_orphans
 from usage_meter.settings import OrphanSettings, orphan_settings
@@ -27,6 +29,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = orphan_settings()
     report = settle_orphans(
         watched_ledger(settings, settings.table_name, PowertoolsMetrics(metrics)),
+        DynamoSessionStore(aws_clients.dynamodb(), settings.table_name),
         PowertoolsMetrics(metrics),
         OrphanPolicy(settings.policy),
         now=datetime.now(UTC),

@@ -13,8 +13,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from usage_meter.adapters import aws_clients
 from usage_meter.adapters.assemblyai_api import transcript_source
 from usage_meter.adapters.metrics import PowertoolsMetrics
+from usage_meter.adapters.reconcile_store import DynamoReconcileStore
 from usage_meter.handlers.limits_wiring import watched_ledger
 from usage_meter.logic.reconciliation import reconcile_project
 from usage_meter.logic.usage_processing import ProcessorDeps
@@ -55,7 +57,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         report = reconcile_project(
             project,
             lister=source,
-            store=ledger,
+            store=DynamoReconcileStore(aws_clients.dynamodb(), settings.table_name),
             deps=deps,
             webhook_base_url=settings.webhook_base_url,
             horizon=timedelta(days=min(max(days, HORIZON_DAYS_MIN), HORIZON_DAYS_MAX)),

@@ -20,7 +20,8 @@ from pydantic import ValidationError
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.session_store import DynamoSessionStore
+from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.handlers.limits_wiring import watched_ledger
 from usage_meter.handlers.routes import route_key
 from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
@@ -45,13 +46,16 @@ metrics = Metrics()
 
 
 @lru_cache(maxsize=1)
-def _dependencies() -> tuple[StreamingReportSettings, WebhookSecretValues, DynamoUsageLedger]:
+def _dependencies() -> tuple[
+    StreamingReportSettings, WebhookSecretValues, DynamoUsageLedger, DynamoSessionStore
+]:
     settings = streaming_report_settings()
     secret = CachedSecret(
         aws_clients.secrets_manager(), settings.signing_secret_id, settings.secrets_cache_seconds
     )
     ledger = watched_ledger(settings, settings.table_name, PowertoolsMetrics(metrics))
-    return settings, WebhookSecretValues(secret), ledger
+    sessions = DynamoSessionStore(aws_clients.dynamodb(), settings.table_name)
+    return settings, WebhookSecretValues(secret), ledger, sessions
 
 
 def _json(status: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -84,7 +88,13 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 def _record(
-    route: str, body: bytes, now: float, skew: int, ledger: DynamoUsageLedger
+    route: str,
+    body: bytes,
+    now: float,
+    skew: int,
+    *,
+    ledger: DynamoUsageLedger,
+    sessions: DynamoSessionStore,
 ) -> dict[str, str]:
     """Validate and record one report; the answer's fields (and the log's)."""
     sink = PowertoolsMetrics(metrics)
@@ -98,11 +108,11 @@ def _record(
     if route == BEGIN_ROUTE:
         report = SessionBegin.model_validate_json(body)
         check_reported_time(report.began_at, "began_at", now, skew)
-        result = record_begin(report, ledger, sink)
+        result = record_begin(report, sessions, ledger, sink)
     else:
         report = SessionTermination.model_validate_json(body)
         check_reported_time(report.ended_at, "ended_at", now, skew)
-        result = record_termination(report, ledger, sink)
+        result = record_termination(report, sessions, ledger, sink)
     return {"status": result.outcome, "session_id": report.session_id}
 
 
@@ -110,14 +120,14 @@ def handle_report(event: dict[str, Any]) -> dict[str, Any]:
     route = route_key(event)
     if route not in (BEGIN_ROUTE, TERMINATION_ROUTE, *PRODUCT_ROUTES):
         return _json(404, {"error": "not_found", "message": "no such route"})
-    settings, secrets, ledger = _dependencies()
+    settings, secrets, ledger, sessions = _dependencies()
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     try:
         body = _body(event, settings.max_body_bytes)
         now, skew = time.time(), settings.max_skew_seconds
         verify_signed_request(headers, body, secrets, now, skew)
         try:
-            answer = _record(route, body, now, skew, ledger)
+            answer = _record(route, body, now, skew, ledger=ledger, sessions=sessions)
         except ValidationError as exc:
             raise RequestRejected(400, "invalid_report", _validation_message(exc)) from exc
         except InvalidIdentifier as exc:

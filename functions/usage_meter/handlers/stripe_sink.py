@@ -22,7 +22,7 @@ from usage_meter.adapters import aws_clients
 from usage_meter.adapters.queues import SqsDeadLetterQueue
 from usage_meter.adapters.secrets import CachedSecret, api_key_from_secret
 from usage_meter.adapters.stripe_meter import DynamoSinkStore, StripeMeterEvents
-from usage_meter.adapters.usage_table import record_from_item
+from usage_meter.adapters.usage_keys import record_from_item
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.stripe_sink import MeterEvent, SinkRefused, deliver
 from usage_meter.settings import StripeSinkSettings, stripe_sink_settings

@@ -21,8 +21,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from usage_meter.adapters import aws_clients
+from usage_meter.adapters.ledger_pages import DynamoLedgerPages
 from usage_meter.adapters.price_table import load_price_table
-from usage_meter.adapters.usage_table import DynamoUsageLedger
+from usage_meter.adapters.usage_reads import DynamoUsageReader
 from usage_meter.logic.drill_down import (
     customer_line_items,
     customer_usage_between,
@@ -44,9 +45,14 @@ JSON = "application/json"
 
 
 @lru_cache(maxsize=1)
-def _dependencies() -> tuple[DynamoUsageLedger, str]:
+def _dependencies() -> tuple[DynamoUsageReader, DynamoLedgerPages, str]:
     settings = usage_query_settings()
-    return DynamoUsageLedger(aws_clients.dynamodb(), settings.table_name), settings.price_table_path
+    client, table = aws_clients.dynamodb(), settings.table_name
+    return (
+        DynamoUsageReader(client, table),
+        DynamoLedgerPages(client, table),
+        settings.price_table_path,
+    )
 
 
 def _answer(status: int, body: str, content_type: str) -> dict[str, Any]:
@@ -74,19 +80,19 @@ def _route(event: dict[str, Any]) -> dict[str, Any]:
             f"unknown query parameter {unknown[0][:64]!r} (accepted: {accepted})",
         )
     month = query.get("month") or datetime.now(UTC).strftime("%Y-%m")
-    reader, price_path = _dependencies()
+    reader, pages, price_path = _dependencies()
     if route.endswith("/line-items"):
         limit = page_size(query.get("limit"))
-        document = customer_line_items(customer_id, month, limit, query.get("cursor"), reader)
+        document = customer_line_items(customer_id, month, limit, query.get("cursor"), pages)
         return _answer(200, json.dumps(document, sort_keys=True), JSON)
     if route == "GET /customers":
         limit = page_size(query.get("limit"))
-        document = customers_with_usage(month, limit, query.get("cursor"), reader)
+        document = customers_with_usage(month, limit, query.get("cursor"), pages)
         return _answer(200, json.dumps(document, sort_keys=True), JSON)
     if "from" in query or "to" in query:
         first, last = parse_range(query.get("from", ""), query.get("to", ""))
         prices = load_price_table(price_path)
-        document = customer_usage_between(customer_id, first, last, reader, prices)
+        document = customer_usage_between(customer_id, first, last, pages, prices)
         return _answer(200, json.dumps(document, sort_keys=True), JSON)
     wanted = query.get("format", "json")
     report = customer_usage(

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.operations import AuditEntry, OperationRefused
+from usage_meter.logic.ports import AuditTrail
 
 __all__ = ["AllowanceChange", "AllowanceDeps", "OperationRefused"]
 from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id
@@ -56,10 +57,6 @@ class AllowanceStore(Protocol):
     def refresh_plan_copy(
         self, customer_id: str, plan: str, limits: AllowanceSet, version: int
     ) -> bool: ...
-
-
-class AuditTrail(Protocol):
-    def audit(self, entry: AuditEntry) -> None: ...
 
 
 class Evaluator(Protocol):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from usage_meter.logic.ports import UsageLedger, UsageQueue
+from usage_meter.logic.ports import AuditTrail, UsageQueue
 from usage_meter.models.identifiers import (
     CUSTOMER_ID_RULE,
     is_customer_id,
@@ -32,12 +32,12 @@ class AuditEntry:
     at: datetime
 
 
-class OperationsStore(UsageLedger, Protocol):
+class QuarantineDesk(Protocol):
+    """Quarantined items as people work them (``adapters.quarantine_store``)."""
+
     def quarantined(self, item_id: str) -> dict[str, Any] | None: ...
 
     def close_quarantine(self, item_id: str, resolution: dict[str, Any]) -> None: ...
-
-    def audit(self, entry: AuditEntry) -> None: ...
 
 
 class OperationRefused(Exception):
@@ -50,7 +50,8 @@ def resolve_quarantine(
     action: Action,
     reason: str,
     actor: str,
-    store: OperationsStore,
+    store: QuarantineDesk,
+    audit: AuditTrail,
     queue: UsageQueue,
     customer_id: str | None = None,
 ) -> str:
@@ -108,7 +109,7 @@ def resolve_quarantine(
             "resolved_at": datetime.now(UTC).isoformat(),
         },
     )
-    store.audit(
+    audit.audit(
         AuditEntry(actor, f"quarantine.{action}", item_id, reason, outcome, datetime.now(UTC))
     )
     return outcome

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # annotations only: the webhook intake must not import pydantic models
+    from usage_meter.logic.operations import AuditEntry
     from usage_meter.models.usage import QuarantineItem, RecordOutcome, UsageRecord
     from usage_meter.models.webhook import UsageMessage
 
@@ -69,4 +70,11 @@ class DeadLetters(Protocol):
 class EventPublisher(Protocol):
     def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
         """Publish one event on the meter's bus; TransientFailure when it was not taken."""
+        ...
+
+
+class AuditTrail(Protocol):
+    def audit(self, entry: AuditEntry) -> None:
+        """Store who did what, when, why and with what outcome; raises TransientFailure or
+        PermanentFailure when it could not (the action then reports the failure)."""
         ...

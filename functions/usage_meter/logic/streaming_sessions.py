@@ -45,7 +45,9 @@ class OrphanPolicy(StrEnum):
     FLAG = "flag"  # quarantine for a human, bill nothing
 
 
-class SessionStore(UsageLedger, Protocol):
+class SessionStore(Protocol):
+    """Streaming session begins (``adapters.session_store``); their usage goes to the ledger."""
+
     def put_begin(self, begin: SessionBegin) -> tuple[RecordResult, SessionBegin | None]: ...
 
     def get_begin(self, session_id: str) -> SessionBegin | None: ...
@@ -69,7 +71,7 @@ class ReportResult:
 
 
 def _conflict(
-    store: SessionStore,
+    store: UsageLedger,
     metrics: UsageMetrics,
     source_id: str,
     detail: str,
@@ -99,11 +101,13 @@ def check_reported_time(moment: datetime, name: str, now: float, max_skew_second
         )
 
 
-def record_begin(begin: SessionBegin, store: SessionStore, metrics: UsageMetrics) -> ReportResult:
-    result, _existing = store.put_begin(begin)
+def record_begin(
+    begin: SessionBegin, sessions: SessionStore, ledger: UsageLedger, metrics: UsageMetrics
+) -> ReportResult:
+    result, _existing = sessions.put_begin(begin)
     if result is RecordResult.CONFLICT:
         raise _conflict(
-            store,
+            ledger,
             metrics,
             begin.session_id,
             f"session {begin.session_id} already began for another customer or project",
@@ -134,12 +138,12 @@ def termination_record(term: SessionTermination, begin: SessionBegin | None) -> 
 
 
 def record_termination(
-    term: SessionTermination, store: SessionStore, metrics: UsageMetrics
+    term: SessionTermination, sessions: SessionStore, ledger: UsageLedger, metrics: UsageMetrics
 ) -> ReportResult:
-    begin = store.get_begin(term.session_id)
+    begin = sessions.get_begin(term.session_id)
     if begin is not None and (begin.customer_id, begin.project) != (term.customer_id, term.project):
         raise _conflict(
-            store,
+            ledger,
             metrics,
             term.session_id,
             f"session {term.session_id} began for another customer or project",
@@ -147,9 +151,9 @@ def record_termination(
         )
     record = termination_record(term, begin)
     try:
-        outcome: RecordOutcome = store.record(record)
+        outcome: RecordOutcome = ledger.record(record)
     except UnstorableUsage as exc:
-        _hold_unstorable(store, metrics, term.session_id, exc, json.loads(term.model_dump_json()))
+        _hold_unstorable(ledger, metrics, term.session_id, exc, json.loads(term.model_dump_json()))
         return ReportResult("quarantined")
     if outcome.result is RecordResult.RECORDED:
         metrics.count("StreamingSessionsRecorded")
@@ -159,11 +163,11 @@ def record_termination(
         metrics.count("DuplicateReport")
         return ReportResult("duplicate")
     existing = outcome.existing
-    if existing is not None and existing.estimated and store.replace_record(existing, record):
+    if existing is not None and existing.estimated and ledger.replace_record(existing, record):
         metrics.count("OrphanEstimateReplaced")
         return ReportResult("replaced_estimate")
     raise _conflict(
-        store,
+        ledger,
         metrics,
         term.session_id,
         f"session {term.session_id} was already terminated with different figures: "
@@ -173,7 +177,7 @@ def record_termination(
 
 
 def _hold_unstorable(
-    store: SessionStore,
+    store: UsageLedger,
     metrics: UsageMetrics,
     session_id: str,
     exc: UnstorableUsage,
@@ -204,7 +208,8 @@ class OrphanReport:
 
 
 def settle_orphans(
-    store: SessionStore,
+    ledger: UsageLedger,
+    sessions: SessionStore,
     metrics: UsageMetrics,
     policy: OrphanPolicy,
     *,
@@ -217,15 +222,15 @@ def settle_orphans(
     most ``limit_seconds``), in the month it ended, with its begin's add-ons."""
     limit = timedelta(seconds=float(limit_seconds))
     unreadable: dict[str, str] = {}
-    orphans = store.open_sessions(
+    orphans = sessions.open_sessions(
         began_before=now - limit, since=now - lookback, unreadable=unreadable.setdefault
     )
-    held = _hold_unreadable(store, metrics, unreadable, now)
+    held = _hold_unreadable(ledger, sessions, metrics, unreadable, now)
     billed = flagged = already = unstorable = 0
     for begin in orphans:
         if policy is OrphanPolicy.FLAG:
             quarantine_item(
-                store,
+                ledger,
                 metrics,
                 QuarantineItem(
                     source_id=begin.session_id,
@@ -235,7 +240,7 @@ def settle_orphans(
                     quarantined_at=now,
                 ),
             )
-            store.close_session(begin.session_id, "orphan_flagged")
+            sessions.close_session(begin.session_id, "orphan_flagged")
             flagged += 1
             continue
         bound = min(begin.bound_seconds(), limit_seconds)
@@ -256,18 +261,18 @@ def settle_orphans(
             estimated=True,
         )
         try:
-            outcome = store.record(estimate)
+            outcome = ledger.record(estimate)
         except UnstorableUsage as exc:  # one bad session never stops the sweep
             _hold_unstorable(
-                store, metrics, begin.session_id, exc, json.loads(begin.model_dump_json())
+                ledger, metrics, begin.session_id, exc, json.loads(begin.model_dump_json())
             )
-            store.close_session(begin.session_id, "orphan_unstorable")
+            sessions.close_session(begin.session_id, "orphan_unstorable")
             unstorable += 1
             continue
         if outcome.result is RecordResult.RECORDED:
             billed += 1
         else:  # a real termination got there first: it wins
-            store.close_session(begin.session_id, "terminated")
+            sessions.close_session(begin.session_id, "terminated")
             already += 1
     metrics.count("OrphanedSessions", len(orphans))
     if billed:
@@ -276,7 +281,11 @@ def settle_orphans(
 
 
 def _hold_unreadable(
-    store: SessionStore, metrics: UsageMetrics, unreadable: dict[str, str], now: datetime
+    ledger: UsageLedger,
+    sessions: SessionStore,
+    metrics: UsageMetrics,
+    unreadable: dict[str, str],
+    now: datetime,
 ) -> int:
     """Quarantine (``unreadable_session``) and close each stored open session the code cannot
     read, so one never stops the sweep and the next sweep does not meet it again. One without a
@@ -286,7 +295,7 @@ def _hold_unreadable(
         if not session_id:
             continue
         quarantine_item(
-            store,
+            ledger,
             metrics,
             QuarantineItem(
                 source_id=session_id,
@@ -296,5 +305,5 @@ def _hold_unreadable(
                 quarantined_at=now,
             ),
         )
-        store.close_session(session_id, "orphan_unreadable")
+        sessions.close_session(session_id, "orphan_unreadable")
     return len(unreadable)
