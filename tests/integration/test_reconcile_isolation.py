@@ -91,3 +91,45 @@ def test_an_unreadable_open_session_does_not_stop_the_orphan_sweep(stack: Stack)
     assert "model" in held["detail"] and "NOT A MODEL" not in held["detail"]
     again = sweep(stack)
     assert (again["found"], again["unreadable"]) == (0, 0)
+
+
+def test_a_list_entry_without_an_id_is_reported_and_the_run_goes_on(stack: Stack) -> None:
+    """An entry with no transcript id can be neither fetched nor quarantined (nothing names it):
+    it is counted ``unchecked`` with the problem (the run reports itself incomplete, alarmed when
+    it persists) and every other entry is still checked."""
+    import os
+    from typing import Any
+
+    from usage_meter.adapters.assemblyai_api import transcript_source
+    from usage_meter.settings import ReconcileSettings
+
+    add(stack, "t-old", hours_ago=3)
+    add(stack, "t-new", hours_ago=1)
+
+    class JunkInTheList:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def list_page(
+            self, project: str, before_id: str | None, limit: int = 200
+        ) -> dict[str, Any]:
+            page = dict(self.inner.list_page(project, before_id, limit))
+            if before_id is None:
+                page["transcripts"] = [
+                    page["transcripts"][0],
+                    {"status": "completed"},
+                    "not an object",
+                    *page["transcripts"][1:],
+                ]
+            return page
+
+        def fetch(self, project: str, transcript_id: str) -> dict[str, Any]:
+            return dict(self.inner.fetch(project, transcript_id))
+
+    stack.use_function("ReconciliationFunction")
+    settings = ReconcileSettings.from_environ(dict(os.environ))
+    report = run(stack, lister=JunkInTheList(transcript_source(settings, settings.table_name)))
+
+    assert set(ledger_ids(stack)) == {"t-old", "t-new"}
+    assert (report.counts.recovered, report.counts.unchecked) == (2, 2)
+    assert not report.complete and "without a transcript id" in str(report.stopped_because)

@@ -17,7 +17,8 @@ Every ``completed``/``error`` transcript with no ledger row is fetched once and:
 One bad transcript never stops the run either: one AssemblyAI refuses with a client error (a
 4xx other than 401/403/404/408/429) or whose list entry cannot be read (a ``created`` or
 ``completed`` that is not a date-time) is quarantined as ``unreadable_transcript`` with the
-reason, remembered (not fetched again) and the run goes on.
+reason, remembered (not fetched again) and the run goes on; an entry without a transcript id
+(nothing to fetch or quarantine) is counted ``unchecked`` with the problem.
 
 One 429/5xx/timeout on one item does not end the project's run: the item is retried with backoff
 inside the run (honouring Retry-After up to a cap); if it still fails it is counted ``unchecked``
@@ -337,6 +338,12 @@ def reconcile_project(
             stopped, refused = _stopped_by(exc)
             break
         for item in page["transcripts"]:
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+                # nothing names it: it can be neither fetched nor quarantined; a person looks
+                counts.checked += 1
+                counts.unchecked += 1
+                run.problems.append(f"a list entry without a transcript id: {str(item)[:100]!r}")
+                continue
             created, unreadable = _listed_times(item)
             if created is not None and created < checkpoint.horizon:
                 complete = True
