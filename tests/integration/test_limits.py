@@ -423,3 +423,108 @@ def test_many_long_breakdowns_stay_storable_and_the_check_exact(stack: Stack) ->
     )
     assert Decimal(by_key["async", "cost"]["used"]) == exact.quantize(Decimal("0.000001")) > 0
     assert Decimal(usage["totals"]["cost_unrounded"]) - exact < Decimal("0.0001")
+
+
+def test_10000_breakdowns_of_one_customer_are_stored_and_the_check_stays_exact(
+    stack: Stack,
+) -> None:
+    """The extreme: one customer with 10,000 distinct breakdowns in a month (a long team name
+    each, three projects, three models, add-ons). The summary's own Updates - exactly what each
+    ledger transaction carries (``usage_summary.summary_updates``), 50 usages per write like a
+    processor batch - are applied by DynamoDB (moto, which enforces the 400 KB item limit:
+    AWS DynamoDB Developer Guide, "Constraints in Amazon DynamoDB", Items); every write is
+    accepted, and the check read through the production adapter (one BatchGetItem) equals the
+    sums of the 10,000 usages: seconds exactly, cost exactly (``pricing.exact_cost`` of each
+    usage's own row, summed)."""
+    from usage_meter.adapters.limits_table import DynamoLimits
+    from usage_meter.adapters.price_table import load_price_table
+    from usage_meter.adapters.usage_keys import customer_key, readable_breakdown
+    from usage_meter.adapters.usage_summary import summary_updates
+    from usage_meter.logic.entitlement import check_entitlement
+    from usage_meter.logic.pricing import exact_cost
+    from usage_meter.models.billing import UsageAggregate
+    from usage_meter.models.limits import AllowanceSet, Limit
+    from usage_meter.models.usage import UsageRecord, UsageStatus
+
+    client = boto3.client("dynamodb", region_name=REGION)
+    limits = DynamoLimits(client, stack.table)
+    assert limits.put_customer_change(
+        "bigco",
+        expected_version=0,
+        own=AllowanceSet(
+            limits=(
+                Limit(product="async", unit="seconds", amount=Decimal(10**9)),
+                Limit(product="async", unit="cost", amount=Decimal(10**6)),
+            )
+        ),
+        plan=None,
+        plan_limits=None,
+        plan_version=0,
+        change={"reason": "extreme"},
+    )
+    now = datetime.now(UTC)
+    month = f"{now:%Y-%m}"
+    models = ("universal-3-pro", "universal-2", "best")
+    usages = [
+        UsageRecord(
+            source_id=f"t{i}",
+            product="async",
+            status=UsageStatus.BILLABLE,
+            customer_id="bigco",
+            project=("eu", "us", "default")[i % 3],
+            month=month,
+            billable_seconds=Decimal(i % 997) + Decimal("0.125"),
+            model=models[i % 3],
+            features=("speaker_labels",) if i % 2 else (),
+            dimensions={"team": f"営業部{i:05d}" * 8},
+            occurred_at=now,
+        )
+        for i in range(10_000)
+    ]
+    for start in range(0, len(usages), 50):
+        changes = [
+            (
+                u.customer_id,
+                customer_key(u.customer_id),
+                u.month,
+                readable_breakdown(u),
+                u.addon_seconds(),
+                1,
+                u.billable_seconds,
+                (0, 0),
+            )
+            for u in usages[start : start + 50]
+        ]
+        [update] = summary_updates(stack.table, changes)
+        client.update_item(**update["Update"])
+
+    answer = check_entitlement(
+        "bigco", "async", limits, load_price_table("usage_meter/config/prices.json"), now=now
+    )
+    used = {(s.product, s.unit): s.used for s in answer.limits}
+    prices = load_price_table("usage_meter/config/prices.json").for_month(month)
+    exact = sum(
+        (
+            exact_cost(
+                UsageAggregate(
+                    customer_id="bigco",
+                    month=month,
+                    product="async",
+                    project=u.project,
+                    model=u.model,
+                    dimensions=u.dimensions,
+                    usage_count=1,
+                    billable_seconds=u.billable_seconds,
+                    addon_seconds=u.addon_seconds(),
+                ),
+                prices,
+            )[0]
+            or Decimal(0)
+            for u in usages
+        ),
+        Decimal(0),
+    )
+    assert used["async", "seconds"] == sum((u.billable_seconds for u in usages), Decimal(0))
+    assert used["async", "cost"] == exact.quantize(Decimal("0.000001")) > 0
+    [summary] = stack.items("usage_summary")
+    assert len(json.dumps(summary, default=str).encode()) < 2048
