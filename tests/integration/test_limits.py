@@ -528,3 +528,25 @@ def test_10000_breakdowns_of_one_customer_are_stored_and_the_check_stays_exact(
     assert used["async", "cost"] == exact.quantize(Decimal("0.000001")) > 0
     [summary] = stack.items("usage_summary")
     assert len(json.dumps(summary, default=str).encode()) < 2048
+
+
+def test_the_check_is_one_dynamodb_request(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the customer's usage (async and streaming, several models and teams), the
+    entitlement handler makes exactly one AWS request: the BatchGetItem of the allowance item and
+    the month's summary."""
+    import botocore.client
+
+    set_allowance(stack, "onecall", [{"unit": "seconds", "amount": "100000"}], "one call")
+    deliver(stack, "onecall", [60, 120, 30])
+    entitlement(stack, "onecall")  # warm: clients and price table loaded
+    calls: list[str] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def counted(client: Any, operation: str, params: Any) -> Any:
+        calls.append(operation)
+        return original(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counted)
+    answer = entitlement(stack, "onecall")
+    assert calls == ["BatchGetItem"]
+    assert Decimal(answer["limits"][0]["used"]) == Decimal(210)
