@@ -2,9 +2,10 @@
 with a client error (a 4xx other than 401/403, which refuse the whole project's key, 404, which is
 "deleted meanwhile", and 408/429, which are transient), or whose list entry cannot be read (a
 timestamp that is not one), is quarantined with the reason and the run goes on with the next
-item; it is not fetched again by later runs. AssemblyAI's API reference: ``GET
-/v2/transcript/{transcript_id}`` answers 400 for a bad request, and the list's ``created`` and
-``completed`` are date-times (AssemblyAI API spec, ``TranscriptListItem``)."""
+item; it is not fetched again by later runs. AssemblyAI's API spec (AssemblyAI/assemblyai-api-spec,
+``openapi.yml``): ``getTranscript`` (``GET /v2/transcript/{transcript_id}``) lists a 400
+``BadRequest`` answer beside 401/404/429/5xx, and a ``TranscriptListItem``'s ``created`` and
+``completed`` are date-times."""
 
 from __future__ import annotations
 
