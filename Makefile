@@ -41,14 +41,16 @@ $(STAMP): pyproject.toml constraints.txt functions/requirements.txt requirements
 venv: $(STAMP) ## create .venv with the pinned dependencies (the other targets do it when needed)
 
 .PHONY: requirements
-requirements: python-check ## regenerate functions/requirements.txt and requirements-dev.txt
+requirements: python-check ## regenerate the requirement files and the client package's rule copies
 	$(PYTHON) infra/gen_requirements.py
+	$(PYTHON) infra/gen_client_rules.py
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy --strict, cfn-lint, generated files up to date
 	$(VPY) infra/gen_requirements.py --check
-	$(VENV)/bin/ruff check functions infra tests benchmarks
-	$(VENV)/bin/ruff format --check functions infra tests benchmarks
+	$(VPY) infra/gen_client_rules.py --check
+	$(VENV)/bin/ruff check functions infra tests benchmarks clients
+	$(VENV)/bin/ruff format --check functions infra tests benchmarks clients
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
 
@@ -78,8 +80,9 @@ validate: $(SAM) ## sam validate --lint (the SAM CLI's own template checks)
 build: $(SAM) ## sam build for arm64 (samconfig.toml: cached, parallel)
 	$(SAM_RUN) build --template-file template.yaml
 
-# The local stack lives in infra/ (package usage_meter_local) and runs the code in functions/.
-LOCAL_STACK := PYTHONPATH=functions:infra $(VPY) -m usage_meter_local
+# The local stack lives in infra/ (package usage_meter_local) and runs the code in functions/;
+# its demo plays the application with the client package in clients/python/src.
+LOCAL_STACK := PYTHONPATH=functions:infra:clients/python/src $(VPY) -m usage_meter_local
 
 .PHONY: run
 run: $(STAMP) ## run the service locally and show it doing its job (demo, exits by itself)
@@ -95,8 +98,8 @@ bench: $(STAMP) ## the benchmarks (figures go in README.md)
 
 .PHONY: format
 format: $(STAMP) ## ruff --fix and ruff format
-	$(VENV)/bin/ruff check --fix functions infra tests benchmarks
-	$(VENV)/bin/ruff format functions infra tests benchmarks
+	$(VENV)/bin/ruff check --fix functions infra tests benchmarks clients
+	$(VENV)/bin/ruff format functions infra tests benchmarks clients
 
 .PHONY: clean
 clean: ## remove the virtualenvs, build output and caches

@@ -32,8 +32,9 @@ EVENTS = Path(__file__).parent / "events"
 dynamodb_isolation.install()
 WEBHOOK_SECRET = "local-webhook-secret-current"
 PREVIOUS_WEBHOOK_SECRET = "local-webhook-secret-previous"
-REPORT_SECRET = "local-report-signing-current"
-PREVIOUS_REPORT_SECRET = "local-report-signing-previous"
+# Standard Webhooks secrets (whsec_ + base64): base64("test-only-report-key-01") and "-00".
+REPORT_SECRET = "whsec_dGVzdC1vbmx5LXJlcG9ydC1rZXktMDE="
+PREVIOUS_REPORT_SECRET = "whsec_dGVzdC1vbmx5LXJlcG9ydC1rZXktMDA="
 API_KEYS = {"default": "local-key-default", "eu": "local-key-eu"}
 AUTH_HEADER = "x-usage-meter-webhook-secret"
 WEBHOOK_BASE_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/assemblyai"

@@ -1,7 +1,7 @@
 """A local stand-in for the *application's* own webhook endpoint (the forwarding target).
 
 It keeps every delivery (path, query, headers, body, receipt time), checks each signature with the
-application helper ``usage_meter.app_client.verify_forwarded_notification`` and answers 200, or
+application helper ``usage_meter_client.verify_forwarded_notification`` and answers 200, or
 the status set in ``fail_with`` (to show a failing application ending in the forwarding DLQ).
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from usage_meter.app_client import InvalidSignature, verify_forwarded_notification
+from usage_meter_client import InvalidSignature, verify_forwarded_notification
 
 PATH = "/app/assemblyai-webhook"
 

@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument(
         "--as-is",
         action="store_true",
-        help="send a signed request (X-Usage-Meter-Signature) as stored instead of signing it "
+        help="send a signed request (webhook-signature) as stored instead of signing it "
         "again with the local secret and the current time (signatures expire after minutes)",
     )
     _add_stack_options(invoke, fixed_ports=False, log_dir=None)
@@ -332,18 +332,20 @@ def invoke(args: argparse.Namespace) -> int:
 
 
 def _sign_again(stack: LocalStack, function: str, event: Any) -> Any:
-    """A signed report (usage_meter.logic.request_signing) signed again, now, with the local
-    secret of the function's ``*_SECRET_ID`` variable: a stored signature is stale by design."""
-    from usage_meter.logic.request_signing import SIGNATURE_HEADER, signed_headers
+    """A signed report (Standard Webhooks, usage_meter.logic.request_signing) signed again, now,
+    with the local secret of the function's ``*_SECRET_ID`` variable: a stored signature is
+    stale by design. The event's ``webhook-id`` is kept."""
+    from usage_meter.logic import standard_webhooks
 
     headers = event.get("headers") if isinstance(event, dict) else None
-    if not isinstance(headers, dict) or SIGNATURE_HEADER not in headers:
+    if not isinstance(headers, dict) or standard_webhooks.SIGNATURE_HEADER not in headers:
         return event
     variables = [v for v in stack.environments[function] if v.endswith(SECRET_ID_SUFFIX)]
     if len(variables) != 1:
         return event
     body = str(event.get("body") or "").encode()
     secret = stack.secret_values(variables[0])[0]
-    fresh = signed_headers(secret, int(time.time()), body)
+    message_id = str(headers.get(standard_webhooks.ID_HEADER) or "msg_local_invoke")
+    fresh = standard_webhooks.signed_headers([secret], message_id, int(time.time()), body)
     print(f"(signed again with the local {variables[0]} secret, timestamp now)", file=sys.stderr)
     return {**event, "headers": {**headers, **fresh}}

@@ -2,7 +2,7 @@
 meter, and still hears every notification. Each authenticated AssemblyAI delivery of the earlier
 acts went intake -> EventBridge bus -> rule -> forward queue -> NotificationForwarderFunction ->
 the application's own endpoint (``AppReceiver``), byte for byte, with the app's query string and
-a Standard Webhooks signature the app verifies with ``usage_meter.app_client``. Then the
+a Standard Webhooks signature the app verifies with ``usage_meter_client``. Then the
 application goes down: the next notification is retried, lands in the forwarding DLQ with its
 reason, and the books do not move."""
 

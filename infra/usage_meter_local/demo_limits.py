@@ -3,7 +3,7 @@
 The operator sets the plan through the allowance API (``PUT /plans/trial/allowance``) and puts
 ``smallco`` on it. The "application" subscribes to the meter's EventBridge bus with a rule that
 delivers threshold events to its own SQS queue, and asks the entitlement check
-(``usage_meter.app_client.EntitlementClient``) before each job. AssemblyAI's webhooks for three
+(``usage_meter_client.EntitlementClient``) before each job. AssemblyAI's webhooks for three
 jobs arrive, each one twice; the processor records them; the application receives 80% and 100%
 exactly once each, and the check turns to "no".
 """
@@ -15,7 +15,7 @@ import urllib.request
 from decimal import Decimal
 from typing import Any, TextIO
 
-from usage_meter.app_client import EntitlementClient
+from usage_meter_client import EntitlementClient
 from usage_meter_local import scenario
 from usage_meter_local.assemblyai_standin import transcript
 from usage_meter_local.demo_webhooks import post_webhook

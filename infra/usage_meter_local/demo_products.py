@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TextIO
 
-from usage_meter.app_client import ReportRejected, UsageReporter
+from usage_meter_client import ReportRejected, UsageReporter
 from usage_meter_local.report import table
 from usage_meter_local.scenario import LedgerFacts
 from usage_meter_local.stack import LocalStack

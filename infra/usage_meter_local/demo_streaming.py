@@ -1,5 +1,5 @@
 """The demo's streaming act: an application backend reports its AssemblyAI streaming sessions over
-real HTTP with the app-side helper (``usage_meter.app_client.UsageReporter``), signed with the
+real HTTP with the app-side helper (``usage_meter_client.UsageReporter``), signed with the
 local report-signing secret; then the scheduled orphan sweep bills a session that never ended.
 
 One session goes through the SDK's own ``StreamingClient`` event dispatch with the SDK's
@@ -19,14 +19,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TextIO
 
-from usage_meter.app_client import ReportRejected, UsageReporter
 from usage_meter.models.streaming import SESSION_LIMIT_SECONDS
+from usage_meter_client import ReportRejected, UsageReporter
 from usage_meter_local.report import table
 from usage_meter_local.scenario import LedgerFacts
 from usage_meter_local.stack import LocalStack
 
 SIGNING_SECRET_VARIABLE = "REPORT_SIGNING_SECRET_ID"  # noqa: S105 - a variable name
 ORPHAN_FUNCTION = "OrphanSessionsFunction"
+FORGED_SECRET = "whsec_bm90LXRoZS1zaWduaW5nLXNlY3JldA=="  # noqa: S105 - base64("not-the-signing-secret")
 
 SDK_SESSION = "5f1d3c2b-7a6e-4d21-9b0c-1e2f3a4b5c01"
 RAW_SESSION = "5f1d3c2b-7a6e-4d21-9b0c-1e2f3a4b5c02"
@@ -190,7 +191,7 @@ def run_streaming(stack: LocalStack, out: TextIO) -> list[str]:
     assert stack.http is not None
     secret = stack.secret_values(SIGNING_SECRET_VARIABLE)[0]
     reporter = UsageReporter(stack.http.url, secret, sleep=lambda _seconds: None)
-    forger = UsageReporter(stack.http.url, "not-the-signing-secret", attempts=1)
+    forger = UsageReporter(stack.http.url, FORGED_SECRET, attempts=1)
     steps = [*STEPS, BAD_SIGNATURE]
     answers = [s.send(forger if s is BAD_SIGNATURE else reporter) for s in steps]
     out.write(

@@ -18,7 +18,15 @@ from usage_meter_local.assemblyai_standin import transcript
 # Fixed, clearly local secret values: events/*.json carry the webhook one in their auth header.
 LOCAL_WEBHOOK_SECRET = "local-only-webhook-secret"  # noqa: S105 - the local stack's, on purpose
 LOCAL_PREVIOUS_WEBHOOK_SECRET = "local-only-webhook-secret-previous"  # noqa: S105
-LOCAL_SECRETS = {"WEBHOOK_SECRET_ID": (LOCAL_WEBHOOK_SECRET, LOCAL_PREVIOUS_WEBHOOK_SECRET)}
+# Usage reports are signed with Standard Webhooks: whsec_ + base64 of a 24-byte key (local only).
+LOCAL_REPORT_SIGNING_SECRETS = (
+    "whsec_bG9jYWwtb25seS1yZXBvcnQta2V5LTAx",
+    "whsec_bG9jYWwtb25seS1yZXBvcnQta2V5LTAw",
+)
+LOCAL_SECRETS = {
+    "WEBHOOK_SECRET_ID": (LOCAL_WEBHOOK_SECRET, LOCAL_PREVIOUS_WEBHOOK_SECRET),
+    "REPORT_SIGNING_SECRET_ID": LOCAL_REPORT_SIGNING_SECRETS,
+}
 
 
 # Forwarding: the Standard Webhooks signing secret (whsec_ + base64 of a 24-byte key; local only)

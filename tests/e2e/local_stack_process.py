@@ -36,7 +36,9 @@ def free_ports(count: int) -> list[int]:
 def local_stack_env() -> dict[str, str]:
     """This environment without AWS settings, with the service's code on the path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ASSEMBLYAI_"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "functions"), str(ROOT / "infra")])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "functions"), str(ROOT / "infra"), str(ROOT / "clients" / "python" / "src")]
+    )
     return env
 
 

@@ -21,8 +21,15 @@ from assemblyai.streaming.v3 import (
 )
 
 from conftest import REPORT_SECRET, Stack
-from usage_meter.app_client import ReportRejected, UsageReporter, configure_webhook, webhook_target
-from usage_meter.models.identifiers import InvalidIdentifier
+from usage_meter.logic.standard_webhooks import verify_any
+from usage_meter.models.identifiers import is_customer_id
+from usage_meter_client import (
+    InvalidIdentifier,
+    ReportRejected,
+    UsageReporter,
+    configure_webhook,
+    webhook_target,
+)
 
 SESSION = "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
 
@@ -149,7 +156,8 @@ def test_raw_messages_for_apps_without_the_sdk(stack: Stack, api: tuple[str, lis
 
 
 def test_rejections_are_not_retried_and_are_kept(stack: Stack, api: tuple[str, list[int]]) -> None:
-    reporter = UsageReporter(api[0], "wrong-secret", sleep=lambda _s: None)
+    wrong = "whsec_d3Jvbmctc2VjcmV0LWtleS0wMA=="  # base64("wrong-secret-key-00"), not the secret
+    reporter = UsageReporter(api[0], wrong, sleep=lambda _s: None)
     with pytest.raises(ReportRejected) as raised:
         reporter.report_begin(session_id=SESSION, customer_id="acme", model="u3-rt-pro")
     assert (raised.value.status, raised.value.code) == (401, "unauthorized")
@@ -189,15 +197,18 @@ def test_termination_without_durations_is_not_billed_as_zero(
 
 
 def test_transient_failures_are_retried() -> None:
+    """Every attempt is signed (Standard Webhooks) and verifies; one ``webhook-id`` per report."""
     calls: list[int] = []
+    message_ids: list[str] = []
 
     class Flaky(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
             return
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
             calls.append(1)
+            message_ids.append(verify_any([REPORT_SECRET], dict(self.headers.items()), body))
             status, body = (503, b"{}") if len(calls) < 3 else (200, b'{"status":"recorded"}')
             self.send_response(status)
             self.send_header("content-length", str(len(body)))
@@ -209,12 +220,13 @@ def test_transient_failures_are_retried() -> None:
     try:
         slept: list[float] = []
         reporter = UsageReporter(
-            f"http://127.0.0.1:{server.server_address[1]}", "s", sleep=slept.append
+            f"http://127.0.0.1:{server.server_address[1]}", REPORT_SECRET, sleep=slept.append
         )
         assert reporter.report_begin(session_id=SESSION, customer_id="a", model="m") == {
             "status": "recorded"
         }
         assert (len(calls), slept) == (3, [0.5, 1.0])
+        assert len(message_ids) == 3 and len(set(message_ids)) == 1
     finally:
         server.shutdown()
 
@@ -242,5 +254,6 @@ def test_webhook_target_plugs_into_the_sdk_config() -> None:
 
 @pytest.mark.parametrize("customer", ["", "a/b", "=cmd", "a#b", "x" * 129])
 def test_webhook_target_refuses_ids_the_service_would_reject(customer: str) -> None:
+    assert not is_customer_id(customer)  # the service's own rule refuses it too
     with pytest.raises(InvalidIdentifier):
         webhook_target("https://x/webhooks/assemblyai", customer, auth_header_value="v")

@@ -25,7 +25,7 @@ from assemblyai.streaming.v3 import (
 from assemblyai.types import SyncTranscriptResponse
 
 from conftest import REPORT_SECRET, Stack
-from usage_meter.app_client import ReportRejected, UsageReporter
+from usage_meter_client import ReportRejected, UsageReporter
 
 api = test_app_client.api  # the HTTP bridge fixture in front of the report function
 SESSION = "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"

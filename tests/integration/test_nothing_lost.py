@@ -34,12 +34,12 @@ from conftest import (
 from usage_meter.adapters.assemblyai_api import transcript_source
 from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.adapters.usage_reads import DynamoUsageReader
-from usage_meter.app_client import webhook_target
-from usage_meter.logic.request_signing import signed_headers
+from usage_meter.logic.standard_webhooks import signed_headers
 from usage_meter.logic.usage_processing import ProcessorDeps, process_usage_message
 from usage_meter.models.usage import UNKNOWN_MODEL_REASON
 from usage_meter.models.webhook import UsageMessage
 from usage_meter.settings import processor_settings
+from usage_meter_client import webhook_target
 from usage_meter_local.assemblyai_standin import transcript
 
 RECORDED = load_event("apigw/webhook_completed.json")  # received 2026-11-03T14:05:09.123Z
@@ -242,7 +242,7 @@ def test_case_4_routing_uses_the_route_key_not_the_raw_path(stack: Stack) -> Non
         "rawQueryString": "",
         "headers": {
             "content-type": "application/json",
-            **signed_headers(REPORT_SECRET, int(time.time()), body.encode()),
+            **signed_headers([REPORT_SECRET], "msg_begin", int(time.time()), body.encode()),
         },
         "requestContext": {"http": {"method": "POST", "path": "/usage/streaming/sessions/begin"}},
         "body": body,

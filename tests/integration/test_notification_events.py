@@ -31,7 +31,7 @@ from conftest import (
     load_event,
 )
 from embedded_aws import EmbeddedAws
-from usage_meter.app_client import InvalidSignature, verify_forwarded_notification
+from usage_meter_client import InvalidSignature, verify_forwarded_notification
 from usage_meter_local.app_receiver import AppReceiver
 from usage_meter_local.assemblyai_standin import AssemblyAIStandIn
 from usage_meter_local.template import load_template, provision

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import REGION, REPORT_SECRET, Stack
 from usage_meter.adapters.export_store import S3ExportStore
-from usage_meter.logic.request_signing import signed_headers
+from usage_meter.logic.standard_webhooks import signed_headers
 
 MONTH = "2026-11"
 IN_MONTH = "2026-11-20T10:00:00+00:00"
@@ -39,7 +39,7 @@ def report_event(path: str, body: dict[str, Any] | str, *, secret: str = REPORT_
         "rawQueryString": "",
         "headers": {
             "content-type": "application/json",
-            **signed_headers(secret, int(time.time()), raw.encode()),
+            **signed_headers([secret], "msg_product_test", int(time.time()), raw.encode()),
         },
         "requestContext": {"http": {"method": "POST", "path": path}},
         "body": raw,
@@ -229,12 +229,35 @@ class TestLlmGateway:
         assert stack.items("ledger") == []
 
     def test_unsigned_future_and_oversized_reports_are_refused(self, stack: Stack) -> None:
-        assert post(stack, "/usage/llm-gateway", llm(), secret="not-the-secret")[0] == 401
+        wrong = "whsec_bm90LXRoZS1yZXBvcnQta2V5LTAw"  # well-formed, not the report secret
+        assert post(stack, "/usage/llm-gateway", llm(), secret=wrong)[0] == 401
         future = llm(completed_at="2099-01-01T00:00:00+00:00")
         assert post(stack, "/usage/llm-gateway", future)[0] == 400
         huge = llm(dimensions={"note": "x" * 100}) | {"padding": "y" * 10_000}
         assert post(stack, "/usage/llm-gateway", huge)[0] == 413
         assert stack.items("ledger") == []
+
+    def test_a_product_report_signed_by_the_official_standard_webhooks_library_is_accepted(
+        self, stack: Stack
+    ) -> None:
+        """``standardwebhooks`` 1.1.0 (the reference Python implementation) signs, not our code."""
+        from datetime import UTC, datetime
+
+        from standardwebhooks.webhooks import Webhook
+
+        raw = json.dumps(llm())
+        moment = datetime.now(UTC)
+        event = report_event("/usage/llm-gateway", raw)
+        event["headers"].update(
+            {
+                "webhook-id": "msg_llm_1",
+                "webhook-timestamp": str(int(moment.timestamp())),
+                "webhook-signature": Webhook(REPORT_SECRET).sign("msg_llm_1", moment, raw),
+            }
+        )
+        response = stack.invoke("StreamingReportFunction", event)
+        assert (response["statusCode"], json.loads(response["body"])["status"]) == (200, "recorded")
+        assert len(stack.items("ledger")) == 1
 
     def test_a_table_outage_is_503_and_the_retry_is_billed_once(
         self, stack: Stack, monkeypatch: pytest.MonkeyPatch

@@ -1,4 +1,9 @@
-"""Streaming session reports (signed), exactly-once termination billing and orphaned sessions."""
+"""Streaming session reports (signed), exactly-once termination billing and orphaned sessions.
+
+Reports are signed with Standard Webhooks (https://www.standardwebhooks.com/: ``webhook-id``,
+``webhook-timestamp``, ``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">``);
+the deprecated ``X-Usage-Meter-Signature`` scheme is still accepted (docs/decisions.md,
+2026-11-29) and keeps its own tests here."""
 
 from __future__ import annotations
 
@@ -11,10 +16,14 @@ from typing import Any
 import pytest
 
 from conftest import PREVIOUS_REPORT_SECRET, REPORT_SECRET, Stack
-from usage_meter.logic.request_signing import signed_headers
+from usage_meter.logic import request_signing, standard_webhooks
 
 SESSION = "b6a3f5d2-1c4e-4a7b-9e8f-0a1b2c3d4e5f"
 NOW = datetime.now(UTC).replace(microsecond=0)
+# A well-formed Standard Webhooks secret that is not the report-signing secret.
+WRONG_SECRET = "whsec_bm90LXRoZS1yZXBvcnQta2V5LTAw"  # base64("not-the-report-key-00")
+LEGACY = "legacy"
+STANDARD = "standard-webhooks"
 
 
 def report_event(
@@ -24,9 +33,14 @@ def report_event(
     secret: str = REPORT_SECRET,
     at: float | None = None,
     headers: dict[str, str] | None = None,
+    scheme: str = STANDARD,
 ) -> dict[str, Any]:
     raw = body if isinstance(body, str) else json.dumps(body)
-    signed = signed_headers(secret, int(time.time() if at is None else at), raw.encode())
+    timestamp = int(time.time() if at is None else at)
+    if scheme == LEGACY:
+        signed = request_signing.signed_headers(secret, timestamp, raw.encode())
+    else:
+        signed = standard_webhooks.signed_headers([secret], "msg_test", timestamp, raw.encode())
     return {
         "version": "2.0",
         "routeKey": f"POST {path}",
@@ -86,10 +100,11 @@ def sweep(stack: Stack, policy: str = "bill") -> dict[str, Any]:
 
 
 class TestSigning:
-    def test_current_and_previous_secrets_are_accepted(self, stack: Stack) -> None:
+    @pytest.mark.parametrize("scheme", [STANDARD, LEGACY])
+    def test_current_and_previous_secrets_are_accepted(self, stack: Stack, scheme: str) -> None:
         assert status_of(begin(stack)) == (200, "recorded")
         event = report_event(
-            "/streaming/sessions/begin", begin_body(), secret=PREVIOUS_REPORT_SECRET
+            "/streaming/sessions/begin", begin_body(), secret=PREVIOUS_REPORT_SECRET, scheme=scheme
         )
         assert status_of(stack.invoke("StreamingReportFunction", event)) == (200, "duplicate")
 
@@ -120,32 +135,134 @@ class TestSigning:
         ],
     )
     def test_unsigned_or_badly_signed_is_401(self, stack: Stack, mutate: Any) -> None:
+        """The deprecated scheme's headers, each broken in one way."""
+        event = report_event("/streaming/sessions/begin", begin_body(), scheme=LEGACY)
+        mutate(event)
+        response = stack.invoke("StreamingReportFunction", event)
+        assert status_of(response) == (401, "unauthorized")
+        assert stack.items("session") == []
+
+    @pytest.mark.parametrize(
+        "mutate",
+        [
+            pytest.param(lambda e: e["headers"].pop("webhook-signature"), id="unsigned"),
+            pytest.param(lambda e: e["headers"].pop("webhook-timestamp"), id="no-timestamp"),
+            pytest.param(lambda e: e["headers"].pop("webhook-id"), id="no-id"),
+            pytest.param(
+                lambda e: e["headers"].update({"webhook-signature": "v1," + "A" * 44}),
+                id="bad-signature",
+            ),
+            pytest.param(
+                lambda e: e["headers"].update(
+                    {"webhook-signature": e["headers"]["webhook-signature"].replace("v1,", "v2,")}
+                ),
+                id="other-version",
+            ),
+            pytest.param(lambda e: e["headers"].update({"webhook-id": "msg_other"}), id="other-id"),
+            pytest.param(
+                lambda e: e.update(body=e["body"].replace("acme", "evil")), id="tampered-body"
+            ),
+            pytest.param(
+                lambda e: e["headers"].update({"webhook-timestamp": "12ab"}), id="bad-timestamp"
+            ),
+            pytest.param(
+                lambda e: e["headers"].update({"webhook-timestamp": "\u00b2" * 10}),
+                id="unicode-digit-timestamp",
+            ),
+            pytest.param(
+                # A valid deprecated signature does not rescue a broken Standard Webhooks one.
+                lambda e: e["headers"].update(
+                    {
+                        "webhook-signature": "v1," + "A" * 44,
+                        **request_signing.signed_headers(
+                            REPORT_SECRET, int(time.time()), e["body"].encode()
+                        ),
+                    }
+                ),
+                id="bad-standard-with-good-legacy",
+            ),
+        ],
+    )
+    def test_standard_webhooks_unsigned_or_badly_signed_is_401(
+        self, stack: Stack, mutate: Any
+    ) -> None:
         event = report_event("/streaming/sessions/begin", begin_body())
         mutate(event)
         response = stack.invoke("StreamingReportFunction", event)
         assert status_of(response) == (401, "unauthorized")
         assert stack.items("session") == []
 
-    def test_wrong_secret_is_401(self, stack: Stack) -> None:
-        event = report_event("/streaming/sessions/begin", begin_body(), secret="not-the-secret")
+    @pytest.mark.parametrize(
+        ("scheme", "secret"),
+        [(STANDARD, WRONG_SECRET), (LEGACY, "not-the-secret"), (LEGACY, WRONG_SECRET)],
+    )
+    def test_wrong_secret_is_401(self, stack: Stack, scheme: str, secret: str) -> None:
+        event = report_event(
+            "/streaming/sessions/begin", begin_body(), secret=secret, scheme=scheme
+        )
         assert status_of(stack.invoke("StreamingReportFunction", event))[0] == 401
+
+    def test_a_report_signed_by_the_official_standard_webhooks_library_is_accepted(
+        self, stack: Stack
+    ) -> None:
+        """Signed by ``standardwebhooks`` (the reference Python implementation, 1.1.0), not by
+        our code: any language's Standard Webhooks library can sign a report."""
+        from standardwebhooks.webhooks import Webhook
+
+        raw = json.dumps(begin_body())
+        moment = datetime.now(UTC)
+        signature = Webhook(REPORT_SECRET).sign("msg_2pZx", moment, raw)
+        event = report_event("/streaming/sessions/begin", raw)
+        event["headers"].update(
+            {
+                "webhook-id": "msg_2pZx",
+                "webhook-timestamp": str(int(moment.timestamp())),
+                "webhook-signature": signature,
+            }
+        )
+        assert status_of(stack.invoke("StreamingReportFunction", event)) == (200, "recorded")
+        event["body"] = raw.replace("acme", "evil")  # the same library's signature, other body
+        assert status_of(stack.invoke("StreamingReportFunction", event))[0] == 401
+
+    def test_only_the_deprecated_scheme_is_counted_as_legacy(
+        self, stack: Stack, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        capsys.readouterr()
+        assert status_of(begin(stack)) == (200, "recorded")
+        assert "ReportsLegacySignature" not in capsys.readouterr().out
+        event = report_event("/streaming/sessions/begin", begin_body(), scheme=LEGACY)
+        assert status_of(stack.invoke("StreamingReportFunction", event)) == (200, "duplicate")
+        assert "ReportsLegacySignature" in capsys.readouterr().out
 
     # The signature carries whole seconds: +-302 is outside the 300 s window whatever the
     # fraction of the current second; +-298 is inside it.
+    @pytest.mark.parametrize("scheme", [STANDARD, LEGACY])
     @pytest.mark.parametrize("offset", [-302, 302, -86_400])
-    def test_stale_or_future_timestamps_are_401(self, stack: Stack, offset: int) -> None:
-        event = report_event("/streaming/sessions/begin", begin_body(), at=time.time() + offset)
+    def test_stale_or_future_timestamps_are_401(
+        self, stack: Stack, offset: int, scheme: str
+    ) -> None:
+        event = report_event(
+            "/streaming/sessions/begin", begin_body(), at=time.time() + offset, scheme=scheme
+        )
         assert status_of(stack.invoke("StreamingReportFunction", event))[0] == 401
 
+    @pytest.mark.parametrize("scheme", [STANDARD, LEGACY])
     @pytest.mark.parametrize("offset", [-298, 298])
-    def test_timestamps_inside_the_skew_are_accepted(self, stack: Stack, offset: int) -> None:
-        event = report_event("/streaming/sessions/begin", begin_body(), at=time.time() + offset)
+    def test_timestamps_inside_the_skew_are_accepted(
+        self, stack: Stack, offset: int, scheme: str
+    ) -> None:
+        event = report_event(
+            "/streaming/sessions/begin", begin_body(), at=time.time() + offset, scheme=scheme
+        )
         assert status_of(stack.invoke("StreamingReportFunction", event)) == (200, "recorded")
 
+    @pytest.mark.parametrize("scheme", [STANDARD, LEGACY])
     def test_replay_of_an_old_signed_request_is_refused(
-        self, stack: Stack, monkeypatch: pytest.MonkeyPatch
+        self, stack: Stack, monkeypatch: pytest.MonkeyPatch, scheme: str
     ) -> None:
-        captured = report_event("/streaming/sessions/termination", termination_body())
+        captured = report_event(
+            "/streaming/sessions/termination", termination_body(), scheme=scheme
+        )
         assert status_of(stack.invoke("StreamingReportFunction", captured)) == (200, "recorded")
         later = time.time() + 3600
         monkeypatch.setattr("usage_meter.handlers.streaming_report.time.time", lambda: later)

@@ -12,7 +12,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from usage_meter.app_entitlement import sigv4_headers
+from usage_meter_client.entitlement import sigv4_headers
 
 MOMENT = datetime(2026, 11, 29, 16, 5, 9, tzinfo=UTC)
 
@@ -50,7 +50,7 @@ def test_signature_matches_botocore(url: str, token: str | None) -> None:
 
 
 def test_helper_imports_only_the_standard_library() -> None:
-    source = Path("functions/usage_meter/app_entitlement.py").read_text()
+    source = Path("clients/python/src/usage_meter_client/entitlement.py").read_text()
     modules = {
         (node.module or "").split(".")[0]
         for node in ast.walk(ast.parse(source))

@@ -17,7 +17,6 @@ import pytest
 
 from usage_meter.adapters.http_delivery import UrllibSender
 from usage_meter.adapters.secrets import ForwardAuthHeader
-from usage_meter.app_client import InvalidSignature, verify_forwarded_notification
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.forwarding import (
     DeliveryError,
@@ -31,6 +30,7 @@ from usage_meter.models.notification_event import notification_id
 from usage_meter.models.webhook import attribution_from_query as parse_attribution
 from usage_meter.models.webhook import billing_query
 from usage_meter.settings import SettingsError, _billing_dimensions
+from usage_meter_client import InvalidSignature, verify_forwarded_notification
 
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SPEC_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"

@@ -17,13 +17,13 @@ import pytest
 from pydantic import ValidationError
 
 from usage_meter.adapters.price_table import load_price_table
-from usage_meter.app_client import streaming_add_ons
 from usage_meter.logic.pricing import price_aggregate
 from usage_meter.models.billing import PriceTable, UsageAggregate
 from usage_meter.models.streaming import SessionBegin
 from usage_meter.models.transcript import TranscriptFacts
 from usage_meter.models.transcript_features import ADD_ON_FIELDS, NOT_ADD_ONS, transcript_add_ons
 from usage_meter.models.usage import canonical_decimal
+from usage_meter_client import streaming_add_ons
 
 SPEC = json.loads(
     (Path(__file__).parents[1] / "events/spec/assemblyai_transcript_fields.json").read_text()

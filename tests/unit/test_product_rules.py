@@ -12,10 +12,10 @@ import pytest
 from pydantic import ValidationError
 
 from usage_meter.adapters.price_table import load_price_table
-from usage_meter.app_products import llm_gateway_document, llm_gateway_region
 from usage_meter.logic.pricing import price_aggregate
 from usage_meter.models.billing import ProductPrices, TokenPrice, UsageAggregate
 from usage_meter.models.products import LlmGatewayUsage, SyncUsage
+from usage_meter_client.products import llm_gateway_document, llm_gateway_region
 
 SHIPPED = load_price_table("usage_meter/config/prices.json")
 NOVEMBER = SHIPPED.for_month("2026-11")

@@ -26,7 +26,7 @@ from usage_meter.handlers.limits_wiring import watched_ledger
 from usage_meter.handlers.routes import route_key
 from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
 from usage_meter.logic.product_reports import record_product_usage
-from usage_meter.logic.request_signing import verify_signed_request
+from usage_meter.logic.request_signing import SignatureScheme, verify_signed_request
 from usage_meter.logic.streaming_sessions import (
     check_reported_time,
     record_begin,
@@ -125,7 +125,10 @@ def handle_report(event: dict[str, Any]) -> dict[str, Any]:
     try:
         body = _body(event, settings.max_body_bytes)
         now, skew = time.time(), settings.max_skew_seconds
-        verify_signed_request(headers, body, secrets, now, skew)
+        if verify_signed_request(headers, body, secrets, now, skew) is SignatureScheme.LEGACY:
+            # Deprecated X-Usage-Meter-Signature (docs/decisions.md 2026-11-29): count who is left.
+            metrics.add_metric(name="ReportsLegacySignature", unit="Count", value=1)
+            logger.warning("report signed with the deprecated X-Usage-Meter-Signature scheme")
         try:
             answer = _record(route, body, now, skew, ledger=ledger, sessions=sessions)
         except ValidationError as exc:

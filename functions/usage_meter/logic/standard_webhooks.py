@@ -1,8 +1,10 @@
 """Standard Webhooks signatures (https://www.standardwebhooks.com/), standard library only.
 
-The forwarder signs each delivery to the application; the application verifies it with
-``verify`` (re-exported by ``usage_meter.app_client``). The scheme, from the Standard Webhooks
-specification:
+Two directions use it: the forwarder signs each delivery to the application, which verifies it
+with ``verify`` (re-exported by the client package ``usage_meter_client``); the application signs
+its usage reports (streaming sessions, LLM Gateway, Voice Agent, Sync) with ``signed_headers``,
+which the report function checks with ``verify_any``. Any language's Standard Webhooks library
+can sign or verify either. The scheme, from the Standard Webhooks specification:
 
 - headers ``webhook-id`` (the notification id, the same for every copy of one notification),
   ``webhook-timestamp`` (unix seconds of this attempt) and ``webhook-signature``
@@ -11,6 +13,9 @@ specification:
 - the secret is ``whsec_`` + base64(key); the key is the decoded bytes.
 
 Each attempt is signed when it is sent, so a retry hours later still carries a fresh timestamp.
+
+This module is the one definition of the scheme: infra/gen_client_rules.py copies it verbatim
+into the client package, so it must import only the standard library.
 """
 
 from __future__ import annotations
@@ -76,23 +81,53 @@ def verify(
     """Check a forwarded delivery; returns its ``webhook-id`` (keep it to drop duplicates).
 
     ``headers`` may use any letter case; ``body`` must be the raw request body. Raises
-    InvalidSignature when a header is missing, the timestamp is more than ``tolerance_seconds``
-    from ``now`` (replay protection), or no ``v1`` signature matches.
+    ValueError when ``secret`` is not ``whsec_<base64>``, and InvalidSignature when a header is
+    missing, the timestamp is more than ``tolerance_seconds`` from ``now`` (replay protection),
+    or no ``v1`` signature matches.
+    """
+    secret_key(secret)  # a malformed secret is the caller's error, not a bad delivery
+    return verify_any([secret], headers, body, now=now, tolerance_seconds=tolerance_seconds)
+
+
+def verify_any(
+    secrets: Sequence[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float | None = None,
+    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
+) -> str:
+    """``verify`` against several secrets (current and previous, while one rotates).
+
+    Returns the ``webhook-id``. Secrets that are not ``whsec_<base64>`` (at least 16 bytes of
+    key) are skipped; with none usable, or with any problem ``verify`` names, raises
+    InvalidSignature. Every usable secret is compared, each in constant time.
     """
     lower = {k.lower(): v for k, v in headers.items()}
     msg_id = lower.get(ID_HEADER, "")
     raw_timestamp = lower.get(TIMESTAMP_HEADER, "")
     signatures = lower.get(SIGNATURE_HEADER, "")
-    if not (msg_id and raw_timestamp.isascii() and raw_timestamp.isdigit() and signatures):
+    # ASCII digits only ("²".isdigit() is True), and few of them: int() refuses > 4300 digits.
+    timestamp_ok = raw_timestamp.isascii() and raw_timestamp.isdigit() and len(raw_timestamp) <= 12
+    if not (msg_id and timestamp_ok and signatures):
         raise InvalidSignature("missing or malformed webhook-id/-timestamp/-signature header")
     timestamp = int(raw_timestamp)
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance_seconds:
         raise InvalidSignature("webhook-timestamp is outside the tolerance")
-    expected = sign(secret, msg_id, timestamp, body).encode()
-    for candidate in signatures.split():
-        if candidate.startswith(f"{VERSION},") and hmac.compare_digest(
-            candidate.encode(), expected
-        ):
-            return msg_id
-    raise InvalidSignature("no matching v1 signature")
+    candidates = [c.encode() for c in signatures.split() if c.startswith(f"{VERSION},")]
+    usable = False
+    matched = False
+    for secret in secrets:
+        try:
+            expected = sign(secret, msg_id, timestamp, body).encode()
+        except ValueError:
+            continue
+        usable = True
+        for candidate in candidates:
+            matched |= hmac.compare_digest(candidate, expected)
+    if not usable:
+        raise InvalidSignature("no usable signing secret (whsec_ followed by base64)")
+    if not matched:
+        raise InvalidSignature("no matching v1 signature")
+    return msg_id

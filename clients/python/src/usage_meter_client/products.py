@@ -1,5 +1,5 @@
 """Usage reports for LLM Gateway, Voice Agent API and Sync API, built from what the application
-already holds (standard library only, like ``app_client``; sent by ``UsageReporter``).
+already holds (standard library only; sent by ``UsageReporter``).
 
 - LLM Gateway: a chat-completions response, as a dict (``response.json()``) or an SDK object
   (the OpenAI SDK's ``ChatCompletion``, the assemblyai SDK's ``LLMGatewayChatCompletion``): its

@@ -1,4 +1,4 @@
-"""Helpers for the *application* that uses AssemblyAI (not used by the Lambda functions).
+"""Helpers for the *application* that uses AssemblyAI (standard library only; not in the Lambda).
 
 Async transcripts: build the webhook URL and auth header for a customer, ready for
 ``assemblyai.TranscriptionConfig(...).set_webhook(...)``::
@@ -21,11 +21,11 @@ or, for apps that read AssemblyAI's raw ``Begin``/``Termination`` JSON themselve
 
     reporter.report_message(raw_json, customer_id="acme-corp", model="u3-rt-pro")
 
-Plans and limits: ask before starting work (SigV4-signed; see app_entitlement)::
+Plans and limits: ask before starting work (SigV4-signed; see ``entitlement``)::
 
     answer = EntitlementClient("https://<api>", region="eu-west-1").check("acme-corp", "async")
     if not answer.allowed: ...
-Other products (``app_products``): LLM Gateway responses, Sync API results, Voice Agent sessions::
+Other products (``products``): LLM Gateway responses, Sync API results, Voice Agent sessions::
 
     completion = openai_client.chat.completions.create(model="claude-sonnet-4-6", ...)
     reporter.report_llm_gateway(completion, customer_id="acme-corp",
@@ -50,6 +50,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,12 +58,24 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from usage_meter.app_entitlement import (
+from usage_meter_client._identifiers import (
+    InvalidIdentifier,
+    check_attribution,
+    normalize_customer_id,
+)
+from usage_meter_client._limits import WEBHOOK_MAX_DIMENSIONS
+from usage_meter_client._standard_webhooks import (
+    InvalidSignature,
+    secret_key,
+    signed_headers,
+    verify,
+)
+from usage_meter_client.entitlement import (
     EntitlementAnswer,
     EntitlementClient,
     EntitlementUnavailable,
 )
-from usage_meter.app_products import (
+from usage_meter_client.products import (
     LLM_GATEWAY_PATH,
     SYNC_PATH,
     VOICE_AGENT_PATH,
@@ -71,12 +84,7 @@ from usage_meter.app_products import (
     sync_document,
     voice_agent_document,
 )
-from usage_meter.logic.request_signing import signed_headers
-from usage_meter.logic.standard_webhooks import InvalidSignature, verify
-from usage_meter.models.identifiers import check_attribution, normalize_customer_id
-from usage_meter.models.webhook import WEBHOOK_MAX_DIMENSIONS
 
-__all__ = ["EntitlementAnswer", "EntitlementClient", "EntitlementUnavailable"]
 DEFAULT_AUTH_HEADER_NAME = "X-Usage-Meter-Webhook-Secret"
 BEGIN_PATH = "/streaming/sessions/begin"
 TERMINATION_PATH = "/streaming/sessions/termination"
@@ -85,11 +93,16 @@ logger = logging.getLogger(__name__)
 
 
 __all__ = [
+    "EntitlementAnswer",
+    "EntitlementClient",
+    "EntitlementUnavailable",
+    "InvalidIdentifier",
     "InvalidSignature",
     "ReportRejected",
     "UsageReporter",
     "WebhookTarget",
     "configure_webhook",
+    "streaming_add_ons",
     "verify_forwarded_notification",
     "webhook_target",
 ]
@@ -227,7 +240,9 @@ def streaming_add_ons(params: Any) -> tuple[str, ...]:
 
 @dataclass
 class UsageReporter:
-    """Signs and sends streaming session reports, retrying transient failures with backoff."""
+    """Signs (Standard Webhooks) and sends usage reports, retrying transient failures with
+    backoff. ``signing_secret``: the ``current`` value of ``<SecretsPrefix>/report-signing``,
+    ``whsec_<base64 key>``; any other shape raises ValueError here."""
 
     base_url: str
     signing_secret: str = field(repr=False)
@@ -237,13 +252,25 @@ class UsageReporter:
     sleep: Callable[[float], None] = time.sleep
     failures: list[Exception] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        try:
+            secret_key(self.signing_secret)
+        except ValueError as exc:
+            raise ValueError(
+                "signing_secret must be the report-signing secret's current value, "
+                "whsec_ followed by base64 (Standard Webhooks)"
+            ) from exc
+
     def _post(self, path: str, document: dict[str, Any]) -> dict[str, Any]:
+        """POST one report signed with Standard Webhooks: one ``webhook-id`` for the report,
+        a fresh ``webhook-timestamp`` and signature for each attempt."""
         body = json.dumps(document, separators=(",", ":"), default=str).encode()
+        message_id = f"msg_{uuid.uuid4().hex}"
         last: Exception | None = None
         for attempt in range(self.attempts):
             headers = {
                 "content-type": "application/json",
-                **signed_headers(self.signing_secret, int(time.time()), body),
+                **signed_headers([self.signing_secret], message_id, int(time.time()), body),
             }
             request = urllib.request.Request(  # noqa: S310 - the configured https endpoint
                 self.base_url.rstrip("/") + path, data=body, headers=headers, method="POST"
@@ -376,7 +403,7 @@ class UsageReporter:
         self, response: Any, *, customer_id: str, **options: Any
     ) -> dict[str, Any]:
         """Report one LLM Gateway chat-completions response (dict or SDK object); ``options`` as
-        ``app_products.llm_gateway_document`` (``base_url`` or ``region``, ``project``,
+        ``products.llm_gateway_document`` (``base_url`` or ``region``, ``project``,
         ``dimensions``, ``model``, ``session_id``)."""
         document = llm_gateway_document(response, customer_id=customer_id, **options)
         return self._post(LLM_GATEWAY_PATH, document)
@@ -389,7 +416,7 @@ class UsageReporter:
         return self._post(SYNC_PATH, document)
 
     def report_voice_agent(self, **fields: Any) -> dict[str, Any]:
-        """Report one Voice Agent session (``app_products.voice_agent_document`` fields)."""
+        """Report one Voice Agent session (``products.voice_agent_document`` fields)."""
         return self._post(VOICE_AGENT_PATH, voice_agent_document(**fields))
 
     def attach(

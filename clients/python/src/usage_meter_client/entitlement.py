@@ -1,4 +1,4 @@
-"""The entitlement check from the application (standard library only; re-exported by app_client).
+"""The entitlement check from the application (standard library only; re-exported by the package).
 
     frozen = boto3.Session().get_credentials().get_frozen_credentials()   # or your own source
     checker = EntitlementClient("https://<api-id>.execute-api.eu-west-1.amazonaws.com",
