@@ -61,6 +61,8 @@ class Scenario:
     parent_cpu_s: float
     workers_cpu_s: float
     modelled_wait_s: float
+    line_pages: int
+    line_modelled_wait_s: float
     modelled_lambda_s: float
     baseline_mib: float
     parent_peak_mib: float
@@ -164,7 +166,15 @@ def run_scenario(rows: int, customers: int, workers: int) -> Scenario:
     served = canned.plan()
     # One vCPU per worker; a worker's page waits overlap across its shard threads.
     per_worker_cpu = workers_cpu / workers if workers > 1 else 0.0
-    modelled = parent_cpu + per_worker_cpu + served.modelled_wait_s / SHARDS
+    # The line items' 16 shard Queries are read ahead by a thread each
+    # (usage_reads.month_ledger_rows): their page waits overlap, as the check's do.
+    line = canned.line_served
+    modelled = (
+        parent_cpu
+        + per_worker_cpu
+        + served.modelled_wait_s / SHARDS
+        + line.modelled_wait_s / SHARDS
+    )
     return Scenario(
         rows=rows,
         customers=customers,
@@ -179,6 +189,8 @@ def run_scenario(rows: int, customers: int, workers: int) -> Scenario:
         parent_cpu_s=parent_cpu,
         workers_cpu_s=workers_cpu,
         modelled_wait_s=served.modelled_wait_s,
+        line_pages=line.pages,
+        line_modelled_wait_s=line.modelled_wait_s,
         modelled_lambda_s=modelled,
         baseline_mib=baseline,
         parent_peak_mib=parent_peak,
@@ -197,7 +209,12 @@ def verdicts(results: list[Scenario]) -> list[tuple[str, bool, str]]:
             f"export of {largest.rows:,} ledger rows, modelled Lambda time "
             f"<= {TIME_TARGET_S:.0f} s",
             largest.modelled_lambda_s <= TIME_TARGET_S,
-            f"{largest.modelled_lambda_s:.0f} s (measured here: {largest.wall_s:.0f} s wall)",
+            f"{largest.modelled_lambda_s:.0f} s (measured here: {largest.wall_s:.0f} s wall)"
+            + (
+                ""
+                if largest.rows >= max(DEFAULT_ROWS)
+                else f"; a scaled-down run: issue 12's target is {max(DEFAULT_ROWS):,} rows"
+            ),
         ),
         (
             f"export peak memory {largest.rows:,} / {smallest.rows:,} rows "

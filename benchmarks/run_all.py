@@ -4,7 +4,7 @@ Each benchmark runs in its own ``sys.executable`` process (cold starts first, th
 handlers, the entitlement check, then the monthly export at scale through botocore, then the cost
 model) and hands its figures back as JSON. Every target is printed with PASS or FAIL at the end.
 
-Usage: python benchmarks/run_all.py [--runs 9] [--intake-requests 2000]
+Usage: python benchmarks/run_all.py [--runs 15] [--intake-requests 2000]
                                     [--processor-messages 500]
                                     [--export-rows 1000000 30000000] [--export-customers 10000]
                                     [--strict]
@@ -29,6 +29,7 @@ import cost_model
 import entitlement_check
 import export_month
 import forward_latency
+import reconcile_throughput
 import warm_handler
 from _setup import BENCH_DIR, ROOT
 
@@ -54,22 +55,34 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
-def targets(cold: dict, export: dict, entitlement: dict) -> list[tuple[str, bool, str]]:
+def targets(
+    cold: dict, warm: dict, entitlement: dict, export: dict, reconcile: dict
+) -> list[tuple[str, bool, str]]:
     export_results = [export_month.Scenario(**r) for r in export["results"]]
+    warm_results = {k: warm_handler.Stats(**v) for k, v in warm["results"].items()}
     return [
         (
-            f"intake cold start (import + clients) <= {cold['target_ratio']} x naive",
+            f"intake cold start (import + clients, CPU s, paired median) <= "
+            f"{cold['target_ratio']} x naive",
             cold["pass"],
             f"{cold['ratio']:.2f} x",
         ),
+        *warm_handler.verdicts(warm_results),
         *entitlement_check.verdicts(entitlement_check.Result(**entitlement)),
         *export_month.verdicts(export_results),
+        *reconcile_throughput.verdicts(reconcile_throughput.Result(**reconcile)),
         *cost_model.verdicts(),
     ]
 
 
 def report(
-    cold: dict, warm: dict, entitlement: dict, export: dict, forward: dict, seconds: float
+    cold: dict,
+    warm: dict,
+    entitlement: dict,
+    export: dict,
+    forward: dict,
+    reconcile: dict,
+    seconds: float,
 ) -> str:
     cold_results = {k: cold_import.Summary(**v) for k, v in cold["results"].items()}
     warm_results = {k: warm_handler.Stats(**v) for k, v in warm["results"].items()}
@@ -88,7 +101,7 @@ def report(
             "",
             *[
                 f"- **{'PASS' if ok else 'FAIL'}** {name}: {detail}"
-                for name, ok, detail in targets(cold, export, entitlement)
+                for name, ok, detail in targets(cold, warm, entitlement, export, reconcile)
             ],
             "",
             "### Cold start (fresh interpreter per run)",
@@ -125,6 +138,12 @@ def report(
             "",
             export_month.markdown(export_results),
             "",
+            "### Reconciliation throughput (the production handler, moto + AssemblyAI stand-in)",
+            "",
+            reconcile_throughput.NOTES,
+            "",
+            reconcile_throughput.markdown(reconcile_throughput.Result(**reconcile)),
+            "",
             "### Forwarding to the application (whole local stack over HTTP)",
             "",
             forward_latency.NOTES,
@@ -136,12 +155,13 @@ def report(
             "`.venv/bin/python benchmarks/warm_handler.py`, "
             "`.venv/bin/python benchmarks/entitlement_check.py [--requests N]`, "
             "`.venv/bin/python benchmarks/forward_latency.py [--notifications N]`, "
+            "`.venv/bin/python benchmarks/reconcile_throughput.py [--transcripts N]`, "
             "`.venv/bin/python benchmarks/export_month.py [--rows N ...] [--customers N] "
             "[--workers N]`, `.venv/bin/python benchmarks/cost_model.py`.",
             "",
             "### AWS cost per million (benchmarks/cost_model.py)",
             "",
-            cost_model.markdown([cost_model.async_flow(), cost_model.streaming_flow()]),
+            cost_model.markdown(cost_model.flows()),
             "",
         ]
     )
@@ -149,7 +169,7 @@ def report(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=9, help="cold-import runs per module (>= 7)")
+    parser.add_argument("--runs", type=int, default=15, help="cold-import runs per module (>= 7)")
     parser.add_argument("--intake-requests", type=int, default=2000)
     parser.add_argument("--processor-messages", type=int, default=500)
     parser.add_argument(
@@ -170,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         entitlement_json = Path(tmp) / "entitlement_check.json"
         export_json = Path(tmp) / "export_month.json"
         forward_json = Path(tmp) / "forward_latency.json"
+        reconcile_json = Path(tmp) / "reconcile_throughput.json"
         _run("cold_import.py", ["--runs", str(args.runs), "--json", str(cold_json)])
         _run(
             "warm_handler.py",
@@ -195,18 +216,22 @@ def main(argv: list[str] | None = None) -> int:
             ],
         )
         _run("forward_latency.py", ["--json", str(forward_json)])
+        _run("reconcile_throughput.py", ["--json", str(reconcile_json)])
         cold = json.loads(cold_json.read_text())
         warm = json.loads(warm_json.read_text())
         entitlement = json.loads(entitlement_json.read_text())
         export = json.loads(export_json.read_text())
         forward = json.loads(forward_json.read_text())
+        reconcile = json.loads(reconcile_json.read_text())
 
-    text = report(cold, warm, entitlement, export, forward, time.perf_counter() - started)
+    text = report(
+        cold, warm, entitlement, export, forward, reconcile, time.perf_counter() - started
+    )
     RESULTS.write_text(text)
     print("=" * 100)
     print(text)
     print(f"written to {RESULTS.relative_to(ROOT)}")
-    results = targets(cold, export, entitlement)
+    results = targets(cold, warm, entitlement, export, reconcile)
     for name, ok, detail in results:
         print(f"{'PASS' if ok else 'FAIL'}: {name}: {detail}")
     return 1 if args.strict and not all(ok for _, ok, _ in results) else 0

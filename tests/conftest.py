@@ -83,6 +83,8 @@ def _reset_caches() -> None:
         settings.reconcile_settings,
         settings.stripe_sink_settings,
         settings.forwarder_settings,
+        settings.entitlement_settings,  # ALLOWANCES differs between tests (Allowances parameter)
+        settings.allowance_api_settings,
     ):
         getter.cache_clear()
     # AWS clients depend only on the AWS_* environment (region, endpoint, credentials): they are
@@ -289,7 +291,13 @@ def stack(
         load_template(),
         assemblyai,
         monkeypatch,
-        {"AssemblyAIProjects": json.dumps(PROJECTS)},
+        # Every optional feature on, as most tests exercise them (the template's defaults leave
+        # allowances and unconsumed notification events off; test_cost_model prices both).
+        {
+            "AssemblyAIProjects": json.dumps(PROJECTS),
+            "Allowances": "enabled",
+            "NotificationEvents": "always",
+        },
     )
     _reset_caches()
 

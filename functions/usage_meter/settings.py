@@ -46,6 +46,14 @@ def _non_negative_int(raw: str) -> int:
     return value
 
 
+def _switch(raw: str) -> bool:
+    """``on`` / ``off`` (what the template passes for an optional feature)."""
+    value = raw.strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError("must be 'on' or 'off'")
+    return value == "on"
+
+
 def _share_of_account_limit(raw: str) -> int:
     value = int(raw)
     if not 1 <= value <= 20_000:
@@ -132,6 +140,10 @@ class ThresholdAlertSettings(_EnvSettings):
     event_bus_name: str = env("EVENT_BUS_NAME", default="")
     limit_alert_topic_arn: str = env("LIMIT_ALERT_TOPIC_ARN", default="")
     price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
+    # The template's Allowances parameter: off = no customer-month summary item in the usage
+    # transaction and no threshold check after it (2 WRU + 2 RRU per usage saved; allowance and
+    # entitlement routes answer 409 allowances_disabled).
+    allowances: bool = env("ALLOWANCES", _switch, default=True)
 
 
 @dataclass(frozen=True)
@@ -142,6 +154,9 @@ class IntakeSettings(_EnvSettings):
     webhook_secret_id: str = env("WEBHOOK_SECRET_ID")
     billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
     event_bus_name: str = env("EVENT_BUS_NAME")
+    # The template's NotificationEvents parameter: off when nothing consumes the Received events
+    # (no forwarding, no events endpoint, the stack's own bus): no PutEvents per webhook.
+    notification_events: bool = env("NOTIFICATION_EVENTS", _switch, default=True)
     webhook_auth_header_name: str = env(
         "WEBHOOK_AUTH_HEADER_NAME", str.lower, default="x-usage-meter-webhook-secret"
     )
@@ -182,6 +197,7 @@ class ProcessorSettings(AssemblyAISettings, ThresholdAlertSettings):
     usage_queue_url: str = env("USAGE_QUEUE_URL")
     dead_letter_queue_url: str = env("USAGE_DLQ_URL")
     event_bus_name: str = env("EVENT_BUS_NAME")
+    notification_events: bool = env("NOTIFICATION_EVENTS", _switch, default=True)  # as intake
     billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
     # records of a batch handled side by side (the function is billed for its wall time)
     batch_concurrency: int = env("PROCESSOR_BATCH_CONCURRENCY", _positive(int), default=10)
@@ -217,7 +233,9 @@ class ReconcileSettings(AssemblyAISettings, ThresholdAlertSettings):
     webhook_base_url: str = env("WEBHOOK_BASE_URL", _http_url)
     billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
     horizon_days: int = env("RECONCILE_HORIZON_DAYS", horizon_days, default=3)
-    max_items_per_run: int = env("RECONCILE_MAX_ITEMS_PER_RUN", _positive(int), default=5000)
+    max_items_per_run: int = env("RECONCILE_MAX_ITEMS_PER_RUN", _positive(int), default=200_000)
+    # missing transcripts fetched side by side (each GET still waits for the shared budget)
+    concurrency: int = env("RECONCILE_CONCURRENCY", _positive(int), default=8)
 
 
 @dataclass(frozen=True)
@@ -245,6 +263,7 @@ class EntitlementSettings(_EnvSettings):
 
     table_name: str = env("USAGE_TABLE_NAME")
     price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
+    allowances: bool = env("ALLOWANCES", _switch, default=True)  # off: 409 allowances_disabled
 
 
 @dataclass(frozen=True)

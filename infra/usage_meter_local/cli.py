@@ -121,7 +121,8 @@ def _config(args: argparse.Namespace, **overrides: Any) -> StackConfig:
         "aws_port": args.aws_port,
         "api_port": args.api_port,
         "assemblyai_port": args.assemblyai_port,
-        "parameters": dict(args.parameter),
+        # the local stack shows every feature: allowances on unless --parameter says otherwise
+        "parameters": {"Allowances": "enabled", **dict(args.parameter)},
         "retry_delay_cap": args.retry_delay_cap,
         "log_dir": args.log_dir,
     }

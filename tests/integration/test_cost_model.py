@@ -113,10 +113,10 @@ def test_async_transcripts_make_the_calls_the_cost_model_prices(
         logged += _logged(capsys, lambda: stack.invoke_processor(sqs_event(bodies)))
     calls.update(processor_calls)
 
-    # Then they made the calls cost_model.ASYNC_CALLS prices (its pacer line is the worst case)
+    # Then they made the calls cost_model prices with every feature on (the pacer: worst case)
     per = _per_event(calls)
     pacer = per.pop(("dynamodb", "UpdateItem"))
-    expected = dict(cost_model.ASYNC_CALLS)
+    expected = cost_model.calls_with(cost_model.ASYNC_CALLS, "async", *cost_model.ALL_FEATURES)
     assert pacer <= expected.pop(("dynamodb", "UpdateItem"))
     assert per == expected
     assert logged / N <= cost_model.LOG_BYTES["async"], logged / N
@@ -140,7 +140,9 @@ def test_a_redelivery_costs_one_read_and_no_assemblyai_request(stack: Stack) -> 
         stack.invoke_processor(sqs_event(bodies, receive_count=2))
     calls.update(processor_calls)
 
-    assert _per_event(calls) == cost_model.DUPLICATE_CALLS
+    assert _per_event(calls) == cost_model.calls_with(
+        cost_model.DUPLICATE_CALLS, "duplicate", *cost_model.ALL_FEATURES
+    )
     assert len(stack.api.state.requests) == fetched
 
 
@@ -166,7 +168,85 @@ def test_streaming_sessions_make_the_calls_the_cost_model_prices(
     with counted_calls() as calls:
         logged = _logged(capsys, run)
 
-    assert _per_event(calls) == cost_model.STREAMING_CALLS
+    assert _per_event(calls) == cost_model.calls_with(
+        cost_model.STREAMING_CALLS, "streaming", *cost_model.ALL_FEATURES
+    )
     assert logged / N <= cost_model.LOG_BYTES["streaming"], logged / N
     for entity in ("ledger", "aggregate", "session"):
         assert all(item_bytes(i) <= cost_model.MAX_ITEM_BYTES for i in stack.items(entity))
+
+
+def test_the_model_reserves_budget_slots_as_the_pacer_does() -> None:
+    from usage_meter.adapters import request_budget
+
+    assert cost_model.PACER_LEASE == request_budget.LEASE
+
+
+def _template_defaults(stack: Stack) -> None:
+    """The template's own defaults: Allowances disabled, NotificationEvents auto with no
+    consumer (no ForwardUrl, no EventsEndpointUrl, the stack's own bus)."""
+    stack.parameters.pop("Allowances")
+    stack.parameters.pop("NotificationEvents")
+
+
+def test_with_the_template_defaults_a_transcript_makes_only_the_core_calls(stack: Stack) -> None:
+    """No EventBridge event, no summary item, no threshold check: what the $6 target is judged
+    on (benchmarks/cost_model.py ASYNC_CALLS and DUPLICATE_CALLS)."""
+    _template_defaults(stack)
+    *events, warm = _webhooks(stack, N + 1)
+    stack.invoke_intake(warm)
+    stack.invoke_processor(sqs_event(_drain(stack)))
+
+    with counted_calls() as calls:
+        for event in events:
+            assert stack.invoke_intake(event)["statusCode"] == 200
+    bodies = _drain(stack)  # the event source's receive and delete: modelled, not counted
+    with counted_calls() as processor_calls:
+        stack.invoke_processor(sqs_event(bodies))
+    calls.update(processor_calls)
+    per = _per_event(calls)
+    assert per.pop(("dynamodb", "UpdateItem")) <= cost_model.ASYNC_CALLS[("dynamodb", "UpdateItem")]
+    assert per == {k: v for k, v in cost_model.ASYNC_CALLS.items() if k[1] != "UpdateItem"}
+    assert len(stack.items("ledger")) == N + 1
+    assert stack.items("usage_summary") == []  # no summary kept with allowances off
+
+    with counted_calls() as calls:  # the same transcripts again: settled from the ledger
+        for event in events:
+            stack.invoke_intake(event)
+    bodies = _drain(stack)
+    with counted_calls() as processor_calls:
+        stack.invoke_processor(sqs_event(bodies, receive_count=2))
+    calls.update(processor_calls)
+    assert _per_event(calls) == cost_model.DUPLICATE_CALLS
+
+
+def test_with_the_template_defaults_a_streaming_session_makes_only_the_core_calls(
+    stack: Stack,
+) -> None:
+    _template_defaults(stack)
+    sessions = [f"b6a3f5d2-1c4e-4a7b-9e8f-0a1b2c3d4e{n:02d}" for n in range(N)]
+    with counted_calls() as calls:
+        for sid in sessions:
+            for path, body in (
+                ("/streaming/sessions/begin", begin_body(session_id=sid)),
+                ("/streaming/sessions/termination", termination_body(session_id=sid)),
+            ):
+                answer = stack.invoke("StreamingReportFunction", report_event(path, body))
+                assert answer["statusCode"] == 200
+    assert _per_event(calls) == cost_model.STREAMING_CALLS
+    assert stack.items("usage_summary") == []
+
+
+def test_the_allowance_routes_refuse_when_allowances_are_off(stack: Stack) -> None:
+    """Nothing answers from a summary that is not kept: 409 allowances_disabled."""
+    _template_defaults(stack)
+    answer = stack.invoke(
+        "EntitlementFunction",
+        {
+            "routeKey": "GET /customers/{customer_id}/entitlement",
+            "pathParameters": {"customer_id": "acme"},
+            "queryStringParameters": {"product": "async"},
+        },
+    )
+    assert answer["statusCode"] == 409
+    assert json.loads(answer["body"])["error"] == "allowances_disabled"

@@ -303,7 +303,7 @@ def test_month_boundary_through_processor_ledger_aggregates_and_export(
     ledger = {r["source_id"]: (r["month"], r["LMPK"].split("#")[1]) for r in stack.items("ledger")}
     assert ledger == {"t-before": (first, first), "t-after": (second, second)}
     aggregates = sorted(
-        (a["GSI1PK"], a["usage_count"], a["billable_seconds"]) for a in stack.items("aggregate")
+        (a["LMPK"], a["usage_count"], a["billable_seconds"]) for a in stack.items("aggregate")
     )
     assert aggregates == [(f"MONTH#{first}", 1, Decimal(60)), (f"MONTH#{second}", 1, Decimal(90))]
     exported = {

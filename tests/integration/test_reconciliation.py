@@ -63,6 +63,8 @@ def run(
     lister: Any = None,
     metrics: Quiet | None = None,
     waits: list[float] | None = None,
+    use_watermark: bool = True,
+    concurrency: int = 1,
 ) -> ReconcileReport:
     stack.use_function("ReconciliationFunction")
     settings = ReconcileSettings.from_environ(dict(__import__("os").environ))
@@ -87,6 +89,8 @@ def run(
         now=NOW,
         page_size=page_size,
         sleep=(waits if waits is not None else []).append,
+        use_watermark=use_watermark,
+        concurrency=concurrency,
     )
 
 
@@ -118,7 +122,13 @@ def test_lost_webhooks_are_recovered_once_with_customer_and_month(stack: Stack) 
     assert rows["t-old"]["month"] == expected[:7]
     assert rows["t-err"]["status"] == "failed"
 
+    # The next scheduled run pages only from the newest transcript down to the watermark the
+    # complete pass left (the newest one it saw, checked again at the boundary)
     again = stack.invoke("ReconciliationFunction", {"project": "default"})["reports"][0]
+    assert (again["checked"], again["recovered"], again["already_recorded"]) == (1, 0, 1)
+    # An operator's explicit horizon pages back to it, whatever earlier passes checked
+    explicit = {"project": "default", "horizon_days": 3}
+    again = stack.invoke("ReconciliationFunction", explicit)["reports"][0]
     assert (again["recovered"], again["already_recorded"]) == (0, 3)
     assert len(stack.items("ledger")) == 3
 
@@ -399,3 +409,62 @@ def test_webhook_landing_between_the_check_and_the_write_is_billed_once(stack: S
     assert ledger_ids(stack) == {"t-race": "webhook"}
     [aggregate] = stack.items("aggregate")
     assert aggregate["usage_count"] == 1
+
+
+def test_a_pass_pages_only_what_is_new_since_the_last_complete_one(stack: Stack) -> None:
+    """10 M transcripts a month per project (~13,900 an hour) only fit an hourly run if a run
+    does not page the whole horizon again: a complete pass leaves a watermark (AssemblyAI lists
+    newest first and pages older with before_id, GET /v2/transcript in
+    AssemblyAI/assemblyai-api-spec), and the next pass stops there."""
+    for n in range(6):
+        add(stack, f"t{n}", hours_ago=10 - n)
+    assert run(stack, page_size=2).complete
+    listed_before = sum(1 for _m, p in stack.api.state.requests if p == "/v2/transcript")
+    add(stack, "t-later", hours_ago=0.5)
+
+    report = run(stack, page_size=3)
+
+    assert report.complete and report.counts.recovered == 1
+    assert report.counts.checked == 2  # t-later, and t5 at the watermark itself
+    listed = sum(1 for _m, p in stack.api.state.requests if p == "/v2/transcript")
+    assert listed - listed_before == 1  # one page: t-later, t5, then t4 behind the watermark
+
+
+def test_a_transcript_still_processing_holds_the_watermark_until_it_finishes(
+    stack: Stack,
+) -> None:
+    # Given a pass that saw one transcript still processing between two finished ones
+    add(stack, "t-old", hours_ago=5)
+    add(stack, "t-slow", hours_ago=4, status="processing")
+    add(stack, "t-new", hours_ago=1)
+    first = run(stack)
+    assert first.complete and first.counts.pending == 1 and first.counts.recovered == 2
+
+    # When it finishes without its webhook arriving and the next pass runs
+    add(stack, "t-slow", hours_ago=4)  # the same transcript, now completed (same list place)
+    second = run(stack)
+
+    # Then the next pass reaches back to it (and no further) and recovers it
+    assert second.complete and second.counts.recovered == 1
+    assert set(ledger_ids(stack)) == {"t-old", "t-slow", "t-new"}
+    assert second.counts.checked == 2  # t-new and t-slow; t-old is behind the watermark
+
+
+def test_a_page_is_looked_up_in_batches_not_one_query_per_transcript(stack: Stack) -> None:
+    from test_cost_model import counted_calls
+
+    # Given 120 transcripts already in the ledger (a first pass recovered them)
+    for n in range(120):
+        add(stack, f"t{n:03d}", hours_ago=20 - n / 10)
+    assert run(stack).counts.recovered == 120
+
+    # When a pass checks them again (an explicit horizon: no watermark)
+    stack.use_function("ReconciliationFunction")
+    with counted_calls() as calls:
+        report = run(stack, page_size=200, horizon_days=3, use_watermark=False)
+
+    # Then the page's 120 ledger lookups (240 keys: row and verdict) took 3 BatchGetItem
+    # requests and no per-transcript Query, and nothing was fetched from AssemblyAI
+    assert report.counts.already_recorded == 120
+    assert calls[("dynamodb", "BatchGetItem")] == 3
+    assert calls[("dynamodb", "Query")] == 0

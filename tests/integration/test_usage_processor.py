@@ -49,7 +49,7 @@ class TestRecording:
         [agg] = stack.items("aggregate")
         assert (agg["usage_count"], agg["billable_seconds"]) == (1, Decimal(754))
         assert agg["PK"] == "CUSTOMER#acme-corp"
-        assert agg["GSI1PK"] == "MONTH#2026-11"
+        assert agg["LMPK"] == "MONTH#2026-11"
 
     def test_transcript_text_is_never_stored(self, stack: Stack) -> None:
         payload = load_event("transcripts/completed.json")

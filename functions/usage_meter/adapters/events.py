@@ -45,3 +45,22 @@ class EventBridgePublisher:
         if answer.get("FailedEntryCount"):
             code = (answer.get("Entries") or [{}])[0].get("ErrorCode", "unknown")
             raise TransientFailure(f"EventBridge refused the event: {code}")
+
+
+class NoConsumerPublisher:
+    """The stand-in for the bus when nothing consumes notification events (template parameter
+    NotificationEvents ``auto`` with no ForwardUrl, no EventsEndpointUrl and the stack's own bus):
+    publishing is skipped, so a webhook costs no PutEvents (EventBridge bills $1.00 per million
+    events published, https://aws.amazon.com/eventbridge/pricing/)."""
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        """Publish nothing (there is no consumer); never raises."""
+        del detail_type, detail
+
+
+def notification_publisher(
+    enabled: bool, client_factory: Any, bus_name: str
+) -> EventBridgePublisher | NoConsumerPublisher:
+    """The notification events' publisher: EventBridge when ``enabled``, else nothing (the
+    events client, ``client_factory()``, is then never created)."""
+    return EventBridgePublisher(client_factory(), bus_name) if enabled else NoConsumerPublisher()

@@ -1,6 +1,7 @@
 """A customer's ledger rows and the month's customers, a page at a time (port
 ``logic.drill_down.DrillDownReader``): one Query on the customer's GSI1 ledger shard
-(``LEDGER#<month>#<shard>``), or on the month's aggregates for the customer list. Opaque cursors
+(``LEDGER#<month>#<shard>``), or on the month's aggregate keys (``LedgerByMonth``) for the
+customer list. Opaque cursors
 (``usage_keys.encode_cursor``); a cursor this module did not issue is a ValueError."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 from usage_meter.adapters.table_access import AWS_ERRORS, TableAdapter, failure
 from usage_meter.adapters.usage_keys import (
+    LEDGER_INDEX,
     customer_key,
     customer_ledger_shard,
     decode_cursor,
@@ -59,15 +61,11 @@ class DynamoLedgerPages(TableAdapter):
     ) -> tuple[list[str], str | None]:
         """Customers with billed usage in ``month``, in id order, at most ``limit``, starting after
         customer ``after``; and the customer to continue after (None on the last page). Reads the
-        month's aggregates on GSI1 (a customer has one item per breakdown), never the ledger."""
+        month's aggregates (a customer has one per breakdown: their keys on LedgerByMonth, then
+        BatchGetItem), never the ledger."""
         start = f"CUSTOMER#{customer_key(after)}#\U0010ffff" if after else "CUSTOMER#"
         found: list[str] = []
-        for item in self._pages(
-            IndexName="GSI1",
-            KeyConditionExpression="GSI1PK = :pk AND GSI1SK > :start",
-            ExpressionAttributeValues=to_item({":pk": f"MONTH#{month}", ":start": start}),
-            ProjectionExpression="customer_id, usage_count",
-        ):
+        for item in self._month_aggregate_items(month, start):
             if int(item.get("usage_count", 0)) <= 0:
                 continue  # an aggregate emptied by a row that moved month
             customer = str(item["customer_id"])
@@ -77,6 +75,23 @@ class DynamoLedgerPages(TableAdapter):
                 return found, found[-1]
             found.append(customer)
         return found, None
+
+    def _month_aggregate_items(self, month: str, start: str) -> Iterator[dict[str, Any]]:
+        """``customer_id`` and ``usage_count`` of the month's aggregates after ``start`` (an
+        LMSK), in LMSK order: a page of keys on LedgerByMonth, then BatchGetItem per 100."""
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            IndexName=LEDGER_INDEX,
+            KeyConditionExpression="LMPK = :pk AND LMSK > :start",
+            ExpressionAttributeValues=to_item({":pk": f"MONTH#{month}", ":start": start}),
+        )
+        try:
+            for page in pages:
+                keys = [from_item(i) for i in page.get("Items", [])]
+                chunk = [{"PK": k["PK"], "SK": k["SK"]} for k in keys]
+                yield from self._batch_get(chunk, "customer_id, usage_count")
+        except AWS_ERRORS as exc:
+            raise failure("query", exc) from exc
 
     def customer_ledger_rows(self, customer_id: str, month: str) -> Iterator[UsageRecord]:
         """All of a customer's ledger rows in a month, page by page (one Query on its shard)."""

@@ -57,8 +57,8 @@ def aggregate_update(
         "dimensions": record.dimensions,
         "estimated": record.estimated,
         "region": record.region,
-        "GSI1PK": f"MONTH#{record.month}",
-        "GSI1SK": f"CUSTOMER#{customer_key(record.customer_id)}#{breakdown}",
+        "LMPK": f"MONTH#{record.month}",
+        "LMSK": f"CUSTOMER#{customer_key(record.customer_id)}#{breakdown}",
         "updated_at": now.isoformat(),
     }
     names = {f"#a{i}": name for i, name in enumerate(attributes)}

@@ -39,6 +39,7 @@ WINDOW_SECONDS = 300  # AssemblyAI's limit is per five minutes
 PACER_KEY = {"PK": {"S": "PACER#assemblyai"}, "SK": {"S": "SCHEDULE"}}
 MAX_WAIT_SECONDS = 60.0  # a reservation further ahead than this gives the message back to SQS
 LATE_SECONDS = 5.0  # a reserved slot unused for this long is dropped (never banked)
+LEASE = 5  # slots per reservation (benchmarks/cost_model.py PACER_LEASE prices it)
 
 
 def _number(value: float) -> dict[str, str]:
@@ -58,7 +59,7 @@ class SharedRequestPacer:
         table_name: str,
         share: int,
         *,
-        lease: int = 5,
+        lease: int = LEASE,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:

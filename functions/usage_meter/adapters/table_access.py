@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from usage_meter.adapters.usage_keys import from_item
+from usage_meter.adapters.usage_keys import from_item, to_item
 from usage_meter.logic.errors import (
     STORAGE_REFUSED,
     PermanentFailure,
@@ -55,6 +55,31 @@ class TableAdapter:
                     yield from_item(item)
         except AWS_ERRORS as exc:
             raise failure("query", exc) from exc
+
+    def _batch_get(
+        self, keys: list[dict[str, Any]], projection: str | None = None, *, consistent: bool = False
+    ) -> list[dict[str, Any]]:
+        """The items at ``keys`` (PK/SK values; those that exist), in the order of ``keys``, as
+        Python values: BatchGetItem, 100 keys a request (DynamoDB's limit), unprocessed keys asked
+        again. ``projection``: attributes besides PK and SK. Raises a domain error."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        extra: dict[str, Any] = {"ConsistentRead": consistent}
+        if projection:
+            extra["ProjectionExpression"] = f"PK, SK, {projection}"
+        for start in range(0, len(keys), 100):
+            chunk = [to_item(k) for k in keys[start : start + 100]]
+            request: dict[str, Any] = {self._table: {"Keys": chunk, **extra}}
+            while request:
+                try:
+                    answer = self._client.batch_get_item(RequestItems=request)
+                except AWS_ERRORS as exc:
+                    raise failure("batch read", exc) from exc
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    values = from_item(item)
+                    found[str(values["PK"]), str(values["SK"])] = values
+                request = answer.get("UnprocessedKeys") or {}
+        wanted = ((str(k["PK"]), str(k["SK"])) for k in keys)
+        return [found[k] for k in wanted if k in found]
 
 
 def new_token() -> str:

@@ -8,7 +8,10 @@
 - session begin: PK ``SESSION#<session id>``, SK ``BEGIN``; while open (sparse index):
   GSI1PK ``OPEN_SESSIONS#<began date>``, GSI1SK ``<began_at>#<session id>``.
 - aggregate:   PK ``CUSTOMER#<customer>``, SK ``MONTH#<month>#<product>#<project>#<model>#<dims>``;
-  GSI1PK ``MONTH#<month>``, GSI1SK ``CUSTOMER#<customer>#<product>#<project>#<model>#<dims>``.
+  on the KEYS_ONLY ``LedgerByMonth`` index: LMPK ``MONTH#<month>``, LMSK
+  ``CUSTOMER#<customer>#<product>#<project>#<model>#<dims>``. Keys only, so the ADD of every usage
+  (which never changes those keys) writes nothing to an index: the entry is written once, when
+  the aggregate is created (an index projecting ALL was rewritten, 1 WRU, on every usage).
 - reconciliation checkpoint: PK ``RECONCILE#<project>``, SK ``CHECKPOINT``.
 - audit entry: PK ``AUDIT#<month>``, SK ``<time>#<random>`` (who, what, why, outcome).
 - uncovered transcript (coverage report): PK ``COVERAGE#<month>``, SK ``<project>#<transcript>``.

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -82,8 +82,10 @@ class DynamoUsageLedger(TableAdapter):
         on_usage_changed: UsageChanged | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        usage_summary: bool = True,
     ) -> None:
         super().__init__(client, table_name)
+        self._usage_summary = usage_summary  # off: template parameter Allowances disabled
         self._on_usage_changed = on_usage_changed
         self._sleep = sleep
         self._quarantine = DynamoQuarantine(client, table_name)
@@ -119,6 +121,11 @@ class DynamoUsageLedger(TableAdapter):
             backoff = min(CONFLICT_CAP_S, CONFLICT_BASE_S * 2**attempt)
             self._sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not a secret
 
+    def _summary(self, *changes: SummaryChange) -> list[Any]:
+        """The customer-month summary's share of a write (``ledger_updates.summary``); nothing
+        when the deployment keeps no summary (``usage_summary=False``: Allowances disabled)."""
+        return summary(self._table, *changes) if self._usage_summary else []
+
     # -- writes ---------------------------------------------------------------------------------
     def record(self, record: UsageRecord) -> RecordOutcome:
         now = datetime.now(UTC)
@@ -133,8 +140,7 @@ class DynamoUsageLedger(TableAdapter):
         ]
         if record.status is UsageStatus.BILLABLE:
             items.append({"Update": aggregate_update(self._table, record, now)})
-            items += summary(
-                self._table,
+            items += self._summary(
                 (record, 1, record.billable_seconds, record.addon_seconds(), tokens(record)),
             )
             if ended(record.month, now):
@@ -212,7 +218,7 @@ class DynamoUsageLedger(TableAdapter):
                 tokens=token_delta,
             )
             items.append({"Update": update})
-            items += summary(self._table, (replacement, 0, delta, addon_delta, token_delta))
+            items += self._summary((replacement, 0, delta, addon_delta, token_delta))
         else:
             moved: list[SummaryChange] = []
             if existing.status is billable:
@@ -240,7 +246,7 @@ class DynamoUsageLedger(TableAdapter):
                         tokens(replacement),
                     )
                 )
-            items += summary(self._table, *moved)
+            items += self._summary(*moved)
         touched = {r.month for r in (existing, replacement) if r.status is billable}
         items.extend(
             {"Update": late_mark(self._table, m, now)} for m in sorted(touched) if ended(m, now)

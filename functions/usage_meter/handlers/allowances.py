@@ -38,6 +38,11 @@ from usage_meter.settings import AllowanceApiSettings, allowance_api_settings
 
 SETTINGS = AllowanceApiSettings
 MAX_BODY_BYTES = 16384
+
+ALLOWANCES_DISABLED = (
+    "allowances are off in this deployment (template parameter Allowances=disabled): the meter "
+    "keeps no customer-month summary to check them against"
+)
 logger = Logger()
 metrics = Metrics()
 
@@ -120,6 +125,8 @@ def _route(event: dict[str, Any]) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if not allowance_api_settings().allowances:
+        return _answer(409, {"error": "allowances_disabled", "message": ALLOWANCES_DISABLED})
     try:
         return _answer(200, _route(event))
     except ValidationError as exc:

@@ -23,6 +23,11 @@ SETTINGS = EntitlementSettings
 logger = Logger()
 JSON = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
+ALLOWANCES_DISABLED = (
+    "allowances are off in this deployment (template parameter Allowances=disabled): the meter "
+    "keeps no customer-month summary to check them against"
+)
+
 
 @lru_cache(maxsize=1)
 def _dependencies() -> tuple[DynamoLimits, PriceTable]:
@@ -42,6 +47,8 @@ def _error(status: int, code: str, message: str) -> dict[str, Any]:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     customer_id = (event.get("pathParameters") or {}).get("customer_id", "")
     product = (event.get("queryStringParameters") or {}).get("product", "")
+    if not entitlement_settings().allowances:
+        return _error(409, "allowances_disabled", ALLOWANCES_DISABLED)
     reader, prices = _dependencies()
     try:
         answer = check_entitlement(customer_id, product, reader, prices)

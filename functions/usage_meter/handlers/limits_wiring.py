@@ -34,7 +34,10 @@ def watched_ledger(
     settings: ThresholdAlertSettings, table_name: str, metrics: UsageMetrics
 ) -> DynamoUsageLedger:
     """The usage ledger, evaluating thresholds after every change of a customer's usage (not
-    at all when neither an event bus nor a topic is configured)."""
+    at all when neither an event bus nor a topic is configured). With allowances off (template
+    parameter Allowances) it keeps no customer-month summary and evaluates nothing."""
+    if not settings.allowances:
+        return DynamoUsageLedger(aws_clients.dynamodb(), table_name, usage_summary=False)
     if not settings.event_bus_name and not settings.limit_alert_topic_arn:
         return DynamoUsageLedger(aws_clients.dynamodb(), table_name)
     watcher = threshold_watcher(settings, table_name, metrics)

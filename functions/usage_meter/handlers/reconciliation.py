@@ -64,6 +64,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             max_items=settings.max_items_per_run,
             time_left=lambda: context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS,
             now=datetime.now(UTC),
+            concurrency=settings.concurrency,
+            # an operator's explicit horizon pages back to it, whatever earlier passes checked
+            use_watermark=not event.get("horizon_days"),
         )
         summary = {
             "project": project,

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.assemblyai_api import transcript_source
-from usage_meter.adapters.events import EventBridgePublisher
+from usage_meter.adapters.events import notification_publisher
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.queues import SqsDeadLetterQueue, SqsUsageQueue
 from usage_meter.handlers.limits_wiring import watched_ledger
@@ -49,7 +49,9 @@ def _dependencies() -> DeliveryDeps:
         ),
         retries=queue,
         dead_letters=SqsDeadLetterQueue(aws_clients.sqs(), settings.dead_letter_queue_url),
-        events=EventBridgePublisher(aws_clients.events(), settings.event_bus_name),
+        events=notification_publisher(
+            settings.notification_events, aws_clients.events, settings.event_bus_name
+        ),
         max_receive_count=settings.max_receive_count,
     )
 

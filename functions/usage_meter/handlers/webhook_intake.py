@@ -17,7 +17,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from usage_meter.adapters import aws_clients
-from usage_meter.adapters.events import EventBridgePublisher
+from usage_meter.adapters.events import (
+    EventBridgePublisher,
+    NoConsumerPublisher,
+    notification_publisher,
+)
 from usage_meter.adapters.queues import SqsUsageQueue
 from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
 from usage_meter.handlers.routes import route_key
@@ -38,7 +42,7 @@ metrics = Metrics()
 
 @lru_cache(maxsize=1)
 def _dependencies() -> tuple[
-    IntakeLimits, WebhookSecretValues, SqsUsageQueue, EventBridgePublisher
+    IntakeLimits, WebhookSecretValues, SqsUsageQueue, EventBridgePublisher | NoConsumerPublisher
 ]:
     settings = intake_settings()
     limits = IntakeLimits(
@@ -51,7 +55,9 @@ def _dependencies() -> tuple[
         aws_clients.secrets_manager(), settings.webhook_secret_id, settings.secrets_cache_seconds
     )
     queue = SqsUsageQueue(aws_clients.sqs(), settings.usage_queue_url)
-    events = EventBridgePublisher(aws_clients.events(), settings.event_bus_name)
+    events = notification_publisher(
+        settings.notification_events, aws_clients.events, settings.event_bus_name
+    )
     return limits, WebhookSecretValues(secret), queue, events
 
 

@@ -14,6 +14,16 @@ Every ``completed``/``error`` transcript with no ledger row is fetched once and:
 - points elsewhere (or nowhere): counted as ``not_ours`` and remembered, so later runs do not
   fetch it again.
 
+Keeping up (10 M transcripts a month is ~13,900 an hour): a complete pass leaves a watermark,
+the creation time before which everything was checked and finished, so the next pass pages only
+what is newer (``Checkpoint``; AssemblyAI lists newest first and pages older with ``before_id``:
+GET /v2/transcript, AssemblyAI/assemblyai-api-spec openapi ``ListTranscriptParams``,
+``PageDetails.prev_url``). A transcript still queued or processing, or not checkable after
+retries, holds the watermark back until a later pass sees it finished. The ledger lookups of a
+page are batched (``source_states``: 4 BatchGetItem requests per 200 transcripts) and the few
+missing transcripts are fetched side by side (``concurrency`` threads, each GET still paced by
+the shared AssemblyAI request budget).
+
 One bad transcript never stops the run either: one AssemblyAI refuses with a client error (a
 4xx other than 401/403/404/408/429) or whose list entry cannot be read (a ``created`` or
 ``completed`` that is not a date-time) is quarantined as ``unreadable_transcript`` with the
@@ -33,7 +43,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -82,8 +93,9 @@ class TranscriptLister(Protocol):
 
 
 class ReconcileStore(Protocol):
-    def source_state(self, product: str, source_id: str) -> str | None:
-        """ "recorded", a remembered verdict ("not_ours", "held"), or None."""
+    def source_states(self, product: str, source_ids: list[str]) -> dict[str, str]:
+        """{source id: "recorded" or a remembered verdict ("not_ours", "held")}; a source with
+        none is absent. Strongly consistent."""
         ...
 
     def remember_verdict(self, product: str, source_id: str, verdict: str, detail: str) -> None: ...
@@ -304,6 +316,30 @@ def _uncovered(
         run.deps.metrics.count("ReconcileUncoveredSeconds", float(seconds), "Seconds")
 
 
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _start(
+    stored: Checkpoint | None, now: datetime, horizon: timedelta, use_watermark: bool
+) -> Checkpoint:
+    """The checkpoint this run works from: a resumed pass, or a new one from the newest."""
+    start = now - horizon
+    if stored is not None and stored.before_id is not None:
+        # A resumed run still honours a longer horizon asked for now (an operator's
+        # --horizon-days).
+        stored.horizon = min(stored.horizon, start)
+        if not use_watermark:
+            stored.watermark = None
+        return stored
+    watermark = stored.watermark if stored is not None and use_watermark else None
+    return Checkpoint(horizon=start, watermark=watermark)
+
+
 def reconcile_project(
     project: str,
     *,
@@ -317,11 +353,17 @@ def reconcile_project(
     now: datetime,
     page_size: int = PAGE_SIZE,
     sleep: Callable[[float], None] = time.sleep,
+    concurrency: int = 1,
+    use_watermark: bool = True,
 ) -> ReconcileReport:
+    """One run over ``project``: resume or start a pass, page until the pass completes (the
+    horizon or the watermark is reached) or the run's budget (``max_items``, ``time_left()``
+    seconds) is spent. ``use_watermark=False`` pages back to the horizon whatever earlier passes
+    checked (an operator's explicit horizon). ``concurrency``: missing transcripts fetched side
+    by side. Never raises for AssemblyAI or DynamoDB trouble: the report says why it stopped."""
     run = _Run(project, lister, store, deps, webhook_base_url, time_left, sleep)
-    checkpoint = store.load_checkpoint(project) or Checkpoint(horizon=now - horizon)
-    # A resumed run still honours a longer horizon asked for now (an operator's --horizon-days).
-    checkpoint.horizon = min(checkpoint.horizon, now - horizon)
+    checkpoint = _start(store.load_checkpoint(project), now, horizon, use_watermark)
+    stop_at = _later(checkpoint.horizon, checkpoint.watermark) or checkpoint.horizon
     counts = ReconcileCounts()
     stopped: str | None = None
     refused = False
@@ -337,40 +379,51 @@ def reconcile_project(
         except (TransientFailure, PermanentFailure) as exc:
             stopped, refused = _stopped_by(exc)
             break
-        for item in page["transcripts"]:
-            if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-                # nothing names it: it can be neither fetched nor quarantined; a person looks
-                counts.checked += 1
-                counts.unchecked += 1
-                run.problems.append(f"a list entry without a transcript id: {str(item)[:100]!r}")
-                continue
-            created, unreadable = _listed_times(item)
-            if created is not None and created < checkpoint.horizon:
+        todo: list[dict[str, Any]] = []
+        for item in _named(run, page["transcripts"], counts, checkpoint):
+            created, _ = _listed_times(item)
+            if created is not None and created < stop_at:
                 complete = True
                 break
-            if counts.checked >= max_items or time_left() < 0:
+            if counts.checked + len(todo) >= max_items or time_left() < 0:
                 stopped = "run budget reached; resuming next run"
                 break
-            try:
-                _check(run, item, counts, unreadable)
-            except PermanentFailure as exc:
-                stopped, refused = _stopped_by(exc)  # this item is checked again next run
-                break
-            checkpoint.before_id = item["id"]
+            todo.append(item)
         else:
             complete = not page["transcripts"] or not (page.get("page_details") or {}).get(
                 "prev_url"
             )
+        try:
+            _check_page(run, todo, counts, checkpoint, concurrency)
+        except PermanentFailure as exc:
+            stopped, refused = _stopped_by(exc)  # this page is checked again next run
+            complete = False
+        else:
+            if todo:
+                checkpoint.before_id = todo[-1]["id"]
         if not complete:
             store.save_checkpoint(project, _with_counts(checkpoint, counts))
     if complete:
-        store.clear_checkpoint(project)
+        # The next pass starts from the newest transcript and stops at the new watermark.
+        watermark = _earlier(checkpoint.pass_newest, checkpoint.pass_floor)
+        store.save_checkpoint(
+            project,
+            Checkpoint(horizon=checkpoint.horizon, watermark=watermark or checkpoint.watermark),
+        )
     if complete and counts.unchecked:
         complete = False
         stopped = (
             f"{counts.unchecked} transcript(s) could not be checked after {ATTEMPTS} attempts "
             f"({'; '.join(run.problems[:3])}); checked again next run"
         )
+    _count_run(deps, counts, refused=refused, complete=complete)
+    return ReconcileReport(project, complete, stopped, counts)
+
+
+def _count_run(
+    deps: ProcessorDeps, counts: ReconcileCounts, *, refused: bool, complete: bool
+) -> None:
+    """The run's metrics (ReconcileIncomplete and ReconcileProjectFailed are alarmed)."""
     for name, value in (
         ("Checked", counts.checked),
         ("AlreadyRecorded", counts.already_recorded),
@@ -384,7 +437,6 @@ def reconcile_project(
         ("Incomplete", int(not complete)),
     ):
         deps.metrics.count(f"Reconcile{name}", value)
-    return ReconcileReport(project, complete, stopped, counts)
 
 
 def _stopped_by(exc: TransientFailure | PermanentFailure) -> tuple[str, bool]:
@@ -394,50 +446,130 @@ def _stopped_by(exc: TransientFailure | PermanentFailure) -> tuple[str, bool]:
     return f"AssemblyAI unavailable ({exc}); resuming next run", False
 
 
-def _check(
-    run: _Run, item: dict[str, Any], counts: ReconcileCounts, unreadable: str | None = None
+def _check_page(
+    run: _Run,
+    items: list[dict[str, Any]],
+    counts: ReconcileCounts,
+    checkpoint: Checkpoint,
+    concurrency: int,
 ) -> None:
-    """``unreadable``: why the list entry cannot be read (it is held, not fetched)."""
-    counts.checked += 1
-    if item.get("status") not in FINISHED:
-        counts.pending += 1  # its webhook is still to come
-        return
-    try:
-        state = _with_retries(
-            run, item["id"], lambda: run.store.source_state("async", item["id"]), counts
-        )
-        if state == "recorded":
+    """Check one page's transcripts: one batched ledger lookup, then the missing ones fetched
+    and recovered, ``concurrency`` at a time. Raises the PermanentFailure that stops the
+    project's run (e.g. AssemblyAI refuses its key), after the page's other items are done."""
+    states = _states(run, [str(i["id"]) for i in items if i.get("status") in FINISHED], counts)
+    missing: list[dict[str, Any]] = []
+    for item in items:
+        counts.checked += 1
+        created, _ = _listed_times(item)
+        checkpoint.pass_newest = _later(checkpoint.pass_newest, created)
+        hold = created or checkpoint.horizon  # no time: hold the watermark where the pass began
+        if item.get("status") not in FINISHED:
+            counts.pending += 1  # its webhook is still to come
+            checkpoint.pass_floor = _earlier(checkpoint.pass_floor, hold)
+        elif states is None:
+            counts.unchecked += 1
+            checkpoint.pass_floor = _earlier(checkpoint.pass_floor, hold)
+        elif (state := states.get(str(item["id"]))) == "recorded":
             counts.already_recorded += 1
         elif state == NOT_OURS:
             counts.not_ours += 1
         elif state == HELD:
             counts.quarantined += 1
-        elif unreadable is not None:
-            _with_retries(run, item["id"], lambda: _hold_unreadable(run, item, unreadable), counts)
-            counts.quarantined += 1
         else:
-            _with_retries(run, item["id"], lambda: _recover(run, item, counts), counts)
+            missing.append(item)
+    if concurrency > 1 and len(missing) > 1:
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(missing))) as pool:
+            outcomes = list(pool.map(lambda i: _recover_one(run, i), missing))
+    else:
+        outcomes = [_recover_one(run, item) for item in missing]
+    stop: PermanentFailure | None = None
+    for item, (item_counts, problem) in zip(missing, outcomes, strict=True):
+        counts.add(item_counts)
+        if item_counts.unchecked or problem is not None:
+            hold = _listed_times(item)[0] or checkpoint.horizon
+            checkpoint.pass_floor = _earlier(checkpoint.pass_floor, hold)
+        stop = stop or problem
+    if stop is not None:
+        raise stop
+
+
+def _states(run: _Run, ids: list[str], counts: ReconcileCounts) -> dict[str, str] | None:
+    """The ledger states of a page's finished transcripts, one batched lookup; None when it
+    failed after retries (those transcripts are unchecked this run, checked next pass)."""
+    if not ids:
+        return {}
+    try:
+        states: dict[str, str] = _with_retries(
+            run, "ledger lookup", lambda: run.store.source_states("async", ids), counts
+        )
+    except TransientFailure:
+        return None
+    except PermanentFailure as exc:
+        if exc.reason != STORAGE_REFUSED:
+            raise
+        run.problems.append(f"ledger lookup: {exc.message}")
+        return None
+    return states
+
+
+def _recover_one(
+    run: _Run, item: dict[str, Any]
+) -> tuple[ReconcileCounts, PermanentFailure | None]:
+    """Fetch and recover one transcript with no ledger row; its counts, and the
+    PermanentFailure that must stop the project's run (None otherwise). One whose list entry
+    cannot be read is held, never fetched."""
+    if (unreadable := _listed_times(item)[1]) is not None:
+        return _hold_one(run, item, unreadable), None
+    counts = ReconcileCounts()
+    try:
+        _with_retries(run, item["id"], lambda: _recover(run, item, counts), counts)
     except TranscriptNotFound:
         counts.failed += 1  # listed, then gone (deleted meanwhile): nothing to read
     except TransientFailure:
         counts.unchecked += 1  # after retries; the run goes on, and says it did not finish
     except PermanentFailure as exc:
         if exc.reason == ASSEMBLYAI_CLIENT_ERROR:  # about this transcript only: hold it, go on
-            detail = f"AssemblyAI refused this transcript: {exc.message}"
-            try:
-                _with_retries(run, item["id"], lambda: _hold_unreadable(run, item, detail), counts)
-            except TransientFailure:
-                counts.unchecked += 1
-                return
-            counts.quarantined += 1
-            return
+            counts.add(_hold_one(run, item, f"AssemblyAI refused this transcript: {exc.message}"))
+            return counts, None
         if exc.reason != STORAGE_REFUSED:
-            raise  # e.g. AssemblyAI refuses the project's key: the project's run stops
+            return counts, exc  # e.g. AssemblyAI refuses the project's key
         run.problems.append(f"{item['id']}: {exc.message}")
         counts.unchecked += 1  # DynamoDB refused this item; the others are still checked
+    return counts, None
+
+
+def _named(
+    run: _Run, items: list[Any], counts: ReconcileCounts, checkpoint: Checkpoint
+) -> list[dict[str, Any]]:
+    """The page's entries that name a transcript. One that does not can be neither fetched nor
+    quarantined: counted ``unchecked`` with the problem (a person looks), holding the watermark
+    where the pass began."""
+    named = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
+            named.append(item)
+            continue
+        counts.checked += 1
+        counts.unchecked += 1
+        run.problems.append(f"a list entry without a transcript id: {str(item)[:100]!r}")
+        checkpoint.pass_floor = _earlier(checkpoint.pass_floor, checkpoint.horizon)
+    return named
+
+
+def _hold_one(run: _Run, item: dict[str, Any], detail: str) -> ReconcileCounts:
+    """Quarantine one unreadable transcript (with retries): counted quarantined, or unchecked
+    when DynamoDB stays unavailable (checked again next pass)."""
+    counts = ReconcileCounts()
+    try:
+        _with_retries(run, item["id"], lambda: _hold_unreadable(run, item, detail), counts)
+    except TransientFailure:
+        counts.unchecked += 1
+    else:
+        counts.quarantined += 1
+    return counts
 
 
 def _with_counts(checkpoint: Checkpoint, counts: ReconcileCounts) -> Checkpoint:
     total = ReconcileCounts(**asdict(checkpoint.counts))
     total.add(counts)
-    return Checkpoint(horizon=checkpoint.horizon, before_id=checkpoint.before_id, counts=total)
+    return replace(checkpoint, counts=total)

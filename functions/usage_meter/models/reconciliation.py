@@ -39,8 +39,19 @@ class ReconcileCounts:
 
 @dataclass
 class Checkpoint:
-    """Where an unfinished run stopped (and the horizon it was working towards)."""
+    """Where a pass over AssemblyAI's list stands (UTC ``created`` times of transcripts).
+
+    A pass pages newest first, from the newest transcript back to the later of ``horizon`` and
+    ``watermark``; ``before_id`` is where an unfinished pass resumes (None: the next run starts
+    a new pass). ``watermark``: every transcript created before it was checked by an earlier
+    complete pass and was finished then, so a pass stops there (each run pages only what is
+    new since). ``pass_newest`` / ``pass_floor``: the newest transcript this pass saw, and the
+    oldest it must see again (still queued or processing, or not checked after retries); a
+    complete pass moves the watermark to the earlier of the two."""
 
     horizon: datetime
     before_id: str | None = None
     counts: ReconcileCounts = field(default_factory=ReconcileCounts)
+    watermark: datetime | None = None
+    pass_newest: datetime | None = None
+    pass_floor: datetime | None = None
