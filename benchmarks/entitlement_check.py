@@ -12,7 +12,8 @@ from the template, read back raw, and moto is switched off before timing. The se
 request other than a BatchGetItem of exactly those two keys, and the answer is checked against
 the seeded usage, so the timed path is the real one and its result right.
 
-The allowance has three limits (async seconds, all seconds, async cost: the cost limit prices
+The deployment has Allowances enabled (template parameter). The allowance has three limits
+(async seconds, all seconds, async cost: the cost limit prices
 every price class like the export). Every request is a fresh API Gateway event; the first one
 (settings, client creation, price table load) is timed separately; p50/p99 are over the rest, in
 wall-clock time and in this thread's CPU time (the machine may be shared). DynamoDB requests per
@@ -107,7 +108,7 @@ def _seed(table: str, records: int, breakdowns: int) -> Decimal:
         plan_version=0,
         change={"reason": "benchmark"},
     )
-    ledger = DynamoUsageLedger(client, table)
+    ledger = DynamoUsageLedger(client, table, usage_summary=True)  # Allowances enabled
     month = f"{datetime.now(UTC):%Y-%m}"
     models = ["universal-3-pro", "universal-2", "best", "u3-rt-pro"]
     total = Decimal(0)
@@ -216,7 +217,9 @@ def _prepare(records: int, breakdowns: int) -> tuple[CannedBatchGet, Decimal, di
         template = load_template()
         resources = provision_stack(template)
         table = resources.tables["UsageTable"]
-        environment = function_environment(template, "EntitlementFunction", resources)
+        environment = function_environment(
+            template, "EntitlementFunction", resources, parameters={"Allowances": "enabled"}
+        )
         total = _seed(table, records, breakdowns)
         month = f"{datetime.now(UTC):%Y-%m}"
         client = boto3.client("dynamodb", region_name=REGION)
