@@ -13,8 +13,8 @@ request other than a BatchGetItem of exactly those two keys, and the answer is c
 the seeded usage, so the timed path is the real one and its result right.
 
 The deployment has Allowances enabled (template parameter). The allowance has three limits
-(async seconds, all seconds, async cost: the cost limit prices
-every price class like the export). Every request is a fresh API Gateway event; the first one
+(async seconds, all seconds, async cost: the cost limit prices every price class like the
+export). Every request is a fresh API Gateway event; the first one
 (settings, client creation, price table load) is timed separately; p50/p99 are over the rest, in
 wall-clock time and in this thread's CPU time (the machine may be shared). DynamoDB requests per
 check are counted at botocore's API call and at its HTTP sender (the target is one). On AWS the
