@@ -45,10 +45,15 @@ requirements: python-check ## regenerate the requirement files and the client pa
 	$(PYTHON) infra/gen_requirements.py
 	$(PYTHON) infra/gen_client_rules.py
 
+.PHONY: openapi
+openapi: $(STAMP) ## regenerate docs/openapi.json from the routers and models (a test checks it)
+	$(VPY) infra/openapi.py
+
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy --strict, cfn-lint, generated files up to date
 	$(VPY) infra/gen_requirements.py --check
 	$(VPY) infra/gen_client_rules.py --check
+	$(VPY) infra/openapi.py --check
 	$(VENV)/bin/ruff check functions infra tests benchmarks clients
 	$(VENV)/bin/ruff format --check functions infra tests benchmarks clients
 	$(VENV)/bin/mypy

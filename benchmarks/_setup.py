@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "benchmarks"
 FUNCTIONS_DIR = ROOT / "functions"
 INFRA_DIR = ROOT / "infra"
+CLIENT_DIR = ROOT / "clients" / "python" / "src"  # usage_meter_client (the local app receiver)
 EVENTS = ROOT / "tests" / "events"
 RESULTS_DIR = BENCH_DIR / ".results"
 
@@ -46,8 +47,10 @@ OFFLINE_ENV = {
 
 
 def add_source_paths() -> None:
-    """Make ``usage_meter`` (functions/) and ``usage_meter_local`` (infra/) importable."""
-    for path in (FUNCTIONS_DIR, INFRA_DIR):
+    """Make ``usage_meter`` (functions/), ``usage_meter_local`` (infra/) and
+    ``usage_meter_client`` (clients/python/src/, which the local stack's app receiver uses)
+    importable."""
+    for path in (FUNCTIONS_DIR, INFRA_DIR, CLIENT_DIR):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
 

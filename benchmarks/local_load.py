@@ -30,7 +30,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from _setup import add_source_paths
+try:
+    from _setup import add_source_paths  # run as a script: benchmarks/ is on sys.path
+except ModuleNotFoundError:  # imported as benchmarks.local_load (the tests)
+    from benchmarks._setup import add_source_paths
 
 add_source_paths()
 
@@ -38,6 +41,15 @@ from usage_meter_local.assemblyai_standin import transcript  # noqa: E402
 from usage_meter_local.stack import LocalStack, StackConfig  # noqa: E402
 
 AUDIO_SECONDS = (Decimal("61.5"), Decimal(120), Decimal("7.25"))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far, in seconds (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -59,6 +71,7 @@ class MemorySampler(threading.Thread):
         self.stack = stack
         self.peak_stack = 0.0
         self.peak_total = 0.0
+        self.peak_by_function: dict[str, float] = {}
         self.samples: list[tuple[float, float, float]] = []  # (t, stack MiB, total MiB)
         self._halt = threading.Event()
         self._t0 = time.monotonic()
@@ -66,7 +79,14 @@ class MemorySampler(threading.Thread):
     def run(self) -> None:
         while not self._halt.wait(0.5):
             own = rss_mib(os.getpid())
-            total = own + sum(rss_mib(pid) for pid in self.stack.pool.pids())
+            by_function = {
+                name: rss_mib(pid)
+                for name, worker in self.stack.pool.workers.items()
+                if (pid := worker.pid) is not None
+            }
+            total = own + sum(by_function.values())
+            for name, mib in by_function.items():
+                self.peak_by_function[name] = max(self.peak_by_function.get(name, 0.0), mib)
             self.peak_stack = max(self.peak_stack, own)
             self.peak_total = max(self.peak_total, total)
             self.samples.append((time.monotonic() - self._t0, own, total))
@@ -107,9 +127,13 @@ def usage_totals(stack: LocalStack, customers: int, month: str) -> tuple[int, De
     return count, seconds
 
 
-def run(webhooks: int, concurrency: int, customers: int) -> dict[str, Any]:
+def run(
+    webhooks: int, concurrency: int, customers: int, parameters: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Send, drain, check the books; the figures as a JSON-ready dict (see ``main``)."""
     log_dir = Path(tempfile.mkdtemp(prefix="usage-meter-load-"))
-    with LocalStack(StackConfig(log_dir=log_dir)) as stack:
+    config = StackConfig(log_dir=log_dir, parameters=dict(parameters or {}))
+    with LocalStack(config) as stack:
         header = stack.auth_header_name
         secret = stack.webhook_secrets[0]
         ids = [str(uuid.uuid4()) for _ in range(webhooks)]
@@ -125,6 +149,8 @@ def run(webhooks: int, concurrency: int, customers: int) -> dict[str, Any]:
             urls.append(url)
         stack.assemblyai.state.requests.clear()
         month = datetime.now(UTC).strftime("%Y-%m")
+        load_before = os.getloadavg()
+        cpu_before = cpu_seconds(os.getpid())
         sampler = MemorySampler(stack)
         sampler.start()
         started = time.monotonic()
@@ -135,7 +161,14 @@ def run(webhooks: int, concurrency: int, customers: int) -> dict[str, Any]:
         sent = time.monotonic() - started
         drained = stack.wait_until_drained(timeout_seconds=max(600.0, webhooks * 0.2))
         elapsed = time.monotonic() - started
+        load_after = os.getloadavg()
         sampler.stop()
+        cpu_stack = cpu_seconds(os.getpid()) - cpu_before
+        cpu_workers = {
+            name: round(cpu_seconds(pid), 1)
+            for name, worker in stack.pool.workers.items()
+            if (pid := worker.pid) is not None
+        }
         count, seconds = usage_totals(stack, customers, month)
         dlq = stack.resources.queue_urls.get("UsageDeadLetterQueue")
         dead = stack.queue_depth(dlq) if dlq else 0
@@ -146,6 +179,7 @@ def run(webhooks: int, concurrency: int, customers: int) -> dict[str, Any]:
             "customers": customers,
             "accepted_200": statuses.count(200),
             "other_statuses": sorted({s for s in statuses if s != 200}),
+            "accept_rate_per_second": round(webhooks / sent, 1) if sent else None,
             "send_seconds": round(sent, 1),
             "drained": drained,
             "drain_seconds": round(elapsed, 1),
@@ -160,6 +194,13 @@ def run(webhooks: int, concurrency: int, customers: int) -> dict[str, Any]:
                 max((s[2] for s in first_quarter), default=0), 1
             ),
             "rss_total_end_mib": round(sampler.samples[-1][2], 1) if sampler.samples else 0.0,
+            "peak_rss_by_function_mib": {
+                name: round(mib, 1) for name, mib in sorted(sampler.peak_by_function.items())
+            },
+            "cpu_seconds_stack": round(cpu_stack, 1),
+            "cpu_seconds_by_function": dict(sorted(cpu_workers.items())),
+            "load_average_1min_start_end": [round(load_before[0], 2), round(load_after[0], 2)],
+            "parameters": dict(config.parameters),
         }
 
 
@@ -168,9 +209,17 @@ def main() -> int:
     parser.add_argument("--webhooks", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=24)
     parser.add_argument("--customers", type=int, default=50)
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template parameter, as `make local` takes it (e.g. AssemblyAIRequestShare=20000)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    result = run(args.webhooks, args.concurrency, args.customers)
+    parameters = dict(p.split("=", 1) for p in args.parameter)
+    result = run(args.webhooks, args.concurrency, args.customers, parameters)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

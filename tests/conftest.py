@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from embedded_aws import REGION, EmbeddedAws, SecretSpec, scrub_environment
-from usage_meter_local import dynamodb_isolation
+from usage_meter_local import dynamodb_isolation, moto_scaling
 from usage_meter_local.assemblyai_standin import AssemblyAIStandIn
 from usage_meter_local.template import (
     LocalResources,
@@ -30,6 +30,7 @@ EVENTS = Path(__file__).parent / "events"
 # moto's DynamoDB with AWS's isolation and ClientRequestToken idempotency, in every test (as in
 # the local stack), so no test's outcome depends on which ran before it.
 dynamodb_isolation.install()
+moto_scaling.install()  # SQS at a cost per message, not per queued message (as in the local stack)
 WEBHOOK_SECRET = "local-webhook-secret-current"
 PREVIOUS_WEBHOOK_SECRET = "local-webhook-secret-previous"
 # Standard Webhooks secrets (whsec_ + base64): base64("test-only-report-key-01") and "-00".

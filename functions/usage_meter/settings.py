@@ -388,3 +388,13 @@ def entitlement_settings() -> EntitlementSettings:
 @lru_cache(maxsize=1)
 def allowance_api_settings() -> AllowanceApiSettings:
     return AllowanceApiSettings.from_environ(os.environ)
+
+
+TRACE_DISABLED_ENV = "POWERTOOLS_TRACE_DISABLED"
+
+
+def tracing_enabled() -> bool:
+    """True when the template turned Powertools Tracer on (``POWERTOOLS_TRACE_DISABLED=false``,
+    ``TracingMode=Active``). Unset counts as off. Read at each call (handlers/tracing.py reads it
+    once per handler, when the module is imported: the cold start)."""
+    return os.environ.get(TRACE_DISABLED_ENV, "true").strip().lower() in ("false", "0")

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from usage_meter_client import InvalidSignature, verify_forwarded_notification
+from usage_meter_local.recent import RecentList
 
 PATH = "/app/assemblyai-webhook"
 
@@ -34,7 +35,7 @@ class Delivery:
 class ReceiverState:
     signing_secret: str = ""
     fail_with: int | None = None
-    deliveries: list[Delivery] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=RecentList)  # the newest 10,000
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def accepted(self) -> list[Delivery]:

@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from usage_meter_local.recent import RecentList
+
 MAX_LIST_LIMIT = 200
 
 
@@ -38,7 +40,7 @@ class StandInState:
     transcripts: dict[str, dict[str, Any]] = field(default_factory=dict)
     api_keys: set[str] = field(default_factory=set)
     faults: dict[str, Fault] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=RecentList)  # the newest 10,000
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, transcript: dict[str, Any]) -> None:

@@ -7,6 +7,9 @@ when the port is taken.
 
 moto's DynamoDB gets AWS's isolation and idempotency first (``dynamodb_isolation``): without it,
 concurrent transactions lose each other's writes and every transaction copies the whole table.
+Its SQS answers without rescanning the whole queue per message and EventBridge
+parses a rule's paths once (``moto_scaling``), so a queue
+thousands deep costs what a short one does.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from usage_meter_local import dynamodb_isolation
+from usage_meter_local import dynamodb_isolation, moto_scaling
 from usage_meter_local.ports import bind
 
 if TYPE_CHECKING:
@@ -80,6 +83,7 @@ class MotoServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, flag: str = "--aws-port") -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per AWS call
         dynamodb_isolation.install()
+        moto_scaling.install()
         sock = bind(port, flag, lambda: socket.create_server((host, port)))
         try:
             self._server: BaseWSGIServer = make_server(

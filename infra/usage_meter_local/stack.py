@@ -254,8 +254,6 @@ class LocalStack:
             )
             if BASE_URL_OVERRIDE_VARIABLE in env:
                 env[BASE_URL_OVERRIDE_VARIABLE] = self.assemblyai.url
-            if "PROCESSOR_BATCH_CONCURRENCY" in env:  # moto is not built for concurrent calls
-                env["PROCESSOR_BATCH_CONCURRENCY"] = "1"
             if STRIPE_BASE_OVERRIDE_VARIABLE in env:
                 env[STRIPE_BASE_OVERRIDE_VARIABLE] = self.stripe.url
             out[logical_id] = env

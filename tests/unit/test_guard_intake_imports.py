@@ -24,6 +24,7 @@ FORBIDDEN = (
     "boto3",  # botocore clients instead (boto3 drags in s3transfer)
     "s3transfer",
     "aws_lambda_powertools.event_handler",  # no APIGatewayHttpResolver
+    "aws_xray_sdk",  # the Tracer only where tracing is on (handlers/tracing.py)
 )
 
 # Run in the subprocess: import the handler, report what is loaded, then handle the recorded

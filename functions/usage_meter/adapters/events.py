@@ -9,6 +9,7 @@ decides: the intake answers 503 (AssemblyAI retries), the processor retries the 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -19,16 +20,31 @@ from usage_meter.models.notification_event import EVENT_SOURCE
 MAX_EVENT_BYTES = 256 * 1024  # EventBridge's limit per entry
 
 
-class EventBridgePublisher:
-    """Publishes JSON details on one bus (name or ARN). ``client`` is a botocore events client."""
+CORRELATION_FIELD = "correlation_id"
 
-    def __init__(self, client: Any, bus_name: str, source: str = EVENT_SOURCE) -> None:
+
+class EventBridgePublisher:
+    """Publishes JSON details on one bus (name or ARN). ``client`` is a botocore events client;
+    ``correlation_id()``: the id of the request being handled (or None), added to each detail
+    as ``correlation_id`` (handlers/correlation.py)."""
+
+    def __init__(
+        self,
+        client: Any,
+        bus_name: str,
+        source: str = EVENT_SOURCE,
+        correlation_id: Callable[[], str | None] | None = None,
+    ) -> None:
         self._client = client
         self._bus = bus_name
         self._source = source
+        self._correlation_id = correlation_id
 
     def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
         """Put one event. Raises TransientFailure when EventBridge did not take it."""
+        correlation = self._correlation_id() if self._correlation_id else None
+        if correlation and CORRELATION_FIELD not in detail:
+            detail = {**detail, CORRELATION_FIELD: correlation}
         body = json.dumps(detail, separators=(",", ":"), sort_keys=True)
         if len(body.encode()) > MAX_EVENT_BYTES:
             raise ValueError(f"event detail exceeds {MAX_EVENT_BYTES} bytes")
@@ -59,8 +75,14 @@ class NoConsumerPublisher:
 
 
 def notification_publisher(
-    enabled: bool, client_factory: Any, bus_name: str
+    enabled: bool,
+    client_factory: Any,
+    bus_name: str,
+    correlation_id: Callable[[], str | None] | None = None,
 ) -> EventBridgePublisher | NoConsumerPublisher:
-    """The notification events' publisher: EventBridge when ``enabled``, else nothing (the
-    events client, ``client_factory()``, is then never created)."""
-    return EventBridgePublisher(client_factory(), bus_name) if enabled else NoConsumerPublisher()
+    """The notification events' publisher: EventBridge when ``enabled`` (each detail with the
+    ``correlation_id()`` of the request being handled), else nothing (the events client,
+    ``client_factory()``, is then never created)."""
+    if not enabled:
+        return NoConsumerPublisher()
+    return EventBridgePublisher(client_factory(), bus_name, correlation_id=correlation_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -15,14 +16,36 @@ if TYPE_CHECKING:
 MAX_VISIBILITY_TIMEOUT = 43_200  # SQS's own limit: 12 hours
 
 
+CORRELATION_ATTRIBUTE = "correlation_id"
+
+
 class SqsUsageQueue:
-    def __init__(self, client: SQSClient, queue_url: str) -> None:
+    """``correlation_id()``: the id of the request being handled (or None), sent with every
+    message as the ``correlation_id`` message attribute (handlers/correlation.py)."""
+
+    def __init__(
+        self,
+        client: SQSClient,
+        queue_url: str,
+        correlation_id: Callable[[], str | None] | None = None,
+    ) -> None:
         self._client = client
         self._queue_url = queue_url
+        self._correlation_id = correlation_id
+
+    def _attributes(self) -> dict[str, Any]:
+        value = self._correlation_id() if self._correlation_id else None
+        if not value:
+            return {}
+        return {CORRELATION_ATTRIBUTE: {"DataType": "String", "StringValue": value}}
 
     def enqueue(self, message: UsageMessage) -> None:
         try:
-            self._client.send_message(QueueUrl=self._queue_url, MessageBody=message.to_json())
+            self._client.send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=message.to_json(),
+                MessageAttributes=self._attributes(),
+            )
         except (ClientError, BotoCoreError) as exc:
             raise TransientFailure(
                 f"could not enqueue usage message: {type(exc).__name__}"

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.audit_log import DynamoAuditLog
 from usage_meter.adapters.limits_table import DynamoLimits
 from usage_meter.adapters.metrics import PowertoolsMetrics
+from usage_meter.handlers.http_api import IAM, HttpApi, new_router, path_value
 from usage_meter.handlers.limits_wiring import threshold_watcher
+from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.allowances import (
     AllowanceChange,
     AllowanceDeps,
@@ -30,21 +33,31 @@ from usage_meter.logic.allowances import (
     set_customer_allowance,
     set_plan_allowance,
 )
-from usage_meter.logic.errors import TransientFailure
-from usage_meter.logic.operations import OperationRefused
+from usage_meter.logic.errors import RequestRejected
 from usage_meter.logic.thresholds import ThresholdWatcher
+from usage_meter.models.api import (
+    CustomerAllowanceChange,
+    PlanAllowanceChange,
+    PlanChange,
+    error_responses,
+    ok,
+)
 from usage_meter.models.limits import AllowanceSet
 from usage_meter.settings import AllowanceApiSettings, allowance_api_settings
 
 SETTINGS = AllowanceApiSettings
 MAX_BODY_BYTES = 16384
-
 ALLOWANCES_DISABLED = (
     "allowances are off in this deployment (template parameter Allowances=disabled): the meter "
     "keeps no customer-month summary to check them against"
 )
 logger = Logger()
 metrics = Metrics()
+router = new_router()
+TAGS = ["Plans and limits (IAM)"]
+CHANGE = {200: ok("The change, its version and the thresholds it crossed")}
+CHANGE_ERRORS = {**CHANGE, **error_responses(400, 404, 409, 503)}
+CustomerId = Annotated[str, Path(description="The customer.")]
 
 
 @lru_cache(maxsize=1)
@@ -57,86 +70,109 @@ def _dependencies() -> tuple[DynamoLimits, DynamoAuditLog, ThresholdWatcher]:
     )
 
 
-def _answer(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": "application/json"},
-        "body": json.dumps(body, sort_keys=True, default=str),
-    }
+def _answer(body: dict[str, Any]) -> Response[str]:
+    return API.answer(200, json.dumps(body, sort_keys=True, default=str))
 
 
-def _actor(event: dict[str, Any]) -> str:
-    iam = ((event.get("requestContext") or {}).get("authorizer") or {}).get("iam") or {}
-    return str(iam.get("userArn") or iam.get("userId") or "unknown-iam-caller")
-
-
-def _body(event: dict[str, Any]) -> dict[str, Any]:
-    raw = event.get("body") or ""
-    if len(raw) > MAX_BODY_BYTES:
-        raise ValueError("body too large")
-    if event.get("isBase64Encoded"):
-        import base64
-
-        raw = base64.b64decode(raw).decode()
-    body = json.loads(raw or "{}")
-    if not isinstance(body, dict):
-        raise ValueError("body must be a JSON object")
-    return body
-
-
-def _limits(body: dict[str, Any], *, nullable: bool) -> AllowanceSet | None:
-    if "limits" not in body:
-        raise ValueError("limits is required")
-    if body["limits"] is None and nullable:
-        return None
-    return AllowanceSet.model_validate({"limits": body["limits"]})
-
-
-def _route(event: dict[str, Any]) -> dict[str, Any]:
+def _change(reason: str) -> tuple[AllowanceChange, AllowanceDeps]:
+    """Who changes what (the caller's IAM identity, ``requestContext.authorizer.iam``), and the
+    stores the change goes through."""
+    raw = router.current_event.raw_event
+    iam = ((raw.get("requestContext") or {}).get("authorizer") or {}).get("iam") or {}
+    actor = str(iam.get("userArn") or iam.get("userId") or "unknown-iam-caller")
     store, ledger, watcher = _dependencies()
-    route = str(event.get("routeKey", ""))
-    params = event.get("pathParameters") or {}
-    if route == "GET /customers/{customer_id}/allowance":
-        customer = params.get("customer_id", "")
-        current = store.customer_allowance(customer)
-        return {
+    return AllowanceChange(actor, reason), AllowanceDeps(store, ledger, watcher)
+
+
+@router.get(
+    "/customers/<customer_id>/allowance",
+    summary="A customer's current allowance and its history",
+    responses={200: ok("current and history"), **error_responses(400, 404, 409, 503)},
+    tags=TAGS,
+    security=IAM,
+)
+def get_allowance(customer_id: CustomerId) -> Response[str]:
+    store, _, _ = _dependencies()
+    customer = path_value(customer_id)
+    current = store.customer_allowance(customer)
+    return _answer(
+        {
             "customer_id": customer,
             "current": json.loads(current.model_dump_json()) if current else None,
             "history": store.allowance_history("customer", customer),
         }
-    body = _body(event)
-    change = AllowanceChange(_actor(event), str(body.get("reason", "")))
-    deps = AllowanceDeps(store, ledger, watcher)
-    if route == "PUT /customers/{customer_id}/allowance":
-        limits = _limits(body, nullable=True)
-        return set_customer_allowance(params.get("customer_id", ""), limits, change, deps)
-    if route == "PUT /customers/{customer_id}/plan":
-        plan = body.get("plan")
-        if plan is not None and not isinstance(plan, str):
-            raise ValueError("plan must be a string or null")
-        return assign_plan(params.get("customer_id", ""), plan, change, deps)
-    if route == "PUT /plans/{plan}/allowance":
-        limits = _limits(body, nullable=False)
-        assert limits is not None  # nullable=False
-        return set_plan_allowance(params.get("plan", ""), limits, change, deps)
-    raise LookupError(route)
+    )
+
+
+@router.put(
+    "/customers/<customer_id>/allowance",
+    summary="Set a customer's own limits (null: inherit the plan's again); versioned, audited",
+    responses=CHANGE_ERRORS,
+    tags=TAGS,
+    security=IAM,
+)
+def put_allowance(
+    customer_id: CustomerId, change: Annotated[CustomerAllowanceChange, Body()]
+) -> Response[str]:
+    limits = None if change.limits is None else AllowanceSet(limits=tuple(change.limits))
+    who, deps = _change(change.reason)
+    return _answer(set_customer_allowance(path_value(customer_id), limits, who, deps))
+
+
+@router.put(
+    "/customers/<customer_id>/plan",
+    summary="Put a customer on a plan (null: none); versioned, audited",
+    responses=CHANGE_ERRORS,
+    tags=TAGS,
+    security=IAM,
+)
+def put_plan(customer_id: CustomerId, change: Annotated[PlanChange, Body()]) -> Response[str]:
+    who, deps = _change(change.reason)
+    return _answer(assign_plan(path_value(customer_id), change.plan, who, deps))
+
+
+@router.put(
+    "/plans/<plan>/allowance",
+    summary="Set a plan's default limits and bring every member's copy to them",
+    responses=CHANGE_ERRORS,
+    tags=TAGS,
+    security=IAM,
+)
+def put_plan_allowance(
+    plan: Annotated[str, Path(description="The plan.")],
+    change: Annotated[PlanAllowanceChange, Body()],
+) -> Response[str]:
+    limits = AllowanceSet(limits=tuple(change.limits))
+    who, deps = _change(change.reason)
+    return _answer(set_plan_allowance(path_value(plan), limits, who, deps))
+
+
+def _invalid_code(errors: list[Any]) -> str:
+    """A limit that breaks its rules is ``invalid_limits``; anything else (no body, not JSON, a
+    missing field, a plan that is not a string) ``invalid_request``."""
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ())]
+        if "limits" in loc and error.get("type") != "missing":
+            return "invalid_limits"
+    return "invalid_request"
+
+
+def _admissible(event: dict[str, Any]) -> None:
+    """Before the body is read: allowances are on in this deployment (else 409), and the body
+    is at most MAX_BODY_BYTES."""
+    if not allowance_api_settings().allowances:
+        raise RequestRejected(409, "allowances_disabled", ALLOWANCES_DISABLED)
+    if len(event.get("body") or "") > MAX_BODY_BYTES:
+        raise RequestRejected(400, "invalid_request", "body too large")
+
+
+API = HttpApi(
+    router, invalid_code=_invalid_code, before=_admissible, model_errors_are_requests=True
+)
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if not allowance_api_settings().allowances:
-        return _answer(409, {"error": "allowances_disabled", "message": ALLOWANCES_DISABLED})
-    try:
-        return _answer(200, _route(event))
-    except ValidationError as exc:
-        return _answer(400, {"error": "invalid_limits", "message": str(exc.errors()[0]["msg"])})
-    except ValueError as exc:
-        return _answer(400, {"error": "invalid_request", "message": str(exc)})
-    except OperationRefused as exc:
-        return _answer(409, {"error": "refused", "message": str(exc)})
-    except LookupError:
-        return _answer(404, {"error": "not_found", "message": "no such route"})
-    except TransientFailure:
-        logger.exception("allowance change failed")
-        return _answer(503, {"error": "unavailable", "message": "temporarily unavailable, retry"})
+    return API.resolve(event, context)

@@ -17,6 +17,7 @@ from usage_meter.adapters.late_marks import DynamoLateUsageMarks
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.usage_reads import DynamoUsageReader
+from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.late_usage import export_late_usage
 from usage_meter.logic.monthly_export import check_month, export_month, previous_month
 from usage_meter.settings import ExportSettings, export_settings
@@ -43,6 +44,7 @@ def _dependencies() -> tuple[DynamoUsageReader, DynamoLateUsageMarks, S3ExportSt
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     reader, marks, store, price_path = _dependencies()

@@ -26,6 +26,8 @@ from usage_meter.adapters.http_delivery import UrllibSender
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.queues import SqsDeadLetterQueue, SqsUsageQueue
 from usage_meter.adapters.secrets import CachedSecret, ForwardAuthHeader, WebhookSecretValues
+from usage_meter.handlers import correlation
+from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.forwarding import ForwardDeps, forward_notification
 from usage_meter.settings import ForwarderSettings, forwarder_settings
 
@@ -54,6 +56,13 @@ def _dependencies() -> ForwardDeps:
 
 
 def record_handler(record: SQSRecord) -> None:
+    """Forward one notification; every line logged for it carries the id of the intake request
+    that received it (the Received event's ``correlation_id``)."""
+    with correlation.for_record(logger, correlation.from_event_body(record.body)):
+        _forward(record)
+
+
+def _forward(record: SQSRecord) -> None:
     receive_count = int(record.attributes.approximate_receive_count or 1)
     result = forward_notification(
         record.body, record.receipt_handle, receive_count, _dependencies(), int(time.time())
@@ -71,6 +80,7 @@ def record_handler(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return dict(

@@ -15,6 +15,7 @@ from usage_meter.adapters import aws_clients
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.session_store import DynamoSessionStore
 from usage_meter.handlers.limits_wiring import watched_ledger
+from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.streaming_sessions import OrphanPolicy, settle_orphans
 from usage_meter.settings import OrphanSettings, orphan_settings
 
@@ -24,6 +25,7 @@ metrics = Metrics()
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = orphan_settings()

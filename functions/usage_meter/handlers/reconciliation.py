@@ -18,6 +18,7 @@ from usage_meter.adapters.assemblyai_api import transcript_source
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.reconcile_store import DynamoReconcileStore
 from usage_meter.handlers.limits_wiring import watched_ledger
+from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.reconciliation import reconcile_project
 from usage_meter.logic.usage_processing import ProcessorDeps
 from usage_meter.settings import (
@@ -34,6 +35,7 @@ metrics = Metrics()
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = reconcile_settings()

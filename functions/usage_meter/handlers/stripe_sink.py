@@ -23,6 +23,7 @@ from usage_meter.adapters.queues import SqsDeadLetterQueue
 from usage_meter.adapters.secrets import CachedSecret, api_key_from_secret
 from usage_meter.adapters.stripe_meter import DynamoSinkStore, StripeMeterEvents
 from usage_meter.adapters.usage_keys import record_from_item
+from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.stripe_sink import MeterEvent, SinkRefused, deliver
 from usage_meter.settings import StripeSinkSettings, stripe_sink_settings
@@ -69,6 +70,7 @@ def _ledger_row(body: str) -> Any:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = stripe_sink_settings()

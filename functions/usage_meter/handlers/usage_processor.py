@@ -23,7 +23,9 @@ from usage_meter.adapters.assemblyai_api import transcript_source
 from usage_meter.adapters.events import notification_publisher
 from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.queues import SqsDeadLetterQueue, SqsUsageQueue
+from usage_meter.handlers import correlation
 from usage_meter.handlers.limits_wiring import watched_ledger
+from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.queued_delivery import DeliveryDeps, handle_queued_delivery
 from usage_meter.logic.usage_processing import Outcome, ProcessorDeps
@@ -50,7 +52,10 @@ def _dependencies() -> DeliveryDeps:
         retries=queue,
         dead_letters=SqsDeadLetterQueue(aws_clients.sqs(), settings.dead_letter_queue_url),
         events=notification_publisher(
-            settings.notification_events, aws_clients.events, settings.event_bus_name
+            settings.notification_events,
+            aws_clients.events,
+            settings.event_bus_name,
+            correlation_id=lambda: correlation.current(logger),  # the record's own
         ),
         max_receive_count=settings.max_receive_count,
     )
@@ -90,14 +95,17 @@ def record_handler(record: SQSRecord) -> str:
 
 
 def _handle(record: SQSRecord) -> str:
-    try:
-        return record_handler(record)
-    except Exception:  # reported to SQS as this record's failure; the others go on
-        logger.exception("usage message failed", extra={"message_id": record.message_id})
-        return "retried"
+    # Every line logged for this record carries the intake request's id (its message attribute).
+    with correlation.for_record(logger, correlation.from_sqs_record(record.raw_event)):
+        try:
+            return record_handler(record)
+        except Exception:  # reported to SQS as this record's failure; the others go on
+            logger.exception("usage message failed", extra={"message_id": record.message_id})
+            return "retried"
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS partial batch response: ``{"batchItemFailures": [{"itemIdentifier": id}, ...]}``.
@@ -107,7 +115,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     _dependencies()  # built once, before the threads
     with ThreadPoolExecutor(max_workers=processor_settings().batch_concurrency) as pool:
         outcomes = list(pool.map(_handle, records))
-    logger.info("usage batch handled", extra={"outcomes": dict(Counter(outcomes))})
+    ids = sorted({i for r in records if (i := correlation.from_sqs_record(r.raw_event))})
+    logger.info(
+        "usage batch handled",
+        extra={"outcomes": dict(Counter(outcomes)), "correlation_ids": ids},
+    )
     return {
         "batchItemFailures": [
             {"itemIdentifier": r.message_id}

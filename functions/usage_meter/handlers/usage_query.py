@@ -14,16 +14,19 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
-from urllib.parse import unquote
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.ledger_pages import DynamoLedgerPages
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.usage_reads import DynamoUsageReader
+from usage_meter.handlers.http_api import IAM, HttpApi, new_router, path_value
+from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.drill_down import (
     customer_line_items,
     customer_usage_between,
@@ -31,17 +34,21 @@ from usage_meter.logic.drill_down import (
     page_size,
     parse_range,
 )
-from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
 from usage_meter.logic.usage_report import customer_usage
+from usage_meter.models.api import error_responses, ok
 from usage_meter.settings import UsageQuerySettings, usage_query_settings
 
 SETTINGS = UsageQuerySettings
-# Every query parameter the API reads (names are case-sensitive, as API Gateway passes them); any
-# other is refused with 400 rather than ignored, so ``?Month=2025-01`` never answers another month.
-QUERY_PARAMETERS = frozenset({"month", "format", "page", "from", "to"})
-PAGED_QUERY_PARAMETERS = frozenset({"month", "limit", "cursor"})  # line items, customers
 logger = Logger()
-JSON = "application/json"
+router = new_router()
+ERRORS = error_responses(400, 404, 422, 503)
+TAGS = ["Usage API (IAM)"]
+# Every parameter is read as the string API Gateway passes; the rules (month format, page size,
+# cursor, date range) are logic/'s, one definition each, and answer 400 with their own code.
+CustomerId = Annotated[str, Path(description="The customer (URL-encoded as needed).")]
+Month = Annotated[str | None, Query(description="YYYY-MM (UTC); default the current month.")]
+Limit = Annotated[str | None, Query(description="Page size, 1..1000 (default 100).")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page.")]
 
 
 @lru_cache(maxsize=1)
@@ -55,64 +62,76 @@ def _dependencies() -> tuple[DynamoUsageReader, DynamoLedgerPages, str]:
     )
 
 
-def _answer(status: int, body: str, content_type: str) -> dict[str, Any]:
-    return {"statusCode": status, "headers": {"Content-Type": content_type}, "body": body}
+def _month(month: str | None) -> str:
+    return month or datetime.now(UTC).strftime("%Y-%m")
 
 
-def _error(status: int, code: str, message: str) -> dict[str, Any]:
-    return _answer(status, json.dumps({"error": code, "message": message}), JSON)
+def _document(document: dict[str, Any]) -> Response[str]:
+    return API.answer(200, json.dumps(document, sort_keys=True))
 
 
-def _route(event: dict[str, Any]) -> dict[str, Any]:
-    customer_id = (event.get("pathParameters") or {}).get("customer_id", "")
-    if "%" in customer_id:  # still percent-encoded; "%" never belongs to a valid id
-        customer_id = unquote(customer_id)
-    query = event.get("queryStringParameters") or {}
-    route = str(event.get("routeKey") or "GET /customers/{customer_id}/usage")
-    paged = route.endswith("/line-items") or route == "GET /customers"
-    known = PAGED_QUERY_PARAMETERS if paged else QUERY_PARAMETERS
-    unknown = sorted(set(query) - known)
-    if unknown:
-        accepted = ", ".join(sorted(known))
-        return _error(
-            400,
-            "unknown_parameter",
-            f"unknown query parameter {unknown[0][:64]!r} (accepted: {accepted})",
-        )
-    month = query.get("month") or datetime.now(UTC).strftime("%Y-%m")
+@router.get(
+    "/customers/<customer_id>/usage",
+    summary="One customer's month (or date range), priced like the monthly export",
+    responses={200: ok("The month's rows and totals (X-Next-Page: more)", csv=True), **ERRORS},
+    tags=TAGS,
+    security=IAM,
+)
+def usage(
+    customer_id: CustomerId,
+    *,
+    month: Month = None,
+    format: Annotated[str, Query(description="json (default) or csv.")] = "json",
+    page: Annotated[str | None, Query(description="X-Next-Page of the previous answer.")] = None,
+    from_: Annotated[str | None, Query(alias="from", description="YYYY-MM-DD (UTC).")] = None,
+    to: Annotated[str | None, Query(description="YYYY-MM-DD (UTC), inclusive.")] = None,
+) -> Response[str]:
     reader, pages, price_path = _dependencies()
-    if route.endswith("/line-items"):
-        limit = page_size(query.get("limit"))
-        document = customer_line_items(customer_id, month, limit, query.get("cursor"), pages)
-        return _answer(200, json.dumps(document, sort_keys=True), JSON)
-    if route == "GET /customers":
-        limit = page_size(query.get("limit"))
-        document = customers_with_usage(month, limit, query.get("cursor"), pages)
-        return _answer(200, json.dumps(document, sort_keys=True), JSON)
-    if "from" in query or "to" in query:
-        first, last = parse_range(query.get("from", ""), query.get("to", ""))
+    customer = path_value(customer_id)
+    if from_ is not None or to is not None:
+        first, last = parse_range(from_ or "", to or "")
         prices = load_price_table(price_path)
-        document = customer_usage_between(customer_id, first, last, pages, prices)
-        return _answer(200, json.dumps(document, sort_keys=True), JSON)
-    wanted = query.get("format", "json")
+        return _document(customer_usage_between(customer, first, last, pages, prices))
     report = customer_usage(
-        customer_id, month, wanted, reader, load_price_table(price_path), page=query.get("page")
+        customer, _month(month), format, reader, load_price_table(price_path), page=page
     )
-    answer = _answer(200, report.body, report.content_type)
-    if report.next_page is not None:
-        answer["headers"]["X-Next-Page"] = report.next_page
-    return answer
+    extra = {} if report.next_page is None else {"X-Next-Page": report.next_page}
+    return API.answer(200, report.body, report.content_type, **extra)
+
+
+@router.get(
+    "/customers/<customer_id>/line-items",
+    summary="The ledger rows behind a customer's month, paginated",
+    responses={200: ok("line_items and next_cursor"), **ERRORS},
+    tags=TAGS,
+    security=IAM,
+)
+def line_items(
+    customer_id: CustomerId, month: Month = None, limit: Limit = None, cursor: Cursor = None
+) -> Response[str]:
+    _, pages, _ = _dependencies()
+    document = customer_line_items(
+        path_value(customer_id), _month(month), page_size(limit), cursor, pages
+    )
+    return _document(document)
+
+
+@router.get(
+    "/customers",
+    summary="Customers with usage in a month, paginated",
+    responses={200: ok("customers and next_cursor"), **ERRORS},
+    tags=TAGS,
+    security=IAM,
+)
+def customers(month: Month = None, limit: Limit = None, cursor: Cursor = None) -> Response[str]:
+    _, pages, _ = _dependencies()
+    return _document(customers_with_usage(_month(month), page_size(limit), cursor, pages))
+
+
+API = HttpApi(router, default_route="GET /customers/{customer_id}/usage")
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        return _route(event)
-    except RequestRejected as exc:
-        return _error(exc.status, exc.code, exc.message)
-    except TransientFailure:
-        logger.exception("usage query failed")
-        return _error(503, "unavailable", "temporarily unavailable, retry")
-    except PermanentFailure as exc:
-        logger.error("usage query refused", extra={"reason": exc.reason, "error": exc.message})
-        return _error(422, exc.reason, exc.message)
+    return API.resolve(event, context)

@@ -24,7 +24,9 @@ from usage_meter.adapters.events import (
 )
 from usage_meter.adapters.queues import SqsUsageQueue
 from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
+from usage_meter.handlers import correlation
 from usage_meter.handlers.routes import route_key
+from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.errors import RequestRejected, TransientFailure
 from usage_meter.logic.webhook_intake import (
     IntakeLimits,
@@ -54,9 +56,14 @@ def _dependencies() -> tuple[
     secret = CachedSecret(
         aws_clients.secrets_manager(), settings.webhook_secret_id, settings.secrets_cache_seconds
     )
-    queue = SqsUsageQueue(aws_clients.sqs(), settings.usage_queue_url)
+    # The API request's id goes with the message and the event (handlers/correlation.py).
+    request_id = logger.get_correlation_id
+    queue = SqsUsageQueue(aws_clients.sqs(), settings.usage_queue_url, correlation_id=request_id)
     events = notification_publisher(
-        settings.notification_events, aws_clients.events, settings.event_bus_name
+        settings.notification_events,
+        aws_clients.events,
+        settings.event_bus_name,
+        correlation_id=request_id,
     )
     return limits, WebhookSecretValues(secret), queue, events
 
@@ -128,6 +135,8 @@ def receive_webhook(event: dict[str, Any]) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.set_correlation_id(correlation.from_api_event(event))
     return receive_webhook(event)
