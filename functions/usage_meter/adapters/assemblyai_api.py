@@ -200,9 +200,18 @@ class AssemblyAITranscripts:
         return payload
 
 
-def transcript_source(settings: AssemblyAISettings, table_name: str) -> AssemblyAITranscripts:
+def transcript_source(
+    settings: AssemblyAISettings,
+    table_name: str,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AssemblyAITranscripts:
     """The per-project SDK clients, keys read from Secrets Manager (cached), paced by the
-    deployment's shared request budget kept in the usage table."""
+    deployment's shared request budget kept in the usage table.
+
+    ``clock`` (epoch seconds) and ``sleep`` (seconds) are the budget's time: the functions use
+    the real ones; a test passes a fake clock to see a 429's push-back without waiting for it."""
     key_secrets = {
         name: CachedSecret(
             aws_clients.secrets_manager(), config.api_key_secret_id, settings.secrets_cache_seconds
@@ -218,6 +227,10 @@ def transcript_source(settings: AssemblyAISettings, table_name: str) -> Assembly
         ),
         http_timeout_seconds=settings.http_timeout_seconds,
         pacer=SharedRequestPacer(
-            aws_clients.dynamodb(), table_name, settings.requests_per_5_minutes
+            aws_clients.dynamodb(),
+            table_name,
+            settings.requests_per_5_minutes,
+            clock=clock,
+            sleep=sleep,
         ),
     )
