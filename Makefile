@@ -59,13 +59,32 @@ lint: $(STAMP) ## ruff, mypy --strict, cfn-lint, generated files up to date
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
 
+# pytest runs its tests on every core (pytest-xdist): each worker process has its own embedded
+# AWS, AssemblyAI stand-in and ports, and an idle worker takes tests queued for a busy one
+# (worksteal). PYTEST_WORKERS=0 runs them in this process (for a debugger).
+# Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: otherwise every worker and every
+# local-stack subprocess of the e2e tests compiles (and pytest rewrites) each module again.
+PYTEST_WORKERS ?= auto
+PYTEST = PYTHONDONTWRITEBYTECODE= $(VPY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal
+# The checks and the tests run side by side (make -j); each one's output is printed whole when it
+# ends, and make fails if any of them failed.
+SIDE_BY_SIDE = $(MAKE) --no-print-directory -j --output-sync=target
+
 .PHONY: test
-test: lint validate ## lint, sam validate --lint and every test incl. e2e and sam build (what CI runs)
-	$(VPY) -m pytest --cov --cov-report=term:skip-covered --durations=10
+test: $(STAMP) $(SAM) ## lint, sam validate --lint and every test incl. e2e and sam build (what CI runs)
+	@$(SIDE_BY_SIDE) lint validate pytest-all
 
 .PHONY: test-fast
-test-fast: lint ## the same without sam validate and the slow suites (e2e, sam build)
-	$(VPY) -m pytest -m "not slow" --durations=5
+test-fast: $(STAMP) ## lint and the tests without the slow suites (e2e, sam build), side by side
+	@$(SIDE_BY_SIDE) lint pytest-fast
+
+.PHONY: pytest-all
+pytest-all: $(STAMP) ## every test with coverage (make test runs it beside lint and validate)
+	$(PYTEST) --cov --cov-report=term:skip-covered --durations=10
+
+.PHONY: pytest-fast
+pytest-fast: $(STAMP) ## the fast tests, properties with a quarter of their examples (make test-fast)
+	USAGE_METER_QUICK_PROPERTIES=1 $(PYTEST) -m "not slow" --durations=5
 
 $(SAM): | python-check
 	@echo "Installing the SAM CLI $(SAM_VERSION) into $(SAM_VENV) (the first time takes a few minutes)..."

@@ -41,6 +41,36 @@ AUTH_HEADER = "x-usage-meter-webhook-secret"
 WEBHOOK_BASE_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/assemblyai"
 
 
+# make test-fast runs each Hypothesis property with a quarter of its examples, for quick feedback;
+# make test (CI) runs every example. A property's count is written once, as examples(N).
+QUICK_PROPERTIES = os.environ.get("USAGE_METER_QUICK_PROPERTIES") == "1"
+
+
+def examples(full: int) -> int:
+    """The examples a Hypothesis property runs: ``full`` (make test, CI), or a quarter of it, at
+    least 5, under make test-fast (``USAGE_METER_QUICK_PROPERTIES=1``)."""
+    return max(5, full // 4) if QUICK_PROPERTIES else full
+
+
+def pytest_report_header() -> str:
+    if QUICK_PROPERTIES:
+        return "properties: a quarter of their examples (make test-fast); make test runs all"
+    return "properties: every example"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first, ``sam build`` (the longest) before them all: with the tests spread
+    over worker processes (pytest-xdist), the long ones then start at once on different workers
+    instead of one of them ending the run alone. The order is otherwise kept."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("slow") is None:
+            return 2
+        return 0 if "slow" in item.path.parts else 1
+
+    items.sort(key=rank)
+
+
 def load_event(relative: str) -> dict[str, Any]:
     return json.loads((EVENTS / relative).read_text())
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import WEBHOOK_BASE_URL
+from conftest import WEBHOOK_BASE_URL, examples
 from embedded_aws import EmbeddedAws
 from usage_meter.adapters.reconcile_store import DynamoReconcileStore
 from usage_meter.adapters.usage_ledger import DynamoUsageLedger
@@ -149,7 +149,7 @@ class Events:
         self.published.append((detail_type, detail))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(items=specs, foreign=st.integers(0, 2), data=st.data())
 def test_every_finished_transcript_is_billed_or_quarantined(
     embedded_aws: EmbeddedAws, items: list[Spec], foreign: int, data: st.DataObject

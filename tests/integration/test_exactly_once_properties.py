@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
+from conftest import REGION, Stack, examples, sqs_event, usage_message_body, webhook_url
 from embedded_aws import EmbeddedAws
 from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.logic.errors import TransientFailure
@@ -95,7 +95,7 @@ def _deliver(
     return _snapshot(aws, table)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs=transcript_specs, data=st.data())
 def test_any_interleaving_and_duplication_equals_delivering_each_once(
     embedded_aws: EmbeddedAws, specs: list[tuple[str, Any, int, str, str]], data: st.DataObject

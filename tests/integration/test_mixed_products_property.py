@@ -13,6 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
 from embedded_aws import EmbeddedAws
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.usage_ledger import DynamoUsageLedger
@@ -109,7 +110,7 @@ def _expected(items: list[Any]) -> Totals:
     return dict(totals)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs=usage_specs, data=st.data())
 def test_ledger_equals_aggregates_equals_export_for_any_mix_of_products(
     embedded_aws: EmbeddedAws,

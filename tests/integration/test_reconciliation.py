@@ -46,6 +46,23 @@ def add(
     )
 
 
+class BudgetClock:
+    """The request budget's time: starts at the real time (its schedule lives in the table, in
+    epoch seconds) and moves only when the budget sleeps, so a pushed-back budget costs the test
+    no real wait. ``slept`` lists each wait the budget asked for (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = __import__("time").time()
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 class Quiet:
     def __init__(self) -> None:
         self.counted: dict[str, float] = {}
@@ -65,11 +82,17 @@ def run(
     waits: list[float] | None = None,
     use_watermark: bool = True,
     concurrency: int = 1,
+    clock: BudgetClock | None = None,
 ) -> ReconcileReport:
     stack.use_function("ReconciliationFunction")
     settings = ReconcileSettings.from_environ(dict(__import__("os").environ))
     ledger = DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table)
-    source = transcript_source(settings, settings.table_name)
+    if clock is None:
+        source = transcript_source(settings, settings.table_name)
+    else:
+        source = transcript_source(
+            settings, settings.table_name, clock=clock.time, sleep=clock.sleep
+        )
     deps = ProcessorDeps(
         transcripts=source,
         ledger=ledger,
@@ -188,8 +211,9 @@ def test_a_429_on_one_item_does_not_end_the_run_and_the_run_says_it_did_not_fini
         add(stack, f"t{n}", hours_ago=10 - n)
     stack.api.state.fail("t2", 429, times=5, retry_after=30)
     metrics = Quiet()
+    clock = BudgetClock()  # the budget's 30 s wait passes on this clock, not the test's time
 
-    first = run(stack, page_size=2, metrics=metrics)
+    first = run(stack, page_size=2, metrics=metrics, clock=clock)
 
     # Then every other item is recovered in this run, and the run reports the one it could not
     # check, in its result and its metric
@@ -198,9 +222,12 @@ def test_a_429_on_one_item_does_not_end_the_run_and_the_run_says_it_did_not_fini
     assert set(ledger_ids(stack)) == {"t0", "t1", "t3", "t4", "t5"}
     assert metrics.counted["ReconcileIncomplete"] == 1
     assert metrics.counted["ReconcileUnchecked"] == 1
+    # and the 429 pushed the shared request budget back by its Retry-After: the next request
+    # waited those 30 s (once: the budget's other waits are its 15 ms slots)
+    assert [s for s in clock.slept if s > 1] == [pytest.approx(30, abs=0.1)]
 
     stack.api.state.faults.clear()
-    second = run(stack, page_size=2)
+    second = run(stack, page_size=2, clock=clock)
 
     assert second.complete and second.counts.recovered == 1
     assert set(ledger_ids(stack)) == {f"t{n}" for n in range(6)}

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import REGION, Stack
+from conftest import REGION, Stack, examples
 from usage_meter.adapters.limits_table import DynamoLimits
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.usage_ledger import DynamoUsageLedger
@@ -112,7 +112,7 @@ scenarios = st.fixed_dictionaries(
 
 @pytest.mark.usefixtures("stack")
 @settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
 from usage_meter.models.identifiers import (
     DIMENSION_NAME_PATTERN,
     MAX_DIMENSION_VALUE_LENGTH,
@@ -189,7 +190,7 @@ query_like = st.lists(query_pieces, max_size=12).map("".join)
 encoded_customer = st.text(max_size=140).map(lambda s: "customer_id=" + quote(s, safe=""))
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(raw=st.one_of(st.text(max_size=300), query_like, encoded_customer))
 @example(raw="customer_id=acme%0A")
 @example(raw="customer_id=acme\n")
@@ -220,7 +221,7 @@ def test_any_text_is_rejected_or_yields_a_safe_attribution(raw: str) -> None:
     assert list(attribution.dimensions) == sorted(attribution.dimensions)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     customer_id=st.text(min_size=1, max_size=128)
     .map(lambda s: unicodedata.normalize("NFC", s))

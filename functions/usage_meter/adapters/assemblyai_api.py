@@ -22,7 +22,12 @@ import httpx
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.request_budget import SharedRequestPacer
 from usage_meter.adapters.secrets import CachedSecret, api_key_from_secret
-from usage_meter.logic.errors import PermanentFailure, TranscriptNotFound, TransientFailure
+from usage_meter.logic.errors import (
+    ASSEMBLYAI_CLIENT_ERROR,
+    PermanentFailure,
+    TranscriptNotFound,
+    TransientFailure,
+)
 from usage_meter.settings import AssemblyAISettings, ProjectConfig
 
 # Retry-After is delay-seconds (ASCII digits) or an HTTP-date (RFC 9110 section 10.2.3). A longer
@@ -168,7 +173,7 @@ class AssemblyAITranscripts:
             )
         if status == 404:
             raise TranscriptNotFound(path)
-        raise PermanentFailure("assemblyai_client_error", f"AssemblyAI answered {status}")
+        raise PermanentFailure(ASSEMBLYAI_CLIENT_ERROR, f"AssemblyAI answered {status}")
 
     def fetch(self, project: str, transcript_id: str) -> dict[str, Any]:
         response = self._get(project, f"/v2/transcript/{transcript_id}")
@@ -195,9 +200,18 @@ class AssemblyAITranscripts:
         return payload
 
 
-def transcript_source(settings: AssemblyAISettings, table_name: str) -> AssemblyAITranscripts:
+def transcript_source(
+    settings: AssemblyAISettings,
+    table_name: str,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AssemblyAITranscripts:
     """The per-project SDK clients, keys read from Secrets Manager (cached), paced by the
-    deployment's shared request budget kept in the usage table."""
+    deployment's shared request budget kept in the usage table.
+
+    ``clock`` (epoch seconds) and ``sleep`` (seconds) are the budget's time: the functions use
+    the real ones; a test passes a fake clock to see a 429's push-back without waiting for it."""
     key_secrets = {
         name: CachedSecret(
             aws_clients.secrets_manager(), config.api_key_secret_id, settings.secrets_cache_seconds
@@ -213,6 +227,10 @@ def transcript_source(settings: AssemblyAISettings, table_name: str) -> Assembly
         ),
         http_timeout_seconds=settings.http_timeout_seconds,
         pacer=SharedRequestPacer(
-            aws_clients.dynamodb(), table_name, settings.requests_per_5_minutes
+            aws_clients.dynamodb(),
+            table_name,
+            settings.requests_per_5_minutes,
+            clock=clock,
+            sleep=sleep,
         ),
     )

@@ -19,6 +19,7 @@ from usage_meter.adapters.table_access import (
     new_token,
     own_write,
 )
+from usage_meter.adapters.unreadable import Unreadable, readable
 from usage_meter.adapters.usage_keys import from_item, session_key, to_item
 from usage_meter.models.streaming import SessionBegin
 from usage_meter.models.usage import RecordResult
@@ -92,8 +93,11 @@ class DynamoSessionStore(TableAdapter):
             return None
         return _begin(values)
 
-    def open_sessions(self, began_before: datetime, since: datetime) -> list[SessionBegin]:
-        """Sessions still open that began in [since, began_before): one Query per day."""
+    def open_sessions(
+        self, began_before: datetime, since: datetime, unreadable: Unreadable | None = None
+    ) -> list[SessionBegin]:
+        """Sessions still open that began in [since, began_before): one Query per day. One that
+        cannot be read goes to ``unreadable`` (with its session id) when given."""
         found: list[SessionBegin] = []
         day = since.astimezone(UTC).date()
         while day <= began_before.astimezone(UTC).date():
@@ -107,7 +111,7 @@ class DynamoSessionStore(TableAdapter):
                     }
                 ),
             )
-            found.extend(_begin(r) for r in rows)
+            found.extend(readable(_begin, rows, unreadable, "session_id"))
             day += timedelta(days=1)
         return found
 

@@ -1,5 +1,6 @@
 """GET /customers/{customer_id}/entitlement?product=async|streaming - may this customer start more
-work now, and how much remains. One DynamoDB Query. IAM-authorized at API Gateway."""
+work now, and how much remains. One DynamoDB request (a BatchGetItem of two keys). IAM-authorized
+at API Gateway."""
 
 from __future__ import annotations
 

@@ -40,6 +40,9 @@ class NotReady(TransientFailure):
 
 
 STORAGE_REFUSED = "dynamodb_validation"  # PermanentFailure reason: DynamoDB refused the request
+# PermanentFailure reason: AssemblyAI answered a 4xx that is neither about our key (401/403), nor
+# "no such transcript" (404), nor transient (408, 429): asking again gets the same answer.
+ASSEMBLYAI_CLIENT_ERROR = "assemblyai_client_error"
 
 
 class PermanentFailure(Exception):

@@ -17,6 +17,7 @@ until then. The application reports both ends to us, with the session's billable
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -56,7 +57,15 @@ class SessionStore(Protocol):
 
     def get_begin(self, session_id: str) -> SessionBegin | None: ...
 
-    def open_sessions(self, began_before: datetime, since: datetime) -> list[SessionBegin]: ...
+    def open_sessions(
+        self,
+        began_before: datetime,
+        since: datetime,
+        unreadable: Callable[[str, str], object] | None = None,
+    ) -> list[SessionBegin]:
+        """Open sessions that began in [since, began_before); with ``unreadable``, one that
+        cannot be read is reported there as (session id, reason) instead of raising."""
+        ...
 
     def close_session(self, session_id: str, reason: str) -> None: ...
 
@@ -221,6 +230,7 @@ class OrphanReport:
     flagged: int
     already_terminated: int
     unstorable: int = 0  # quarantined with the reason; the sweep went on
+    unreadable: int = 0  # stored sessions the code cannot read: quarantined and closed
 
 
 def settle_orphans(
@@ -237,7 +247,11 @@ def settle_orphans(
     termination. A billed orphan is billed at its own bound (``SessionBegin.bound_seconds``: at
     most ``limit_seconds``), in the month it ended, with its begin's add-ons."""
     limit = timedelta(seconds=float(limit_seconds))
-    orphans = sessions.open_sessions(began_before=now - limit, since=now - lookback)
+    unreadable: dict[str, str] = {}
+    orphans = sessions.open_sessions(
+        began_before=now - limit, since=now - lookback, unreadable=unreadable.setdefault
+    )
+    held = _hold_unreadable(ledger, sessions, metrics, unreadable, now)
     billed = flagged = already = unstorable = 0
     for begin in orphans:
         if policy is OrphanPolicy.FLAG:
@@ -289,4 +303,33 @@ def settle_orphans(
     metrics.count("OrphanedSessions", len(orphans))
     if billed:
         metrics.count("OrphanedSessionsBilled", billed)
-    return OrphanReport(len(orphans), billed, flagged, already, unstorable)
+    return OrphanReport(len(orphans), billed, flagged, already, unstorable, held)
+
+
+def _hold_unreadable(
+    ledger: UsageLedger,
+    sessions: SessionStore,
+    metrics: UsageMetrics,
+    unreadable: dict[str, str],
+    now: datetime,
+) -> int:
+    """Quarantine (``unreadable_session``) and close each stored open session the code cannot
+    read, so one never stops the sweep and the next sweep does not meet it again. One without a
+    session id cannot be closed: it is counted (``OrphanedSessionsUnreadable``) every sweep."""
+    for session_id, why in unreadable.items():
+        metrics.count("OrphanedSessionsUnreadable")
+        if not session_id:
+            continue
+        quarantine_item(
+            ledger,
+            metrics,
+            QuarantineItem(
+                source_id=session_id,
+                reason=QuarantineReason.UNREADABLE_SESSION,
+                detail=why,
+                message={"session_id": session_id},
+                quarantined_at=now,
+            ),
+        )
+        sessions.close_session(session_id, "orphan_unreadable")
+    return len(unreadable)

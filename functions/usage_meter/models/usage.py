@@ -184,6 +184,10 @@ class QuarantineReason(StrEnum):
     UNKNOWN_PROJECT = "unknown_project"
     UNBILLABLE_TRANSCRIPT = "unbillable_transcript"
     IMPLAUSIBLE_TRANSCRIPT = "implausible_transcript"
+    # reconciliation: AssemblyAI refuses the transcript (a 4xx client error) or its list entry
+    # cannot be read; held so one transcript never stops a project's run
+    UNREADABLE_TRANSCRIPT = "unreadable_transcript"
+    UNREADABLE_SESSION = "unreadable_session"  # an open session the orphan sweep cannot read
     UNSTORABLE = "unstorable"
     SESSION_CONFLICT = "session_conflict"
     REPORT_CONFLICT = "report_conflict"  # a product usage report re-sent with other figures
