@@ -99,7 +99,9 @@ class MemorySessions:
     def get_begin(self, session_id: str) -> SessionBegin | None:
         return self.begins.get(session_id)
 
-    def open_sessions(self, began_before: datetime, since: datetime) -> list[SessionBegin]:
+    def open_sessions(
+        self, began_before: datetime, since: datetime, unreadable: Any = None
+    ) -> list[SessionBegin]:
         closed = {s for s, _ in self.closed}
         return [
             b
