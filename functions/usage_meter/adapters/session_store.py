@@ -35,6 +35,8 @@ class DynamoSessionStore(TableAdapter):
     """Session begins: stored once, read back, listed while open, closed."""
 
     def put_begin(self, begin: SessionBegin) -> tuple[RecordResult, SessionBegin | None]:
+        """See ``logic.streaming_sessions.SessionStore.put_begin``: (RECORDED, None) or
+        (EXISTS, the stored begin). Raises TransientFailure/PermanentFailure."""
         write_id = new_token()
         values = {
             **session_key(begin.session_id),
@@ -77,8 +79,7 @@ class DynamoSessionStore(TableAdapter):
             except AWS_ERRORS as exc:
                 raise failure("fill in session begin", exc) from exc
             return RecordResult.RECORDED, None
-        same = (existing.customer_id, existing.project) == (begin.customer_id, begin.project)
-        return (RecordResult.DUPLICATE if same else RecordResult.CONFLICT), existing
+        return RecordResult.EXISTS, existing
 
     def get_begin(self, session_id: str) -> SessionBegin | None:
         try:

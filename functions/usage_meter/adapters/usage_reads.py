@@ -14,7 +14,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from usage_meter.adapters import ledger_index
 from usage_meter.adapters.table_access import TableAdapter
 from usage_meter.adapters.unreadable import Unreadable, readable
 from usage_meter.adapters.usage_keys import (
@@ -125,12 +124,16 @@ class DynamoUsageReader(TableAdapter):
     def month_ledger_pages(self, month: str) -> Iterator[list[Any]]:
         """The month's billable ledger rows, one page of ``ledger_index.LedgerEntry`` (customer,
         seconds) at a time, shard after shard: memory is one page whatever the month's size."""
+        from usage_meter.adapters import ledger_index  # the export's only (multiprocessing)
+
         for shard in range(LEDGER_SHARDS):
             yield from ledger_index.ledger_pages(self._client, self._table, month, shard)
 
     def month_ledger_totals(self, month: str) -> dict[str, LedgerTotals]:
         """Count, seconds and tokens of billable ledger rows per customer in a month, summed page
         by page over the 16 ``LedgerByMonth`` shards side by side (``adapters/ledger_index.py``)."""
+        from usage_meter.adapters import ledger_index  # the export's only (multiprocessing)
+
         return ledger_index.month_ledger_totals(
             self._client,
             self._table,

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol, get_args
 
-from usage_meter.logic.errors import RequestRejected
+from usage_meter.logic.errors import Rejection, RequestRejected
 from usage_meter.logic.pricing import UNROUNDED_PLACES, exact_cost
 from usage_meter.models.billing import PriceTable, PriceVersion, UsageAggregate
 from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id
@@ -86,12 +86,12 @@ def check_entitlement(
 ) -> Entitlement:
     """One DynamoDB request (``reader.entitlement_state``), then arithmetic. Allowed unless a
     **hard** limit covering ``product`` is used up (used >= allowance). Raises RequestRejected
-    (400) for a bad customer id or product."""
+    (INVALID) for a bad customer id or product."""
     if not is_customer_id(customer_id):
-        raise RequestRejected(400, "invalid_customer_id", CUSTOMER_ID_RULE)
+        raise RequestRejected(Rejection.INVALID, "invalid_customer_id", CUSTOMER_ID_RULE)
     if product not in PRODUCTS:
         raise RequestRejected(
-            400, "invalid_product", f"product must be one of {', '.join(PRODUCTS)}"
+            Rejection.INVALID, "invalid_product", f"product must be one of {', '.join(PRODUCTS)}"
         )
     now = now or datetime.now(UTC)
     month = now.strftime("%Y-%m")

@@ -47,7 +47,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from usage_meter.logic.errors import (
     ASSEMBLYAI_CLIENT_ERROR,
@@ -70,10 +70,10 @@ from usage_meter.models.transcript import DELETED_BY_USER, TranscriptFacts
 from usage_meter.models.usage import QuarantineItem, QuarantineReason
 from usage_meter.models.webhook import (
     WEBHOOK_MAX_DIMENSIONS,
-    Attribution,
     UsageMessage,
     attribution_from_query,
     billing_query,
+    webhook_url_is_ours,
 )
 
 FINISHED = frozenset({"completed", "error"})
@@ -127,17 +127,6 @@ def _utc(text: str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def is_ours(webhook_url: str | None, webhook_base_url: str) -> bool:
-    if not webhook_url:
-        return False
-    ours, theirs = urlsplit(webhook_base_url), urlsplit(webhook_url)
-    return (ours.scheme, ours.netloc.lower(), ours.path.rstrip("/")) == (
-        theirs.scheme,
-        theirs.netloc.lower(),
-        theirs.path.rstrip("/"),
-    )
-
-
 @dataclass(frozen=True)
 class _Run:
     project: str
@@ -163,7 +152,9 @@ def _message(
         "origin": "reconciliation",
     }
     try:
-        attribution = attribution_from_query(query, WEBHOOK_MAX_DIMENSIONS, billing_dimensions)
+        attribution = attribution_from_query(
+            query, WEBHOOK_MAX_DIMENSIONS, billing_dimensions, default_project=project
+        )
     except InvalidIdentifier as exc:
         return UsageMessage(
             attribution=None,
@@ -171,8 +162,6 @@ def _message(
             query=billing_query(query, billing_dimensions),  # never the application's own
             **common,
         )
-    if "project" not in dict(parse_qsl(query)):
-        attribution = Attribution(attribution.customer_id, project, attribution.dimensions)
     return UsageMessage(attribution=attribution, **common)
 
 
@@ -245,7 +234,7 @@ def _recover(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
         _hold_deleted(run, item, payload)
         counts.quarantined += 1
         return
-    if not is_ours(webhook_url, run.webhook_base_url):
+    if not webhook_url_is_ours(webhook_url, run.webhook_base_url):
         # Another integration's transcript (or none): not ours to bill, and never fetched again;
         # AssemblyAI bills it all the same, so it goes into the coverage report.
         reason = UncoveredReason.FOREIGN_WEBHOOK if webhook_url else UncoveredReason.NO_WEBHOOK

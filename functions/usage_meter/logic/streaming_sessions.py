@@ -24,9 +24,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
-from usage_meter.logic.errors import RequestRejected, UnstorableUsage
+from usage_meter.logic.errors import Rejection, RequestRejected, TransientFailure, UnstorableUsage
 from usage_meter.logic.ports import UsageLedger, UsageMetrics
 from usage_meter.logic.quarantine import quarantine_item
+from usage_meter.logic.recording import record_once
 from usage_meter.models.streaming import SESSION_LIMIT_SECONDS, SessionBegin, SessionTermination
 from usage_meter.models.usage import (
     UNKNOWN_MODEL,
@@ -48,7 +49,11 @@ class OrphanPolicy(StrEnum):
 class SessionStore(Protocol):
     """Streaming session begins (``adapters.session_store``); their usage goes to the ledger."""
 
-    def put_begin(self, begin: SessionBegin) -> tuple[RecordResult, SessionBegin | None]: ...
+    def put_begin(self, begin: SessionBegin) -> tuple[RecordResult, SessionBegin | None]:
+        """Store the begin once: (RECORDED, None), or (EXISTS, the begin already stored); a begin
+        after its termination fills in the closed session (RECORDED). ``store_begin`` decides
+        what an existing begin means."""
+        ...
 
     def get_begin(self, session_id: str) -> SessionBegin | None: ...
 
@@ -89,7 +94,7 @@ def _conflict(
         ),
     )
     metrics.count("UsageConflict")
-    return RequestRejected(409, "conflict", detail)
+    return RequestRejected(Rejection.CONFLICT, "conflict", detail)
 
 
 def check_reported_time(moment: datetime, name: str, now: float, max_skew_seconds: int) -> None:
@@ -97,14 +102,35 @@ def check_reported_time(moment: datetime, name: str, now: float, max_skew_second
     allows: it would bill a month that has not started, or hide a session from the sweep."""
     if moment.timestamp() > now + max_skew_seconds:
         raise RequestRejected(
-            400, "invalid_report", f"{name}: is more than {max_skew_seconds} s in the future"
+            Rejection.INVALID,
+            "invalid_report",
+            f"{name}: is more than {max_skew_seconds} s in the future",
         )
+
+
+def same_session_owner(stored: SessionBegin, report: SessionBegin | SessionTermination) -> bool:
+    """A session belongs to one customer and project: a report of it for another is a conflict."""
+    return (stored.customer_id, stored.project) == (report.customer_id, report.project)
+
+
+def store_begin(
+    sessions: SessionStore, begin: SessionBegin
+) -> tuple[RecordResult, SessionBegin | None]:
+    """Store a begin once: RECORDED, DUPLICATE (the same session began for the same owner) or
+    CONFLICT (it began for another customer or project), with the begin already stored."""
+    result, existing = sessions.put_begin(begin)
+    if result is not RecordResult.EXISTS:
+        return result, existing
+    if existing is None:
+        raise TransientFailure(f"session {begin.session_id} exists but could not be read")
+    same = same_session_owner(existing, begin)
+    return (RecordResult.DUPLICATE if same else RecordResult.CONFLICT), existing
 
 
 def record_begin(
     begin: SessionBegin, sessions: SessionStore, ledger: UsageLedger, metrics: UsageMetrics
 ) -> ReportResult:
-    result, _existing = sessions.put_begin(begin)
+    result, _existing = store_begin(sessions, begin)
     if result is RecordResult.CONFLICT:
         raise _conflict(
             ledger,
@@ -141,7 +167,7 @@ def record_termination(
     term: SessionTermination, sessions: SessionStore, ledger: UsageLedger, metrics: UsageMetrics
 ) -> ReportResult:
     begin = sessions.get_begin(term.session_id)
-    if begin is not None and (begin.customer_id, begin.project) != (term.customer_id, term.project):
+    if begin is not None and not same_session_owner(begin, term):
         raise _conflict(
             ledger,
             metrics,
@@ -151,7 +177,7 @@ def record_termination(
         )
     record = termination_record(term, begin)
     try:
-        outcome: RecordOutcome = ledger.record(record)
+        outcome: RecordOutcome = record_once(ledger, record, closes_session=True)
     except UnstorableUsage as exc:
         _hold_unstorable(ledger, metrics, term.session_id, exc, json.loads(term.model_dump_json()))
         return ReportResult("quarantined")
@@ -261,7 +287,7 @@ def settle_orphans(
             estimated=True,
         )
         try:
-            outcome = ledger.record(estimate)
+            outcome = record_once(ledger, estimate, closes_session=True)
         except UnstorableUsage as exc:  # one bad session never stops the sweep
             _hold_unstorable(
                 ledger, metrics, begin.session_id, exc, json.loads(begin.model_dump_json())

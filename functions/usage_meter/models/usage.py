@@ -159,7 +159,11 @@ class UsageRecord(BaseModel):
 
 
 class RecordResult(StrEnum):
+    """A write's outcome. Adapters report RECORDED or EXISTS (the row already there, with its
+    values); ``logic.recording`` decides whether an existing row is a DUPLICATE or a CONFLICT."""
+
     RECORDED = "recorded"
+    EXISTS = "exists"
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"
 
