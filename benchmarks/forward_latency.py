@@ -24,14 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from _setup import ROOT
+from _setup import add_source_paths
 
-sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "infra")]
+add_source_paths()
 
 from usage_meter_local import scenario  # noqa: E402
 from usage_meter_local.demo_webhooks import post_webhook  # noqa: E402

@@ -1,8 +1,8 @@
 """Run every benchmark, print one markdown report and write it to benchmarks/results.md.
 
 Each benchmark runs in its own ``sys.executable`` process (cold starts first, then the warm
-handlers, then the monthly export at scale through botocore, then the cost model) and hands its
-figures back as JSON. Every target is printed with PASS or FAIL at the end.
+handlers, the entitlement check, then the monthly export at scale through botocore, then the cost
+model) and hands its figures back as JSON. Every target is printed with PASS or FAIL at the end.
 
 Usage: python benchmarks/run_all.py [--runs 15] [--intake-requests 2000]
                                     [--processor-messages 500]
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import cold_import
 import cost_model
+import entitlement_check
 import export_month
 import forward_latency
 import reconcile_throughput
@@ -54,7 +55,9 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
-def targets(cold: dict, warm: dict, export: dict, reconcile: dict) -> list[tuple[str, bool, str]]:
+def targets(
+    cold: dict, warm: dict, entitlement: dict, export: dict, reconcile: dict
+) -> list[tuple[str, bool, str]]:
     export_results = [export_month.Scenario(**r) for r in export["results"]]
     warm_results = {k: warm_handler.Stats(**v) for k, v in warm["results"].items()}
     return [
@@ -65,6 +68,7 @@ def targets(cold: dict, warm: dict, export: dict, reconcile: dict) -> list[tuple
             f"{cold['ratio']:.2f} x",
         ),
         *warm_handler.verdicts(warm_results),
+        *entitlement_check.verdicts(entitlement_check.Result(**entitlement)),
         *export_month.verdicts(export_results),
         *reconcile_throughput.verdicts(reconcile_throughput.Result(**reconcile)),
         *cost_model.verdicts(),
@@ -72,7 +76,13 @@ def targets(cold: dict, warm: dict, export: dict, reconcile: dict) -> list[tuple
 
 
 def report(
-    cold: dict, warm: dict, export: dict, forward: dict, reconcile: dict, seconds: float
+    cold: dict,
+    warm: dict,
+    entitlement: dict,
+    export: dict,
+    forward: dict,
+    reconcile: dict,
+    seconds: float,
 ) -> str:
     cold_results = {k: cold_import.Summary(**v) for k, v in cold["results"].items()}
     warm_results = {k: warm_handler.Stats(**v) for k, v in warm["results"].items()}
@@ -91,7 +101,7 @@ def report(
             "",
             *[
                 f"- **{'PASS' if ok else 'FAIL'}** {name}: {detail}"
-                for name, ok, detail in targets(cold, warm, export, reconcile)
+                for name, ok, detail in targets(cold, warm, entitlement, export, reconcile)
             ],
             "",
             "### Cold start (fresh interpreter per run)",
@@ -116,6 +126,12 @@ def report(
             "",
             warm_handler.markdown(warm_results),
             "",
+            "### Entitlement check (in-process, production path, canned DynamoDB answer)",
+            "",
+            entitlement_check.NOTES,
+            "",
+            entitlement_check.markdown(entitlement_check.Result(**entitlement)),
+            "",
             "### Monthly export at scale (the real adapter through botocore, canned pages)",
             "",
             export_month.NOTES,
@@ -137,6 +153,7 @@ def report(
             "Reproduce: `make bench` (or `.venv/bin/python benchmarks/run_all.py`); one part "
             "alone: `.venv/bin/python benchmarks/cold_import.py`, "
             "`.venv/bin/python benchmarks/warm_handler.py`, "
+            "`.venv/bin/python benchmarks/entitlement_check.py [--requests N]`, "
             "`.venv/bin/python benchmarks/forward_latency.py [--notifications N]`, "
             "`.venv/bin/python benchmarks/reconcile_throughput.py [--transcripts N]`, "
             "`.venv/bin/python benchmarks/export_month.py [--rows N ...] [--customers N] "
@@ -170,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="usage-meter-bench-") as tmp:
         cold_json = Path(tmp) / "cold_import.json"
         warm_json = Path(tmp) / "warm_handler.json"
+        entitlement_json = Path(tmp) / "entitlement_check.json"
         export_json = Path(tmp) / "export_month.json"
         forward_json = Path(tmp) / "forward_latency.json"
         reconcile_json = Path(tmp) / "reconcile_throughput.json"
@@ -185,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(warm_json),
             ],
         )
+        _run("entitlement_check.py", ["--json", str(entitlement_json)])
         _run(
             "export_month.py",
             [
@@ -200,16 +219,19 @@ def main(argv: list[str] | None = None) -> int:
         _run("reconcile_throughput.py", ["--json", str(reconcile_json)])
         cold = json.loads(cold_json.read_text())
         warm = json.loads(warm_json.read_text())
+        entitlement = json.loads(entitlement_json.read_text())
         export = json.loads(export_json.read_text())
         forward = json.loads(forward_json.read_text())
         reconcile = json.loads(reconcile_json.read_text())
 
-    text = report(cold, warm, export, forward, reconcile, time.perf_counter() - started)
+    text = report(
+        cold, warm, entitlement, export, forward, reconcile, time.perf_counter() - started
+    )
     RESULTS.write_text(text)
     print("=" * 100)
     print(text)
     print(f"written to {RESULTS.relative_to(ROOT)}")
-    results = targets(cold, warm, export, reconcile)
+    results = targets(cold, warm, entitlement, export, reconcile)
     for name, ok, detail in results:
         print(f"{'PASS' if ok else 'FAIL'}: {name}: {detail}")
     return 1 if args.strict and not all(ok for _, ok, _ in results) else 0

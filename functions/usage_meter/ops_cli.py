@@ -41,16 +41,10 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-)
 
 from usage_meter import ops_limits
 from usage_meter.adapters.audit_log import DynamoAuditLog
+from usage_meter.adapters.aws_errors import AWS_ERRORS, AwsProblem, aws_problem
 from usage_meter.adapters.ledger_pages import DynamoLedgerPages
 from usage_meter.adapters.price_table import load_price_table
 from usage_meter.adapters.quarantine_store import DynamoQuarantine
@@ -478,10 +472,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _aws_error(exc: BaseException) -> int:
-    cause = exc.__cause__ if isinstance(exc, TransientFailure) else exc
-    if isinstance(cause, NoRegionError):
+    problem, detail = aws_problem(exc)
+    if problem is AwsProblem.NO_REGION:
         return _error("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's)", 2)
-    if isinstance(cause, NoCredentialsError | PartialCredentialsError):
+    if problem is AwsProblem.NO_CREDENTIALS:
         return _error(
             "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY (`aws sts get-caller-identity` checks them)",
@@ -490,9 +484,8 @@ def _aws_error(exc: BaseException) -> int:
     if isinstance(exc, TransientFailure):
         print(f"AWS unavailable, retry: {exc}", file=sys.stderr)  # noqa: T201
         return EXIT_TRANSIENT
-    if isinstance(cause, ClientError):
-        error = cause.response.get("Error", {})
-        return _error(f"AWS refused: {error.get('Code')}: {error.get('Message')}", EXIT_FAILED)
+    if problem is AwsProblem.REFUSED:
+        return _error(f"AWS refused: {detail}", EXIT_FAILED)
     return _error(str(exc), EXIT_FAILED)
 
 
@@ -524,7 +517,9 @@ def main(argv: list[str] | None = None) -> int:
     except PermanentFailure as exc:
         print(f"failed ({exc.reason}): {exc.message}", file=sys.stderr)  # noqa: T201
         return EXIT_PERMANENT
-    except (TransientFailure, BotoCoreError, ClientError) as exc:
+    except TransientFailure as exc:
+        return _aws_error(exc)
+    except AWS_ERRORS as exc:
         return _aws_error(exc)
 
 

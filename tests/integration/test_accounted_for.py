@@ -177,7 +177,7 @@ def test_every_finished_transcript_is_billed_or_quarantined(
             try:
                 accept_webhook(request, limits, Secrets(), queue, Events())
             except RequestRejected as refused:  # pragma: no cover - the property under test
-                raise AssertionError(f"{tid}: refused with {refused.status}") from refused
+                raise AssertionError(f"{tid}: refused ({refused.kind})") from refused
 
     # The session's embedded AWS (tests/embedded_aws.py), its usage table emptied first
     dynamodb = embedded_aws.client("dynamodb")

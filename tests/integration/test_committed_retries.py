@@ -22,6 +22,8 @@ import boto3
 from conftest import REGION, Stack
 from usage_meter.adapters.session_store import DynamoSessionStore
 from usage_meter.adapters.usage_ledger import DynamoUsageLedger
+from usage_meter.logic.recording import record_once
+from usage_meter.logic.streaming_sessions import store_begin
 from usage_meter.models.streaming import SessionBegin
 from usage_meter.models.usage import (
     QuarantineItem,
@@ -81,7 +83,7 @@ def test_recording_retried_after_its_commit_is_recorded_once(stack: Stack) -> No
     [aggregate] = stack.items("aggregate")
     assert (aggregate["usage_count"], aggregate["billable_seconds"]) == (1, Decimal(120))
     # A real second delivery (a new call, a new token) is still a duplicate.
-    assert ledger.record(_record()).result is RecordResult.DUPLICATE
+    assert record_once(ledger, _record()).result is RecordResult.DUPLICATE
 
 
 def test_replacement_retried_after_its_commit_reports_success(stack: Stack) -> None:
@@ -129,5 +131,29 @@ def test_session_begin_retried_after_its_commit_is_recorded(stack: Stack) -> Non
 
     assert ledger.put_begin(begin) == (RecordResult.RECORDED, None)
     assert len(calls) == 2
-    result, existing = ledger.put_begin(begin)
+    result, existing = store_begin(ledger, begin)
     assert result is RecordResult.DUPLICATE and existing == begin
+
+
+def test_the_ledger_reports_facts_and_closes_a_session_only_when_told(stack: Stack) -> None:
+    """Issue 10: the adapter decides nothing. A second write of a source is EXISTS with the row
+    there (``logic.recording`` decides duplicate or conflict); a streaming row closes its session
+    only when the caller asks (it used to be decided by the product inside the adapter)."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    ledger = DynamoUsageLedger(client, stack.table)
+    streaming = _record("sess-plain").model_copy(update={"product": "streaming"})
+    assert ledger.record(streaming).result is RecordResult.RECORDED
+    stubs = client.get_item(
+        TableName=stack.table, Key={"PK": {"S": "SESSION#sess-plain"}, "SK": {"S": "BEGIN"}}
+    )
+    assert "Item" not in stubs
+
+    again = ledger.record(streaming.model_copy(update={"billable_seconds": Decimal(1)}))
+    assert (again.result, again.existing) == (RecordResult.EXISTS, streaming)
+
+    closing = _record("sess-closing").model_copy(update={"product": "streaming"})
+    assert ledger.record(closing, closes_session=True).result is RecordResult.RECORDED
+    session = client.get_item(
+        TableName=stack.table, Key={"PK": {"S": "SESSION#sess-closing"}, "SK": {"S": "BEGIN"}}
+    )["Item"]
+    assert session["closed_by"] == {"S": closing.origin}

@@ -157,8 +157,8 @@ def test_crash_after_commit_before_delete_changes_nothing_on_redelivery(
 
     original = DynamoUsageLedger.record
 
-    def record_then_crash(self: DynamoUsageLedger, record: Any) -> Any:
-        original(self, record)
+    def record_then_crash(self: DynamoUsageLedger, record: Any, **options: Any) -> Any:
+        original(self, record, **options)
         raise Crash("killed after the transaction, before the message was deleted")
 
     monkeypatch.setattr(DynamoUsageLedger, "record", record_then_crash)

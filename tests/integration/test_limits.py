@@ -194,8 +194,9 @@ def test_allowance_change_mid_month_applies_from_the_change_on_and_is_audited(
 
 def test_entitlement_agrees_with_the_usage_api(stack: Stack) -> None:
     """Given async usage on priced and unpriced models and streaming usage; then the check's used
-    seconds and cost per product equal the usage API's rows for that product (same aggregates,
-    same export pricing), and unpriced rows are named, never guessed."""
+    seconds equal the usage API's rows for that product, its cost is the exact cost of those
+    rows at the export's prices (before the invoice's per-line rounding to the cent), and
+    unpriced rows are named, never guessed."""
     limits = [
         {"product": "async", "unit": "seconds", "amount": "100000"},
         {"product": "async", "unit": "cost", "amount": "50", "enforcement": "soft"},
@@ -229,10 +230,18 @@ def test_entitlement_agrees_with_the_usage_api(stack: Stack) -> None:
     check = entitlement(stack, "globex", "async")
     by_key = {(x["product"], x["unit"]): x for x in check["limits"]}
     api_seconds = sum(Decimal(r["billable_seconds"]) for r in rows)
-    api_cost = sum(Decimal(r["cost"]) for r in rows if r["cost"] is not None)
+    priced = [r for r in rows if r["cost"] is not None]
+    exact = sum(
+        (Decimal(r["billable_seconds"]) * Decimal(r["price_per_hour"]) / 3600 for r in priced),
+        Decimal(0),
+    )
+    invoice = sum(Decimal(r["cost"]) for r in priced)
     assert Decimal(by_key["async", "seconds"]["used"]) == api_seconds == Decimal(2032)
     assert Decimal(by_key["all", "seconds"]["used"]) == api_seconds
-    assert Decimal(by_key["async", "cost"]["used"]) == api_cost > 0
+    # the exact cost of the priced rows; the invoice's rounded lines are within half a cent each
+    used_cost = Decimal(by_key["async", "cost"]["used"])
+    assert used_cost == exact.quantize(Decimal("0.000001")) > 0
+    assert abs(used_cost - invoice) <= Decimal("0.005") * len(priced)
     assert "universal-4-preview" in by_key["async", "cost"]["unpriced"]
     assert check["allowed"] is True
 
@@ -318,3 +327,200 @@ def test_reconciliation_and_late_usage_cross_thresholds_too(stack: Stack) -> Non
     assert sorted(
         e["threshold_percent"] for e in received(stack, url) if e["month"] == previous
     ) == [50, 80]
+
+
+def test_many_long_breakdowns_stay_storable_and_the_check_exact(stack: Stack) -> None:
+    """Given a customer whose 60 transcripts each carry distinct 126-character Japanese team,
+    department, site and unit names (~2.5 KB of percent-encoded breakdown each): one summary
+    entry per breakdown passes DynamoDB's 400 KB item limit (AWS DynamoDB Developer Guide,
+    "Constraints in Amazon DynamoDB", Items, attribute names included; moto enforces it) after
+    ~50 of them, and every later write of that customer is refused (quarantined unstorable). The
+    summary keeps price classes, so every transcript is billed, none quarantined, and the check's
+    used seconds and exact cost equal the usage API's."""
+    set_allowance(
+        stack,
+        "teams-co",
+        [
+            {"product": "async", "unit": "seconds", "amount": "100000"},
+            {"product": "async", "unit": "cost", "amount": "1000", "enforcement": "soft"},
+        ],
+        "many teams",
+    )
+    received_at = now_iso()
+    for batch in range(6):
+        bodies = []
+        for i in range(10):
+            n = batch * 10 + i
+            team = f"営業部{n:03d}" * 21  # 126 characters
+            names = {"team": team, "department": team, "site": team, "unit": team}
+            tid = f"3c0b4f6e-2a3e-4f55-9c1c-0d3f5b0c{n:04d}"
+            stack.api.state.add(
+                transcript(
+                    tid,
+                    webhook_url=webhook_url("teams-co", **names),
+                    audio_duration=100 + n,
+                    speech_model_used=("universal-3-pro", "universal-2")[n % 2],
+                )
+            )
+            bodies.append(
+                usage_message_body(tid, "teams-co", dimensions=names, received_at=received_at)
+            )
+        assert stack.invoke_processor(sqs_event(bodies)) == {"batchItemFailures": []}
+
+    assert len(stack.items("ledger")) == 60
+    assert stack.items("quarantine") == [] and stack.queue_messages(stack.dlq_url) == []
+    [summary] = stack.items("usage_summary")
+    assert len(summary) < 40  # two price classes, whatever the breakdowns
+    rows: list[dict[str, Any]] = []
+    page: str | None = "0"
+    while page is not None:
+        usage = json.loads(
+            stack.invoke(
+                "UsageQueryFunction",
+                {"pathParameters": {"customer_id": "teams-co"}, "queryStringParameters": {}}
+                | ({"queryStringParameters": {"page": page}} if page != "0" else {}),
+            )["body"]
+        )
+        rows += usage["rows"]
+        page = usage["next_page"]
+    assert len(rows) == 60
+    check = entitlement(stack, "teams-co", "async")
+    by_key = {(x["product"], x["unit"]): x for x in check["limits"]}
+    assert (
+        Decimal(by_key["async", "seconds"]["used"])
+        == sum((Decimal(r["billable_seconds"]) for r in rows), Decimal(0))
+        == Decimal(sum(100 + n for n in range(60)))
+    )
+    exact = sum(
+        (Decimal(r["billable_seconds"]) * Decimal(r["price_per_hour"]) / 3600 for r in rows),
+        Decimal(0),
+    )
+    assert Decimal(by_key["async", "cost"]["used"]) == exact.quantize(Decimal("0.000001")) > 0
+    assert Decimal(usage["totals"]["cost_unrounded"]) - exact < Decimal("0.0001")
+
+
+def test_10000_breakdowns_of_one_customer_are_stored_and_the_check_stays_exact(
+    stack: Stack,
+) -> None:
+    """The extreme: one customer with 10,000 distinct breakdowns in a month (a long team name
+    each, three projects, three models, add-ons). The summary's own Updates - exactly what each
+    ledger transaction carries (``usage_summary.summary_updates``), 50 usages per write like a
+    processor batch - are applied by DynamoDB (moto, which enforces the 400 KB item limit:
+    AWS DynamoDB Developer Guide, "Constraints in Amazon DynamoDB", Items); every write is
+    accepted, and the check read through the production adapter (one BatchGetItem) equals the
+    sums of the 10,000 usages: seconds exactly, cost exactly (``pricing.exact_cost`` of each
+    usage's own row, summed)."""
+    from usage_meter.adapters.limits_table import DynamoLimits
+    from usage_meter.adapters.price_table import load_price_table
+    from usage_meter.adapters.usage_keys import customer_key, readable_breakdown
+    from usage_meter.adapters.usage_summary import summary_updates
+    from usage_meter.logic.entitlement import check_entitlement
+    from usage_meter.logic.pricing import exact_cost
+    from usage_meter.models.billing import UsageAggregate
+    from usage_meter.models.limits import AllowanceSet, Limit
+    from usage_meter.models.usage import UsageRecord, UsageStatus
+
+    client = boto3.client("dynamodb", region_name=REGION)
+    limits = DynamoLimits(client, stack.table)
+    assert limits.put_customer_change(
+        "bigco",
+        expected_version=0,
+        own=AllowanceSet(
+            limits=(
+                Limit(product="async", unit="seconds", amount=Decimal(10**9)),
+                Limit(product="async", unit="cost", amount=Decimal(10**6)),
+            )
+        ),
+        plan=None,
+        plan_limits=None,
+        plan_version=0,
+        change={"reason": "extreme"},
+    )
+    now = datetime.now(UTC)
+    month = f"{now:%Y-%m}"
+    models = ("universal-3-pro", "universal-2", "best")
+    usages = [
+        UsageRecord(
+            source_id=f"t{i}",
+            product="async",
+            status=UsageStatus.BILLABLE,
+            customer_id="bigco",
+            project=("eu", "us", "default")[i % 3],
+            month=month,
+            billable_seconds=Decimal(i % 997) + Decimal("0.125"),
+            model=models[i % 3],
+            features=("speaker_labels",) if i % 2 else (),
+            dimensions={"team": f"営業部{i:05d}" * 8},
+            occurred_at=now,
+        )
+        for i in range(10_000)
+    ]
+    for start in range(0, len(usages), 50):
+        changes = [
+            (
+                u.customer_id,
+                customer_key(u.customer_id),
+                u.month,
+                readable_breakdown(u),
+                u.addon_seconds(),
+                1,
+                u.billable_seconds,
+                (0, 0),
+            )
+            for u in usages[start : start + 50]
+        ]
+        [update] = summary_updates(stack.table, changes)
+        client.update_item(**update["Update"])
+
+    answer = check_entitlement(
+        "bigco", "async", limits, load_price_table("usage_meter/config/prices.json"), now=now
+    )
+    used = {(s.product, s.unit): s.used for s in answer.limits}
+    prices = load_price_table("usage_meter/config/prices.json").for_month(month)
+    exact = sum(
+        (
+            exact_cost(
+                UsageAggregate(
+                    customer_id="bigco",
+                    month=month,
+                    product="async",
+                    project=u.project,
+                    model=u.model,
+                    dimensions=u.dimensions,
+                    usage_count=1,
+                    billable_seconds=u.billable_seconds,
+                    addon_seconds=u.addon_seconds(),
+                ),
+                prices,
+            )[0]
+            or Decimal(0)
+            for u in usages
+        ),
+        Decimal(0),
+    )
+    assert used["async", "seconds"] == sum((u.billable_seconds for u in usages), Decimal(0))
+    assert used["async", "cost"] == exact.quantize(Decimal("0.000001")) > 0
+    [summary] = stack.items("usage_summary")
+    assert len(json.dumps(summary, default=str).encode()) < 2048
+
+
+def test_the_check_is_one_dynamodb_request(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the customer's usage (async and streaming, several models and teams), the
+    entitlement handler makes exactly one AWS request: the BatchGetItem of the allowance item and
+    the month's summary."""
+    import botocore.client
+
+    set_allowance(stack, "onecall", [{"unit": "seconds", "amount": "100000"}], "one call")
+    deliver(stack, "onecall", [60, 120, 30])
+    entitlement(stack, "onecall")  # warm: clients and price table loaded
+    calls: list[str] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def counted(client: Any, operation: str, params: Any) -> Any:
+        calls.append(operation)
+        return original(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counted)
+    answer = entitlement(stack, "onecall")
+    assert calls == ["BatchGetItem"]
+    assert Decimal(answer["limits"][0]["used"]) == Decimal(210)

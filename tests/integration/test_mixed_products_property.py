@@ -20,6 +20,7 @@ from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.adapters.usage_reads import DynamoUsageReader
 from usage_meter.logic.monthly_export import priced_rows, verify_against_ledger
 from usage_meter.logic.product_reports import record_product_usage
+from usage_meter.logic.recording import record_once
 from usage_meter.models.products import LlmGatewayUsage, SyncUsage, VoiceAgentUsage
 from usage_meter.models.usage import UsageRecord, UsageStatus
 
@@ -90,7 +91,7 @@ def _report(n: int, spec: tuple[str, str, int, int, str, str]) -> Any:
 
 def _record(ledger: DynamoUsageLedger, item: Any) -> None:
     if isinstance(item, UsageRecord):
-        ledger.record(item)
+        record_once(ledger, item)
     else:
         record_product_usage(item, ledger, NullMetrics())
 

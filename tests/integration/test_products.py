@@ -257,7 +257,7 @@ class TestLlmGateway:
 
         original = DynamoUsageLedger.record
 
-        def unavailable(self: DynamoUsageLedger, record: Any) -> Any:
+        def unavailable(self: DynamoUsageLedger, record: Any, **_: Any) -> Any:
             raise TransientFailure("throttled")
 
         monkeypatch.setattr(DynamoUsageLedger, "record", unavailable)

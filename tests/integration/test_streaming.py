@@ -428,6 +428,7 @@ class TestOrphans:
             "flagged": 0,
             "already_terminated": 0,
             "unstorable": 0,
+            "unreadable": 0,
         }
         [row] = stack.items("ledger")
         assert (row["billable_seconds"], row["estimated"], row["origin"]) == (

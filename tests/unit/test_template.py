@@ -194,6 +194,7 @@ def test_every_alarm_the_operators_need_exists() -> None:
         "ReconciliationFailedAlarm",
         "ExportFailedAlarm",
         "ExportLedgerMismatchAlarm",
+        "ExportCustomersHeldAlarm",
     } <= alarms
 
 

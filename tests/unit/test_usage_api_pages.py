@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from usage_meter.adapters.price_table import load_price_table
+from usage_meter.handlers.http_errors import rejection_status
 from usage_meter.logic.errors import RequestRejected
 from usage_meter.logic.usage_report import MAX_PAGE_BYTES, MAX_PAGE_ROWS, customer_usage
 from usage_meter.models.billing import LedgerTotals, UsageAggregate
@@ -87,7 +88,7 @@ def test_byte_budget_cuts_a_page_before_the_row_limit(monkeypatch: pytest.Monkey
 def test_odd_page_is_400(page: str) -> None:
     with pytest.raises(RequestRejected) as rejected:
         customer_usage("acme", "2026-11", "json", ManyRows(), PRICES, page=page)
-    assert (rejected.value.status, rejected.value.code) == (400, "invalid_page")
+    assert (rejection_status(rejected.value), rejected.value.code) == (400, "invalid_page")
 
 
 def test_page_past_the_end_is_empty() -> None:

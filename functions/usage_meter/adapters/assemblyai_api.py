@@ -22,7 +22,12 @@ import httpx
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.request_budget import SharedRequestPacer
 from usage_meter.adapters.secrets import CachedSecret, api_key_from_secret
-from usage_meter.logic.errors import PermanentFailure, TranscriptNotFound, TransientFailure
+from usage_meter.logic.errors import (
+    ASSEMBLYAI_CLIENT_ERROR,
+    PermanentFailure,
+    TranscriptNotFound,
+    TransientFailure,
+)
 from usage_meter.models.rules import TRANSCRIPT_LIST_PAGE_LIMIT
 from usage_meter.settings import AssemblyAISettings, ProjectConfig
 
@@ -169,7 +174,7 @@ class AssemblyAITranscripts:
             )
         if status == 404:
             raise TranscriptNotFound(path)
-        raise PermanentFailure("assemblyai_client_error", f"AssemblyAI answered {status}")
+        raise PermanentFailure(ASSEMBLYAI_CLIENT_ERROR, f"AssemblyAI answered {status}")
 
     def fetch(self, project: str, transcript_id: str) -> dict[str, Any]:
         response = self._get(project, f"/v2/transcript/{transcript_id}")

@@ -45,8 +45,8 @@ DATASETS = {
 _VERSION = re.compile(r"version=(\d+)/$")
 
 
-class ExportConflict(Exception):
-    """Another run published the same version first."""
+class ExportConflict(TransientFailure):
+    """Another run published the same version first (a retry takes the next version)."""
 
 
 class S3ExportStore:
@@ -101,6 +101,8 @@ class S3ExportStore:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise FileNotFoundError(self.key(month, version, name)) from exc
             raise TransientFailure(f"cannot read export: {type(exc).__name__}") from exc
+        except BotoCoreError as exc:
+            raise TransientFailure(f"cannot read export: {type(exc).__name__}") from exc
 
     def publish(self, month: str, version: int, files: Mapping[str, bytes | IO[bytes]]) -> None:
         """Put each file (bytes, or a seekable binary file streamed from disk), manifest last."""
@@ -123,3 +125,5 @@ class S3ExportStore:
                 if code in ("PreconditionFailed", "ConditionalRequestConflict"):
                     raise ExportConflict(self.key(month, version, name)) from exc
                 raise TransientFailure(f"cannot write export: {code}") from exc
+            except BotoCoreError as exc:
+                raise TransientFailure(f"cannot write export: {type(exc).__name__}") from exc

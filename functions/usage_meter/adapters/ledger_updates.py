@@ -1,6 +1,7 @@
 """The items a ledger write changes beside its row, as TransactWriteItems ``Update`` requests:
-the aggregate, the customer-month summary, the late-usage mark of an ended month, and the
-streaming session a record closes. Pure builders (no I/O); keys from ``usage_keys``."""
+the aggregate, the customer-month summary, the late-usage mark of an ended month, the streaming
+session a record closes, and what a replaced row moves. Pure builders (no I/O); keys from
+``usage_keys``."""
 
 from __future__ import annotations
 
@@ -19,17 +20,13 @@ from usage_meter.adapters.usage_keys import (
     session_key,
     to_item,
 )
+from usage_meter.adapters.usage_keys import tokens as record_tokens
 from usage_meter.adapters.usage_summary import summary_updates
-from usage_meter.models.months import usage_month
-from usage_meter.models.usage import UsageRecord
+from usage_meter.logic.late_usage import usage_is_late
+from usage_meter.models.usage import UsageRecord, UsageStatus
 
 SummaryChange = tuple[UsageRecord, int, Decimal, dict[str, Decimal], tuple[int, int]]
 """(record, count delta, seconds delta, add-on seconds deltas, (input, output) token deltas)"""
-
-
-def ended(month: str, now: datetime) -> bool:
-    """Whether ``month`` (YYYY-MM) is before the current UTC month."""
-    return month < usage_month(now)
 
 
 def aggregate_update(
@@ -135,3 +132,83 @@ def close_session_update(table: str, session_id: str, reason: str, now: datetime
         "UpdateExpression": "REMOVE GSI1PK, GSI1SK SET closed_by = :reason, closed_at = :now",
         "ExpressionAttributeValues": to_item({":reason": reason, ":now": now.isoformat()}),
     }
+
+
+def same_aggregate(existing: UsageRecord, replacement: UsageRecord) -> bool:
+    """Whether both rows count in the same aggregate item (month and breakdown)."""
+    return (existing.month, aggregate_breakdown(existing)) == (
+        replacement.month,
+        aggregate_breakdown(replacement),
+    )
+
+
+def replacement_updates(
+    table: str,
+    existing: UsageRecord,
+    replacement: UsageRecord,
+    now: datetime,
+    *,
+    with_summary: bool = True,
+) -> list[Any]:
+    """What replacing the ledger row ``existing`` by ``replacement`` changes beside the row: its
+    contribution moves between aggregates and (``with_summary``: the deployment keeps one)
+    summaries (one ADD of the difference when both count in the same aggregate: an item may
+    appear once per transaction), and every ended month it touches is marked late."""
+    billable = UsageStatus.BILLABLE
+    items: list[Any] = []
+    if (
+        same_aggregate(existing, replacement)
+        and existing.status is billable
+        and replacement.status is billable
+    ):
+        delta = replacement.billable_seconds - existing.billable_seconds
+        before, after = existing.addon_seconds(), replacement.addon_seconds()
+        addon_delta = {
+            name: after.get(name, Decimal(0)) - before.get(name, Decimal(0))
+            for name in sorted(before.keys() | after.keys())
+        }
+        token_delta = (
+            replacement.input_tokens - existing.input_tokens,
+            replacement.output_tokens - existing.output_tokens,
+        )
+        update = aggregate_update(
+            table,
+            replacement,
+            now,
+            count=0,
+            seconds=delta,
+            addon_seconds=addon_delta,
+            tokens=token_delta,
+        )
+        items.append({"Update": update})
+        if with_summary:
+            items += summary(table, (replacement, 0, delta, addon_delta, token_delta))
+    else:
+        moved: list[SummaryChange] = []
+        if existing.status is billable:
+            negated = {name: -value for name, value in existing.addon_seconds().items()}
+            back = (-existing.input_tokens, -existing.output_tokens)
+            update = aggregate_update(
+                table,
+                existing,
+                now,
+                count=-1,
+                seconds=-existing.billable_seconds,
+                addon_seconds=negated,
+                tokens=back,
+            )
+            items.append({"Update": update})
+            moved.append((existing, -1, -existing.billable_seconds, negated, back))
+        if replacement.status is billable:
+            items.append({"Update": aggregate_update(table, replacement, now)})
+            added = replacement.addon_seconds()
+            moved.append(
+                (replacement, 1, replacement.billable_seconds, added, record_tokens(replacement))
+            )
+        if with_summary:
+            items += summary(table, *moved)
+    touched = {r.month for r in (existing, replacement) if r.status is billable}
+    items.extend(
+        {"Update": late_mark(table, m, now)} for m in sorted(touched) if usage_is_late(m, now)
+    )
+    return items

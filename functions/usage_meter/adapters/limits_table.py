@@ -69,7 +69,7 @@ def allowance_from_item(values: dict[str, Any]) -> CustomerAllowance:
 
 
 class DynamoLimits(ThresholdMarkers):
-    """Allowance and threshold storage. Reads for the check are one Query; every change of an
+    """Allowance and threshold storage. Reads for the check are one BatchGetItem; every change of an
     allowance is a transaction of the new current item and its history version."""
 
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:

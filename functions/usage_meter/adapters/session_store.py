@@ -19,6 +19,7 @@ from usage_meter.adapters.table_access import (
     new_token,
     own_write,
 )
+from usage_meter.adapters.unreadable import Unreadable, readable
 from usage_meter.adapters.usage_keys import from_item, session_key, to_item
 from usage_meter.models.streaming import SessionBegin
 from usage_meter.models.usage import RecordResult
@@ -34,6 +35,8 @@ class DynamoSessionStore(TableAdapter):
     """Session begins: stored once, read back, listed while open, closed."""
 
     def put_begin(self, begin: SessionBegin) -> tuple[RecordResult, SessionBegin | None]:
+        """See ``logic.streaming_sessions.SessionStore.put_begin``: (RECORDED, None) or
+        (EXISTS, the stored begin). Raises TransientFailure/PermanentFailure."""
         write_id = new_token()
         values = {
             **session_key(begin.session_id),
@@ -76,8 +79,7 @@ class DynamoSessionStore(TableAdapter):
             except AWS_ERRORS as exc:
                 raise failure("fill in session begin", exc) from exc
             return RecordResult.RECORDED, None
-        same = (existing.customer_id, existing.project) == (begin.customer_id, begin.project)
-        return (RecordResult.DUPLICATE if same else RecordResult.CONFLICT), existing
+        return RecordResult.EXISTS, existing
 
     def get_begin(self, session_id: str) -> SessionBegin | None:
         try:
@@ -91,8 +93,11 @@ class DynamoSessionStore(TableAdapter):
             return None
         return _begin(values)
 
-    def open_sessions(self, began_before: datetime, since: datetime) -> list[SessionBegin]:
-        """Sessions still open that began in [since, began_before): one Query per day."""
+    def open_sessions(
+        self, began_before: datetime, since: datetime, unreadable: Unreadable | None = None
+    ) -> list[SessionBegin]:
+        """Sessions still open that began in [since, began_before): one Query per day. One that
+        cannot be read goes to ``unreadable`` (with its session id) when given."""
         found: list[SessionBegin] = []
         day = since.astimezone(UTC).date()
         while day <= began_before.astimezone(UTC).date():
@@ -106,7 +111,7 @@ class DynamoSessionStore(TableAdapter):
                     }
                 ),
             )
-            found.extend(_begin(r) for r in rows)
+            found.extend(readable(_begin, rows, unreadable, "session_id"))
             day += timedelta(days=1)
         return found
 

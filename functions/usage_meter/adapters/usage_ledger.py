@@ -12,7 +12,6 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -21,8 +20,9 @@ from usage_meter.adapters.ledger_updates import (
     SummaryChange,
     aggregate_update,
     close_session_update,
-    ended,
     late_mark,
+    replacement_updates,
+    same_aggregate,
     summary,
 )
 from usage_meter.adapters.quarantine_store import DynamoQuarantine
@@ -47,6 +47,7 @@ from usage_meter.adapters.usage_keys import (
     tokens,
 )
 from usage_meter.logic.errors import TransientFailure
+from usage_meter.logic.late_usage import usage_is_late
 from usage_meter.models.usage import (
     QuarantineItem,
     RecordOutcome,
@@ -73,7 +74,8 @@ class DynamoUsageLedger(TableAdapter):
     """``on_usage_changed(customer_id, month)`` runs after every write that changed (or, for a
     duplicate, may have changed earlier) a customer's billable usage: the threshold watcher.
     It runs after the transaction; if it raises, so does the write, and the caller's retry finds
-    a duplicate and runs it again. ``quarantine`` stores through ``DynamoQuarantine``."""
+    the row and runs it again (``usage_confirmed``, called by ``logic.recording`` for a
+    duplicate). ``quarantine`` stores through ``DynamoQuarantine``."""
 
     def __init__(
         self,
@@ -127,7 +129,10 @@ class DynamoUsageLedger(TableAdapter):
         return summary(self._table, *changes) if self._usage_summary else []
 
     # -- writes ---------------------------------------------------------------------------------
-    def record(self, record: UsageRecord) -> RecordOutcome:
+    def record(self, record: UsageRecord, *, closes_session: bool = False) -> RecordOutcome:
+        """See ``logic.ports.UsageLedger.record``: RECORDED, or EXISTS with the row there (read
+        back consistently); whether that is a duplicate or a conflict is ``logic.recording``'s
+        to decide. ``on_usage_changed`` runs after a RECORDED billable write."""
         now = datetime.now(UTC)
         items: list[TransactWriteItemTypeDef] = [
             {
@@ -143,9 +148,9 @@ class DynamoUsageLedger(TableAdapter):
             items += self._summary(
                 (record, 1, record.billable_seconds, record.addon_seconds(), tokens(record)),
             )
-            if ended(record.month, now):
+            if usage_is_late(record.month, now):
                 items.append({"Update": late_mark(self._table, record.month, now)})
-        if record.product == "streaming":
+        if closes_session:
             items.append(
                 {"Update": close_session_update(self._table, record.source_id, record.origin, now)}
             )
@@ -163,12 +168,7 @@ class DynamoUsageLedger(TableAdapter):
         existing = self.get_record(record.product, record.source_id)
         if existing is None:  # pragma: no cover - the row existed a moment ago and is never deleted
             raise TransientFailure("ledger row vanished after a conditional check failure")
-        same = existing.same_facts_as(record)
-        if same:
-            self._usage_changed(existing)
-        return RecordOutcome(
-            result=RecordResult.DUPLICATE if same else RecordResult.CONFLICT, existing=existing
-        )
+        return RecordOutcome(result=RecordResult.EXISTS, existing=existing)
 
     def replace_record(self, existing: UsageRecord, replacement: UsageRecord) -> bool:
         """Replace a billed ledger row and move its aggregate contribution, in one transaction,
@@ -191,65 +191,8 @@ class DynamoUsageLedger(TableAdapter):
                 }
             }
         ]
-        billable = UsageStatus.BILLABLE
-        same_aggregate = (existing.month, aggregate_breakdown(existing)) == (
-            replacement.month,
-            aggregate_breakdown(replacement),
-        )
-        if same_aggregate and existing.status is billable and replacement.status is billable:
-            # One item may appear once per transaction: a single ADD of the difference.
-            delta = replacement.billable_seconds - existing.billable_seconds
-            before, after = existing.addon_seconds(), replacement.addon_seconds()
-            addon_delta = {
-                name: after.get(name, Decimal(0)) - before.get(name, Decimal(0))
-                for name in sorted(before.keys() | after.keys())
-            }
-            token_delta = (
-                replacement.input_tokens - existing.input_tokens,
-                replacement.output_tokens - existing.output_tokens,
-            )
-            update = aggregate_update(
-                self._table,
-                replacement,
-                now,
-                count=0,
-                seconds=delta,
-                addon_seconds=addon_delta,
-                tokens=token_delta,
-            )
-            items.append({"Update": update})
-            items += self._summary((replacement, 0, delta, addon_delta, token_delta))
-        else:
-            moved: list[SummaryChange] = []
-            if existing.status is billable:
-                negated = {name: -value for name, value in existing.addon_seconds().items()}
-                back = (-existing.input_tokens, -existing.output_tokens)
-                update = aggregate_update(
-                    self._table,
-                    existing,
-                    now,
-                    count=-1,
-                    seconds=-existing.billable_seconds,
-                    addon_seconds=negated,
-                    tokens=back,
-                )
-                items.append({"Update": update})
-                moved.append((existing, -1, -existing.billable_seconds, negated, back))
-            if replacement.status is billable:
-                items.append({"Update": aggregate_update(self._table, replacement, now)})
-                moved.append(
-                    (
-                        replacement,
-                        1,
-                        replacement.billable_seconds,
-                        replacement.addon_seconds(),
-                        tokens(replacement),
-                    )
-                )
-            items += self._summary(*moved)
-        touched = {r.month for r in (existing, replacement) if r.status is billable}
-        items.extend(
-            {"Update": late_mark(self._table, m, now)} for m in sorted(touched) if ended(m, now)
+        items += replacement_updates(
+            self._table, existing, replacement, now, with_summary=self._usage_summary
         )
         try:
             self._transact(items)
@@ -260,7 +203,7 @@ class DynamoUsageLedger(TableAdapter):
             raise failure("replace ledger row", exc) from exc
         except BotoCoreError as exc:
             raise failure("replace ledger row", exc) from exc
-        if existing.status is billable and not same_aggregate:
+        if existing.status is UsageStatus.BILLABLE and not same_aggregate(existing, replacement):
             self._remove_if_empty(existing)
         self._usage_changed(replacement)
         return True

@@ -14,8 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from usage_meter.adapters import ledger_index
 from usage_meter.adapters.table_access import TableAdapter
+from usage_meter.adapters.unreadable import Unreadable, readable
 from usage_meter.adapters.usage_keys import (
     LEDGER_INDEX,
     LEDGER_SHARDS,
@@ -107,26 +107,33 @@ class DynamoUsageReader(TableAdapter):
         )
         return [aggregate_from_item(r) for r in rows if not emptied(r)]
 
-    def month_aggregates(self, month: str) -> list[UsageAggregate]:
+    def month_aggregates(
+        self, month: str, unreadable: Unreadable | None = None
+    ) -> list[UsageAggregate]:
         """Every aggregate of a month: its keys from ``LedgerByMonth`` (KEYS_ONLY), the items by
-        BatchGetItem (eventually consistent, as the index itself)."""
+        BatchGetItem (eventually consistent, as the index itself). One that cannot be read goes
+        to ``unreadable`` when given (``adapters/unreadable.py``)."""
         keys = self._query(
             IndexName=LEDGER_INDEX,
             KeyConditionExpression="LMPK = :pk",
             ExpressionAttributeValues=to_item({":pk": f"MONTH#{month}"}),
         )
         rows = self._batch_get([{"PK": k["PK"], "SK": k["SK"]} for k in keys])
-        return [aggregate_from_item(r) for r in rows if not emptied(r)]
+        return list(readable(aggregate_from_item, (r for r in rows if not emptied(r)), unreadable))
 
     def month_ledger_pages(self, month: str) -> Iterator[list[Any]]:
         """The month's billable ledger rows, one page of ``ledger_index.LedgerEntry`` (customer,
         seconds) at a time, shard after shard: memory is one page whatever the month's size."""
+        from usage_meter.adapters import ledger_index  # the export's only (multiprocessing)
+
         for shard in range(LEDGER_SHARDS):
             yield from ledger_index.ledger_pages(self._client, self._table, month, shard)
 
     def month_ledger_totals(self, month: str) -> dict[str, LedgerTotals]:
         """Count, seconds and tokens of billable ledger rows per customer in a month, summed page
         by page over the 16 ``LedgerByMonth`` shards side by side (``adapters/ledger_index.py``)."""
+        from usage_meter.adapters import ledger_index  # the export's only (multiprocessing)
+
         return ledger_index.month_ledger_totals(
             self._client,
             self._table,
@@ -135,10 +142,13 @@ class DynamoUsageReader(TableAdapter):
             client_factory=self._client_factory,
         )
 
-    def month_ledger_rows(self, month: str) -> Iterator[UsageRecord]:
+    def month_ledger_rows(
+        self, month: str, unreadable: Unreadable | None = None
+    ) -> Iterator[UsageRecord]:
         """Every ledger row of a month (billable and failed), ordered by (customer, product,
         source id): the 16 shard Queries are read page by page and merged lazily, so memory
-        holds one page per shard whatever the month's size. ``GSI1SK`` is
+        holds one page per shard whatever the month's size; a row that cannot be read goes to
+        ``unreadable`` when given (``adapters/unreadable.py``). ``GSI1SK`` is
         ``<customer key>#<product>#<source>`` and ``#`` sorts below every character of a
         (percent-encoded) customer key, so the index order is that tuple order. Each shard is
         read ahead by a thread of its own (at most READ_AHEAD_PAGES pages waiting), so the 16
@@ -156,8 +166,8 @@ class DynamoUsageReader(TableAdapter):
             for shard in range(LEDGER_SHARDS)
         ]
         try:
-            for item in heapq.merge(*shards, key=lambda i: str(i["GSI1SK"])):
-                yield record_from_item(item)
+            merged = heapq.merge(*shards, key=lambda i: str(i["GSI1SK"]))
+            yield from readable(record_from_item, merged, unreadable)
         finally:
             stop.set()  # a reader that stopped early lets the read-ahead threads end
 

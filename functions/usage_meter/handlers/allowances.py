@@ -33,7 +33,7 @@ from usage_meter.logic.allowances import (
     set_customer_allowance,
     set_plan_allowance,
 )
-from usage_meter.logic.errors import RequestRejected
+from usage_meter.logic.errors import Rejection, RequestRejected
 from usage_meter.logic.thresholds import ThresholdWatcher
 from usage_meter.models.api import (
     CustomerAllowanceChange,
@@ -161,9 +161,9 @@ def _admissible(event: dict[str, Any]) -> None:
     """Before the body is read: allowances are on in this deployment (else 409), and the body
     is at most MAX_BODY_BYTES."""
     if not allowance_api_settings().allowances:
-        raise RequestRejected(409, "allowances_disabled", ALLOWANCES_DISABLED)
+        raise RequestRejected(Rejection.DISABLED, "allowances_disabled", ALLOWANCES_DISABLED)
     if len(event.get("body") or "") > MAX_BODY_BYTES:
-        raise RequestRejected(400, "invalid_request", "body too large")
+        raise RequestRejected(Rejection.INVALID, "invalid_request", "body too large")
 
 
 API = HttpApi(

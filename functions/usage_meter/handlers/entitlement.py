@@ -1,5 +1,6 @@
 """GET /customers/{customer_id}/entitlement?product=async|streaming - may this customer start more
-work now, and how much remains. One DynamoDB Query. IAM-authorized at API Gateway."""
+work now, and how much remains. One DynamoDB request (a BatchGetItem of two keys). IAM-authorized
+at API Gateway."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from usage_meter.adapters.price_table import load_price_table
 from usage_meter.handlers.http_api import IAM, JSON, HttpApi, new_router, path_value
 from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.entitlement import check_entitlement
-from usage_meter.logic.errors import RequestRejected
+from usage_meter.logic.errors import Rejection, RequestRejected
 from usage_meter.models.api import error_responses, ok
 from usage_meter.models.billing import PriceTable
 from usage_meter.models.limits import Entitlement
@@ -64,7 +65,7 @@ def entitlement(
 
 def _allowances_on(event: dict[str, Any]) -> None:
     if not entitlement_settings().allowances:
-        raise RequestRejected(409, "allowances_disabled", ALLOWANCES_DISABLED)
+        raise RequestRejected(Rejection.DISABLED, "allowances_disabled", ALLOWANCES_DISABLED)
 
 
 API = HttpApi(

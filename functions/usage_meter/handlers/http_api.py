@@ -30,8 +30,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from usage_meter.handlers import correlation
+from usage_meter.handlers.http_errors import rejection_status
 from usage_meter.handlers.routes import route_key
-from usage_meter.logic.errors import PermanentFailure, RequestRejected, TransientFailure
+from usage_meter.logic.errors import PermanentFailure, Rejection, RequestRejected, TransientFailure
 from usage_meter.logic.operations import OperationRefused
 from usage_meter.models.identifiers import InvalidIdentifier
 
@@ -131,7 +132,7 @@ def _unknown_parameters(app: APIGatewayHttpResolver, next_middleware: Any) -> An
         if unknown:
             accepted = ", ".join(sorted(known)) or "none"
             raise RequestRejected(
-                400,
+                Rejection.INVALID,
                 UNKNOWN_PARAMETER,
                 f"unknown query parameter {unknown[0][:64]!r} (accepted: {accepted})",
             )
@@ -192,8 +193,9 @@ class HttpApi:
         anything that may work later is 503 (retry), what retrying cannot fix is 422 with the
         reason, never a bare 500."""
         if isinstance(exc, RequestRejected):
-            logger.warning("request rejected", extra={"status": exc.status, "code": exc.code})
-            return self.error(exc.status, exc.code, exc.message)
+            status = rejection_status(exc)
+            logger.warning("request rejected", extra={"status": status, "code": exc.code})
+            return self.error(status, exc.code, exc.message)
         if isinstance(exc, RequestValidationError | ValidationError):
             errors = list(exc.errors())
             code = self.invalid_code

@@ -66,6 +66,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "row_count": result.row_count,
         "totals": result.manifest.get("totals"),
         "unpriced_rows": len(result.manifest.get("unpriced") or []),
+        "held_customers": result.manifest.get("held") or [],
         "line_items": result.manifest.get("line_items"),
         "uncovered": {
             k: (result.manifest.get("coverage") or {}).get(k)

@@ -26,7 +26,7 @@ from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.handlers.http_api import HttpApi, new_router
 from usage_meter.handlers.limits_wiring import watched_ledger
 from usage_meter.handlers.tracing import tracer
-from usage_meter.logic.errors import RequestRejected
+from usage_meter.logic.errors import Rejection, RequestRejected
 from usage_meter.logic.product_reports import record_product_usage
 from usage_meter.logic.request_signing import SignatureScheme, verify_signed_request
 from usage_meter.logic.streaming_sessions import (
@@ -82,9 +82,11 @@ def _body(event: dict[str, Any], limit: int) -> bytes:
             base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw.encode()
         )
     except (binascii.Error, ValueError) as exc:
-        raise RequestRejected(400, "invalid_body", "body is not valid base64") from exc
+        raise RequestRejected(
+            Rejection.INVALID, "invalid_body", "body is not valid base64"
+        ) from exc
     if len(data) > limit:
-        raise RequestRejected(413, "body_too_large", f"body exceeds {limit} bytes")
+        raise RequestRejected(Rejection.TOO_LARGE, "body_too_large", f"body exceeds {limit} bytes")
     return data
 
 

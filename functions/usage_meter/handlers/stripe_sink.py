@@ -16,13 +16,12 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from boto3.dynamodb.types import TypeDeserializer
 
 from usage_meter.adapters import aws_clients
 from usage_meter.adapters.queues import SqsDeadLetterQueue
 from usage_meter.adapters.secrets import CachedSecret, api_key_from_secret
 from usage_meter.adapters.stripe_meter import DynamoSinkStore, StripeMeterEvents
-from usage_meter.adapters.usage_keys import record_from_item
+from usage_meter.adapters.usage_keys import from_item, record_from_item
 from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.stripe_sink import MeterEvent, SinkRefused, deliver
@@ -31,7 +30,6 @@ from usage_meter.settings import StripeSinkSettings, stripe_sink_settings
 SETTINGS = StripeSinkSettings
 logger = Logger()
 metrics = Metrics()
-_deserializer = TypeDeserializer()
 
 
 @lru_cache(maxsize=1)
@@ -66,7 +64,7 @@ class _LazyMeter:
 def _ledger_row(body: str) -> Any:
     """The ledger row in a stream record (as the pipe forwards it: ``dynamodb.NewImage``)."""
     image = json.loads(body)["dynamodb"]["NewImage"]
-    return record_from_item({k: _deserializer.deserialize(v) for k, v in image.items()})
+    return record_from_item(from_item(image))
 
 
 @logger.inject_lambda_context(clear_state=True)

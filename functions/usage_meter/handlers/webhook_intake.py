@@ -25,6 +25,7 @@ from usage_meter.adapters.events import (
 from usage_meter.adapters.queues import SqsUsageQueue
 from usage_meter.adapters.secrets import CachedSecret, WebhookSecretValues
 from usage_meter.handlers import correlation
+from usage_meter.handlers.http_errors import rejection_status
 from usage_meter.handlers.routes import route_key
 from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.errors import RequestRejected, TransientFailure
@@ -100,8 +101,9 @@ def receive_webhook(event: dict[str, Any]) -> dict[str, Any]:
         result = accept_webhook(_request(event), *_dependencies())
     except RequestRejected as exc:
         _count("WebhooksRejected")
-        logger.warning("webhook rejected", extra={"status": exc.status, "code": exc.code})
-        return _json(exc.status, {"error": exc.code, "message": exc.message})
+        status = rejection_status(exc)
+        logger.warning("webhook rejected", extra={"status": status, "code": exc.code})
+        return _json(status, {"error": exc.code, "message": exc.message})
     except NotificationNotPublished as exc:
         # The usage is queued; the event is not. 503 makes AssemblyAI send it again (the usage is
         # then queued twice and billed once), so forwarding gets another chance.

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from usage_meter.logic.billing_files import row_document
-from usage_meter.logic.errors import RequestRejected
+from usage_meter.logic.errors import Rejection, RequestRejected
 from usage_meter.logic.line_items import line_item_document
 from usage_meter.logic.monthly_export import InvalidMonth, check_month, priced_rows, totals
 from usage_meter.models.billing import ExportRow, PriceTable, UsageAggregate
@@ -47,7 +47,7 @@ class DrillDownReader(Protocol):
 
 def _customer(customer_id: str) -> str:
     if not is_customer_id(customer_id):
-        raise RequestRejected(400, "invalid_customer_id", CUSTOMER_ID_RULE)
+        raise RequestRejected(Rejection.INVALID, "invalid_customer_id", CUSTOMER_ID_RULE)
     return customer_id
 
 
@@ -55,7 +55,7 @@ def _month(month: str) -> str:
     try:
         return check_month(month)
     except InvalidMonth as exc:
-        raise RequestRejected(400, "invalid_month", str(exc)) from exc
+        raise RequestRejected(Rejection.INVALID, "invalid_month", str(exc)) from exc
 
 
 def page_size(raw: str | None) -> int:
@@ -63,7 +63,7 @@ def page_size(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_PAGE
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise RequestRejected(400, "invalid_limit", f"limit must be 1..{MAX_PAGE}")
+        raise RequestRejected(Rejection.INVALID, "invalid_limit", f"limit must be 1..{MAX_PAGE}")
     return int(raw)
 
 
@@ -71,13 +71,15 @@ def customer_line_items(
     customer_id: str, month: str, limit: int, cursor: str | None, reader: DrillDownReader
 ) -> dict[str, Any]:
     """``{"customer_id", "month", "line_items": [...], "next_cursor": str | None}``; pass
-    ``next_cursor`` back as ``cursor`` for the next page. Raises RequestRejected (400)."""
+    ``next_cursor`` back as ``cursor`` for the next page. Raises RequestRejected (INVALID)."""
     _customer(customer_id)
     _month(month)
     try:
         rows, next_cursor = reader.customer_ledger_page(customer_id, month, limit, cursor)
     except ValueError as exc:
-        raise RequestRejected(400, "invalid_cursor", "cursor is not one this API issued") from exc
+        raise RequestRejected(
+            Rejection.INVALID, "invalid_cursor", "cursor is not one this API issued"
+        ) from exc
     return {
         "customer_id": customer_id,
         "month": month,
@@ -92,7 +94,9 @@ def customers_with_usage(
     """``{"month", "customers": [ids], "next_cursor"}``: customers billed anything in the month."""
     _month(month)
     if cursor is not None and not is_customer_id(cursor):
-        raise RequestRejected(400, "invalid_cursor", "cursor is not one this API issued")
+        raise RequestRejected(
+            Rejection.INVALID, "invalid_cursor", "cursor is not one this API issued"
+        )
     customers, after = reader.customers_page(month, limit, cursor)
     return {"month": month, "customers": customers, "next_cursor": after}
 
@@ -102,9 +106,13 @@ def parse_range(start: str, end: str) -> tuple[date, date]:
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError as exc:
-        raise RequestRejected(400, "invalid_range", "from and to must be YYYY-MM-DD") from exc
+        raise RequestRejected(
+            Rejection.INVALID, "invalid_range", "from and to must be YYYY-MM-DD"
+        ) from exc
     if last < first or (last - first).days >= MAX_RANGE_DAYS:
-        raise RequestRejected(400, "invalid_range", "to must be on or after from, within 366 days")
+        raise RequestRejected(
+            Rejection.INVALID, "invalid_range", "to must be on or after from, within 366 days"
+        )
     return first, last
 
 

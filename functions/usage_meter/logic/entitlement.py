@@ -1,8 +1,9 @@
 """The entitlement check: may this customer start more work on a product now, and how much is left.
 
-Usage is read from the same monthly aggregates the usage API and the export read, and a cost is
-the export's cost (``pricing.price_aggregate``: exact decimals, rounded to the cent once per row),
-so the check agrees with ``GET /customers/{id}/usage`` by construction.
+Usage is read from the customer-month summary, which the ledger transaction keeps equal to the
+aggregates the usage API and the export read, grouped by price class (``adapters/usage_summary``):
+used seconds equal the usage API's exactly, and a cost is the exact cost of the same usage priced
+by the same price table (``pricing.exact_cost``; the usage API's ``totals.cost_unrounded``).
 
 What counts (and the staleness this implies, see README "Plans and limits"):
 - async transcripts count once the processor has recorded them (after AssemblyAI's webhook and
@@ -21,13 +22,13 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol, get_args
 
-from usage_meter.logic.errors import RequestRejected
-from usage_meter.logic.pricing import price_aggregate
+from usage_meter.logic.errors import Rejection, RequestRejected
+from usage_meter.logic.pricing import UNROUNDED_PLACES, exact_cost
 from usage_meter.models.billing import PriceTable, PriceVersion, UsageAggregate
 from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id
 from usage_meter.models.limits import CustomerAllowance, Entitlement, Limit, LimitStatus
 from usage_meter.models.months import usage_month
-from usage_meter.models.usage import Product
+from usage_meter.models.usage import Product, canonical_decimal
 
 PRODUCTS = get_args(Product)
 PERCENT_PLACES = Decimal("0.01")
@@ -45,14 +46,18 @@ def used_under(
     limit: Limit, aggregates: Sequence[UsageAggregate], prices: PriceVersion | None
 ) -> tuple[Decimal, str]:
     """(used, unpriced reason) of ``limit``: billable seconds of the products it covers, or the
-    sum of those rows' export costs. Rows without a price are left out of a cost (never guessed)
-    and named in the reason."""
+    month's **exact** cost of those products (``pricing.exact_cost`` summed, then shown to a
+    millionth like the export's ``cost_unrounded``). The exact cost does not depend on how usage
+    is split into rows; the usage API's ``totals.cost`` (rows rounded to the cent, then summed)
+    can differ from it by at most half a cent per row. Usage without a price is left out of a
+    cost (never guessed) and named in the reason."""
     covered = [a for a in aggregates if limit.applies_to(a.product)]
     if limit.unit == "seconds":
         return sum((a.billable_seconds for a in covered), Decimal(0)), ""
-    rows = [price_aggregate(a, prices) for a in covered]
-    unpriced = sorted({r.unpriced for r in rows if r.cost is None})
-    return sum((r.cost for r in rows if r.cost is not None), Decimal(0)), "; ".join(unpriced)
+    costs = [exact_cost(a, prices) for a in covered]
+    unpriced = sorted({why for cost, why in costs if cost is None})
+    used = sum((cost for cost, _ in costs if cost is not None), Decimal(0))
+    return canonical_decimal(used.quantize(UNROUNDED_PLACES, ROUND_HALF_UP)), "; ".join(unpriced)
 
 
 def limit_status(
@@ -80,13 +85,14 @@ def check_entitlement(
     prices: PriceTable,
     now: datetime | None = None,
 ) -> Entitlement:
-    """One Query, then arithmetic. Allowed unless a **hard** limit covering ``product`` is used
-    up (used >= allowance). Raises RequestRejected (400) for a bad customer id or product."""
+    """One DynamoDB request (``reader.entitlement_state``), then arithmetic. Allowed unless a
+    **hard** limit covering ``product`` is used up (used >= allowance). Raises RequestRejected
+    (INVALID) for a bad customer id or product."""
     if not is_customer_id(customer_id):
-        raise RequestRejected(400, "invalid_customer_id", CUSTOMER_ID_RULE)
+        raise RequestRejected(Rejection.INVALID, "invalid_customer_id", CUSTOMER_ID_RULE)
     if product not in PRODUCTS:
         raise RequestRejected(
-            400, "invalid_product", f"product must be one of {', '.join(PRODUCTS)}"
+            Rejection.INVALID, "invalid_product", f"product must be one of {', '.join(PRODUCTS)}"
         )
     now = now or datetime.now(UTC)
     month = usage_month(now)

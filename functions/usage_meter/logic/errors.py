@@ -1,14 +1,28 @@
-"""Domain errors. Handlers map them to HTTP codes (API) or queue actions (SQS) in one place each."""
+"""Domain errors. Handlers map them to HTTP codes (API, ``handlers/http_errors.py``) or queue
+actions (SQS) in one place each; nothing here knows HTTP."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class Rejection(StrEnum):
+    """Why a request is refused (the handlers' one mapping turns each into its 4xx)."""
+
+    INVALID = "invalid"  # malformed, or breaks a rule: the caller must change it
+    UNAUTHENTICATED = "unauthenticated"  # not signed by a secret the meter accepts
+    TOO_LARGE = "too_large"  # over the size the meter reads
+    CONFLICT = "conflict"  # contradicts usage already recorded (held in quarantine)
+    DISABLED = "disabled"  # the feature is turned off in this deployment (e.g. Allowances)
+
 
 class RequestRejected(Exception):
-    """A request that is truly bad: answered with a 4xx and changes nothing."""
+    """A request that is truly bad: refused (``kind``; a 4xx at the API) and changes nothing.
+    ``code`` is the machine-readable reason, ``message`` the caller's explanation."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, kind: Rejection, code: str, message: str) -> None:
         super().__init__(message)
-        self.status = status
+        self.kind = kind
         self.code = code
         self.message = message
 
@@ -26,6 +40,9 @@ class NotReady(TransientFailure):
 
 
 STORAGE_REFUSED = "dynamodb_validation"  # PermanentFailure reason: DynamoDB refused the request
+# PermanentFailure reason: AssemblyAI answered a 4xx that is neither about our key (401/403), nor
+# "no such transcript" (404), nor transient (408, 429): asking again gets the same answer.
+ASSEMBLYAI_CLIENT_ERROR = "assemblyai_client_error"
 
 
 class PermanentFailure(Exception):

@@ -1,6 +1,13 @@
 """The monthly billing export: aggregates -> priced rows -> versioned, reproducible files.
 
 - Reads the month's aggregates (one Query; cost grows with customers x breakdowns, not events).
+- One bad item never blocks the month: a stored aggregate or ledger row this code cannot read
+  (damaged, hand-edited, written by an unknown version) **holds its customer back** - none of
+  its rows, line items or totals are in this version - and the rest is published. The manifest
+  lists each held customer with the reason (``held``) and ``ExportCustomersHeld`` counts them
+  (alarmed). Once the item is repaired, exporting the month again publishes a new version with
+  the customer (``changes``). An unreadable item naming no customer cannot be isolated: the
+  month then fails loudly like a disagreement.
 - Checks them against the ledger per customer (count, seconds and tokens) before writing anything; a
   disagreement fails the run loudly (LedgerMismatch, metric ``ExportLedgerMismatch``).
 - Streams the month's ledger rows into line_items.jsonl.gz (bounded memory, spooled to disk) and
@@ -15,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,6 +30,7 @@ from typing import IO, Any, Literal, Protocol
 
 from usage_meter.logic.billing_files import render_csv, render_jsonl, row_document, row_sort_key
 from usage_meter.logic.coverage import coverage_report
+from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.line_items import (
     LINE_ITEMS_NAME,
     LineItemsMismatch,
@@ -82,8 +90,20 @@ class PublishedExport:
     manifest: dict[str, Any]
 
 
+Unreadable = Callable[[str, str], object]
+"""Told of each stored item that cannot be read: (its customer id, or ""; the reason)."""
+# A customer found unreadable in the middle of the line items may already have rows in the file:
+# it is written again without them. More passes than this means the month keeps changing.
+MAX_LINE_ITEM_PASSES = 3
+
+
 class UsageReader(Protocol):
-    def month_aggregates(self, month: str) -> list[UsageAggregate]: ...
+    def month_aggregates(
+        self, month: str, unreadable: Unreadable | None = None
+    ) -> list[UsageAggregate]:
+        """The month's aggregates; with ``unreadable``, an item that cannot be read is reported
+        there and left out instead of raising."""
+        ...
 
     def customer_aggregates(self, customer_id: str, month: str) -> list[UsageAggregate]: ...
 
@@ -91,8 +111,11 @@ class UsageReader(Protocol):
         """Count, seconds and tokens of billable ledger rows per customer in the month."""
         ...
 
-    def month_ledger_rows(self, month: str) -> Iterator[UsageRecord]:
-        """Every ledger row of the month, billable and failed, in a stable order, streamed."""
+    def month_ledger_rows(
+        self, month: str, unreadable: Unreadable | None = None
+    ) -> Iterator[UsageRecord]:
+        """Every ledger row of the month, billable and failed, in a stable order, streamed
+        (``unreadable`` as for ``month_aggregates``)."""
         ...
 
     def month_uncovered(self, month: str) -> Iterator[UncoveredTranscript]:
@@ -126,10 +149,13 @@ def priced_rows(aggregates: list[UsageAggregate], version: PriceVersion | None) 
 
 
 def verify_against_ledger(
-    month: str, aggregates: list[UsageAggregate], reader: UsageReader
+    month: str,
+    aggregates: list[UsageAggregate],
+    reader: UsageReader,
+    held: Mapping[str, str] | None = None,
 ) -> None:
     """Count, seconds and tokens per customer must agree exactly, in both directions (a customer
-    with ledger rows but no aggregate is a disagreement too)."""
+    with ledger rows but no aggregate is a disagreement too); ``held`` customers are left out."""
     expected: dict[str, LedgerTotals] = {}
     for aggregate in aggregates:
         expected[aggregate.customer_id] = expected.get(
@@ -140,7 +166,7 @@ def verify_against_ledger(
             aggregate.input_tokens,
             aggregate.output_tokens,
         )
-    ledger = reader.month_ledger_totals(month)
+    ledger = {c: t for c, t in reader.month_ledger_totals(month).items() if c not in (held or {})}
     problems = disagreements(
         expected,
         ledger,
@@ -247,11 +273,15 @@ def export_month(
     metrics: UsageMetrics,
 ) -> ExportResult:
     check_month(month)
-    aggregates = reader.month_aggregates(month)
+    held: dict[str, str] = {}  # customer -> why it is held back (the first unreadable item)
+    aggregates = reader.month_aggregates(month, held.setdefault)
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         try:
-            verify_against_ledger(month, aggregates, reader)
-            line_items = write_line_items(reader.month_ledger_rows(month), spool)
+            line_items = _line_items(month, reader, held, spool)
+            if "" in held:
+                raise LedgerMismatch(f"{month}: an unreadable item names no customer: {held['']}")
+            aggregates = [a for a in aggregates if a.customer_id not in held]
+            verify_against_ledger(month, aggregates, reader, held)
             check_line_items_match(month, aggregates, line_items)
         except LineItemsMismatch as exc:
             metrics.count("ExportLedgerMismatch")
@@ -259,6 +289,8 @@ def export_month(
         except LedgerMismatch:
             metrics.count("ExportLedgerMismatch")
             raise
+        if held:
+            metrics.count("ExportCustomersHeld", len(held))
         return _publish(
             month,
             reader=reader,
@@ -268,7 +300,32 @@ def export_month(
             store=store,
             prices=prices,
             metrics=metrics,
+            held=held,
         )
+
+
+def _line_items(
+    month: str, reader: UsageReader, held: dict[str, str], spool: IO[bytes]
+) -> LineItemsSummary:
+    """The month's line items without the ``held`` customers' rows, adding to ``held`` every
+    customer with an unreadable row. Rows come in customer order, so a customer found
+    unreadable may already have rows in the file: then the file is written again without it
+    (a second pass over the month, only when a new customer is held)."""
+    for _ in range(MAX_LINE_ITEM_PASSES):
+        found: dict[str, str] = {}
+        spool.seek(0)
+        spool.truncate()
+        rows = reader.month_ledger_rows(month, found.setdefault)
+        summary = write_line_items(
+            (r for r in rows if r.customer_id not in held and r.customer_id not in found), spool
+        )
+        new = {c: why for c, why in found.items() if c not in held}
+        if not new:
+            return summary
+        held.update(new)
+    raise TransientFailure(
+        f"{month}: new unreadable ledger rows on each of {MAX_LINE_ITEM_PASSES} passes; retry"
+    )
 
 
 def _publish(
@@ -281,8 +338,10 @@ def _publish(
     store: ExportStore,
     prices: PriceTable,
     metrics: UsageMetrics,
+    held: Mapping[str, str],
 ) -> ExportResult:
     price_version = prices.for_month(month)
+    held_back = [{"customer_id": c, "reason": why} for c, why in sorted(held.items())]
     rows = priced_rows(aggregates, price_version)
     coverage = coverage_report(month, reader.month_uncovered(month), prices)
     summary_files = {CSV_NAME: render_csv(rows), JSONL_NAME: render_jsonl(rows)}
@@ -301,6 +360,7 @@ def _publish(
         latest is not None
         and content_fingerprint(latest.manifest.get("files") or {}) == content_fingerprint(digests)
         and latest.manifest.get("coverage") == coverage
+        and (latest.manifest.get("held") or []) == held_back
     ):
         metrics.count("ExportUnchanged")
         return ExportResult(month, "unchanged", latest.version, len(rows), latest.manifest)
@@ -339,6 +399,7 @@ def _publish(
             if r.cost is None
         ],
         "changes": _changes(rows, previous),
+        "held": held_back,
     }
     files: dict[str, bytes | IO[bytes]] = {**summary_files, LINE_ITEMS_NAME: spool}
     # One line: the manifests table reads it with the Hive JSON SerDe (one object per line).

@@ -29,8 +29,12 @@ class TranscriptSource(Protocol):
 
 
 class UsageLedger(Protocol):
-    def record(self, record: UsageRecord) -> RecordOutcome:
-        """Write the ledger row and its aggregate in one transaction, only if the row is new."""
+    def record(self, record: UsageRecord, *, closes_session: bool = False) -> RecordOutcome:
+        """Write the ledger row and its aggregate in one transaction, only if the row is new;
+        with ``closes_session``, the same transaction takes the streaming session
+        ``record.source_id`` out of the open sessions (closed by ``record.origin``). RECORDED, or
+        EXISTS with the row already there: a fact, which ``logic.recording.record_once`` turns
+        into DUPLICATE or CONFLICT. Raises UnstorableUsage, TransientFailure, PermanentFailure."""
         ...
 
     def quarantine(self, item: QuarantineItem) -> bool:

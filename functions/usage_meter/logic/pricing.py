@@ -19,6 +19,7 @@ billable_seconds / 3600 rounded half-up to 6 decimals (informational; cost uses 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlencode
 
@@ -72,9 +73,19 @@ def _token_rates(
     )
 
 
-def price_aggregate(aggregate: UsageAggregate, prices: PriceVersion | None) -> ExportRow:
-    """``prices`` None: no price table version is in force for the month (all rows unpriced).
-    LLM Gateway rows are priced per token (``_token_rates``), every other product per hour."""
+@dataclass(frozen=True)
+class _Priced:
+    """What pricing a row found: its rates, the exact cost (None when unpriced) and why not."""
+
+    rate: Decimal | None
+    input_rate: Decimal | None
+    output_rate: Decimal | None
+    add_on_prices: list[str]
+    missing: list[str]
+    exact: Decimal | None
+
+
+def _price(aggregate: UsageAggregate, prices: PriceVersion | None) -> _Priced:
     table, missing = _product_table(aggregate, prices)
     per_token = aggregate.product == "llm_gateway"
     input_rate = output_rate = rate = None
@@ -101,15 +112,33 @@ def price_aggregate(aggregate: UsageAggregate, prices: PriceVersion | None) -> E
         else:
             add_on_prices.append(f"{feature}={feature_rate.per_hour:f}")
             add_on_cost += seconds * feature_rate.per_hour / SECONDS_PER_HOUR
-    cost = exact = None
+    exact = None
     if not missing and rate is not None:
         exact = aggregate.billable_seconds * rate / SECONDS_PER_HOUR + add_on_cost
     elif not missing and input_rate is not None and output_rate is not None:
         exact = (
             aggregate.input_tokens * input_rate + aggregate.output_tokens * output_rate
         ) / TOKENS_PER_PRICE_UNIT
-    if exact is not None:
-        cost = exact.quantize(CENT, rounding=ROUND_HALF_UP)
+    return _Priced(rate, input_rate, output_rate, add_on_prices, missing, exact)
+
+
+def exact_cost(
+    aggregate: UsageAggregate, prices: PriceVersion | None
+) -> tuple[Decimal | None, str]:
+    """(the exact cost before any rounding, or None; why it is unpriced, or ""). Linear in the
+    aggregate's seconds, add-on seconds and tokens: the exact costs of parts add up to the exact
+    cost of their sum (what ``cost_unrounded`` shows to a millionth)."""
+    priced = _price(aggregate, prices)
+    return priced.exact, "; ".join(priced.missing)
+
+
+def price_aggregate(aggregate: UsageAggregate, prices: PriceVersion | None) -> ExportRow:
+    """``prices`` None: no price table version is in force for the month (all rows unpriced).
+    LLM Gateway rows are priced per token (``_token_rates``), every other product per hour."""
+    priced = _price(aggregate, prices)
+    rate, input_rate, output_rate = priced.rate, priced.input_rate, priced.output_rate
+    missing, add_on_prices, exact = priced.missing, priced.add_on_prices, priced.exact
+    cost = None if exact is None else exact.quantize(CENT, rounding=ROUND_HALF_UP)
     return ExportRow(
         month=aggregate.month,
         customer_id=aggregate.customer_id,

@@ -1,9 +1,9 @@
 """Recording a product usage report (LLM Gateway, Voice Agent API, Sync API) exactly once.
 
 The same one-transaction ledger + aggregate write as transcripts and streaming sessions, keyed by
-the product and the report's usage source id: a retry with the same figures is a duplicate (200,
-nothing added), the same id with other figures is a conflict (quarantined with both versions,
-409), never billed twice nor silently replaced.
+the product and the report's usage source id: a retry with the same figures is a duplicate
+(nothing added), the same id with other figures is a conflict (quarantined with both versions,
+refused), never billed twice nor silently replaced.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from usage_meter.logic.errors import RequestRejected
+from usage_meter.logic.errors import Rejection, RequestRejected
 from usage_meter.logic.ports import UsageLedger, UsageMetrics
 from usage_meter.logic.quarantine import quarantine_item
+from usage_meter.logic.recording import record_once
 from usage_meter.models.products import ProductUsage
 from usage_meter.models.usage import QuarantineItem, QuarantineReason, RecordResult
 
@@ -35,11 +36,11 @@ class ProductReportResult:
 def record_product_usage(
     report: ProductUsage, ledger: UsageLedger, metrics: UsageMetrics
 ) -> ProductReportResult:
-    """Bill ``report`` once. Raises RequestRejected(409) after quarantining a conflict, and
+    """Bill ``report`` once. Raises RequestRejected (CONFLICT) after quarantining a conflict, and
     TransientFailure when the table is unavailable (the app retries; the retry is a duplicate
     if the first write landed)."""
     record = report.to_record()
-    outcome = ledger.record(record)
+    outcome = record_once(ledger, record)
     if outcome.result is RecordResult.RECORDED:
         metrics.count(RECORDED_METRIC[record.product])
         if record.product == "llm_gateway":
@@ -69,4 +70,4 @@ def record_product_usage(
         ),
     )
     metrics.count("UsageConflict")
-    raise RequestRejected(409, "conflict", detail)
+    raise RequestRejected(Rejection.CONFLICT, "conflict", detail)

@@ -24,6 +24,12 @@ page are batched (``source_states``: 4 BatchGetItem requests per 200 transcripts
 missing transcripts are fetched side by side (``concurrency`` threads, each GET still paced by
 the shared AssemblyAI request budget).
 
+One bad transcript never stops the run either: one AssemblyAI refuses with a client error (a
+4xx other than 401/403/404/408/429) or whose list entry cannot be read (a ``created`` or
+``completed`` that is not a date-time) is quarantined as ``unreadable_transcript`` with the
+reason, remembered (not fetched again) and the run goes on; an entry without a transcript id
+(nothing to fetch or quarantine) is counted ``unchecked`` with the problem.
+
 One 429/5xx/timeout on one item does not end the project's run: the item is retried with backoff
 inside the run (honouring Retry-After up to a cap); if it still fails it is counted ``unchecked``
 and the run moves on, and the run reports itself incomplete. A run is bounded (items per run, the
@@ -41,9 +47,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from usage_meter.logic.errors import (
+    ASSEMBLYAI_CLIENT_ERROR,
     STORAGE_REFUSED,
     PermanentFailure,
     TranscriptNotFound,
@@ -64,10 +71,10 @@ from usage_meter.models.rules import TRANSCRIPT_LIST_PAGE_LIMIT
 from usage_meter.models.transcript import DELETED_BY_USER, TranscriptFacts
 from usage_meter.models.usage import QuarantineItem, QuarantineReason
 from usage_meter.models.webhook import (
-    Attribution,
     UsageMessage,
     attribution_from_query,
     billing_query,
+    webhook_url_is_ours,
 )
 
 FINISHED = frozenset({"completed", "error"})
@@ -121,17 +128,6 @@ def _utc(text: str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def is_ours(webhook_url: str | None, webhook_base_url: str) -> bool:
-    if not webhook_url:
-        return False
-    ours, theirs = urlsplit(webhook_base_url), urlsplit(webhook_url)
-    return (ours.scheme, ours.netloc.lower(), ours.path.rstrip("/")) == (
-        theirs.scheme,
-        theirs.netloc.lower(),
-        theirs.path.rstrip("/"),
-    )
-
-
 @dataclass(frozen=True)
 class _Run:
     project: str
@@ -157,7 +153,9 @@ def _message(
         "origin": "reconciliation",
     }
     try:
-        attribution = attribution_from_query(query, MAX_DIMENSIONS, billing_dimensions)
+        attribution = attribution_from_query(
+            query, MAX_DIMENSIONS, billing_dimensions, default_project=project
+        )
     except InvalidIdentifier as exc:
         return UsageMessage(
             attribution=None,
@@ -165,9 +163,42 @@ def _message(
             query=billing_query(query, billing_dimensions),  # never the application's own
             **common,
         )
-    if "project" not in dict(parse_qsl(query)):
-        attribution = Attribution(attribution.customer_id, project, attribution.dimensions)
     return UsageMessage(attribution=attribution, **common)
+
+
+MAX_HELD_TEXT = 100  # characters of an AssemblyAI list field kept in a quarantine item
+
+
+def _listed_times(item: dict[str, Any]) -> tuple[datetime | None, str | None]:
+    """(the item's ``created``, None) or (None, why its times cannot be read)."""
+    for name in ("completed", "created"):
+        try:
+            _utc(item.get(name))
+        except (ValueError, TypeError):
+            text = str(item.get(name))[:MAX_HELD_TEXT]
+            return None, f"the list entry's {name} is not a date-time: {text!r}"
+    return _utc(item.get("created")), None
+
+
+def _hold_unreadable(run: _Run, item: dict[str, Any], detail: str) -> None:
+    """Quarantine a transcript the run cannot read (``unreadable_transcript``) and remember it,
+    so later runs do not fetch it again; an operator bills or dismisses it."""
+    quarantine_item(
+        run.deps.ledger,
+        run.deps.metrics,
+        QuarantineItem(
+            source_id=item["id"],
+            reason=QuarantineReason.UNREADABLE_TRANSCRIPT,
+            detail=detail,
+            message={
+                "transcript_id": item["id"],
+                "project": run.project,
+                **{k: str(item.get(k))[:MAX_HELD_TEXT] for k in ("status", "created", "completed")},
+            },
+            quarantined_at=datetime.now(UTC),
+        ),
+    )
+    run.store.remember_verdict("async", item["id"], HELD, detail)
 
 
 def _hold_deleted(run: _Run, item: dict[str, Any], payload: dict[str, Any]) -> None:
@@ -204,7 +235,7 @@ def _recover(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
         _hold_deleted(run, item, payload)
         counts.quarantined += 1
         return
-    if not is_ours(webhook_url, run.webhook_base_url):
+    if not webhook_url_is_ours(webhook_url, run.webhook_base_url):
         # Another integration's transcript (or none): not ours to bill, and never fetched again;
         # AssemblyAI bills it all the same, so it goes into the coverage report.
         reason = UncoveredReason.FOREIGN_WEBHOOK if webhook_url else UncoveredReason.NO_WEBHOOK
@@ -339,8 +370,9 @@ def reconcile_project(
             stopped, refused = _stopped_by(exc)
             break
         todo: list[dict[str, Any]] = []
-        for item in page["transcripts"]:
-            if (created := _utc(item.get("created"))) is not None and created < stop_at:
+        for item in _named(run, page["transcripts"], counts, checkpoint):
+            created, _ = _listed_times(item)
+            if created is not None and created < stop_at:
                 complete = True
                 break
             if counts.checked + len(todo) >= max_items or time_left() < 0:
@@ -418,7 +450,7 @@ def _check_page(
     missing: list[dict[str, Any]] = []
     for item in items:
         counts.checked += 1
-        created = _utc(item.get("created"))
+        created, _ = _listed_times(item)
         checkpoint.pass_newest = _later(checkpoint.pass_newest, created)
         hold = created or checkpoint.horizon  # no time: hold the watermark where the pass began
         if item.get("status") not in FINISHED:
@@ -444,7 +476,7 @@ def _check_page(
     for item, (item_counts, problem) in zip(missing, outcomes, strict=True):
         counts.add(item_counts)
         if item_counts.unchecked or problem is not None:
-            hold = _utc(item.get("created")) or checkpoint.horizon
+            hold = _listed_times(item)[0] or checkpoint.horizon
             checkpoint.pass_floor = _earlier(checkpoint.pass_floor, hold)
         stop = stop or problem
     if stop is not None:
@@ -474,7 +506,10 @@ def _recover_one(
     run: _Run, item: dict[str, Any]
 ) -> tuple[ReconcileCounts, PermanentFailure | None]:
     """Fetch and recover one transcript with no ledger row; its counts, and the
-    PermanentFailure that must stop the project's run (None otherwise)."""
+    PermanentFailure that must stop the project's run (None otherwise). One whose list entry
+    cannot be read is held, never fetched."""
+    if (unreadable := _listed_times(item)[1]) is not None:
+        return _hold_one(run, item, unreadable), None
     counts = ReconcileCounts()
     try:
         _with_retries(run, item["id"], lambda: _recover(run, item, counts), counts)
@@ -483,11 +518,45 @@ def _recover_one(
     except TransientFailure:
         counts.unchecked += 1  # after retries; the run goes on, and says it did not finish
     except PermanentFailure as exc:
+        if exc.reason == ASSEMBLYAI_CLIENT_ERROR:  # about this transcript only: hold it, go on
+            counts.add(_hold_one(run, item, f"AssemblyAI refused this transcript: {exc.message}"))
+            return counts, None
         if exc.reason != STORAGE_REFUSED:
             return counts, exc  # e.g. AssemblyAI refuses the project's key
         run.problems.append(f"{item['id']}: {exc.message}")
         counts.unchecked += 1  # DynamoDB refused this item; the others are still checked
     return counts, None
+
+
+def _named(
+    run: _Run, items: list[Any], counts: ReconcileCounts, checkpoint: Checkpoint
+) -> list[dict[str, Any]]:
+    """The page's entries that name a transcript. One that does not can be neither fetched nor
+    quarantined: counted ``unchecked`` with the problem (a person looks), holding the watermark
+    where the pass began."""
+    named = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
+            named.append(item)
+            continue
+        counts.checked += 1
+        counts.unchecked += 1
+        run.problems.append(f"a list entry without a transcript id: {str(item)[:100]!r}")
+        checkpoint.pass_floor = _earlier(checkpoint.pass_floor, checkpoint.horizon)
+    return named
+
+
+def _hold_one(run: _Run, item: dict[str, Any], detail: str) -> ReconcileCounts:
+    """Quarantine one unreadable transcript (with retries): counted quarantined, or unchecked
+    when DynamoDB stays unavailable (checked again next pass)."""
+    counts = ReconcileCounts()
+    try:
+        _with_retries(run, item["id"], lambda: _hold_unreadable(run, item, detail), counts)
+    except TransientFailure:
+        counts.unchecked += 1
+    else:
+        counts.quarantined += 1
+    return counts
 
 
 def _with_counts(checkpoint: Checkpoint, counts: ReconcileCounts) -> Checkpoint:

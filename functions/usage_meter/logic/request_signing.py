@@ -23,7 +23,7 @@ import hmac
 from enum import StrEnum
 
 from usage_meter.logic import standard_webhooks
-from usage_meter.logic.errors import RequestRejected
+from usage_meter.logic.errors import Rejection, RequestRejected
 from usage_meter.logic.ports import SecretValues
 
 TIMESTAMP_HEADER = "x-usage-meter-timestamp"
@@ -55,7 +55,7 @@ def signed_headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
 
 
 def _unauthorized() -> RequestRejected:
-    return RequestRejected(401, "unauthorized", "unauthorized")
+    return RequestRejected(Rejection.UNAUTHENTICATED, "unauthorized", "unauthorized")
 
 
 def _verify_standard(
@@ -102,7 +102,7 @@ def _verify_legacy(
 def verify_signed_request(
     headers: dict[str, str], body: bytes, secrets: SecretValues, now: float, max_skew_seconds: int
 ) -> SignatureScheme:
-    """Raise RequestRejected(401) unless the request is signed, fresh and untampered.
+    """Raise RequestRejected (UNAUTHENTICATED) unless the request is signed, fresh and untampered.
 
     ``headers`` have lower-case names. Returns the scheme that signed it, so the caller can
     count requests still on the deprecated one.

@@ -17,14 +17,16 @@ until then. The application reports both ends to us, with the session's billable
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from usage_meter.logic.errors import RequestRejected, UnstorableUsage
+from usage_meter.logic.errors import Rejection, RequestRejected, TransientFailure, UnstorableUsage
 from usage_meter.logic.ports import UsageLedger, UsageMetrics
 from usage_meter.logic.quarantine import quarantine_item
+from usage_meter.logic.recording import record_once
 from usage_meter.models.months import usage_month
 from usage_meter.models.rules import ORPHAN_LOOKBACK_DAYS, OrphanPolicy
 from usage_meter.models.streaming import SESSION_LIMIT_SECONDS, SessionBegin, SessionTermination
@@ -42,11 +44,23 @@ from usage_meter.models.usage import (
 class SessionStore(Protocol):
     """Streaming session begins (``adapters.session_store``); their usage goes to the ledger."""
 
-    def put_begin(self, begin: SessionBegin) -> tuple[RecordResult, SessionBegin | None]: ...
+    def put_begin(self, begin: SessionBegin) -> tuple[RecordResult, SessionBegin | None]:
+        """Store the begin once: (RECORDED, None), or (EXISTS, the begin already stored); a begin
+        after its termination fills in the closed session (RECORDED). ``store_begin`` decides
+        what an existing begin means."""
+        ...
 
     def get_begin(self, session_id: str) -> SessionBegin | None: ...
 
-    def open_sessions(self, began_before: datetime, since: datetime) -> list[SessionBegin]: ...
+    def open_sessions(
+        self,
+        began_before: datetime,
+        since: datetime,
+        unreadable: Callable[[str, str], object] | None = None,
+    ) -> list[SessionBegin]:
+        """Open sessions that began in [since, began_before); with ``unreadable``, one that
+        cannot be read is reported there as (session id, reason) instead of raising."""
+        ...
 
     def close_session(self, session_id: str, reason: str) -> None: ...
 
@@ -75,7 +89,7 @@ def _conflict(
         ),
     )
     metrics.count("UsageConflict")
-    return RequestRejected(409, "conflict", detail)
+    return RequestRejected(Rejection.CONFLICT, "conflict", detail)
 
 
 def check_reported_time(moment: datetime, name: str, now: float, max_skew_seconds: int) -> None:
@@ -83,14 +97,35 @@ def check_reported_time(moment: datetime, name: str, now: float, max_skew_second
     allows: it would bill a month that has not started, or hide a session from the sweep."""
     if moment.timestamp() > now + max_skew_seconds:
         raise RequestRejected(
-            400, "invalid_report", f"{name}: is more than {max_skew_seconds} s in the future"
+            Rejection.INVALID,
+            "invalid_report",
+            f"{name}: is more than {max_skew_seconds} s in the future",
         )
+
+
+def same_session_owner(stored: SessionBegin, report: SessionBegin | SessionTermination) -> bool:
+    """A session belongs to one customer and project: a report of it for another is a conflict."""
+    return (stored.customer_id, stored.project) == (report.customer_id, report.project)
+
+
+def store_begin(
+    sessions: SessionStore, begin: SessionBegin
+) -> tuple[RecordResult, SessionBegin | None]:
+    """Store a begin once: RECORDED, DUPLICATE (the same session began for the same owner) or
+    CONFLICT (it began for another customer or project), with the begin already stored."""
+    result, existing = sessions.put_begin(begin)
+    if result is not RecordResult.EXISTS:
+        return result, existing
+    if existing is None:
+        raise TransientFailure(f"session {begin.session_id} exists but could not be read")
+    same = same_session_owner(existing, begin)
+    return (RecordResult.DUPLICATE if same else RecordResult.CONFLICT), existing
 
 
 def record_begin(
     begin: SessionBegin, sessions: SessionStore, ledger: UsageLedger, metrics: UsageMetrics
 ) -> ReportResult:
-    result, _existing = sessions.put_begin(begin)
+    result, _existing = store_begin(sessions, begin)
     if result is RecordResult.CONFLICT:
         raise _conflict(
             ledger,
@@ -127,7 +162,7 @@ def record_termination(
     term: SessionTermination, sessions: SessionStore, ledger: UsageLedger, metrics: UsageMetrics
 ) -> ReportResult:
     begin = sessions.get_begin(term.session_id)
-    if begin is not None and (begin.customer_id, begin.project) != (term.customer_id, term.project):
+    if begin is not None and not same_session_owner(begin, term):
         raise _conflict(
             ledger,
             metrics,
@@ -137,7 +172,7 @@ def record_termination(
         )
     record = termination_record(term, begin)
     try:
-        outcome: RecordOutcome = ledger.record(record)
+        outcome: RecordOutcome = record_once(ledger, record, closes_session=True)
     except UnstorableUsage as exc:
         _hold_unstorable(ledger, metrics, term.session_id, exc, json.loads(term.model_dump_json()))
         return ReportResult("quarantined")
@@ -190,6 +225,7 @@ class OrphanReport:
     flagged: int
     already_terminated: int
     unstorable: int = 0  # quarantined with the reason; the sweep went on
+    unreadable: int = 0  # stored sessions the code cannot read: quarantined and closed
 
 
 def settle_orphans(
@@ -206,7 +242,11 @@ def settle_orphans(
     termination. A billed orphan is billed at its own bound (``SessionBegin.bound_seconds``: at
     most ``limit_seconds``), in the month it ended, with its begin's add-ons."""
     limit = timedelta(seconds=float(limit_seconds))
-    orphans = sessions.open_sessions(began_before=now - limit, since=now - lookback)
+    unreadable: dict[str, str] = {}
+    orphans = sessions.open_sessions(
+        began_before=now - limit, since=now - lookback, unreadable=unreadable.setdefault
+    )
+    held = _hold_unreadable(ledger, sessions, metrics, unreadable, now)
     billed = flagged = already = unstorable = 0
     for begin in orphans:
         if policy is OrphanPolicy.FLAG:
@@ -242,7 +282,7 @@ def settle_orphans(
             estimated=True,
         )
         try:
-            outcome = ledger.record(estimate)
+            outcome = record_once(ledger, estimate, closes_session=True)
         except UnstorableUsage as exc:  # one bad session never stops the sweep
             _hold_unstorable(
                 ledger, metrics, begin.session_id, exc, json.loads(begin.model_dump_json())
@@ -258,4 +298,33 @@ def settle_orphans(
     metrics.count("OrphanedSessions", len(orphans))
     if billed:
         metrics.count("OrphanedSessionsBilled", billed)
-    return OrphanReport(len(orphans), billed, flagged, already, unstorable)
+    return OrphanReport(len(orphans), billed, flagged, already, unstorable, held)
+
+
+def _hold_unreadable(
+    ledger: UsageLedger,
+    sessions: SessionStore,
+    metrics: UsageMetrics,
+    unreadable: dict[str, str],
+    now: datetime,
+) -> int:
+    """Quarantine (``unreadable_session``) and close each stored open session the code cannot
+    read, so one never stops the sweep and the next sweep does not meet it again. One without a
+    session id cannot be closed: it is counted (``OrphanedSessionsUnreadable``) every sweep."""
+    for session_id, why in unreadable.items():
+        metrics.count("OrphanedSessionsUnreadable")
+        if not session_id:
+            continue
+        quarantine_item(
+            ledger,
+            metrics,
+            QuarantineItem(
+                source_id=session_id,
+                reason=QuarantineReason.UNREADABLE_SESSION,
+                detail=why,
+                message={"session_id": session_id},
+                quarantined_at=now,
+            ),
+        )
+        sessions.close_session(session_id, "orphan_unreadable")
+    return len(unreadable)

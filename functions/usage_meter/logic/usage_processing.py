@@ -24,6 +24,7 @@ from usage_meter.logic.errors import (
 )
 from usage_meter.logic.ports import TranscriptSource, UsageLedger, UsageMetrics
 from usage_meter.logic.quarantine import quarantine_item
+from usage_meter.logic.recording import record_once
 from usage_meter.models.identifiers import MAX_DIMENSIONS, InvalidIdentifier, normalize_customer_id
 from usage_meter.models.transcript import TranscriptFacts
 from usage_meter.models.usage import (
@@ -348,7 +349,7 @@ def process_usage_message(
 
 def _record(message: UsageMessage, record: UsageRecord, deps: ProcessorDeps) -> ProcessingResult:
     """Record the usage once; a conflict is quarantined, a duplicate recognised."""
-    outcome = deps.ledger.record(record)
+    outcome = record_once(deps.ledger, record)
     if outcome.result is RecordResult.CONFLICT:
         recorded = outcome.existing.describe_facts() if outcome.existing else "?"
         deps.metrics.count("UsageConflict")

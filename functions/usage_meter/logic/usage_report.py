@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 
 from usage_meter.logic.billing_files import render_csv, row_document
-from usage_meter.logic.errors import RequestRejected
+from usage_meter.logic.errors import Rejection, RequestRejected
 from usage_meter.logic.monthly_export import (
     InvalidMonth,
     UsageReader,
@@ -47,7 +47,9 @@ def _first_row(page: str | None) -> int:
     if page is None or page == "":
         return 0
     if not (page.isascii() and page.isdigit() and len(page) <= MAX_PAGE_NUMBER_DIGITS):
-        raise RequestRejected(400, "invalid_page", "page must be a number from next_page")
+        raise RequestRejected(
+            Rejection.INVALID, "invalid_page", "page must be a number from next_page"
+        )
     return int(page)
 
 
@@ -78,14 +80,14 @@ def customer_usage(
     bad customer id, month, format or page."""
     customer_id = normalize_customer_id(customer_id)
     if not is_customer_id(customer_id):
-        raise RequestRejected(400, "invalid_customer_id", CUSTOMER_ID_RULE)
+        raise RequestRejected(Rejection.INVALID, "invalid_customer_id", CUSTOMER_ID_RULE)
     try:
         check_month(month)
         price_version = prices.for_month(month)
     except InvalidMonth as exc:
-        raise RequestRejected(400, "invalid_month", str(exc)) from exc
+        raise RequestRejected(Rejection.INVALID, "invalid_month", str(exc)) from exc
     if wanted not in FORMATS:
-        raise RequestRejected(400, "invalid_format", "format must be json or csv")
+        raise RequestRejected(Rejection.INVALID, "invalid_format", "format must be json or csv")
     start = _first_row(page)
     rows = priced_rows(reader.customer_aggregates(customer_id, month), price_version)
     shown, following = _page(rows, start)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, cast
 
-from usage_meter.logic.errors import RequestRejected, TransientFailure
+from usage_meter.logic.errors import Rejection, RequestRejected, TransientFailure
 from usage_meter.logic.ports import EventPublisher, SecretValues, UsageQueue
 from usage_meter.logic.webhook_auth import verify_webhook_auth
 from usage_meter.models.identifiers import MAX_DIMENSIONS, InvalidIdentifier, is_source_id
@@ -70,8 +70,8 @@ class IntakeResult:
     reason: str | None = None
 
 
-def _reject(status: int, code: str, message: str) -> RequestRejected:
-    return RequestRejected(status, code, message)
+def _reject(kind: Rejection, code: str, message: str) -> RequestRejected:
+    return RequestRejected(kind, code, message)
 
 
 class NotificationNotPublished(TransientFailure):
@@ -83,17 +83,19 @@ def _decode_body(request: WebhookRequest, max_body_bytes: int) -> bytes:
     body = request.body or ""
     if request.body_is_base64:
         if len(body) > (max_body_bytes * 4) // 3 + 4:
-            raise _reject(413, "body_too_large", f"body exceeds {max_body_bytes} bytes")
+            raise _reject(
+                Rejection.TOO_LARGE, "body_too_large", f"body exceeds {max_body_bytes} bytes"
+            )
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise _reject(400, "invalid_body", "body is not valid base64") from exc
+            raise _reject(Rejection.INVALID, "invalid_body", "body is not valid base64") from exc
     else:
         raw = body.encode("utf-8", errors="surrogatepass")
     if len(raw) > max_body_bytes:
-        raise _reject(413, "body_too_large", f"body exceeds {max_body_bytes} bytes")
+        raise _reject(Rejection.TOO_LARGE, "body_too_large", f"body exceeds {max_body_bytes} bytes")
     if not raw:
-        raise _reject(400, "empty_body", "body must be a JSON object")
+        raise _reject(Rejection.INVALID, "empty_body", "body must be a JSON object")
     return raw
 
 
@@ -116,16 +118,20 @@ def _parse_notification(raw: bytes) -> Notification:
     try:
         document = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise _reject(400, "invalid_json", "body must be UTF-8 JSON") from exc
+        raise _reject(Rejection.INVALID, "invalid_json", "body must be UTF-8 JSON") from exc
     if not isinstance(document, dict):
-        raise _reject(400, "invalid_body", f"body must be a JSON object: {NOTIFICATION_SHAPE}")
+        raise _reject(
+            Rejection.INVALID, "invalid_body", f"body must be a JSON object: {NOTIFICATION_SHAPE}"
+        )
     status = document.get("status")
     if isinstance(status, str) and status in IGNORED_STATUSES:
         transcript_id = document.get("transcript_id")
         return Notification(status, transcript_id if is_source_id(transcript_id) else None, False)
     if not is_source_id(document.get("transcript_id")):
         raise _reject(
-            400, "invalid_body", f"body must be {NOTIFICATION_SHAPE}; invalid: transcript_id"
+            Rejection.INVALID,
+            "invalid_body",
+            f"body must be {NOTIFICATION_SHAPE}; invalid: transcript_id",
         )
     if not (isinstance(status, str) and status in WEBHOOK_STATUSES):
         status = "unknown"  # the processor reads the transcript's own status
@@ -170,7 +176,7 @@ def accept_webhook(
     requests listed above) or TransientFailure (5xx; NotificationNotPublished when only the event
     is missing)."""
     if not verify_webhook_auth(request.headers.get(limits.auth_header_name), secrets):
-        raise _reject(401, "unauthorized", "unauthorized")
+        raise _reject(Rejection.UNAUTHENTICATED, "unauthorized", "unauthorized")
     raw = _decode_body(request, limits.max_body_bytes)
     notification = _parse_notification(raw)
     if not notification.billable or notification.transcript_id is None:

@@ -180,7 +180,11 @@ class UsageRecord(BaseModel):
 
 
 class RecordResult(StrEnum):
+    """A write's outcome. Adapters report RECORDED or EXISTS (the row already there, with its
+    values); ``logic.recording`` decides whether an existing row is a DUPLICATE or a CONFLICT."""
+
     RECORDED = "recorded"
+    EXISTS = "exists"
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"
 
@@ -201,6 +205,10 @@ class QuarantineReason(StrEnum):
     UNKNOWN_PROJECT = "unknown_project"
     UNBILLABLE_TRANSCRIPT = "unbillable_transcript"
     IMPLAUSIBLE_TRANSCRIPT = "implausible_transcript"
+    # reconciliation: AssemblyAI refuses the transcript (a 4xx client error) or its list entry
+    # cannot be read; held so one transcript never stops a project's run
+    UNREADABLE_TRANSCRIPT = "unreadable_transcript"
+    UNREADABLE_SESSION = "unreadable_session"  # an open session the orphan sweep cannot read
     UNSTORABLE = "unstorable"
     SESSION_CONFLICT = "session_conflict"
     REPORT_CONFLICT = "report_conflict"  # a product usage report re-sent with other figures

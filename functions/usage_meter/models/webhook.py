@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from usage_meter.models.identifiers import (
     MAX_DIMENSIONS,
@@ -152,14 +152,18 @@ class UsageMessage:
 
 
 def attribution_from_query(
-    raw_query: str, max_dimensions: int, billing_dimensions: frozenset[str]
+    raw_query: str,
+    max_dimensions: int,
+    billing_dimensions: frozenset[str],
+    default_project: str = DEFAULT_PROJECT,
 ) -> Attribution:
     """The customer, project and billing dimensions of a webhook URL's query string: the one
     reading used by the intake (the delivery), the processor (the transcript's own
     ``webhook_url``) and reconciliation. The customer id is NFC-normalized; the parameters named
     in ``billing_dimensions`` (the ``BillingDimensions`` allow-list) become dimensions, sorted by
     name; every other parameter is the application's and is ignored here (never checked, never
-    stored).
+    stored). Without a ``project`` parameter the project is ``default_project`` (reconciliation
+    passes the project that lists the transcript).
 
     Raises InvalidIdentifier (``code`` names the rule: ``query_too_long``, ``invalid_query``,
     ``duplicate_parameter``, ``missing_customer_id``, ``invalid_customer_id``, ...).
@@ -185,11 +189,24 @@ def attribution_from_query(
     customer_id = seen.pop("customer_id", None)
     if customer_id is None:
         raise InvalidIdentifier("missing_customer_id", "query parameter 'customer_id' is required")
-    project = seen.pop("project", DEFAULT_PROJECT)
+    project = seen.pop("project", default_project)
     dimensions = dict(sorted(seen.items()))
     customer_id = normalize_customer_id(customer_id)
     check_attribution(customer_id, project, dimensions, max_dimensions)
     return Attribution(customer_id=customer_id, project=project, dimensions=dimensions)
+
+
+def webhook_url_is_ours(webhook_url: str | None, webhook_base_url: str) -> bool:
+    """Whether a transcript's ``webhook_url`` is the meter's intake (``webhook_base_url``): same
+    scheme, host (any case) and path (trailing ``/`` ignored); its query is the attribution."""
+    if not webhook_url:
+        return False
+    ours, theirs = urlsplit(webhook_base_url), urlsplit(webhook_url)
+    return (ours.scheme, ours.netloc.lower(), ours.path.rstrip("/")) == (
+        theirs.scheme,
+        theirs.netloc.lower(),
+        theirs.path.rstrip("/"),
+    )
 
 
 def billing_query(raw_query: str, billing_dimensions: frozenset[str]) -> str:
