@@ -7,7 +7,6 @@ import json
 import os
 import statistics
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +15,29 @@ BENCH_DIR = ROOT / "benchmarks"
 FUNCTIONS_DIR = ROOT / "functions"
 INFRA_DIR = ROOT / "infra"
 CLIENT_DIR = ROOT / "clients" / "python" / "src"  # usage_meter_client (the local app receiver)
-EVENTS = ROOT / "tests" / "events"
 RESULTS_DIR = BENCH_DIR / ".results"
 
-REGION = "eu-west-1"
-WEBHOOK_SECRET = "local-webhook-secret-current"
-PREVIOUS_WEBHOOK_SECRET = "local-webhook-secret-previous"
-API_KEYS = {"default": "local-key-default", "eu": "local-key-eu"}
-PROJECTS = {
-    "default": {
-        "api_key_secret_id": "usage-meter/assemblyai/default",
-        "base_url": "https://api.assemblyai.com",
-    },
-    "eu": {
-        "api_key_secret_id": "usage-meter/assemblyai/eu",
-        "base_url": "https://api.eu.assemblyai.com",
-    },
-}
+
+def add_source_paths() -> None:
+    """Make ``usage_meter`` (functions/), ``usage_meter_local`` (infra/) and
+    ``usage_meter_client`` (clients/python/src/, which the local stack's app receiver uses)
+    importable."""
+    for path in (FUNCTIONS_DIR, INFRA_DIR, CLIENT_DIR):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+
+
+add_source_paths()
+# The handlers' in-process inputs and the offline stack's fakes, shared with the tests.
+from usage_meter_local.lambda_fakes import (  # noqa: E402
+    API_KEYS,
+    PREVIOUS_WEBHOOK_SECRET,
+    PROJECTS,  # noqa: F401
+    REGION,
+    WEBHOOK_SECRET,
+    FakeLambdaContext,  # noqa: F401
+    load_event,  # noqa: F401
+)
 
 # Fake credentials, a fixed region, no metadata service: nothing can reach real AWS.
 OFFLINE_ENV = {
@@ -46,15 +51,6 @@ OFFLINE_ENV = {
 }
 
 
-def add_source_paths() -> None:
-    """Make ``usage_meter`` (functions/), ``usage_meter_local`` (infra/) and
-    ``usage_meter_client`` (clients/python/src/, which the local stack's app receiver uses)
-    importable."""
-    for path in (FUNCTIONS_DIR, INFRA_DIR, CLIENT_DIR):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
-
-
 def isolate_environment() -> None:
     """Drop every AWS_/ASSEMBLYAI_/proxy variable of the caller and set the offline ones."""
     for name in list(os.environ):
@@ -63,21 +59,6 @@ def isolate_environment() -> None:
         ):
             del os.environ[name]
     os.environ.update(OFFLINE_ENV)
-
-
-def load_event(relative: str) -> dict[str, Any]:
-    return json.loads((EVENTS / relative).read_text())
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "usage-meter-bench"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:usage-meter-bench"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 def provision_stack(template: dict[str, Any]) -> Any:

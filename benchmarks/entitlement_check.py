@@ -89,6 +89,7 @@ def _seed(table: str, records: int, breakdowns: int) -> Decimal:
     from usage_meter.adapters.limits_table import DynamoLimits
     from usage_meter.adapters.usage_ledger import DynamoUsageLedger
     from usage_meter.models.limits import AllowanceSet, Limit
+    from usage_meter.models.months import current_month
     from usage_meter.models.usage import UsageRecord, UsageStatus
 
     client = boto3.client("dynamodb", region_name=REGION)
@@ -109,7 +110,7 @@ def _seed(table: str, records: int, breakdowns: int) -> Decimal:
         change={"reason": "benchmark"},
     )
     ledger = DynamoUsageLedger(client, table, usage_summary=True)  # Allowances enabled
-    month = f"{datetime.now(UTC):%Y-%m}"
+    month = current_month()
     models = ["universal-3-pro", "universal-2", "best", "u3-rt-pro"]
     total = Decimal(0)
     for i in range(records):
@@ -207,6 +208,7 @@ def _prepare(records: int, breakdowns: int) -> tuple[CannedBatchGet, Decimal, di
     from usage_meter.adapters.limits_table import customer_key
     from usage_meter.adapters.usage_keys import customer_key as key_part
     from usage_meter.adapters.usage_summary import summary_key
+    from usage_meter.models.months import current_month
     from usage_meter_local import dynamodb_isolation
     from usage_meter_local.template import function_environment, load_template
 
@@ -221,7 +223,7 @@ def _prepare(records: int, breakdowns: int) -> tuple[CannedBatchGet, Decimal, di
             template, "EntitlementFunction", resources, parameters={"Allowances": "enabled"}
         )
         total = _seed(table, records, breakdowns)
-        month = f"{datetime.now(UTC):%Y-%m}"
+        month = current_month()
         client = boto3.client("dynamodb", region_name=REGION)
         items = []
         for key in (customer_key(CUSTOMER), summary_key(key_part(CUSTOMER), month)):

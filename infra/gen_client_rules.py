@@ -22,6 +22,8 @@ import ast
 import sys
 from pathlib import Path
 
+from generated_files import write_or_check
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = ROOT / "functions" / "usage_meter"
 CLIENT = ROOT / "clients" / "python" / "src" / "usage_meter_client"
@@ -29,8 +31,9 @@ COPIES = {
     "_identifiers.py": SERVICE / "models" / "identifiers.py",
     "_standard_webhooks.py": SERVICE / "logic" / "standard_webhooks.py",
 }
-# Literal constants the client needs, by the service module that defines them.
-LIMITS = {SERVICE / "models" / "webhook.py": ("WEBHOOK_MAX_DIMENSIONS",)}
+# Literal constants the client needs, by the service module that defines them: the client's name
+# -> the service's name (one definition: models/identifiers.py's MAX_DIMENSIONS).
+LIMITS = {SERVICE / "models" / "identifiers.py": {"WEBHOOK_MAX_DIMENSIONS": "MAX_DIMENSIONS"}}
 ALLOWED_TOP_LEVEL = frozenset(sys.stdlib_module_names) | {"__future__"}
 
 
@@ -65,12 +68,12 @@ def _limits() -> str:
         for node in ast.parse(source.read_text()).body:
             if isinstance(node, ast.Assign) and len(node.targets) == 1:
                 target = node.targets[0]
-                if isinstance(target, ast.Name) and target.id in names:
+                if isinstance(target, ast.Name) and target.id in names.values():
                     found[target.id] = ast.literal_eval(node.value)
-        missing = set(names) - set(found)
+        missing = set(names.values()) - set(found)
         if missing:
             raise SystemExit(f"{source} no longer defines {sorted(missing)}")
-        lines += [f"{name} = {found[name]!r}" for name in names]
+        lines += [f"{client} = {found[service]!r}" for client, service in names.items()]
     return _header(next(iter(LIMITS))) + "\n".join(lines) + "\n"
 
 
@@ -82,18 +85,7 @@ def render() -> dict[Path, str]:
 
 
 def main(argv: list[str]) -> int:
-    check = "--check" in argv
-    stale = []
-    for path, text in render().items():
-        if check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(path.relative_to(ROOT))
-        else:
-            path.write_text(text)
-    if stale:
-        print(f"stale client copies: {', '.join(map(str, stale))}; run `make requirements`")
-        return 1
-    return 0
+    return write_or_check(render(), ROOT, argv, "client copies")
 
 
 if __name__ == "__main__":

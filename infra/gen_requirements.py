@@ -13,6 +13,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+from generated_files import write_or_check
+
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "# Generated from pyproject.toml by infra/gen_requirements.py - do not edit.\n"
 
@@ -28,18 +30,7 @@ def render() -> dict[Path, str]:
 
 
 def main(argv: list[str]) -> int:
-    check = "--check" in argv
-    stale = []
-    for path, text in render().items():
-        if check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(path.relative_to(ROOT))
-        else:
-            path.write_text(text)
-    if stale:
-        print(f"stale generated files: {', '.join(map(str, stale))}; run `make requirements`")
-        return 1
-    return 0
+    return write_or_check(render(), ROOT, argv, "generated files")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,23 +19,27 @@ import pytest
 from embedded_aws import REGION, EmbeddedAws, SecretSpec, scrub_environment
 from usage_meter_local import dynamodb_isolation, moto_scaling
 from usage_meter_local.assemblyai_standin import AssemblyAIStandIn
+from usage_meter_local.lambda_fakes import (
+    API_KEYS,
+    PREVIOUS_WEBHOOK_SECRET,
+    PROJECTS,
+    WEBHOOK_SECRET,
+    FakeLambdaContext,
+    load_event,  # noqa: F401  (the tests import it from here)
+)
 from usage_meter_local.template import (
     LocalResources,
     function_environment,
     load_template,
 )
 
-EVENTS = Path(__file__).parent / "events"
 # moto's DynamoDB with AWS's isolation and ClientRequestToken idempotency, in every test (as in
 # the local stack), so no test's outcome depends on which ran before it.
 dynamodb_isolation.install()
 moto_scaling.install()  # SQS at a cost per message, not per queued message (as in the local stack)
-WEBHOOK_SECRET = "local-webhook-secret-current"
-PREVIOUS_WEBHOOK_SECRET = "local-webhook-secret-previous"
 # Standard Webhooks secrets (whsec_ + base64): base64("test-only-report-key-01") and "-00".
 REPORT_SECRET = "whsec_dGVzdC1vbmx5LXJlcG9ydC1rZXktMDE="
 PREVIOUS_REPORT_SECRET = "whsec_dGVzdC1vbmx5LXJlcG9ydC1rZXktMDA="
-API_KEYS = {"default": "local-key-default", "eu": "local-key-eu"}
 AUTH_HEADER = "x-usage-meter-webhook-secret"
 WEBHOOK_BASE_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/assemblyai"
 
@@ -69,21 +72,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return 0 if "slow" in item.path.parts else 1
 
     items.sort(key=rank)
-
-
-def load_event(relative: str) -> dict[str, Any]:
-    return json.loads((EVENTS / relative).read_text())
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "usage-meter-test"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:usage-meter-test"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 @pytest.fixture(autouse=True)
@@ -168,6 +156,11 @@ class Stack:
     def dlq_url(self) -> str:
         return self.resources.queue_urls["UsageDeadLetterQueue"]
 
+    @property
+    def ops_location(self) -> list[str]:
+        """The ops CLI's arguments naming this stack's table, usage queue and DLQ."""
+        return ["--table", self.table, "--queue-url", self.queue_url, "--dlq-url", self.dlq_url]
+
     def use_function(self, logical_id: str) -> None:
         env = function_environment(
             self.template, logical_id, self.resources, parameters=self.parameters
@@ -230,16 +223,6 @@ class Stack:
             out.extend(new)
 
 
-PROJECTS = {
-    "default": {
-        "api_key_secret_id": "usage-meter/assemblyai/default",
-        "base_url": "https://api.assemblyai.com",
-    },
-    "eu": {
-        "api_key_secret_id": "usage-meter/assemblyai/eu",
-        "base_url": "https://api.eu.assemblyai.com",
-    },
-}
 SECRETS = [
     SecretSpec(
         "usage-meter/webhook-auth",
@@ -382,3 +365,32 @@ def webhook_url(customer_id: str, **params: str) -> str:
 
     query = urlencode({"customer_id": customer_id, **params})
     return f"{WEBHOOK_BASE_URL}?{query}"
+
+
+def usage_query_event(customer: str, query: dict[str, str] | None = None) -> dict[str, Any]:
+    """The API Gateway (HTTP API, payload 2.0) event of ``GET /customers/{customer}/usage`` with
+    the query parameters ``query`` (as given, not encoded)."""
+    path = f"/customers/{customer}/usage"
+    return {
+        "version": "2.0",
+        "routeKey": "GET /customers/{customer_id}/usage",
+        "rawPath": path,
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        "pathParameters": {"customer_id": customer},
+        "queryStringParameters": query or None,
+        "requestContext": {"http": {"method": "GET", "path": path}},
+        "headers": {},
+        "isBase64Encoded": False,
+    }
+
+
+def ops_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    """Run the ops CLI as an operator (``alice@ops``, ``--json``) with ``argv``; assert it exits
+    0 and return its JSON answer. What the functions logged before is dropped first."""
+    from usage_meter import ops_cli
+
+    capsys.readouterr()
+    code = ops_cli.main(["--actor", "alice@ops", "--json", *argv])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return json.loads(out)

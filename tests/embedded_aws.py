@@ -36,9 +36,8 @@ from moto.core.base_backend import BackendDict
 from moto.core.config import default_user_config
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
+from usage_meter_local.lambda_fakes import REGION
 from usage_meter_local.template import LocalResources, load_template, provision
-
-REGION = "eu-west-1"
 
 
 @dataclass(frozen=True)

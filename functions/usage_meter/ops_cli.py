@@ -54,8 +54,8 @@ from usage_meter.logic.coverage import coverage_report
 from usage_meter.logic.errors import PermanentFailure, TransientFailure
 from usage_meter.logic.line_items import line_item_document
 from usage_meter.logic.operations import AuditEntry, OperationRefused, describe, resolve_quarantine
-from usage_meter.models.months import MONTH_RULE, is_month
-from usage_meter.settings import HORIZON_DAYS_RULE, horizon_days
+from usage_meter.models.months import MONTH_RULE, current_month, is_month
+from usage_meter.settings import HORIZON_DAYS_DEFAULT, HORIZON_DAYS_RULE, horizon_days
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -365,7 +365,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     else:
-        _print(trail.audit_log(args.month or datetime.now(UTC).strftime("%Y-%m")))
+        _print(trail.audit_log(args.month or current_month()))
     return 0
 
 
@@ -453,7 +453,9 @@ def parser() -> argparse.ArgumentParser:
 
     reconcile = commands.add_parser("reconcile", help="run a reconciliation now; audited")
     reconcile.add_argument("--project")
-    reconcile.add_argument("--horizon-days", type=_horizon_days, default=3, help=HORIZON_DAYS_RULE)
+    reconcile.add_argument(
+        "--horizon-days", type=_horizon_days, default=HORIZON_DAYS_DEFAULT, help=HORIZON_DAYS_RULE
+    )
     reconcile.add_argument("--reason", required=True)
 
     export = commands.add_parser("export", help="run the monthly export for a month; audited")

@@ -20,9 +20,8 @@ import argparse
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from usage_meter.logic.pricing import SECONDS_PER_HOUR
 from usage_meter.models.limits import DEFAULT_THRESHOLDS, AllowanceSet, Limit
-
-SECONDS_PER_HOUR = Decimal(3600)
 
 
 def parse_limit(spec: str) -> Limit:

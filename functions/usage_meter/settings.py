@@ -2,8 +2,12 @@
 
 This is the only module that reads ``os.environ``. Each field names its environment variable in
 its metadata; tests check that template.yaml sets every one of them for the functions that use the
-model. Plain dataclasses with explicit parsing (no pydantic) keep the webhook intake's cold start
-small; a bad value fails at the first invocation with a message naming the variable.
+model. A value's rule (a range, a set of choices, a pattern) is defined once, by its parser
+(``IntRange``, ``OneOf``, ``Matching``); tests/unit/test_template_rules.py checks that the
+template parameter setting it has the same MinValue/MaxValue, AllowedValues or AllowedPattern and
+that every default the template gives equals the field's default. Plain dataclasses with
+explicit parsing (no pydantic) keep the webhook intake's cold start small; a bad value fails at
+the first invocation with a message naming the variable.
 """
 
 from __future__ import annotations
@@ -16,6 +20,14 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any, Self
 from urllib.parse import urlsplit
+
+from usage_meter.logic.standard_webhooks import DEFAULT_TOLERANCE_SECONDS
+from usage_meter.models.identifiers import (
+    BILLING_DIMENSIONS_PATTERN,
+    DIMENSION_NAME_PATTERN,
+    RESERVED_PARAMETERS,
+)
+from usage_meter.models.rules import ORPHAN_LOOKBACK_DAYS, STRIPE_VALUE_UNITS, OrphanPolicy
 
 DEFAULT_BASE_URL = "https://api.assemblyai.com"
 
@@ -46,19 +58,80 @@ def _non_negative_int(raw: str) -> int:
     return value
 
 
+@dataclass(frozen=True)
+class IntRange:
+    """A whole number ``minimum``..``maximum`` (inclusive): the parser of a settings field, and the
+    ``MinValue``/``MaxValue`` of the template parameter that sets it."""
+
+    minimum: int
+    maximum: int
+    why: str = ""  # appended to the error, e.g. the external limit behind the range
+
+    @property
+    def rule(self) -> str:
+        return f"must be between {self.minimum} and {self.maximum}{self.why}"
+
+    def __call__(self, raw: str) -> int:
+        value = int(raw)
+        if not self.minimum <= value <= self.maximum:
+            raise ValueError(self.rule)
+        return value
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of ``values``: a settings parser, and the template parameter's ``AllowedValues``."""
+
+    values: tuple[str, ...]
+
+    def __call__(self, raw: str) -> str:
+        if raw not in self.values:
+            raise ValueError(f"must be one of {', '.join(map(repr, self.values))}")
+        return raw
+
+
+@dataclass(frozen=True)
+class Matching:
+    """Text matching ``pattern`` (then converted by ``then``): a settings parser, and the
+    template parameter's ``AllowedPattern``."""
+
+    pattern: str
+    then: Callable[[str], Any] = str
+
+    def __call__(self, raw: str) -> Any:
+        if not re.fullmatch(self.pattern, raw):
+            raise ValueError(f"must match {self.pattern}")
+        return self.then(raw)
+
+
+# The meter's share of AssemblyAI's account-wide 20,000 requests / 5 minutes, for every worker
+# and reconciliation together (adapters/request_budget.py; template AssemblyAIRequestShare).
+ACCOUNT_REQUESTS_PER_5_MINUTES = 20_000
+REQUEST_SHARE = IntRange(
+    100, ACCOUNT_REQUESTS_PER_5_MINUTES, " (AssemblyAI's account-wide limit per 5 min)"
+)
+# Deliveries of a message before its queue dead-letters it (template MaxReceiveCount and
+# ForwardMaxAttempts, which also set the queues' maxReceiveCount).
+USAGE_RECEIVE_COUNT = IntRange(3, 20)
+FORWARD_ATTEMPTS = IntRange(2, 20)
+# HTTP header names (template WebhookAuthHeaderName), compared in lower case.
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+DEFAULT_WEBHOOK_AUTH_HEADER_NAME = "X-Usage-Meter-Webhook-Secret"
+# An existing EventBridge bus's name (template EventBusName; empty there = the stack's own bus).
+EVENT_BUS_NAME_PATTERN = r"^[A-Za-z0-9._/-]{0,256}$"
+# A Stripe Billing meter's event_name (template StripeMeterEventName; empty there = no sink).
+STRIPE_EVENT_NAME_PATTERN = r"^[A-Za-z0-9_:.-]{0,100}$"
+
+
+_event_bus_name = Matching(EVENT_BUS_NAME_PATTERN)
+
+
 def _switch(raw: str) -> bool:
     """``on`` / ``off`` (what the template passes for an optional feature)."""
     value = raw.strip().lower()
     if value not in ("on", "off"):
         raise ValueError("must be 'on' or 'off'")
     return value == "on"
-
-
-def _share_of_account_limit(raw: str) -> int:
-    value = int(raw)
-    if not 1 <= value <= 20_000:
-        raise ValueError("must be between 1 and 20000 (AssemblyAI's account-wide limit per 5 min)")
-    return value
 
 
 def _http_url(raw: str) -> str:
@@ -72,15 +145,30 @@ def _optional_url(raw: str) -> str | None:
     return _http_url(raw) if raw else None
 
 
-def _billing_dimensions(raw: str) -> frozenset[str]:
-    """A comma-separated allow-list of query parameter names ("" = no billing dimensions)."""
-    from usage_meter.models.identifiers import DIMENSION_NAME_PATTERN, RESERVED_PARAMETERS
+@dataclass(frozen=True)
+class BillingDimensionNames(Matching):
+    """The comma-separated allow-list of query parameter names ("" = no billing dimensions), each
+    a dimension name (models.identifiers) and not a reserved parameter. ``pattern`` is the
+    template's strict spelling; spaces around names and empty entries are forgiven here."""
 
-    names = frozenset(part.strip() for part in raw.split(",") if part.strip())
-    for name in names:
-        if not re.fullmatch(DIMENSION_NAME_PATTERN, name) or name in RESERVED_PARAMETERS:
-            raise ValueError(f"'{name}' cannot be a dimension name ({DIMENSION_NAME_PATTERN})")
-    return names
+    pattern: str = BILLING_DIMENSIONS_PATTERN
+
+    def __call__(self, raw: str) -> frozenset[str]:
+        names = frozenset(part.strip() for part in raw.split(",") if part.strip())
+        for name in sorted(names):
+            if not re.fullmatch(DIMENSION_NAME_PATTERN, name):
+                raise ValueError(f"'{name}' cannot be a dimension name: must match {self.pattern}")
+            if name in RESERVED_PARAMETERS:
+                raise ValueError(f"'{name}' cannot be a dimension name (reserved)")
+        return names
+
+
+_billing_dimensions = BillingDimensionNames()
+
+
+def _secrets_cache_seconds() -> Any:
+    """How long a function keeps a secret it read (every function that reads one): 300 s."""
+    return env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
 
 
 @dataclass(frozen=True)
@@ -137,7 +225,7 @@ class ThresholdAlertSettings(_EnvSettings):
     (the template always sets the bus; with neither a bus nor a topic, thresholds are not
     evaluated at all)."""
 
-    event_bus_name: str = env("EVENT_BUS_NAME", default="")
+    event_bus_name: str = env("EVENT_BUS_NAME", _event_bus_name, default="")
     limit_alert_topic_arn: str = env("LIMIT_ALERT_TOPIC_ARN", default="")
     price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
     # The template's Allowances parameter: off = no customer-month summary item in the usage
@@ -153,16 +241,17 @@ class IntakeSettings(_EnvSettings):
     usage_queue_url: str = env("USAGE_QUEUE_URL")
     webhook_secret_id: str = env("WEBHOOK_SECRET_ID")
     billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
-    event_bus_name: str = env("EVENT_BUS_NAME")
+    event_bus_name: str = env("EVENT_BUS_NAME", _event_bus_name)
     # The template's NotificationEvents parameter: off when nothing consumes the Received events
     # (no forwarding, no events endpoint, the stack's own bus): no PutEvents per webhook.
     notification_events: bool = env("NOTIFICATION_EVENTS", _switch, default=True)
     webhook_auth_header_name: str = env(
-        "WEBHOOK_AUTH_HEADER_NAME", str.lower, default="x-usage-meter-webhook-secret"
+        "WEBHOOK_AUTH_HEADER_NAME",
+        Matching(HEADER_NAME_PATTERN, str.lower),
+        default=DEFAULT_WEBHOOK_AUTH_HEADER_NAME.lower(),
     )
-    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+    secrets_cache_seconds: int = _secrets_cache_seconds()
     max_body_bytes: int = env("WEBHOOK_MAX_BODY_BYTES", _positive(int), default=4096)
-    max_dimensions: int = env("WEBHOOK_MAX_DIMENSIONS", _non_negative_int, default=8)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,9 +266,9 @@ class AssemblyAISettings(_EnvSettings):
     # The meter's share of AssemblyAI's account-wide 20,000 requests / 5 minutes, for every
     # worker and reconciliation together (adapters/request_budget.py).
     requests_per_5_minutes: int = env(
-        "ASSEMBLYAI_REQUESTS_PER_5_MINUTES", _share_of_account_limit, default=2000
+        "ASSEMBLYAI_REQUESTS_PER_5_MINUTES", REQUEST_SHARE, default=2000
     )
-    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+    secrets_cache_seconds: int = _secrets_cache_seconds()
 
     def project(self, name: str) -> ProjectConfig | None:
         """A project's config; the base URL override (local runs) replaces every base URL."""
@@ -196,14 +285,14 @@ class ProcessorSettings(AssemblyAISettings, ThresholdAlertSettings):
     table_name: str = env("USAGE_TABLE_NAME")
     usage_queue_url: str = env("USAGE_QUEUE_URL")
     dead_letter_queue_url: str = env("USAGE_DLQ_URL")
-    event_bus_name: str = env("EVENT_BUS_NAME")
+    event_bus_name: str = env("EVENT_BUS_NAME", _event_bus_name)
     notification_events: bool = env("NOTIFICATION_EVENTS", _switch, default=True)  # as intake
     billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
     # records of a batch handled side by side (the function is billed for its wall time)
     batch_concurrency: int = env("PROCESSOR_BATCH_CONCURRENCY", _positive(int), default=10)
     # The queue's maxReceiveCount: the last attempt dead-letters with its reason itself, rather
     # than leaving SQS to move the message without one.
-    max_receive_count: int = env("USAGE_MAX_RECEIVE_COUNT", _positive(int), default=8)
+    max_receive_count: int = env("USAGE_MAX_RECEIVE_COUNT", USAGE_RECEIVE_COUNT, default=8)
 
 
 # How far back reconciliation may look, in days: the template's ReconcileHorizonDays MinValue and
@@ -211,18 +300,16 @@ class ProcessorSettings(AssemblyAISettings, ThresholdAlertSettings):
 # the last 90 days of transcripts).
 HORIZON_DAYS_MIN = 1
 HORIZON_DAYS_MAX = 90
-HORIZON_DAYS_RULE = (
-    f"must be between {HORIZON_DAYS_MIN} and {HORIZON_DAYS_MAX} days "
-    f"(AssemblyAI lists the last {HORIZON_DAYS_MAX} days)"
+HORIZON_DAYS_DEFAULT = 3
+HORIZON_DAYS = IntRange(
+    HORIZON_DAYS_MIN, HORIZON_DAYS_MAX, f" days (AssemblyAI lists the last {HORIZON_DAYS_MAX} days)"
 )
+HORIZON_DAYS_RULE = HORIZON_DAYS.rule
 
 
 def horizon_days(raw: str) -> int:
     """A reconciliation horizon in whole days; ValueError (HORIZON_DAYS_RULE) outside the range."""
-    value = int(raw)
-    if not HORIZON_DAYS_MIN <= value <= HORIZON_DAYS_MAX:
-        raise ValueError(HORIZON_DAYS_RULE)
-    return value
+    return HORIZON_DAYS(raw)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,7 +319,7 @@ class ReconcileSettings(AssemblyAISettings, ThresholdAlertSettings):
     table_name: str = env("USAGE_TABLE_NAME")
     webhook_base_url: str = env("WEBHOOK_BASE_URL", _http_url)
     billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
-    horizon_days: int = env("RECONCILE_HORIZON_DAYS", horizon_days, default=3)
+    horizon_days: int = env("RECONCILE_HORIZON_DAYS", HORIZON_DAYS, default=HORIZON_DAYS_DEFAULT)
     max_items_per_run: int = env("RECONCILE_MAX_ITEMS_PER_RUN", _positive(int), default=200_000)
     # missing transcripts fetched side by side (each GET still waits for the shared budget)
     concurrency: int = env("RECONCILE_CONCURRENCY", _positive(int), default=8)
@@ -246,7 +333,7 @@ class ExportSettings(_EnvSettings):
     bucket_name: str = env("EXPORT_BUCKET_NAME")
     prefix: str = env("EXPORT_PREFIX", default="exports")
     price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
-    ledger_workers: int = env("EXPORT_LEDGER_WORKERS", _positive(int), default=1)
+    ledger_workers: int = env("EXPORT_LEDGER_WORKERS", _positive(int), default=4)
 
 
 @dataclass(frozen=True)
@@ -273,20 +360,17 @@ class AllowanceApiSettings(ThresholdAlertSettings):
     table_name: str = env("USAGE_TABLE_NAME")
 
 
-def _orphan_policy(raw: str) -> str:
-    if raw not in ("bill", "flag"):
-        raise ValueError("must be 'bill' or 'flag'")
-    return raw
-
-
 @dataclass(frozen=True)
 class StreamingReportSettings(ThresholdAlertSettings):
     """Streaming session reports from the application's backend (HMAC-signed)."""
 
     table_name: str = env("USAGE_TABLE_NAME")
     signing_secret_id: str = env("REPORT_SIGNING_SECRET_ID")
-    max_skew_seconds: int = env("REPORT_MAX_SKEW_SECONDS", _positive(int), default=300)
-    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+    # the Standard Webhooks timestamp tolerance (logic/standard_webhooks.py), also the client's
+    max_skew_seconds: int = env(
+        "REPORT_MAX_SKEW_SECONDS", _positive(int), default=DEFAULT_TOLERANCE_SECONDS
+    )
+    secrets_cache_seconds: int = _secrets_cache_seconds()
     max_body_bytes: int = env("REPORT_MAX_BODY_BYTES", _positive(int), default=8192)
 
 
@@ -295,17 +379,8 @@ class OrphanSettings(ThresholdAlertSettings):
     """The scheduled sweep for streaming sessions that never reported a termination."""
 
     table_name: str = env("USAGE_TABLE_NAME")
-    policy: str = env("ORPHAN_POLICY", _orphan_policy, default="bill")
-    session_limit_seconds: int = env(
-        "STREAMING_SESSION_LIMIT_SECONDS", _positive(int), default=10800
-    )
-    lookback_days: int = env("ORPHAN_LOOKBACK_DAYS", _positive(int), default=7)
-
-
-def _meter_unit(raw: str) -> str:
-    if raw not in ("seconds", "milliseconds"):
-        raise ValueError("must be 'seconds' or 'milliseconds'")
-    return raw
+    policy: str = env("ORPHAN_POLICY", OneOf(tuple(OrphanPolicy)), default=OrphanPolicy.BILL.value)
+    lookback_days: int = env("ORPHAN_LOOKBACK_DAYS", _positive(int), default=ORPHAN_LOOKBACK_DAYS)
 
 
 @dataclass(frozen=True)
@@ -314,11 +389,11 @@ class StripeSinkSettings(_EnvSettings):
 
     table_name: str = env("USAGE_TABLE_NAME")
     secret_id: str = env("STRIPE_SECRET_ID")
-    event_name: str = env("STRIPE_METER_EVENT_NAME")
+    event_name: str = env("STRIPE_METER_EVENT_NAME", Matching(STRIPE_EVENT_NAME_PATTERN))
     dead_letter_queue_url: str = env("STRIPE_DLQ_URL")
-    value_unit: str = env("STRIPE_VALUE_UNIT", _meter_unit, default="seconds")
+    value_unit: str = env("STRIPE_VALUE_UNIT", OneOf(tuple(STRIPE_VALUE_UNITS)), default="seconds")
     api_base_override: str | None = env("STRIPE_API_BASE_OVERRIDE", _optional_url, default=None)
-    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+    secrets_cache_seconds: int = _secrets_cache_seconds()
 
 
 @dataclass(frozen=True)
@@ -330,9 +405,9 @@ class ForwarderSettings(_EnvSettings):
     dead_letter_queue_url: str = env("FORWARD_DLQ_URL")
     signing_secret_id: str = env("FORWARD_SIGNING_SECRET_ID")
     auth_secret_id: str = env("FORWARD_AUTH_SECRET_ID")
-    max_attempts: int = env("FORWARD_MAX_ATTEMPTS", _positive(int), default=8)
+    max_attempts: int = env("FORWARD_MAX_ATTEMPTS", FORWARD_ATTEMPTS, default=8)
     timeout_seconds: float = env("FORWARD_TIMEOUT_SECONDS", _positive(float), default=5.0)
-    secrets_cache_seconds: int = env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
+    secrets_cache_seconds: int = _secrets_cache_seconds()
 
 
 @lru_cache(maxsize=1)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 from usage_meter_client import InvalidSignature, verify_forwarded_notification
+from usage_meter_local.background_server import BackgroundServer, StatefulHTTPServer
 from usage_meter_local.recent import RecentList
 
 PATH = "/app/assemblyai-webhook"
@@ -44,7 +45,7 @@ class ReceiverState:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: StatefulHTTPServer[ReceiverState]
 
     def log_message(self, format: str, *args: object) -> None:
         return
@@ -71,31 +72,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], state: ReceiverState) -> None:
-        super().__init__(address, _Handler)
-        self.state = state
-
-
-class AppReceiver:
+class AppReceiver(BackgroundServer):
     """``AppReceiver(host, port).start()``; ``.url`` is the endpoint to forward to."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = ReceiverState()
-        self._server = _Server((host, port), self.state)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(StatefulHTTPServer((host, port), _Handler, self.state), "app-receiver")
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}{PATH}"
-
-    def start(self) -> AppReceiver:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{super().url}{PATH}"

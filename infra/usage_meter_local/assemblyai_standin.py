@@ -16,10 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from usage_meter_local.background_server import BackgroundServer, StatefulHTTPServer
 from usage_meter_local.recent import RecentList
 
 MAX_LIST_LIMIT = 200
@@ -137,7 +138,7 @@ def _public(item: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: StatefulHTTPServer[StandInState]
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -248,47 +249,22 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], state: StandInState) -> None:
-        super().__init__(address, _Handler)
-        self.state = state
-
-
-class AssemblyAIStandIn:
+class AssemblyAIStandIn(BackgroundServer):
     """Runs the stand-in on a background thread: ``with AssemblyAIStandIn() as api: api.url``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, state: StandInState | None = None):
         self.state = state or StandInState()
-        self._server = _Server((host, port), self.state)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> AssemblyAIStandIn:
-        self._thread.start()
-        return self
+        self._http: StatefulHTTPServer[StandInState] = StatefulHTTPServer(
+            (host, port), _Handler, self.state
+        )
+        super().__init__(self._http, "assemblyai-standin")
 
     def reset(self) -> StandInState:
         """Forget every transcript, key, fault and logged request: one server can serve many
         tests, each starting from an empty state."""
         self.state = StandInState()
-        self._server.state = self.state
+        self._http.state = self.state
         return self.state
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> AssemblyAIStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @contextmanager

@@ -284,11 +284,13 @@ def lambda_invoke_examples(api: str, region: str, functions: list[str], now: dat
     """``aws lambda invoke`` lines for the banner. The monthly export gets this month (``{}``
     would export the previous month, as its schedule does, which is empty on a fresh stack);
     the flag that passes the payload as raw JSON exists only in AWS CLI v2, so v1 is told."""
+    from usage_meter.models.months import usage_month
+
     command = (
         f"AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url {api} "
         f"--region {region} lambda invoke --function-name"
     )
-    payloads = {"MonthlyExportFunction": json.dumps({"month": now.strftime("%Y-%m")})}
+    payloads = {"MonthlyExportFunction": json.dumps({"month": usage_month(now)})}
     lines = [
         f"  {command} {f} --cli-binary-format raw-in-base64-out "
         f"--payload '{payloads.get(f, '{}')}' out.json"

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from usage_meter_client import EntitlementClient
 from usage_meter_local import scenario
+from usage_meter_local.app_subscription import subscribe_queue
 from usage_meter_local.assemblyai_standin import transcript
 from usage_meter_local.demo_webhooks import post_webhook
 from usage_meter_local.report import table
@@ -46,23 +47,13 @@ def _put(base: str, path: str, document: dict[str, Any]) -> dict[str, Any]:
 
 def _subscribe(stack: LocalStack) -> str:
     """The application's rule on the meter's bus, delivering to its own queue."""
-    sqs, events = stack.clients.sqs, stack.clients.events
-    url = sqs.create_queue(QueueName=APP_QUEUE)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    bus = stack.resources.event_buses["UsageEventBus"]
-    events.put_rule(
-        Name="app-threshold-events",
-        EventBusName=bus,
-        EventPattern=json.dumps(
-            {"source": ["usage-meter"], "detail-type": ["Usage Threshold Reached"]}
-        ),
+    return subscribe_queue(
+        stack.clients.sqs,
+        stack.clients.events,
+        stack.resources.event_buses["UsageEventBus"],
+        APP_QUEUE,
+        "app-threshold-events",
     )
-    events.put_targets(
-        Rule="app-threshold-events", EventBusName=bus, Targets=[{"Id": "app", "Arn": arn}]
-    )
-    return url
 
 
 def _receive(stack: LocalStack, url: str) -> list[dict[str, Any]]:

@@ -14,11 +14,10 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from usage_meter_client import ReportRejected, UsageReporter
-from usage_meter_local.report import table
+from usage_meter_local.demo_reports import answers_table, signed_reporter
 from usage_meter_local.scenario import LedgerFacts
 from usage_meter_local.stack import LocalStack
 
-SIGNING_SECRET_VARIABLE = "REPORT_SIGNING_SECRET_ID"  # noqa: S105 - a variable name
 CUSTOMER = "acme-corp"
 LLM_US_ID = "6b2c0a1e-1111-4c2d-9e3f-0a1b2c3d4e01"
 LLM_EU_ID = "chatcmpl-demo-eu-0001"
@@ -127,20 +126,14 @@ def _answer(step: Step, reporter: UsageReporter) -> tuple[int, str]:
 
 def run_products(stack: LocalStack, out: TextIO) -> list[str]:
     """Send the reports and print the answers; return the unmet expectations."""
-    assert stack.http is not None
-    secret = stack.secret_values(SIGNING_SECRET_VARIABLE)[0]
-    reporter = UsageReporter(stack.http.url, secret, sleep=lambda _seconds: None)
+    reporter = signed_reporter(stack)
     answers = [_answer(step, reporter) for step in STEPS]
     out.write(
-        table(
-            f"Product reports: POST {stack.http.url}/usage/{{llm-gateway,voice-agent,sync}}",
-            ["#", "report", "HTTP", "answer"],
-            [
-                [i, s.label, a[0], a[1]]
-                for i, (s, a) in enumerate(zip(STEPS, answers, strict=True), 1)
-            ],
+        answers_table(
+            f"Product reports: POST {reporter.base_url}/usage/{{llm-gateway,voice-agent,sync}}",
+            [s.label for s in STEPS],
+            answers,
         )
-        + "\n"
     )
     return [
         f"{s.label}: expected {s.expect}, got {a}"

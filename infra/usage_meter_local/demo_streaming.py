@@ -21,11 +21,10 @@ from typing import Any, TextIO
 
 from usage_meter.models.streaming import SESSION_LIMIT_SECONDS
 from usage_meter_client import ReportRejected, UsageReporter
-from usage_meter_local.report import table
+from usage_meter_local.demo_reports import answers_table, signed_reporter
 from usage_meter_local.scenario import LedgerFacts
 from usage_meter_local.stack import LocalStack
 
-SIGNING_SECRET_VARIABLE = "REPORT_SIGNING_SECRET_ID"  # noqa: S105 - a variable name
 ORPHAN_FUNCTION = "OrphanSessionsFunction"
 FORGED_SECRET = "whsec_bm90LXRoZS1zaWduaW5nLXNlY3JldA=="  # noqa: S105 - base64("not-the-signing-secret")
 
@@ -188,22 +187,16 @@ BAD_SIGNATURE = Step(
 
 def run_streaming(stack: LocalStack, out: TextIO) -> list[str]:
     """Send the reports, run the orphan sweep, print both; return the unmet expectations."""
-    assert stack.http is not None
-    secret = stack.secret_values(SIGNING_SECRET_VARIABLE)[0]
-    reporter = UsageReporter(stack.http.url, secret, sleep=lambda _seconds: None)
-    forger = UsageReporter(stack.http.url, FORGED_SECRET, attempts=1)
+    reporter = signed_reporter(stack)
+    forger = UsageReporter(reporter.base_url, FORGED_SECRET, attempts=1)
     steps = [*STEPS, BAD_SIGNATURE]
     answers = [s.send(forger if s is BAD_SIGNATURE else reporter) for s in steps]
     out.write(
-        table(
-            f"Streaming reports: POST {stack.http.url}/streaming/sessions/{{begin,termination}}",
-            ["#", "report", "HTTP", "answer"],
-            [
-                [i, s.label, a[0], a[1]]
-                for i, (s, a) in enumerate(zip(steps, answers, strict=True), 1)
-            ],
+        answers_table(
+            f"Streaming reports: POST {reporter.base_url}/streaming/sessions/{{begin,termination}}",
+            [s.label for s in steps],
+            answers,
         )
-        + "\n"
     )
     sweep = stack.invoke(ORPHAN_FUNCTION, {})
     out.write(

@@ -20,7 +20,6 @@ import json
 import logging
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from usage_meter_local.background_server import BackgroundServer
 from usage_meter_local.function_pool import Invocation
 from usage_meter_local.moto_server import ACCOUNT_ID
 from usage_meter_local.ports import bind
@@ -214,7 +214,7 @@ def answer_from_result(result: Any) -> HttpAnswer:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: HttpFront
+    server: _FrontServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -305,10 +305,26 @@ def _summary(answer: HttpAnswer) -> str:
     return ""
 
 
-class HttpFront(ThreadingHTTPServer):
-    """``HttpFront(routes, invoke, port=3000).start()`` serves until ``stop()``."""
+class _FrontServer(ThreadingHTTPServer):
+    """The server the handler reads its routes, invoker and invokable functions from."""
 
     daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        routes: list[Route],
+        invoke: Invoke,
+        functions: frozenset[str],
+    ) -> None:
+        super().__init__(address, _Handler)
+        self.routes = routes
+        self.invoke = invoke
+        self.functions = functions  # what the Lambda Invoke API may call
+
+
+class HttpFront(BackgroundServer):
+    """``HttpFront(routes, invoke, port=3000).start()`` serves until ``stop()``."""
 
     def __init__(
         self,
@@ -318,23 +334,10 @@ class HttpFront(ThreadingHTTPServer):
         port: int = 0,
         functions: frozenset[str] = frozenset(),
     ) -> None:
-        bind(port, "--api-port", lambda: super(HttpFront, self).__init__((host, port), _Handler))
         self.routes = [Route.of(method, path, fn) for (method, path), fn in routes.items()]
-        self.invoke = invoke
-        self.functions = functions  # what the Lambda Invoke API may call
-        self._thread = threading.Thread(target=self.serve_forever, name="http-front", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> HttpFront:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self.shutdown()
-            self._thread.join()
-        self.server_close()
+        server = bind(
+            port,
+            "--api-port",
+            lambda: _FrontServer((host, port), self.routes, invoke, functions),
+        )
+        super().__init__(server, "http-front")

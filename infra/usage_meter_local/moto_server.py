@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -29,6 +28,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from usage_meter_local import dynamodb_isolation, moto_scaling
+from usage_meter_local.background_server import BackgroundServer
 from usage_meter_local.ports import bind
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class AwsClients:
         self.events: Any = session.client("events", endpoint_url=endpoint_url)
 
 
-class MotoServer:
+class MotoServer(BackgroundServer):
     """``with MotoServer(port=0) as aws: aws.url`` - moto's server on a background thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, flag: str = "--aws-port") -> None:
@@ -86,7 +86,7 @@ class MotoServer:
         moto_scaling.install()
         sock = bind(port, flag, lambda: socket.create_server((host, port)))
         try:
-            self._server: BaseWSGIServer = make_server(
+            server: BaseWSGIServer = make_server(
                 host,
                 port,
                 DomainDispatcherApplication(create_backend_app),
@@ -96,27 +96,4 @@ class MotoServer:
             )
         finally:
             sock.close()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="moto-server", daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> MotoServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join()
-        self._server.server_close()
-
-    def __enter__(self) -> MotoServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(server, "moto-server")

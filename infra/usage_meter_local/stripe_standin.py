@@ -19,9 +19,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
+
+from usage_meter_local.background_server import BackgroundServer, StatefulHTTPServer
 
 MAX_AGE_SECONDS = 35 * 24 * 3600
 MAX_FUTURE_SECONDS = 5 * 60
@@ -50,7 +52,7 @@ def _error(status: int, kind: str, message: str, code: str | None = None) -> tup
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: StatefulHTTPServer[StripeState]
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -101,31 +103,9 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, event
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], state: StripeState) -> None:
-        super().__init__(address, _Handler)
-        self.state = state
-
-
-class StripeStandIn:
+class StripeStandIn(BackgroundServer):
     """``with StripeStandIn() as stripe_api: stripe_api.url``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = StripeState()
-        self._server = _Server((host, port), self.state)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> StripeStandIn:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(StatefulHTTPServer((host, port), _Handler, self.state), "stripe-standin")

@@ -160,7 +160,6 @@ def test_every_finished_transcript_is_billed_or_quarantined(
     limits = IntakeLimits(
         auth_header_name="x-auth",
         max_body_bytes=4096,
-        max_dimensions=8,
         billing_dimensions=frozenset({"moduleId"}),
     )
 

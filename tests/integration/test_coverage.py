@@ -124,8 +124,7 @@ def test_ops_coverage_lists_every_transcript(
     month = _month(stack)
     capsys.readouterr()
 
-    where = ["--table", stack.table, "--queue-url", stack.queue_url, "--dlq-url", stack.dlq_url]
-    code = ops_cli.main([*where, "--json", "coverage", "--month", month])
+    code = ops_cli.main([*stack.ops_location, "--json", "coverage", "--month", month])
 
     out: dict[str, Any] = json.loads(capsys.readouterr().out)
     assert code == 0

@@ -143,12 +143,7 @@ def test_ops_ledger_prints_a_customers_line_items_and_totals(
 
     code = ops_cli.main(
         [
-            "--table",
-            stack.table,
-            "--queue-url",
-            stack.queue_url,
-            "--dlq-url",
-            stack.dlq_url,
+            *stack.ops_location,
             "ledger",
             "--customer",
             "acme",

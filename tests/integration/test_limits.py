@@ -16,7 +16,8 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
+from conftest import REGION, Stack, ops_json, sqs_event, usage_message_body, webhook_url
+from usage_meter_local.app_subscription import subscribe_queue
 from usage_meter_local.assemblyai_standin import transcript
 
 OPERATOR = "arn:aws:iam::123456789012:user/ops-alice"
@@ -44,24 +45,13 @@ def api(route: str, params: dict[str, str], body: Any = None) -> dict[str, Any]:
 def app_queue(stack: Stack) -> str:
     """The application's subscription: a rule on the meter's bus delivering threshold events to
     an SQS queue (what a reseller's app would do)."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    events = boto3.client("events", region_name=REGION)
-    url = sqs.create_queue(QueueName="app-threshold-events")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    bus = stack.resources.event_buses["UsageEventBus"]
-    events.put_rule(
-        Name="thresholds-to-app",
-        EventBusName=bus,
-        EventPattern=json.dumps(
-            {"source": ["usage-meter"], "detail-type": ["Usage Threshold Reached"]}
-        ),
+    return subscribe_queue(
+        boto3.client("sqs", region_name=REGION),
+        boto3.client("events", region_name=REGION),
+        stack.resources.event_buses["UsageEventBus"],
+        "app-threshold-events",
+        "thresholds-to-app",
     )
-    events.put_targets(
-        Rule="thresholds-to-app", EventBusName=bus, Targets=[{"Id": "app", "Arn": arn}]
-    )
-    return url
 
 
 def received(stack: Stack, url: str) -> list[dict[str, Any]]:
@@ -261,26 +251,10 @@ def test_ops_cli_sets_plans_and_allowances_versioned_and_audited(
 ) -> None:
     """Given the ops CLI; when a plan is set, a customer put on it, then given its own set; then
     the check follows each change, every version is kept and every action is audited."""
-    from usage_meter import ops_cli
+    bus = stack.resources.event_buses["UsageEventBus"]
 
     def ops(*argv: str) -> Any:
-        capsys.readouterr()
-        code = ops_cli.main(
-            [
-                "--table",
-                stack.table,
-                "--event-bus",
-                stack.resources.event_buses["UsageEventBus"],
-                "--actor",
-                "alice@ops",
-                "--json",
-                "limits",
-                *argv,
-            ]
-        )
-        out = capsys.readouterr().out
-        assert code == 0, out
-        return json.loads(out)
+        return ops_json(capsys, "--table", stack.table, "--event-bus", bus, "limits", *argv)
 
     plan = ops("set", "--plan", "starter", "--limit", "async:2h:80/100", "--reason", "starter")
     assert (plan["version"], plan["limits"]["limits"][0]["amount"]) == (1, "7200")

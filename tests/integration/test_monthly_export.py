@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
+from conftest import REGION, Stack, sqs_event, usage_message_body, usage_query_event, webhook_url
 from usage_meter.adapters.export_store import S3ExportStore
 from usage_meter.adapters.usage_ledger import DynamoUsageLedger
 from usage_meter.logic.monthly_export import LedgerMismatch
@@ -388,17 +388,7 @@ def test_invalid_month_is_rejected(stack: Stack, month: str) -> None:
 
 
 def _usage_event(customer: str, **query: str) -> dict[str, Any]:
-    return {
-        "version": "2.0",
-        "routeKey": "GET /customers/{customer_id}/usage",
-        "rawPath": f"/customers/{customer}/usage",
-        "rawQueryString": "&".join(f"{k}={v}" for k, v in query.items()),
-        "pathParameters": {"customer_id": customer},
-        "queryStringParameters": query or None,
-        "requestContext": {"http": {"method": "GET", "path": f"/customers/{customer}/usage"}},
-        "headers": {},
-        "isBase64Encoded": False,
-    }
+    return usage_query_event(customer, query)
 
 
 def test_usage_api_returns_the_export_breakdown(stack: Stack) -> None:

@@ -12,37 +12,21 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from test_streaming import begin, terminate
 
-from conftest import Stack, sqs_event, usage_message_body, webhook_url
+from conftest import Stack, sqs_event, usage_message_body, usage_query_event, webhook_url
 from usage_meter_local.assemblyai_standin import transcript
 
 TID = "6a0b4f6e-2a3e-4f55-9c1c-0d3f5b0c1a77"
-
-
-def _usage_event(customer: str, query: dict[str, str]) -> dict[str, Any]:
-    path = f"/customers/{customer}/usage"
-    return {
-        "version": "2.0",
-        "routeKey": "GET /customers/{customer_id}/usage",
-        "rawPath": path,
-        "rawQueryString": "&".join(f"{k}={v}" for k, v in query.items()),
-        "pathParameters": {"customer_id": customer},
-        "queryStringParameters": query or None,
-        "requestContext": {"http": {"method": "GET", "path": path}},
-        "headers": {},
-        "isBase64Encoded": False,
-    }
 
 
 @pytest.mark.parametrize(
     "month", ["0000-01", "\uff12\uff10\uff12\uff16-\uff11\uff11", "2026-11\n", "1999-12", "9999-12"]
 )
 def test_case_2_odd_month_on_the_usage_api_is_400(stack: Stack, month: str) -> None:
-    answer = stack.invoke("UsageQueryFunction", _usage_event("acme", {"month": month}))
+    answer = stack.invoke("UsageQueryFunction", usage_query_event("acme", {"month": month}))
     assert answer["statusCode"] == 400
     assert json.loads(answer["body"])["error"] == "invalid_month"
 

@@ -9,35 +9,15 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import REGION, Stack, load_event, sqs_event, usage_message_body
+from conftest import REGION, Stack, load_event, ops_json, sqs_event, usage_message_body
 from usage_meter import ops_cli
 
 TID = "6a0b4f6e-2a3e-4f55-9c1c-0d3f5b0c1a01"  # submitted for acme-corp
 
 
 def ops(stack: Stack, capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    capsys.readouterr()  # drop what the functions logged before
-    code = ops_cli.main(
-        [
-            "--table",
-            stack.table,
-            "--queue-url",
-            stack.queue_url,
-            "--dlq-url",
-            stack.dlq_url,
-            "--reconcile-function",
-            "reconcile-fn",
-            "--export-function",
-            "export-fn",
-            "--actor",
-            "alice@ops",
-            "--json",
-            *argv,
-        ]
-    )
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return json.loads(out)
+    functions = ("--reconcile-function", "reconcile-fn", "--export-function", "export-fn")
+    return ops_json(capsys, *stack.ops_location, *functions, *argv)
 
 
 def drain(stack: Stack) -> dict[str, Any]:
@@ -106,12 +86,7 @@ def test_resolution_needs_a_reason_and_an_open_item(
 ) -> None:
     code = ops_cli.main(
         [
-            "--table",
-            stack.table,
-            "--queue-url",
-            stack.queue_url,
-            "--dlq-url",
-            stack.dlq_url,
+            *stack.ops_location,
             "quarantine",
             "resolve",
             "nope/x",
@@ -203,7 +178,7 @@ def test_a_conflict_cannot_be_billed_again_only_dismissed(
     # When the operator tries to bill it (to anyone)
     code = ops_cli.main(
         [
-            *("--table", stack.table, "--queue-url", stack.queue_url, "--dlq-url", stack.dlq_url),
+            *stack.ops_location,
             *("quarantine", "resolve", item["id"], "--bill-to", "globex", "--reason", "x"),
         ]
     )
@@ -228,8 +203,8 @@ def test_a_failed_run_is_audited_too(
     with pytest.raises(SystemExit):
         ops_cli.main(
             [
-                *("--table", stack.table, "--queue-url", stack.queue_url),
-                *("--dlq-url", stack.dlq_url, "--export-function", "export-fn"),
+                *stack.ops_location,
+                *("--export-function", "export-fn"),
                 *("export", "--month", "2026-10", "--reason", "late data"),
             ]
         )

@@ -21,7 +21,7 @@ TID = "6a0b4f6e-2a3e-4f55-9c1c-0d3f5b0c1a01"  # submitted for acme-corp
 def cli(stack: Stack, *argv: str) -> int:
     return ops_cli.main(
         [
-            *("--table", stack.table, "--queue-url", stack.queue_url, "--dlq-url", stack.dlq_url),
+            *stack.ops_location,
             *("--reconcile-function", "reconcile-fn", "--actor", "alice@ops"),
             *argv,
         ]

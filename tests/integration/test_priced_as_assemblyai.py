@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 from test_streaming import begin, status_of, sweep, terminate
 
-from conftest import REGION, Stack, sqs_event, usage_message_body, webhook_url
+from conftest import REGION, Stack, sqs_event, usage_message_body, usage_query_event, webhook_url
 from usage_meter.adapters.export_store import S3ExportStore
 from usage_meter_local.assemblyai_standin import transcript
 
@@ -41,17 +41,7 @@ def export_files(stack: Stack, month: str) -> tuple[list[dict[str, str]], list[d
 
 
 def usage_api(stack: Stack, customer: str, month: str) -> dict[str, Any]:
-    event = {
-        "version": "2.0",
-        "routeKey": "GET /customers/{customer_id}/usage",
-        "rawPath": f"/customers/{customer}/usage",
-        "rawQueryString": f"month={month}",
-        "pathParameters": {"customer_id": customer},
-        "queryStringParameters": {"month": month},
-        "requestContext": {"http": {"method": "GET", "path": f"/customers/{customer}/usage"}},
-        "headers": {},
-        "isBase64Encoded": False,
-    }
+    event = usage_query_event(customer, {"month": month})
     response = stack.invoke("UsageQueryFunction", event)
     assert response["statusCode"] == 200
     document: dict[str, Any] = json.loads(response["body"])

@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import REGION, REPORT_SECRET, Stack
+from conftest import REGION, REPORT_SECRET, Stack, usage_query_event
 from usage_meter.adapters.export_store import S3ExportStore
 from usage_meter.logic.standard_webhooks import signed_headers
 
@@ -100,17 +100,7 @@ def export(stack: Stack, month: str = MONTH) -> tuple[list[dict[str, str]], dict
 
 
 def usage_api(stack: Stack, customer: str, month: str = MONTH) -> dict[str, Any]:
-    event = {
-        "version": "2.0",
-        "routeKey": "GET /customers/{customer_id}/usage",
-        "rawPath": f"/customers/{customer}/usage",
-        "rawQueryString": f"month={month}",
-        "pathParameters": {"customer_id": customer},
-        "queryStringParameters": {"month": month},
-        "requestContext": {"http": {"method": "GET", "path": f"/customers/{customer}/usage"}},
-        "headers": {},
-        "isBase64Encoded": False,
-    }
+    event = usage_query_event(customer, {"month": month})
     document: dict[str, Any] = json.loads(stack.invoke("UsageQueryFunction", event)["body"])
     return document
 

@@ -471,7 +471,8 @@ class TestOrphans:
         from conftest import REGION
         from usage_meter.adapters.session_store import DynamoSessionStore
         from usage_meter.adapters.usage_ledger import DynamoUsageLedger
-        from usage_meter.logic.streaming_sessions import OrphanPolicy, settle_orphans
+        from usage_meter.logic.streaming_sessions import settle_orphans
+        from usage_meter.models.rules import OrphanPolicy
 
         began = datetime(2025, 11, 30, 22, 30, tzinfo=UTC)  # estimate ends 01:30 on Dec 1
         ledger = DynamoUsageLedger(boto3.client("dynamodb", region_name=REGION), stack.table)

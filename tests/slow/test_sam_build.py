@@ -35,4 +35,6 @@ def test_sam_build_packages_every_function_for_arm64() -> None:
         native = list((build / logical_id / "pydantic_core").glob("*.so"))
         assert native and all("aarch64" in so.name for so in native), native
         assert (build / logical_id / "assemblyai").is_dir()
+        # the SDK's pydantic v2 path, as in the tests (tests/unit/test_sdk_mode.py)
+        assert (build / logical_id / "pydantic_settings").is_dir(), logical_id
     assert (build / "template.yaml").is_file()

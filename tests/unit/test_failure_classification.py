@@ -127,16 +127,16 @@ class _Transcripts:
         }
 
 
-def test_a_validation_exception_is_never_retried() -> None:
-    # Given DynamoDB refusing the processor's transaction as invalid (and accepting the quarantine)
-    ledger, stub = _ledger()
-    stub.add_response("get_item", {})  # not in the ledger yet (read before any fetch)
-    stub.add_client_error(
-        "transact_write_items", service_error_code="ValidationException", http_status_code=400
-    )
-    stub.add_response("put_item", {})
-    recorder = _Recorder()
-    deps = DeliveryDeps(
+_MESSAGE = (
+    '{"schema_version":1,"transcript_id":"t1","webhook_status":"completed",'
+    '"attribution":{"customer_id":"acme","project":"default","dimensions":{}},'
+    '"received_at":"2026-11-03T14:05:09+00:00","origin":"webhook"}'
+)
+
+
+def _delivery_deps(ledger: Any, recorder: _Recorder) -> DeliveryDeps:
+    """The processor's delivery with the stubbed ledger; every other port is ``recorder``."""
+    return DeliveryDeps(
         processor=ProcessorDeps(
             transcripts=_Transcripts(),
             ledger=ledger,
@@ -147,11 +147,19 @@ def test_a_validation_exception_is_never_retried() -> None:
         dead_letters=recorder,
         events=recorder,
     )
-    body = (
-        '{"schema_version":1,"transcript_id":"t1","webhook_status":"completed",'
-        '"attribution":{"customer_id":"acme","project":"default","dimensions":{}},'
-        '"received_at":"2026-11-03T14:05:09+00:00","origin":"webhook"}'
+
+
+def test_a_validation_exception_is_never_retried() -> None:
+    # Given DynamoDB refusing the processor's transaction as invalid (and accepting the quarantine)
+    ledger, stub = _ledger()
+    stub.add_response("get_item", {})  # not in the ledger yet (read before any fetch)
+    stub.add_client_error(
+        "transact_write_items", service_error_code="ValidationException", http_status_code=400
     )
+    stub.add_response("put_item", {})
+    recorder = _Recorder()
+    deps = _delivery_deps(ledger, recorder)
+    body = _MESSAGE
 
     # When the message is handled on its first receive
     with stub:
@@ -231,22 +239,8 @@ def test_when_even_the_quarantine_is_refused_the_delivery_is_dead_lettered_at_on
             operation, service_error_code="ValidationException", http_status_code=400
         )
     recorder = _Recorder()
-    deps = DeliveryDeps(
-        processor=ProcessorDeps(
-            transcripts=_Transcripts(),
-            ledger=ledger,
-            metrics=recorder,
-            known_projects=frozenset({"default"}),
-        ),
-        retries=recorder,
-        dead_letters=recorder,
-        events=recorder,
-    )
-    body = (
-        '{"schema_version":1,"transcript_id":"t1","webhook_status":"completed",'
-        '"attribution":{"customer_id":"acme","project":"default","dimensions":{}},'
-        '"received_at":"2026-11-03T14:05:09+00:00","origin":"webhook"}'
-    )
+    deps = _delivery_deps(ledger, recorder)
+    body = _MESSAGE
 
     with stub:
         result = handle_queued_delivery(body, "handle", 1, deps)

@@ -28,6 +28,7 @@ from usage_meter.logic.errors import (
     TranscriptNotFound,
     TransientFailure,
 )
+from usage_meter.models.rules import TRANSCRIPT_LIST_PAGE_LIMIT
 from usage_meter.settings import AssemblyAISettings, ProjectConfig
 
 # Retry-After is delay-seconds (ASCII digits) or an HTTP-date (RFC 9110 section 10.2.3). A longer
@@ -185,7 +186,9 @@ class AssemblyAITranscripts:
             raise TransientFailure("AssemblyAI answered with an unexpected shape")
         return payload
 
-    def list_page(self, project: str, before_id: str | None, limit: int = 200) -> dict[str, Any]:
+    def list_page(
+        self, project: str, before_id: str | None, limit: int = TRANSCRIPT_LIST_PAGE_LIMIT
+    ) -> dict[str, Any]:
         """One page of the project's transcripts, newest first (``before_id`` pages older)."""
         params: dict[str, Any] = {"limit": limit}
         if before_id:

@@ -11,6 +11,7 @@ from typing import Any
 from usage_meter.adapters.table_access import AWS_ERRORS, TableAdapter, failure
 from usage_meter.adapters.usage_keys import to_item
 from usage_meter.logic.operations import AuditEntry
+from usage_meter.models.months import usage_month
 
 
 class DynamoAuditLog(TableAdapter):
@@ -20,7 +21,7 @@ class DynamoAuditLog(TableAdapter):
         """Store one entry. Raises TransientFailure/PermanentFailure."""
         at = entry.at.astimezone(UTC)
         values = {
-            "PK": f"AUDIT#{at:%Y-%m}",
+            "PK": f"AUDIT#{usage_month(at)}",
             "SK": f"{at.isoformat()}#{uuid.uuid4().hex[:12]}",
             "entity": "audit",
             **{k: v for k, v in asdict(entry).items() if k != "at"},

@@ -15,8 +15,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.models.limits import ThresholdEvent
+from usage_meter.models.notification_event import EVENT_SOURCE
 
-SOURCE = "usage-meter"
+SOURCE = EVENT_SOURCE  # the one source of every event the meter publishes
 DETAIL_TYPE = "Usage Threshold Reached"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -16,7 +15,8 @@ from usage_meter.adapters.metrics import PowertoolsMetrics
 from usage_meter.adapters.session_store import DynamoSessionStore
 from usage_meter.handlers.limits_wiring import watched_ledger
 from usage_meter.handlers.tracing import tracer
-from usage_meter.logic.streaming_sessions import OrphanPolicy, settle_orphans
+from usage_meter.logic.streaming_sessions import settle_orphans
+from usage_meter.models.rules import OrphanPolicy
 from usage_meter.settings import OrphanSettings, orphan_settings
 
 SETTINGS = OrphanSettings
@@ -35,7 +35,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         PowertoolsMetrics(metrics),
         OrphanPolicy(settings.policy),
         now=datetime.now(UTC),
-        limit_seconds=Decimal(settings.session_limit_seconds),
         lookback=timedelta(days=settings.lookback_days),
     )
     summary = {"policy": settings.policy, **asdict(report)}

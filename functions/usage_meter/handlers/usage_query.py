@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -36,6 +35,7 @@ from usage_meter.logic.drill_down import (
 )
 from usage_meter.logic.usage_report import customer_usage
 from usage_meter.models.api import error_responses, ok
+from usage_meter.models.months import current_month
 from usage_meter.settings import UsageQuerySettings, usage_query_settings
 
 SETTINGS = UsageQuerySettings
@@ -63,7 +63,7 @@ def _dependencies() -> tuple[DynamoUsageReader, DynamoLedgerPages, str]:
 
 
 def _month(month: str | None) -> str:
-    return month or datetime.now(UTC).strftime("%Y-%m")
+    return month or current_month()
 
 
 def _document(document: dict[str, Any]) -> Response[str]:

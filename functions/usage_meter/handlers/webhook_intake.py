@@ -51,7 +51,6 @@ def _dependencies() -> tuple[
     limits = IntakeLimits(
         auth_header_name=settings.webhook_auth_header_name,
         max_body_bytes=settings.max_body_bytes,
-        max_dimensions=settings.max_dimensions,
         billing_dimensions=settings.billing_dimensions,
     )
     secret = CachedSecret(

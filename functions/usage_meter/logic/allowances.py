@@ -14,21 +14,26 @@ writing, so a plan change racing with the assignment is not missed.
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from usage_meter.logic.errors import TransientFailure
 from usage_meter.logic.operations import AuditEntry, OperationRefused
 from usage_meter.logic.ports import AuditTrail
 
 __all__ = ["AllowanceChange", "AllowanceDeps", "OperationRefused"]
-from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id
+from usage_meter.models.identifiers import (
+    CUSTOMER_ID_RULE,
+    PLAN_RULE,
+    is_customer_id,
+    is_plan_name,
+)
 from usage_meter.models.limits import AllowanceSet, CustomerAllowance
+from usage_meter.models.months import current_month
 
 ATTEMPTS = 3
-PLAN_RULE = "a plan name is 1-64 characters: lower-case letters, digits, '_' and '-'"
 
 
 class AllowanceStore(Protocol):
@@ -78,10 +83,6 @@ class AllowanceChange:
     reason: str
 
 
-def is_plan_name(value: str) -> bool:
-    return re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", value) is not None
-
-
 def _check(change: AllowanceChange) -> None:
     if not change.reason.strip():
         raise OperationRefused("a reason is required")
@@ -92,7 +93,7 @@ def _check(change: AllowanceChange) -> None:
 def _evaluate(evaluator: Evaluator, customers: list[str]) -> dict[str, Any]:
     """Thresholds of the current month after a change; a failure is reported, not raised (the
     change is stored; the next usage evaluates again)."""
-    month = datetime.now(UTC).strftime("%Y-%m")
+    month = current_month()
     published: list[str] = []
     failed: list[str] = []
     for customer in customers:
@@ -101,6 +102,36 @@ def _evaluate(evaluator: Evaluator, customers: list[str]) -> dict[str, Any]:
         except TransientFailure:
             failed.append(customer)
     return {"thresholds_published": published, "evaluation_failed": failed}
+
+
+class _Assignment(TypedDict):
+    """What a customer change writes: its own set, its plan and the copy of the plan's limits."""
+
+    own: AllowanceSet | None
+    plan: str | None
+    plan_limits: AllowanceSet | None
+    plan_version: int
+
+
+def _change_customer(
+    store: AllowanceStore,
+    customer_id: str,
+    new: Callable[[CustomerAllowance], _Assignment],
+    history: dict[str, Any],
+) -> int:
+    """Write the customer's next version, ``new(current)``. Optimistic: read, write if still at
+    that version, up to ATTEMPTS times. Returns the version written; raises OperationRefused
+    when it kept changing."""
+    for _ in range(ATTEMPTS):
+        current = store.customer_allowance(customer_id) or CustomerAllowance(
+            customer_id=customer_id
+        )
+        version = current.own_version
+        if store.put_customer_change(
+            customer_id, expected_version=version, change=history, **new(current)
+        ):
+            return version + 1
+    raise OperationRefused(f"{customer_id}'s allowance kept changing; try again")
 
 
 def set_customer_allowance(
@@ -114,23 +145,17 @@ def set_customer_allowance(
     _check(change)
     if not is_customer_id(customer_id):
         raise OperationRefused(CUSTOMER_ID_RULE)
-    for _ in range(ATTEMPTS):
-        current = deps.store.customer_allowance(customer_id) or CustomerAllowance(
-            customer_id=customer_id
-        )
-        if deps.store.put_customer_change(
-            customer_id,
-            expected_version=current.own_version,
+    version = _change_customer(
+        deps.store,
+        customer_id,
+        lambda current: _Assignment(
             own=limits,
             plan=current.plan,
             plan_limits=current.plan_limits,
             plan_version=current.plan_version,
-            change=_history(change, "customer_allowance"),
-        ):
-            version = current.own_version + 1
-            break
-    else:
-        raise OperationRefused(f"{customer_id}'s allowance kept changing; try again")
+        ),
+        _history(change, "customer_allowance"),
+    )
     what = limits.model_dump_json() if limits is not None else "inherit plan"
     outcome = {
         "customer_id": customer_id,
@@ -159,23 +184,14 @@ def assign_plan(
         plan_limits, plan_version = deps.store.plan_allowance(plan)
         if plan_limits is None:
             raise OperationRefused(f"plan {plan!r} has no allowance yet; set it first")
-    for _ in range(ATTEMPTS):
-        current = deps.store.customer_allowance(customer_id) or CustomerAllowance(
-            customer_id=customer_id
-        )
-        if deps.store.put_customer_change(
-            customer_id,
-            expected_version=current.own_version,
-            own=current.own,
-            plan=plan,
-            plan_limits=plan_limits,
-            plan_version=plan_version,
-            change=_history(change, "plan_assigned"),
-        ):
-            version = current.own_version + 1
-            break
-    else:
-        raise OperationRefused(f"{customer_id}'s allowance kept changing; try again")
+    version = _change_customer(
+        deps.store,
+        customer_id,
+        lambda current: _Assignment(
+            own=current.own, plan=plan, plan_limits=plan_limits, plan_version=plan_version
+        ),
+        _history(change, "plan_assigned"),
+    )
     if plan is not None:  # a plan change racing with this assignment: take the newer copy
         latest, latest_version = deps.store.plan_allowance(plan)
         if latest is not None and latest_version > plan_version:

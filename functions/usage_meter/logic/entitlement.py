@@ -27,6 +27,7 @@ from usage_meter.logic.pricing import UNROUNDED_PLACES, exact_cost
 from usage_meter.models.billing import PriceTable, PriceVersion, UsageAggregate
 from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id
 from usage_meter.models.limits import CustomerAllowance, Entitlement, Limit, LimitStatus
+from usage_meter.models.months import usage_month
 from usage_meter.models.usage import Product, canonical_decimal
 
 PRODUCTS = get_args(Product)
@@ -94,7 +95,7 @@ def check_entitlement(
             Rejection.INVALID, "invalid_product", f"product must be one of {', '.join(PRODUCTS)}"
         )
     now = now or datetime.now(UTC)
-    month = now.strftime("%Y-%m")
+    month = usage_month(now)
     allowance, aggregates = reader.entitlement_state(customer_id, month)
     limits, source, version = allowance.effective() if allowance else (None, "none", 0)
     applying = [limit for limit in (limits.limits if limits else ()) if limit.applies_to(product)]

@@ -15,7 +15,7 @@ once more and cleared. One month's failure never stops the others: it is counted
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from usage_meter.logic.errors import TransientFailure
@@ -27,6 +27,7 @@ from usage_meter.logic.monthly_export import (
 )
 from usage_meter.logic.ports import UsageMetrics
 from usage_meter.models.billing import PriceTable
+from usage_meter.models.months import usage_month
 
 LATE_EXPORTED_METRIC = "LateUsageExported"
 LATE_FAILED_METRIC = "LateUsageExportFailed"
@@ -35,7 +36,7 @@ LATE_FAILED_METRIC = "LateUsageExportFailed"
 def usage_is_late(month: str, now: datetime) -> bool:
     """Whether billable usage recorded ``now`` into ``month`` (YYYY-MM) is late: the month is
     before the current UTC month, so the write marks it for another export."""
-    return month < now.astimezone(UTC).strftime("%Y-%m")
+    return month < usage_month(now)
 
 
 class LateUsageMarks(Protocol):

@@ -24,7 +24,7 @@ import gzip
 import hashlib
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from decimal import Decimal
@@ -80,6 +80,19 @@ class LineItemsSummary:
             "estimated_rows": self.estimated_rows,
             "billable_seconds": f"{self.billable_seconds:f}",
         }
+
+
+def disagreements[K, V](
+    expected: Mapping[K, V], found: Mapping[K, V], empty: V, describe: Callable[[K, V, V], str]
+) -> list[str]:
+    """``describe(key, expected, found)`` for every key, in order, where the two maps differ (a
+    key missing on one side counts as ``empty``): the export's cross-checks (aggregates vs
+    ledger, summary vs line items)."""
+    return [
+        describe(key, expected.get(key, empty), found.get(key, empty))
+        for key in sorted(expected.keys() | found.keys())  # type: ignore[type-var]
+        if expected.get(key, empty) != found.get(key, empty)
+    ]
 
 
 def dimensions_text(dimensions: dict[str, str]) -> str:
@@ -214,13 +227,14 @@ def check_line_items_match(
         for a in aggregates
     }
     found = {key: _normal(totals) for key, totals in summary.by_row.items()}
-    nothing = _normal(RowTotals())
-    problems = [
-        f"{'/'.join(map(str, key))}: summary {_describe(expected.get(key, nothing))}, "
-        f"line items {_describe(found.get(key, nothing))}"
-        for key in sorted(expected.keys() | found.keys())
-        if expected.get(key, nothing) != found.get(key, nothing)
-    ]
+    problems = disagreements(
+        expected,
+        found,
+        _normal(RowTotals()),
+        lambda key, want, got: (
+            f"{'/'.join(map(str, key))}: summary {_describe(want)}, line items {_describe(got)}"
+        ),
+    )
     if problems:
         raise LineItemsMismatch(
             f"{month}: line items do not add up to the summary rows: " + "; ".join(problems[:20])

@@ -36,6 +36,7 @@ from usage_meter.logic.line_items import (
     LineItemsMismatch,
     LineItemsSummary,
     check_line_items_match,
+    disagreements,
     write_line_items,
 )
 from usage_meter.logic.ports import UsageMetrics
@@ -166,13 +167,14 @@ def verify_against_ledger(
             aggregate.output_tokens,
         )
     ledger = {c: t for c, t in reader.month_ledger_totals(month).items() if c not in (held or {})}
-    nothing = LedgerTotals()
-    problems = [
-        f"{customer}: aggregates {expected.get(customer, nothing).describe()}, "
-        f"ledger {ledger.get(customer, nothing).describe()}"
-        for customer in sorted(expected.keys() | ledger.keys())
-        if expected.get(customer, nothing) != ledger.get(customer, nothing)
-    ]
+    problems = disagreements(
+        expected,
+        ledger,
+        LedgerTotals(),
+        lambda customer, want, got: (
+            f"{customer}: aggregates {want.describe()}, ledger {got.describe()}"
+        ),
+    )
     if problems:
         raise LedgerMismatch(
             f"{month}: aggregates disagree with the ledger: " + "; ".join(problems)

@@ -60,7 +60,24 @@ def announce_result(
         outcome = "recorded"
     else:
         outcome = "duplicate"
-    record = result.record if outcome != "quarantined" else None
+    _publish(events, message, outcome, result.reason.value if result.reason else None, result)
+    return outcome
+
+
+def announce_failure(events: EventPublisher, message: UsageMessage, reason: str) -> None:
+    """Publish the Processed event of a dead-lettered message (TransientFailure if not taken)."""
+    _publish(events, message, "failed", reason, None)
+
+
+def _publish(
+    events: EventPublisher,
+    message: UsageMessage,
+    outcome: Outcome,
+    reason: str | None,
+    result: ProcessingResult | None,
+) -> None:
+    """The one Processed event: who (``_who``), and the billed figures of a row it recorded."""
+    record = result.record if result and outcome != "quarantined" else None
     customer_id, project, dimensions = _who(message, result)
     events.publish(
         PROCESSED_DETAIL_TYPE,
@@ -69,31 +86,12 @@ def announce_result(
             webhook_status=message.webhook_status,
             received_at=message.received_at,
             outcome=outcome,
-            reason=result.reason.value if result.reason else None,
+            reason=reason,
             customer_id=customer_id,
             project=project,
             dimensions=dimensions,
             billable_seconds=str(record.billable_seconds) if record else None,
             model=record.model if record else None,
             usage_month=record.month if record else None,
-        ),
-    )
-    return outcome
-
-
-def announce_failure(events: EventPublisher, message: UsageMessage, reason: str) -> None:
-    """Publish the Processed event of a dead-lettered message (TransientFailure if not taken)."""
-    customer_id, project, dimensions = _who(message, None)
-    events.publish(
-        PROCESSED_DETAIL_TYPE,
-        processed_detail(
-            transcript_id=message.transcript_id,
-            webhook_status=message.webhook_status,
-            received_at=message.received_at,
-            outcome="failed",
-            reason=reason,
-            customer_id=customer_id,
-            project=project,
-            dimensions=dimensions,
         ),
     )

@@ -64,12 +64,13 @@ from usage_meter.logic.usage_processing import (
     process_usage_message,
 )
 from usage_meter.models.coverage import UncoveredReason, UncoveredTranscript
-from usage_meter.models.identifiers import InvalidIdentifier
+from usage_meter.models.identifiers import MAX_DIMENSIONS, InvalidIdentifier
+from usage_meter.models.months import usage_month
 from usage_meter.models.reconciliation import Checkpoint, ReconcileCounts
+from usage_meter.models.rules import TRANSCRIPT_LIST_PAGE_LIMIT
 from usage_meter.models.transcript import DELETED_BY_USER, TranscriptFacts
 from usage_meter.models.usage import QuarantineItem, QuarantineReason
 from usage_meter.models.webhook import (
-    WEBHOOK_MAX_DIMENSIONS,
     UsageMessage,
     attribution_from_query,
     billing_query,
@@ -77,7 +78,7 @@ from usage_meter.models.webhook import (
 )
 
 FINISHED = frozenset({"completed", "error"})
-PAGE_SIZE = 200
+PAGE_SIZE = TRANSCRIPT_LIST_PAGE_LIMIT
 ATTEMPTS = 3  # per item and per page, within one run
 BACKOFF_SECONDS = 1.0  # doubled per attempt
 MAX_WAIT_SECONDS = 10.0  # the longest one wait inside a run (a longer Retry-After: next run)
@@ -153,7 +154,7 @@ def _message(
     }
     try:
         attribution = attribution_from_query(
-            query, WEBHOOK_MAX_DIMENSIONS, billing_dimensions, default_project=project
+            query, MAX_DIMENSIONS, billing_dimensions, default_project=project
         )
     except InvalidIdentifier as exc:
         return UsageMessage(
@@ -293,7 +294,7 @@ def _uncovered(
     uncovered = UncoveredTranscript(
         transcript_id=str(item["id"]),
         project=run.project,
-        month=completed.strftime("%Y-%m"),
+        month=usage_month(completed),
         completed_at=completed,
         billable_seconds=seconds,
         model=facts.speech_model_used or "unknown",

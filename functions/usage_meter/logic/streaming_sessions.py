@@ -21,13 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 from usage_meter.logic.errors import Rejection, RequestRejected, TransientFailure, UnstorableUsage
 from usage_meter.logic.ports import UsageLedger, UsageMetrics
 from usage_meter.logic.quarantine import quarantine_item
 from usage_meter.logic.recording import record_once
+from usage_meter.models.months import usage_month
+from usage_meter.models.rules import ORPHAN_LOOKBACK_DAYS, OrphanPolicy
 from usage_meter.models.streaming import SESSION_LIMIT_SECONDS, SessionBegin, SessionTermination
 from usage_meter.models.usage import (
     UNKNOWN_MODEL,
@@ -38,12 +39,6 @@ from usage_meter.models.usage import (
     UsageRecord,
     UsageStatus,
 )
-from usage_meter.models.webhook import usage_month
-
-
-class OrphanPolicy(StrEnum):
-    BILL = "bill"  # bill AssemblyAI's 3-hour charge, marked as estimated
-    FLAG = "flag"  # quarantine for a human, bill nothing
 
 
 class SessionStore(Protocol):
@@ -241,7 +236,7 @@ def settle_orphans(
     *,
     now: datetime,
     limit_seconds: Decimal = SESSION_LIMIT_SECONDS,
-    lookback: timedelta = timedelta(days=7),
+    lookback: timedelta = timedelta(days=ORPHAN_LOOKBACK_DAYS),
 ) -> OrphanReport:
     """Bill or flag every session that began more than ``limit_seconds`` ago without a
     termination. A billed orphan is billed at its own bound (``SessionBegin.bound_seconds``: at

@@ -29,11 +29,11 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
+from usage_meter.models.rules import STRIPE_VALUE_UNITS
 from usage_meter.models.usage import UsageRecord, UsageStatus
 
 MAX_AGE = timedelta(days=35)
 MAX_IDENTIFIER = 100
-UNITS = {"seconds": Decimal(1), "milliseconds": Decimal(1000)}
 
 
 class SinkRefused(Exception):
@@ -78,7 +78,7 @@ class SinkStore(Protocol):
 
 def meter_value(seconds: Decimal, unit: str) -> str:
     """Billable seconds in the meter's unit, exactly (never rounded): SinkRefused otherwise."""
-    value = seconds * UNITS[unit]
+    value = seconds * STRIPE_VALUE_UNITS[unit]
     if unit == "milliseconds" and value != value.to_integral_value():
         raise SinkRefused("stripe_value_inexact", f"{seconds:f} s is not a whole number of ms")
     return f"{value.normalize():f}" if value else "0"

@@ -25,7 +25,7 @@ from usage_meter.logic.errors import (
 from usage_meter.logic.ports import TranscriptSource, UsageLedger, UsageMetrics
 from usage_meter.logic.quarantine import quarantine_item
 from usage_meter.logic.recording import record_once
-from usage_meter.models.identifiers import InvalidIdentifier, normalize_customer_id
+from usage_meter.models.identifiers import MAX_DIMENSIONS, InvalidIdentifier, normalize_customer_id
 from usage_meter.models.transcript import TranscriptFacts
 from usage_meter.models.usage import (
     UNKNOWN_MODEL,
@@ -36,7 +36,6 @@ from usage_meter.models.usage import (
     UsageStatus,
 )
 from usage_meter.models.webhook import (
-    WEBHOOK_MAX_DIMENSIONS,
     Attribution,
     UsageMessage,
     attribution_from_query,
@@ -167,7 +166,7 @@ def webhook_url_attribution(
     if not facts.webhook_url or facts.deleted:
         raise InvalidIdentifier("no_webhook_url", "the transcript has no webhook_url to read")
     return attribution_from_query(
-        urlsplit(facts.webhook_url).query, WEBHOOK_MAX_DIMENSIONS, billing_dimensions
+        urlsplit(facts.webhook_url).query, MAX_DIMENSIONS, billing_dimensions
     )
 
 

@@ -30,7 +30,7 @@ from typing import Literal, cast
 from usage_meter.logic.errors import Rejection, RequestRejected, TransientFailure
 from usage_meter.logic.ports import EventPublisher, SecretValues, UsageQueue
 from usage_meter.logic.webhook_auth import verify_webhook_auth
-from usage_meter.models.identifiers import InvalidIdentifier, is_source_id
+from usage_meter.models.identifiers import MAX_DIMENSIONS, InvalidIdentifier, is_source_id
 from usage_meter.models.notification_event import RECEIVED_DETAIL_TYPE, received_detail
 from usage_meter.models.webhook import (
     MAX_QUERY_LENGTH,
@@ -60,7 +60,6 @@ class WebhookRequest:
 class IntakeLimits:
     auth_header_name: str
     max_body_bytes: int
-    max_dimensions: int
     billing_dimensions: frozenset[str]  # the query parameters that are billing dimensions
 
 
@@ -187,7 +186,7 @@ def accept_webhook(
     status = cast("WebhookStatus", notification.status)
     try:
         attribution = attribution_from_query(
-            request.raw_query, limits.max_dimensions, limits.billing_dimensions
+            request.raw_query, MAX_DIMENSIONS, limits.billing_dimensions
         )
     except InvalidIdentifier as exc:
         # Never a 4xx: AssemblyAI would stop retrying and the usage it bills would be lost.

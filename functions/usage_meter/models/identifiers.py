@@ -27,7 +27,15 @@ PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 SOURCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 DIMENSION_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,39}$"
 MAX_DIMENSION_VALUE_LENGTH = 128
+# How many billing dimensions one usage may carry: webhook URLs (intake, processor,
+# reconciliation), queued messages, streaming and product reports and the app helpers.
+MAX_DIMENSIONS = 8
 RESERVED_PARAMETERS = frozenset({"customer_id", "project"})
+# The BillingDimensions allow-list: comma-separated dimension names, or empty (template parameter
+# BillingDimensions' AllowedPattern and settings.py's BILLING_DIMENSIONS).
+BILLING_DIMENSIONS_PATTERN = (
+    f"^({DIMENSION_NAME_PATTERN[1:-1]}(,{DIMENSION_NAME_PATTERN[1:-1]})*)?$"
+)
 
 _PROJECT = re.compile(PROJECT_PATTERN)
 _SOURCE_ID = re.compile(SOURCE_ID_PATTERN)
@@ -39,6 +47,9 @@ CUSTOMER_ID_RULE = (
     "and . _ : @ -, starting with a letter or digit"
 )
 PROJECT_RULE = "project must be 1-64 characters of lower-case letters, digits, _ and -"
+# A plan (models.limits) is named like a project.
+PLAN_PATTERN = PROJECT_PATTERN
+PLAN_RULE = "a plan name is 1-64 characters: lower-case letters, digits, '_' and '-'"
 SOURCE_ID_RULE = "id must be 1-128 characters of letters, digits, _ and -"
 DIMENSION_NAME_RULE = (
     "extra query parameter names must be 1-40 characters of letters, digits and _, "
@@ -76,6 +87,10 @@ def is_customer_id(value: object) -> bool:
 
 
 def is_project(value: object) -> bool:
+    return isinstance(value, str) and _PROJECT.fullmatch(value) is not None
+
+
+def is_plan_name(value: object) -> bool:
     return isinstance(value, str) and _PROJECT.fullmatch(value) is not None
 
 

@@ -23,12 +23,13 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from usage_meter.models.identifiers import PLAN_PATTERN
 from usage_meter.models.usage import CustomerId, Product
 
 LimitUnit = Literal["seconds", "cost"]
 LimitScope = Literal["all", "async", "streaming", "sync", "voice_agent", "llm_gateway"]
 Enforcement = Literal["hard", "soft"]
-PlanName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+PlanName = Annotated[str, StringConstraints(pattern=PLAN_PATTERN)]
 DEFAULT_THRESHOLDS = (50, 80, 100)
 MAX_LIMITS = 8
 MAX_THRESHOLDS = 10

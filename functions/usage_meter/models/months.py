@@ -24,6 +24,17 @@ def is_month(value: object) -> bool:
     return isinstance(value, str) and _MONTH.fullmatch(value) is not None
 
 
+def usage_month(moment: datetime) -> str:
+    """The billing month (``YYYY-MM``, UTC) an aware moment belongs to: the one month format of
+    ledger rows, aggregates, audit partitions, the usage API, allowances and the export."""
+    return f"{moment.astimezone(UTC):%Y-%m}"
+
+
+def current_month() -> str:
+    """The billing month (``YYYY-MM``, UTC) of now."""
+    return usage_month(datetime.now(UTC))
+
+
 def in_utc(moment: datetime) -> datetime:
     """``moment`` in UTC; ValueError when it is naive or its UTC date is outside the years."""
     if moment.tzinfo is None or moment.utcoffset() is None:

@@ -17,21 +17,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AwareDatetime,
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     model_validator,
 )
 
-from usage_meter.models.identifiers import SOURCE_ID_PATTERN, check_attribution
-from usage_meter.models.streaming import MAX_DIMENSIONS, ModelName, Seconds
-from usage_meter.models.usage import CustomerId, ProjectName, UsageRecord, UsageStatus
-from usage_meter.models.webhook import usage_month
+from usage_meter.models.identifiers import SOURCE_ID_PATTERN
+from usage_meter.models.months import usage_month
+from usage_meter.models.streaming import ModelName, Seconds
+from usage_meter.models.usage import AttributedReport, UsageRecord, UsageStatus
 
 SourceId = Annotated[str, StringConstraints(pattern=SOURCE_ID_PATTERN)]
 # LLM Gateway endpoints: llm-gateway.assemblyai.com (US), llm-gateway.eu.assemblyai.com (EU), and
@@ -47,30 +45,37 @@ VOICE_AGENT_MAX_SECONDS = Decimal(24 * 3600)  # a plausibility bound, not a publ
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)]
 
 
-class _ProductReport(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+class _ProductReport(AttributedReport):
+    # Each product names its ledger product, the field holding the usage's source id (the
+    # ledger key) and the field holding the usage's own time (its billing month).
+    PRODUCT: ClassVar[str]
+    SOURCE_FIELD: ClassVar[str]
+    MOMENT_FIELD: ClassVar[str]
 
-    customer_id: CustomerId
-    project: ProjectName = "default"
-    dimensions: dict[str, str] = Field(default_factory=dict)
+    @property
+    def source_id(self) -> str:
+        return str(getattr(self, self.SOURCE_FIELD))
 
-    @model_validator(mode="after")
-    def _attribution(self) -> Self:
-        check_attribution(self.customer_id, self.project, self.dimensions, MAX_DIMENSIONS)
-        return self
+    @property
+    def moment(self) -> tuple[str, datetime]:
+        """(field name, the usage's own time): the time the report's freshness is checked on."""
+        moment: datetime = getattr(self, self.MOMENT_FIELD)
+        return self.MOMENT_FIELD, moment
 
-    def _billable(self, product: str, at: datetime, **fields: Any) -> UsageRecord:
-        """A billable ledger row of this report: its attribution, the month of ``at`` (the
-        usage's own time, UTC) and the product's own ``fields``."""
+    def _billable(self, **fields: Any) -> UsageRecord:
+        """A billable ledger row of this report: its attribution and source id, the month of its
+        moment (the usage's own time, UTC) and the product's own ``fields``."""
+        _, at = self.moment
         return UsageRecord(
-            product=product,
+            product=self.PRODUCT,
             status=UsageStatus.BILLABLE,
             customer_id=self.customer_id,
             project=self.project,
             dimensions=self.dimensions,
             month=usage_month(at),
             occurred_at=at,
-            origin=f"{product}_report",
+            origin=f"{self.PRODUCT}_report",
+            source_id=self.source_id,
             **fields,
         )
 
@@ -80,6 +85,10 @@ class LlmGatewayUsage(_ProductReport):
     ``region`` the endpoint it was sent to, ``session_id`` the streaming session whose
     ``LLMGatewayResponse`` event carried it (if any)."""
 
+    PRODUCT = "llm_gateway"
+    SOURCE_FIELD = "response_id"
+    MOMENT_FIELD = "completed_at"
+
     response_id: SourceId
     model: ModelName
     region: LlmRegion = "us"
@@ -88,19 +97,8 @@ class LlmGatewayUsage(_ProductReport):
     completed_at: AwareDatetime
     session_id: SourceId | None = None
 
-    @property
-    def source_id(self) -> str:
-        return self.response_id
-
-    @property
-    def moment(self) -> tuple[str, AwareDatetime]:
-        return "completed_at", self.completed_at
-
     def to_record(self) -> UsageRecord:
         return self._billable(
-            "llm_gateway",
-            self.completed_at,
-            source_id=self.response_id,
             billable_seconds=Decimal(0),
             input_tokens=self.prompt_tokens,
             output_tokens=self.completion_tokens,
@@ -113,6 +111,10 @@ class LlmGatewayUsage(_ProductReport):
 class VoiceAgentUsage(_ProductReport):
     """One Voice Agent API session: billed on its connected conversation time."""
 
+    PRODUCT = "voice_agent"
+    SOURCE_FIELD = "session_id"
+    MOMENT_FIELD = "ended_at"
+
     session_id: SourceId
     duration_seconds: Seconds
     ended_at: AwareDatetime
@@ -123,19 +125,8 @@ class VoiceAgentUsage(_ProductReport):
             raise ValueError("duration_seconds is longer than a day")
         return self
 
-    @property
-    def source_id(self) -> str:
-        return self.session_id
-
-    @property
-    def moment(self) -> tuple[str, AwareDatetime]:
-        return "ended_at", self.ended_at
-
     def to_record(self) -> UsageRecord:
         return self._billable(
-            "voice_agent",
-            self.ended_at,
-            source_id=self.session_id,
             billable_seconds=self.duration_seconds,
             model="voice-agent",
         )
@@ -144,6 +135,10 @@ class VoiceAgentUsage(_ProductReport):
 class SyncUsage(_ProductReport):
     """One Sync API request: ``session_id`` and ``audio_duration_ms`` from its response, the model
     it was routed to (``X-AAI-Model``)."""
+
+    PRODUCT = "sync"
+    SOURCE_FIELD = "session_id"
+    MOMENT_FIELD = "transcribed_at"
 
     session_id: SourceId
     model: ModelName
@@ -157,20 +152,9 @@ class SyncUsage(_ProductReport):
             raise ValueError(f"audio_duration_ms exceeds the Sync API's {SYNC_MAX_MS} ms limit")
         return self
 
-    @property
-    def source_id(self) -> str:
-        return self.session_id
-
-    @property
-    def moment(self) -> tuple[str, AwareDatetime]:
-        return "transcribed_at", self.transcribed_at
-
     def to_record(self) -> UsageRecord:
         seconds = Decimal(self.audio_duration_ms) / 1000
         return self._billable(
-            "sync",
-            self.transcribed_at,
-            source_id=self.session_id,
             billable_seconds=seconds,
             audio_duration_seconds=seconds,
             model=self.model,

@@ -15,25 +15,24 @@ from typing import Annotated, Self
 from pydantic import (
     AfterValidator,
     AwareDatetime,
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
-from usage_meter.models.identifiers import SOURCE_ID_PATTERN, check_attribution
+from usage_meter.models import rules
+from usage_meter.models.identifiers import SOURCE_ID_PATTERN
 from usage_meter.models.months import in_utc
-from usage_meter.models.usage import CustomerId, ProjectName
+from usage_meter.models.usage import AttributedReport
 
-SESSION_LIMIT_SECONDS = Decimal(3 * 3600)  # AssemblyAI closes (and bills) a session at 3 hours
+# AssemblyAI closes (and bills) a session at 3 hours (models.rules)
+SESSION_LIMIT_SECONDS = Decimal(rules.SESSION_LIMIT_SECONDS)
 SESSION_TOLERANCE_SECONDS = Decimal(60)
 MIN_SESSION_CAP_SECONDS = 60  # the smallest max_session_duration_seconds a token may set
-MAX_SESSION_CAP_SECONDS = 10800
+MAX_SESSION_CAP_SECONDS = rules.SESSION_LIMIT_SECONDS
 MAX_ADD_ONS = 16
 AUDIO_TOLERANCE_SECONDS = Decimal(2)
-MAX_DIMENSIONS = 8
 
 SessionId = Annotated[str, StringConstraints(pattern=SOURCE_ID_PATTERN)]
 ModelName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
@@ -52,18 +51,8 @@ AddOnName = Annotated[str, StringConstraints(pattern=ADD_ON_PATTERN)]
 SessionCap = Annotated[int, Field(ge=MIN_SESSION_CAP_SECONDS, le=MAX_SESSION_CAP_SECONDS)]
 
 
-class _Report(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
-
+class _Report(AttributedReport):
     session_id: SessionId
-    customer_id: CustomerId
-    project: ProjectName = "default"
-    dimensions: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _attribution(self) -> Self:
-        check_attribution(self.customer_id, self.project, self.dimensions, MAX_DIMENSIONS)
-        return self
 
 
 class _Billed(_Report):

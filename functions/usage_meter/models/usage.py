@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -16,11 +16,14 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from usage_meter.models.identifiers import (
     CUSTOMER_ID_RULE,
+    MAX_DIMENSIONS,
     PROJECT_PATTERN,
+    check_attribution,
     is_customer_id,
     normalize_customer_id,
 )
@@ -40,6 +43,24 @@ def _customer_id(value: str) -> str:
 # The one customer id rule (models/identifiers.py), NFC-normalized first, for every pydantic model.
 CustomerId = Annotated[str, BeforeValidator(_nfc), AfterValidator(_customer_id)]
 ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
+
+
+class AttributedReport(BaseModel):
+    """What every report from the application's backend (streaming sessions, LLM Gateway, Voice
+    Agent, Sync) says about who used it: customer, project and billing dimensions, checked by the
+    one attribution rule (models/identifiers.py: at most ``MAX_DIMENSIONS`` dimensions)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    customer_id: CustomerId
+    project: ProjectName = "default"
+    dimensions: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _attribution(self) -> Self:
+        check_attribution(self.customer_id, self.project, self.dimensions, MAX_DIMENSIONS)
+        return self
+
 
 Product = Literal["async", "streaming", "sync", "voice_agent", "llm_gateway"]
 PRODUCTS: tuple[Product, ...] = ("async", "streaming", "sync", "voice_agent", "llm_gateway")

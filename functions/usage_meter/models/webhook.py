@@ -20,6 +20,7 @@ from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from usage_meter.models.identifiers import (
+    MAX_DIMENSIONS,
     RESERVED_PARAMETERS,
     SOURCE_ID_RULE,
     InvalidIdentifier,
@@ -28,11 +29,12 @@ from usage_meter.models.identifiers import (
     is_source_id,
     normalize_customer_id,
 )
+from usage_meter.models.months import usage_month
 
 DEFAULT_PROJECT = "default"
-MAX_DIMENSIONS = 32
 MAX_QUERY_LENGTH = 2048
-WEBHOOK_MAX_DIMENSIONS = 8  # extra query parameters (template: WEBHOOK_MAX_DIMENSIONS)
+# The one dimension count (models.identifiers), under the name the application helper imports.
+WEBHOOK_MAX_DIMENSIONS = MAX_DIMENSIONS
 # "unknown": the delivery named a transcript but no status we know; the processor reads the
 # transcript's own status anyway, so such a delivery is stored rather than refused.
 WEBHOOK_STATUSES = ("completed", "error", "unknown")
@@ -147,11 +149,6 @@ class UsageMessage:
             raise InvalidMessage(f"attribution: {exc.message}") from exc
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise InvalidMessage(f"{type(exc).__name__}: {exc}") from exc
-
-
-def usage_month(moment: datetime) -> str:
-    """The billing month (``YYYY-MM``, UTC) a moment belongs to."""
-    return moment.astimezone(UTC).strftime("%Y-%m")
 
 
 def attribution_from_query(
