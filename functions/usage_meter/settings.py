@@ -231,7 +231,7 @@ class ThresholdAlertSettings(_EnvSettings):
     # The template's Allowances parameter: off = no customer-month summary item in the usage
     # transaction and no threshold check after it (2 WRU + 2 RRU per usage saved; allowance and
     # entitlement routes answer 409 allowances_disabled).
-    allowances: bool = env("ALLOWANCES", _switch, default=True)
+    allowances: bool = env("ALLOWANCES", _switch, default=False)
 
 
 @dataclass(frozen=True)
@@ -350,7 +350,7 @@ class EntitlementSettings(_EnvSettings):
 
     table_name: str = env("USAGE_TABLE_NAME")
     price_table_path: str = env("PRICE_TABLE_PATH", default="usage_meter/config/prices.json")
-    allowances: bool = env("ALLOWANCES", _switch, default=True)  # off: 409 allowances_disabled
+    allowances: bool = env("ALLOWANCES", _switch, default=False)  # off: 409 allowances_disabled
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,22 @@ def _parameters_in(value: Any) -> list[str]:
     return []
 
 
+def _as_deployed_by_default(value: Any) -> Any:
+    """A ``!If [Condition, a, b]`` whose condition is ``!Equals [!Ref P, x]`` resolved with the
+    parameters' defaults (what a stack deployed with no overrides sets); anything else as is."""
+    if not (isinstance(value, Tag) and value.name == "If"):
+        return value
+    condition_name, if_true, if_false = value.value
+    condition = TEMPLATE["Conditions"][condition_name]
+    if not (isinstance(condition, Tag) and condition.name == "Equals"):
+        return value
+    left, right = condition.value
+    if not (isinstance(left, Tag) and left.name == "Ref" and left.value in PARAMETERS):
+        return value
+    chosen = if_true if str(PARAMETERS[left.value]["Default"]) == str(right) else if_false
+    return _as_deployed_by_default(chosen)
+
+
 def _default(field: Field[Any]) -> Any:
     if field.default is not MISSING:
         return field.default
@@ -89,7 +105,10 @@ def _code_constraints(parse: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
 def test_a_literal_in_the_template_is_the_codes_default(logical_id: str) -> None:
-    for field, value in _settings_fields(logical_id):
+    """Also a switch set through a condition on a parameter (``ALLOWANCES: !If [AllowancesEnabled,
+    "on", "off"]``): with the parameters' defaults it must equal the code's default."""
+    for field, template_value in _settings_fields(logical_id):
+        value = _as_deployed_by_default(template_value)
         if not isinstance(value, str):
             continue
         parsed = field.metadata["parse"](value)
