@@ -180,52 +180,46 @@ def _listed_times(item: dict[str, Any]) -> tuple[datetime | None, str | None]:
     return _utc(item.get("created")), None
 
 
-def _hold_unreadable(run: _Run, item: dict[str, Any], detail: str) -> None:
-    """Quarantine a transcript the run cannot read (``unreadable_transcript``) and remember it,
-    so later runs do not fetch it again; an operator bills or dismisses it."""
-    quarantine_item(
-        run.deps.ledger,
-        run.deps.metrics,
-        QuarantineItem(
-            source_id=item["id"],
-            reason=QuarantineReason.UNREADABLE_TRANSCRIPT,
-            detail=detail,
-            message={
-                "transcript_id": item["id"],
-                "project": run.project,
-                **{k: str(item.get(k))[:MAX_HELD_TEXT] for k in ("status", "created", "completed")},
-            },
-            quarantined_at=datetime.now(UTC),
-        ),
-    )
-    run.store.remember_verdict("async", item["id"], HELD, detail)
-
-
-def _hold_deleted(run: _Run, item: dict[str, Any], payload: dict[str, Any]) -> None:
-    detail = (
-        "deleted at AssemblyAI before its usage was recorded: its webhook_url (and so its "
-        "customer) is gone; bill it with the operator CLI if it is ours"
-    )
+def _hold(
+    run: _Run, item: dict[str, Any], reason: QuarantineReason, detail: str, held: dict[str, Any]
+) -> bool:
+    """Quarantine one listed transcript with its reason and remember the verdict, so later runs
+    do not fetch it again; an operator bills or dismisses it. Returns True when newly held."""
     new = quarantine_item(
         run.deps.ledger,
         run.deps.metrics,
         QuarantineItem(
             source_id=item["id"],
-            reason=QuarantineReason.TRANSCRIPT_DELETED,
+            reason=reason,
             detail=detail,
-            message={
-                "transcript_id": item["id"],
-                "project": run.project,
-                "status": item.get("status"),
-                "completed": item.get("completed"),
-                "audio_duration": str(payload.get("audio_duration")),
-            },
+            message={"transcript_id": item["id"], "project": run.project, **held},
             quarantined_at=datetime.now(UTC),
         ),
     )
-    if new:
-        run.deps.metrics.count(ATTRIBUTION_METRIC)
     run.store.remember_verdict("async", item["id"], HELD, detail)
+    return new
+
+
+def _hold_unreadable(run: _Run, item: dict[str, Any], detail: str) -> None:
+    """Hold a transcript the run cannot read (``unreadable_transcript``)."""
+    held = {k: str(item.get(k))[:MAX_HELD_TEXT] for k in ("status", "created", "completed")}
+    _hold(run, item, QuarantineReason.UNREADABLE_TRANSCRIPT, detail, held)
+
+
+def _hold_deleted(run: _Run, item: dict[str, Any], payload: dict[str, Any]) -> None:
+    """Hold a transcript deleted at AssemblyAI before its usage was recorded
+    (``transcript_deleted``); its attribution is gone with its webhook_url."""
+    detail = (
+        "deleted at AssemblyAI before its usage was recorded: its webhook_url (and so its "
+        "customer) is gone; bill it with the operator CLI if it is ours"
+    )
+    held = {
+        "status": item.get("status"),
+        "completed": item.get("completed"),
+        "audio_duration": str(payload.get("audio_duration")),
+    }
+    if _hold(run, item, QuarantineReason.TRANSCRIPT_DELETED, detail, held):
+        run.deps.metrics.count(ATTRIBUTION_METRIC)
 
 
 def _recover(run: _Run, item: dict[str, Any], counts: ReconcileCounts) -> None:
