@@ -7,6 +7,7 @@ the first one's tables and provisioning failed with "Table already exists" (seen
 from __future__ import annotations
 
 import pytest
+
 from usage_meter_local.moto_server import AwsClients, MotoServer
 
 pytestmark = pytest.mark.slow  # beside the other in-process local stacks (the session's moto off)
