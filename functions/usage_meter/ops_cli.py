@@ -55,6 +55,7 @@ from usage_meter.logic.errors import PermanentFailure, TransientFailure
 from usage_meter.logic.line_items import line_item_document
 from usage_meter.logic.operations import AuditEntry, OperationRefused, describe, resolve_quarantine
 from usage_meter.models.months import MONTH_RULE, current_month, is_month
+from usage_meter.ops_limits import UsageError, customer_id
 from usage_meter.settings import HORIZON_DAYS_DEFAULT, HORIZON_DAYS_RULE, horizon_days
 
 EXIT_FAILED = 1
@@ -94,12 +95,8 @@ def _target(args: argparse.Namespace) -> Target:
     needed = ("table",) if args.command == "limits" else ("table", "queue_url", "dlq_url")
     missing = [f"--{k.replace('_', '-')}" for k in needed if not found[k]]
     if missing:
-        raise SystemExit(f"error: give --stack-name or {', '.join(missing)}")
+        raise UsageError(f"give --stack-name or {', '.join(missing)}")
     return Target(**found)  # type: ignore[arg-type]
-
-
-class UsageError(Exception):
-    """Bad input from the operator (exit code 2, no traceback)."""
 
 
 _JSON = {"on": False}  # set from --json by run()
@@ -165,7 +162,7 @@ def _invoke(function_name: str | None, payload: dict[str, Any]) -> dict[str, Any
     """Invoke ``function_name`` synchronously; its JSON answer. A function error exits with one
     line, ``<errorType>: <errorMessage>`` (Lambda's error payload), never its stack trace."""
     if not function_name:
-        raise SystemExit("error: the function name is unknown; give --stack-name or the name flag")
+        raise UsageError("the function name is unknown; give --stack-name or the name flag")
     response = boto3.client("lambda").invoke(
         FunctionName=function_name, Payload=json.dumps(payload).encode()
     )
@@ -189,8 +186,8 @@ def _audited_invoke(
     """Invoke a function for the operator; the audit trail records the outcome, failed or not."""
     try:
         result = _invoke(function_name, payload)
-    except SystemExit as exc:
-        _audit(trail, args, action, what, f"failed: {exc.code}")
+    except (SystemExit, UsageError) as exc:
+        _audit(trail, args, action, what, f"failed: {exc}")
         raise
     if result.get("refused"):  # the function turned the request down (e.g. an unknown project)
         _audit(trail, args, action, what, f"refused: {result['refused']}")
@@ -395,7 +392,7 @@ def _positive(value: str) -> int:
 def _finance_parsers(commands: Any) -> None:
     """The ``ledger``, ``coverage`` and ``stripe`` commands."""
     ledger = commands.add_parser("ledger", help="a customer's line items (ledger rows) for a month")
-    ledger.add_argument("--customer", required=True)
+    ledger.add_argument("--customer", required=True, type=customer_id)
     ledger.add_argument("--month", required=True, type=_month)
     ledger.add_argument("--format", choices=("json", "csv"), default="json")
 
@@ -412,7 +409,7 @@ def _finance_parsers(commands: Any) -> None:
     stripe_cmd = commands.add_parser("stripe", help="Stripe sink: map customers; audited")
     stripe_actions = stripe_cmd.add_subparsers(dest="action", required=True)
     mapping = stripe_actions.add_parser("map", help="bill a customer's usage to a Stripe customer")
-    mapping.add_argument("--customer", required=True)
+    mapping.add_argument("--customer", required=True, type=customer_id)
     mapping.add_argument("--stripe-customer", required=True, metavar="STRIPE_CUSTOMER_ID")
     mapping.add_argument("--reason", required=True)
 
