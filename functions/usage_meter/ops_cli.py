@@ -83,20 +83,36 @@ class Target:
     reconcile_function: str | None
     export_function: str | None
     event_bus: str | None
+    projects: frozenset[str] | None = None  # the stack's AssemblyAIProjects; None: not known
+
+
+def _stack_projects(parameters: list[dict[str, str]]) -> frozenset[str] | None:
+    """The project names of the stack's ``AssemblyAIProjects`` parameter (a JSON object keyed by
+    project), or None when the stack does not show it (e.g. NoEcho, unreadable)."""
+    for parameter in parameters:
+        if parameter.get("ParameterKey") == "AssemblyAIProjects":
+            try:
+                document = json.loads(parameter.get("ParameterValue", ""))
+            except ValueError:
+                return None
+            return frozenset(document) if isinstance(document, dict) else None
+    return None
 
 
 def _target(args: argparse.Namespace) -> Target:
     found: dict[str, str | None] = {key: getattr(args, key) for key in OUTPUTS}
+    projects = None
     if args.stack_name:
         stacks = boto3.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
         for key, output in OUTPUTS.items():
             found[key] = found[key] or outputs.get(output)
+        projects = _stack_projects(stacks[0].get("Parameters", []))
     needed = ("table",) if args.command == "limits" else ("table", "queue_url", "dlq_url")
     missing = [f"--{k.replace('_', '-')}" for k in needed if not found[k]]
     if missing:
         raise UsageError(f"give --stack-name or {', '.join(missing)}")
-    return Target(**found)  # type: ignore[arg-type]
+    return Target(**found, projects=projects)  # type: ignore[arg-type]
 
 
 _JSON = {"on": False}  # set from --json by run()
@@ -302,7 +318,11 @@ def _finance(args: argparse.Namespace, trail: DynamoAuditLog, target: Target) ->
 
 
 def _quarantine(
-    args: argparse.Namespace, trail: DynamoAuditLog, held: DynamoQuarantine, queue: SqsUsageQueue
+    args: argparse.Namespace,
+    trail: DynamoAuditLog,
+    held: DynamoQuarantine,
+    queue: SqsUsageQueue,
+    projects: frozenset[str] | None,
 ) -> None:
     if args.action == "list":
         _print([{"id": held.quarantine_id(i), **describe(i)} for i in held.open_quarantine()])
@@ -321,6 +341,7 @@ def _quarantine(
             store=held,
             audit=trail,
             queue=queue,
+            configured_projects=projects,
         )
         _print({"id": args.item_id, "outcome": outcome})
 
@@ -333,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
     sqs = boto3.client("sqs")
     if args.command == "quarantine":
         held = DynamoQuarantine(dynamodb, target.table)
-        _quarantine(args, trail, held, SqsUsageQueue(sqs, target.queue_url))
+        _quarantine(args, trail, held, SqsUsageQueue(sqs, target.queue_url), target.projects)
     elif args.command == "dlq":
         browser = DeadLetterBrowser(sqs, target.dlq_url, target.queue_url)
         if args.action == "list":
