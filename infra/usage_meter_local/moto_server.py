@@ -20,6 +20,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from moto.core.base_backend import BackendDict
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -82,6 +83,11 @@ class MotoServer(BackgroundServer):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, flag: str = "--aws-port") -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per AWS call
+        # moto's backends are per process: a server started in a process where an earlier one
+        # ran (a test module's stack set up again after another module ran in between, as
+        # pytest-xdist's worksteal can order them) would see that stack's tables. A new server
+        # is a new, empty AWS, as a new moto server process is.
+        BackendDict.reset()
         dynamodb_isolation.install()
         moto_scaling.install()
         sock = bind(port, flag, lambda: socket.create_server((host, port)))
