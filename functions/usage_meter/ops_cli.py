@@ -55,6 +55,7 @@ from usage_meter.logic.errors import PermanentFailure, TransientFailure
 from usage_meter.logic.line_items import line_item_document
 from usage_meter.logic.operations import AuditEntry, OperationRefused, describe, resolve_quarantine
 from usage_meter.models.months import MONTH_RULE, current_month, is_month
+from usage_meter.ops_limits import UsageError, customer_id
 from usage_meter.settings import HORIZON_DAYS_DEFAULT, HORIZON_DAYS_RULE, horizon_days
 
 EXIT_FAILED = 1
@@ -82,24 +83,36 @@ class Target:
     reconcile_function: str | None
     export_function: str | None
     event_bus: str | None
+    projects: frozenset[str] | None = None  # the stack's AssemblyAIProjects; None: not known
+
+
+def _stack_projects(parameters: list[dict[str, str]]) -> frozenset[str] | None:
+    """The project names of the stack's ``AssemblyAIProjects`` parameter (a JSON object keyed by
+    project), or None when the stack does not show it (e.g. NoEcho, unreadable)."""
+    for parameter in parameters:
+        if parameter.get("ParameterKey") == "AssemblyAIProjects":
+            try:
+                document = json.loads(parameter.get("ParameterValue", ""))
+            except ValueError:
+                return None
+            return frozenset(document) if isinstance(document, dict) else None
+    return None
 
 
 def _target(args: argparse.Namespace) -> Target:
     found: dict[str, str | None] = {key: getattr(args, key) for key in OUTPUTS}
+    projects = None
     if args.stack_name:
         stacks = boto3.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
         for key, output in OUTPUTS.items():
             found[key] = found[key] or outputs.get(output)
+        projects = _stack_projects(stacks[0].get("Parameters", []))
     needed = ("table",) if args.command == "limits" else ("table", "queue_url", "dlq_url")
     missing = [f"--{k.replace('_', '-')}" for k in needed if not found[k]]
     if missing:
-        raise SystemExit(f"error: give --stack-name or {', '.join(missing)}")
-    return Target(**found)  # type: ignore[arg-type]
-
-
-class UsageError(Exception):
-    """Bad input from the operator (exit code 2, no traceback)."""
+        raise UsageError(f"give --stack-name or {', '.join(missing)}")
+    return Target(**found, projects=projects)  # type: ignore[arg-type]
 
 
 _JSON = {"on": False}  # set from --json by run()
@@ -165,7 +178,7 @@ def _invoke(function_name: str | None, payload: dict[str, Any]) -> dict[str, Any
     """Invoke ``function_name`` synchronously; its JSON answer. A function error exits with one
     line, ``<errorType>: <errorMessage>`` (Lambda's error payload), never its stack trace."""
     if not function_name:
-        raise SystemExit("error: the function name is unknown; give --stack-name or the name flag")
+        raise UsageError("the function name is unknown; give --stack-name or the name flag")
     response = boto3.client("lambda").invoke(
         FunctionName=function_name, Payload=json.dumps(payload).encode()
     )
@@ -189,8 +202,8 @@ def _audited_invoke(
     """Invoke a function for the operator; the audit trail records the outcome, failed or not."""
     try:
         result = _invoke(function_name, payload)
-    except SystemExit as exc:
-        _audit(trail, args, action, what, f"failed: {exc.code}")
+    except (SystemExit, UsageError) as exc:
+        _audit(trail, args, action, what, f"failed: {exc}")
         raise
     if result.get("refused"):  # the function turned the request down (e.g. an unknown project)
         _audit(trail, args, action, what, f"refused: {result['refused']}")
@@ -305,7 +318,11 @@ def _finance(args: argparse.Namespace, trail: DynamoAuditLog, target: Target) ->
 
 
 def _quarantine(
-    args: argparse.Namespace, trail: DynamoAuditLog, held: DynamoQuarantine, queue: SqsUsageQueue
+    args: argparse.Namespace,
+    trail: DynamoAuditLog,
+    held: DynamoQuarantine,
+    queue: SqsUsageQueue,
+    projects: frozenset[str] | None,
 ) -> None:
     if args.action == "list":
         _print([{"id": held.quarantine_id(i), **describe(i)} for i in held.open_quarantine()])
@@ -324,6 +341,7 @@ def _quarantine(
             store=held,
             audit=trail,
             queue=queue,
+            configured_projects=projects,
         )
         _print({"id": args.item_id, "outcome": outcome})
 
@@ -336,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
     sqs = boto3.client("sqs")
     if args.command == "quarantine":
         held = DynamoQuarantine(dynamodb, target.table)
-        _quarantine(args, trail, held, SqsUsageQueue(sqs, target.queue_url))
+        _quarantine(args, trail, held, SqsUsageQueue(sqs, target.queue_url), target.projects)
     elif args.command == "dlq":
         browser = DeadLetterBrowser(sqs, target.dlq_url, target.queue_url)
         if args.action == "list":
@@ -395,7 +413,7 @@ def _positive(value: str) -> int:
 def _finance_parsers(commands: Any) -> None:
     """The ``ledger``, ``coverage`` and ``stripe`` commands."""
     ledger = commands.add_parser("ledger", help="a customer's line items (ledger rows) for a month")
-    ledger.add_argument("--customer", required=True)
+    ledger.add_argument("--customer", required=True, type=customer_id)
     ledger.add_argument("--month", required=True, type=_month)
     ledger.add_argument("--format", choices=("json", "csv"), default="json")
 
@@ -412,7 +430,7 @@ def _finance_parsers(commands: Any) -> None:
     stripe_cmd = commands.add_parser("stripe", help="Stripe sink: map customers; audited")
     stripe_actions = stripe_cmd.add_subparsers(dest="action", required=True)
     mapping = stripe_actions.add_parser("map", help="bill a customer's usage to a Stripe customer")
-    mapping.add_argument("--customer", required=True)
+    mapping.add_argument("--customer", required=True, type=customer_id)
     mapping.add_argument("--stripe-customer", required=True, metavar="STRIPE_CUSTOMER_ID")
     mapping.add_argument("--reason", required=True)
 

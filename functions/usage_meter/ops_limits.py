@@ -21,7 +21,21 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from usage_meter.logic.pricing import SECONDS_PER_HOUR
+from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id, normalize_customer_id
 from usage_meter.models.limits import DEFAULT_THRESHOLDS, AllowanceSet, Limit
+
+
+class UsageError(Exception):
+    """Bad input from the operator, e.g. a missing resource flag (exit code 2, no traceback)."""
+
+
+def customer_id(value: str) -> str:
+    """An argparse type: the NFC-normalized customer id, or ArgumentTypeError with the rule
+    (exit code 2) -- a malformed id is bad input, not an empty result."""
+    normalized = normalize_customer_id(value)
+    if not is_customer_id(normalized):
+        raise argparse.ArgumentTypeError(f"{CUSTOMER_ID_RULE}, got {value[:40]!r}")
+    return normalized
 
 
 def parse_limit(spec: str) -> Limit:
@@ -72,7 +86,7 @@ def add_parser(commands: Any) -> None:
 
     set_ = actions.add_parser("set", help="set a customer's or a plan's allowance")
     who = set_.add_mutually_exclusive_group(required=True)
-    who.add_argument("--customer")
+    who.add_argument("--customer", type=customer_id)
     who.add_argument("--plan")
     what = set_.add_mutually_exclusive_group(required=True)
     what.add_argument("--limit", action="append", type=parse_limit, metavar="SPEC")
@@ -80,7 +94,7 @@ def add_parser(commands: Any) -> None:
     set_.add_argument("--reason", required=True)
 
     plan = actions.add_parser("plan", help="put a customer on a plan (or --none)")
-    plan.add_argument("--customer", required=True)
+    plan.add_argument("--customer", required=True, type=customer_id)
     which = plan.add_mutually_exclusive_group(required=True)
     which.add_argument("--plan", dest="plan_name")
     which.add_argument("--none", action="store_true")
@@ -88,11 +102,11 @@ def add_parser(commands: Any) -> None:
 
     show = actions.add_parser("show", help="current allowance and its versions")
     shown = show.add_mutually_exclusive_group(required=True)
-    shown.add_argument("--customer")
+    shown.add_argument("--customer", type=customer_id)
     shown.add_argument("--plan")
 
     check = actions.add_parser("check", help="the entitlement check, as the API answers it")
-    check.add_argument("--customer", required=True)
+    check.add_argument("--customer", required=True, type=customer_id)
     check.add_argument(
         "--product",
         choices=["async", "streaming", "sync", "voice_agent", "llm_gateway"],
@@ -136,7 +150,7 @@ def run(args: argparse.Namespace, table: str, event_bus: str | None) -> Any:
         return json.loads(answer.model_dump_json())
 
     if not event_bus:
-        raise SystemExit("error: give --stack-name or --event-bus (threshold events go there)")
+        raise UsageError("give --stack-name or --event-bus (threshold events go there)")
 
     class _Metrics:
         def count(self, name: str, value: float = 1, unit: str = "Count") -> None:

@@ -213,3 +213,67 @@ def test_a_failed_run_is_audited_too(
         "export",
         "failed: error: export-fn failed: ledger mismatch",
     )
+
+
+def _unknown_project_item(stack: Stack, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    stack.invoke_processor(sqs_event([usage_message_body(TID, "acme-corp", project="apac")]))
+    [item] = ops(stack, capsys, "quarantine", "list")
+    assert item["reason"] == "unknown_project"
+    return item  # type: ignore[no-any-return]
+
+
+def test_billing_an_unknown_project_item_is_refused_not_requarantined(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The runbook loop: billing re-queues the delivery with the same project, which the
+    processor quarantines again under a new id. Refused (exit 2, one line); nothing changes."""
+    item = _unknown_project_item(stack, capsys)
+    argv = ("quarantine", "resolve", item["id"], "--bill-to", "acme-corp", "--reason", "x")
+    assert ops_cli.main([*stack.ops_location, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("refused: ") and err.count("\n") == 1 and "--stack-name" in err
+    assert [i["id"] for i in ops(stack, capsys, "quarantine", "list")] == [item["id"]]
+    assert drain(stack) == {"batchItemFailures": []}  # nothing was queued
+    assert stack.items("audit") == [] and stack.items("ledger") == []
+
+
+@pytest.mark.parametrize(("configured", "refused"), [({"default"}, True), ({"apac"}, False)])
+def test_billing_checks_the_items_project_against_the_configured_ones(
+    stack: Stack, capsys: pytest.CaptureFixture[str], configured: set[str], refused: bool
+) -> None:
+    from usage_meter.adapters.audit_log import DynamoAuditLog
+    from usage_meter.adapters.quarantine_store import DynamoQuarantine
+    from usage_meter.adapters.queues import SqsUsageQueue
+    from usage_meter.logic.operations import OperationRefused, resolve_quarantine
+
+    item = _unknown_project_item(stack, capsys)
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    held = DynamoQuarantine(dynamodb, stack.table)
+
+    def resolve() -> str:
+        return resolve_quarantine(
+            ops_cli._quarantine_key(item["id"]),
+            action="bill",
+            customer_id="acme-corp",
+            reason="project added",
+            actor="alice@ops",
+            store=held,
+            audit=DynamoAuditLog(dynamodb, stack.table),
+            queue=SqsUsageQueue(boto3.client("sqs", region_name=REGION), stack.queue_url),
+            configured_projects=configured,
+        )
+
+    if refused:
+        with pytest.raises(OperationRefused, match=r"project 'apac' .* is not configured"):
+            resolve()
+        assert len(ops(stack, capsys, "quarantine", "list")) == 1
+    else:
+        assert resolve() == "queued for billing to acme-corp"
+        assert ops(stack, capsys, "quarantine", "list") == []
+
+
+def test_the_configured_projects_come_from_the_stacks_parameter() -> None:
+    parameters = [{"ParameterKey": "AssemblyAIProjects", "ParameterValue": '{"default": {}}'}]
+    assert ops_cli._stack_projects(parameters) == frozenset({"default"})
+    assert ops_cli._stack_projects([]) is None
+    assert ops_cli._stack_projects([{"ParameterKey": "AssemblyAIProjects"}]) is None

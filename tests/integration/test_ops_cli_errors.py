@@ -202,6 +202,9 @@ def test_a_function_error_is_its_message_without_the_stack_trace(
         ("dlq", "redrive", "--limit", "0", "--reason", "r"),
         ("reconcile", "--horizon-days", "0", "--reason", "r"),
         ("reconcile", "--horizon-days", "91", "--reason", "r"),
+        ("ledger", "--customer", "bad id!", "--month", "2026-11"),  # README: malformed id -> 2
+        ("stripe", "map", "--customer", "bad id!", "--stripe-customer", "cus_1", "--reason", "r"),
+        ("limits", "show", "--customer", "bad id!"),
     ],
 )
 def test_out_of_range_input_is_a_usage_error_before_anything_runs(
@@ -226,3 +229,26 @@ def test_the_cli_horizon_limit_is_the_templates() -> None:
             ["reconcile", "--horizon-days", str(days), "--reason", "r"]
         )
         assert args.horizon_days == days
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("limits", "set", "--plan", "trial", "--limit", "async:10h", "--reason", "r"),
+        ("limits", "plan", "--customer", "acme-corp", "--plan", "trial", "--reason", "r"),
+    ],
+)
+def test_limits_changes_without_an_event_bus_are_bad_usage_exit_2(
+    stack: Stack, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    """README's exit codes: 2 for bad input (a missing flag), not 1 (a failure)."""
+    assert cli(stack, *argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: give --stack-name or --event-bus") and "Traceback" not in err
+
+
+def test_a_command_without_its_resources_is_bad_usage_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert ops_cli.main(["limits", "show", "--customer", "acme-corp"]) == 2
+    assert capsys.readouterr().err == "error: give --stack-name or --table\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -201,3 +202,29 @@ def test_the_package_builds_offline_installs_alone_and_imports_only_the_stdlib(
         )
         assert result.returncode == 0, (interpreter, result.stderr)
         assert str(venv) in result.stdout  # the installed copy, not the source tree
+
+
+@pytest.mark.parametrize(
+    ("base", "header_value", "message"),
+    [
+        ("https://meter.example/webhooks/assemblyai?customer_id=x", "s3cret", "query string"),
+        ("https://meter.example/webhooks/assemblyai#frag", "s3cret", "fragment"),
+        ("ftp://meter.example/webhooks/assemblyai", "s3cret", "http(s)"),
+        ("meter.example/webhooks/assemblyai", "s3cret", "http(s)"),
+        ("https://meter.example/webhooks/assemblyai", "", "must not be empty"),
+        ("https://meter.example/webhooks/assemblyai", "  ", "must not be empty"),
+    ],
+)
+def test_webhook_target_refuses_a_base_url_or_header_the_service_cannot_use(
+    base: str, header_value: str, message: str
+) -> None:
+    """A query/fragment in the base yields a second ``customer_id`` (quarantined by the service);
+    an empty auth header value gets a 401, and AssemblyAI does not retry a 4xx."""
+    from usage_meter_client import webhook_target
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        webhook_target(base, "acme", auth_header_value=header_value)
+    target = webhook_target(
+        "https://meter.example/webhooks/assemblyai", "acme", auth_header_value="s3cret"
+    )
+    assert target.url == "https://meter.example/webhooks/assemblyai?customer_id=acme"

@@ -6,6 +6,7 @@ Every action is recorded in the usage table (who, what, when, why, outcome) befo
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -54,6 +55,7 @@ def resolve_quarantine(
     audit: AuditTrail,
     queue: UsageQueue,
     customer_id: str | None = None,
+    configured_projects: Collection[str] | None = None,
 ) -> str:
     """Bill a quarantined transcript to ``customer_id`` or dismiss it; either way the item is
     closed with the resolution and the action audited.
@@ -61,6 +63,11 @@ def resolve_quarantine(
     Billing re-queues the delivery for the usage processor with ``origin="operator"`` and the
     chosen customer: the processor fetches and records it through the same exactly-once write as
     any webhook (skipping only the webhook-URL customer check, which a person has now decided).
+
+    ``configured_projects`` are the meter's projects (the stack's ``AssemblyAIProjects``), None
+    when unknown. Billing is refused (``OperationRefused``) when the item's project is not among
+    them, or, with them unknown, when the item is held as ``unknown_project``: the processor
+    would only quarantine it again under a new id.
     """
     if not reason.strip():
         raise OperationRefused("a reason is required")
@@ -84,6 +91,7 @@ def resolve_quarantine(
             message = UsageMessage.from_json(item["message"])
         except ValueError as exc:
             raise OperationRefused(f"only quarantined transcripts can be billed ({exc})") from exc
+        _check_project_configured(item_id, item, message.project, configured_projects)
         queue.enqueue(
             UsageMessage(
                 transcript_id=message.transcript_id,
@@ -113,6 +121,21 @@ def resolve_quarantine(
         AuditEntry(actor, f"quarantine.{action}", item_id, reason, outcome, datetime.now(UTC))
     )
     return outcome
+
+
+def _check_project_configured(
+    item_id: str, item: dict[str, Any], project: str, configured: Collection[str] | None
+) -> None:
+    if configured is not None and project not in configured:
+        raise OperationRefused(
+            f"project '{project}' of {item_id} is not configured (AssemblyAIProjects), so "
+            "billing would only quarantine it again: add the project, deploy, then resolve"
+        )
+    if configured is None and item.get("reason") == QuarantineReason.UNKNOWN_PROJECT.value:
+        raise OperationRefused(
+            f"{item_id} is held because project '{project}' was not configured; give "
+            "--stack-name so its AssemblyAIProjects can be checked (add the project and deploy)"
+        )
 
 
 def describe(item: dict[str, Any]) -> dict[str, Any]:

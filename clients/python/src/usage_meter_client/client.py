@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from usage_meter_client._identifiers import (
     InvalidIdentifier,
@@ -146,7 +146,13 @@ def webhook_target(
 ) -> WebhookTarget:
     """The webhook URL that attributes a transcript to ``customer_id`` (NFC-normalized and
     checked with the same rules the service applies, so a bad id fails here with
-    ``InvalidIdentifier`` rather than as usage held in quarantine)."""
+    ``InvalidIdentifier`` rather than as usage held in quarantine).
+
+    Raises ``ValueError`` for a base URL that is not http(s), has no host, or carries a query
+    string or fragment (the service would see two ``customer_id``s and quarantine the usage),
+    and for an empty ``auth_header_value`` (the intake answers 401 and AssemblyAI stops
+    retrying a 4xx)."""
+    _check_webhook_base(webhook_base_url, auth_header_value)
     dimensions = dimensions or {}
     customer_id = normalize_customer_id(customer_id)
     check_attribution(customer_id, project, dimensions, max_dimensions=WEBHOOK_MAX_DIMENSIONS)
@@ -154,12 +160,29 @@ def webhook_target(
     if project != "default":
         query["project"] = project
     query.update(sorted(dimensions.items()))
-    separator = "&" if "?" in webhook_base_url else "?"
     return WebhookTarget(
-        url=f"{webhook_base_url}{separator}{urlencode(query)}",
+        url=f"{webhook_base_url}?{urlencode(query)}",
         auth_header_name=auth_header_name,
         auth_header_value=auth_header_value,
     )
+
+
+def _check_webhook_base(webhook_base_url: str, auth_header_value: str) -> None:
+    parts = urlsplit(webhook_base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"webhook base URL must be an http(s) URL with a host, got {webhook_base_url[:80]!r}"
+        )
+    if parts.query or parts.fragment or "?" in webhook_base_url or "#" in webhook_base_url:
+        raise ValueError(
+            "webhook base URL must have no query string or fragment (the attribution is added "
+            f"as the query), got {webhook_base_url[:80]!r}"
+        )
+    if not auth_header_value or not auth_header_value.strip():
+        raise ValueError(
+            "auth_header_value must not be empty: the intake answers 401 and AssemblyAI does "
+            "not retry a 4xx"
+        )
 
 
 def configure_webhook(config: Any, target: WebhookTarget) -> Any:
