@@ -5,5 +5,6 @@ Layout (imports flow one way: handlers -> logic -> adapters; models and settings
 - ``logic/``     the domain: validation, billing rules, exactly-once recording decisions.
 - ``adapters/``  the only code that knows DynamoDB keys, SQS, Secrets Manager, the AssemblyAI SDK.
 - ``models/``    typed pydantic models at every boundary.
-- ``settings``   one pydantic model of environment variables per function.
+- ``settings``   one model of environment variables per function (plain dataclasses;
+                 ``settings_base``: the shared parsers and the webhook intake's model).
 """

@@ -1,107 +1,54 @@
 """Environment settings: one model per function, read once through a cached getter.
 
-This is the only module that reads ``os.environ``. Each field names its environment variable in
-its metadata; tests check that template.yaml sets every one of them for the functions that use the
-model. A value's rule (a range, a set of choices, a pattern) is defined once, by its parser
-(``IntRange``, ``OneOf``, ``Matching``); tests/unit/test_template_rules.py checks that the
-template parameter setting it has the same MinValue/MaxValue, AllowedValues or AllowedPattern and
-that every default the template gives equals the field's default. Plain dataclasses with
-explicit parsing (no pydantic) keep the webhook intake's cold start small; a bad value fails at
-the first invocation with a message naming the variable.
+This module and settings_base.py (the shared field parsers and the webhook intake's model, kept
+apart so the intake's cold start builds only what it uses; re-exported here) are the only ones
+that read ``os.environ``. Each field names its environment variable in its metadata; tests check
+that template.yaml sets every one of them for the functions that use the model. A value's rule
+(a range, a set of choices, a pattern) is defined once, by its parser (``IntRange``, ``OneOf``,
+``Matching``); tests/unit/test_template_rules.py checks that the template parameter setting it
+has the same MinValue/MaxValue, AllowedValues or AllowedPattern and that every default the
+template gives equals the field's default. Plain dataclasses with explicit parsing (no pydantic)
+keep the webhook intake's cold start small; a bad value fails at the first invocation with a
+message naming the variable.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Self
-from urllib.parse import urlsplit
 
 from usage_meter.logic.standard_webhooks import DEFAULT_TOLERANCE_SECONDS
-from usage_meter.models.identifiers import (
-    BILLING_DIMENSIONS_PATTERN,
-    DIMENSION_NAME_PATTERN,
-    RESERVED_PARAMETERS,
-)
 from usage_meter.models.rules import ORPHAN_LOOKBACK_DAYS, STRIPE_VALUE_UNITS, OrphanPolicy
 
+# The shared machinery and the intake's model (settings_base.py), re-exported: callers import
+# every settings name from this module.
+from usage_meter.settings_base import (
+    DEFAULT_WEBHOOK_AUTH_HEADER_NAME as DEFAULT_WEBHOOK_AUTH_HEADER_NAME,
+)
+from usage_meter.settings_base import EVENT_BUS_NAME_PATTERN as EVENT_BUS_NAME_PATTERN
+from usage_meter.settings_base import HEADER_NAME_PATTERN as HEADER_NAME_PATTERN
+from usage_meter.settings_base import TRACE_DISABLED_ENV as TRACE_DISABLED_ENV
+from usage_meter.settings_base import BillingDimensionNames as BillingDimensionNames
+from usage_meter.settings_base import IntakeSettings as IntakeSettings
+from usage_meter.settings_base import IntRange as IntRange
+from usage_meter.settings_base import Matching as Matching
+from usage_meter.settings_base import OneOf as OneOf
+from usage_meter.settings_base import SettingsError as SettingsError
+from usage_meter.settings_base import _billing_dimensions as _billing_dimensions
+from usage_meter.settings_base import _EnvSettings as _EnvSettings
+from usage_meter.settings_base import _event_bus_name as _event_bus_name
+from usage_meter.settings_base import _http_url as _http_url
+from usage_meter.settings_base import _optional_url as _optional_url
+from usage_meter.settings_base import _positive as _positive
+from usage_meter.settings_base import _secrets_cache_seconds as _secrets_cache_seconds
+from usage_meter.settings_base import _switch as _switch
+from usage_meter.settings_base import env as env
+from usage_meter.settings_base import intake_settings as intake_settings
+from usage_meter.settings_base import tracing_enabled as tracing_enabled
+
 DEFAULT_BASE_URL = "https://api.assemblyai.com"
-
-
-class SettingsError(ValueError):
-    """An environment variable is missing or invalid."""
-
-
-def env(name: str, parse: Callable[[str], Any] = str, **kwargs: Any) -> Any:
-    """A settings field read from environment variable ``name`` and converted with ``parse``."""
-    return field(metadata={"env": name, "parse": parse}, **kwargs)
-
-
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(raw: str) -> Any:
-        value = kind(raw)
-        if value <= 0:
-            raise ValueError("must be greater than zero")
-        return value
-
-    return parse
-
-
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("must not be negative")
-    return value
-
-
-@dataclass(frozen=True)
-class IntRange:
-    """A whole number ``minimum``..``maximum`` (inclusive): the parser of a settings field, and the
-    ``MinValue``/``MaxValue`` of the template parameter that sets it."""
-
-    minimum: int
-    maximum: int
-    why: str = ""  # appended to the error, e.g. the external limit behind the range
-
-    @property
-    def rule(self) -> str:
-        return f"must be between {self.minimum} and {self.maximum}{self.why}"
-
-    def __call__(self, raw: str) -> int:
-        value = int(raw)
-        if not self.minimum <= value <= self.maximum:
-            raise ValueError(self.rule)
-        return value
-
-
-@dataclass(frozen=True)
-class OneOf:
-    """One of ``values``: a settings parser, and the template parameter's ``AllowedValues``."""
-
-    values: tuple[str, ...]
-
-    def __call__(self, raw: str) -> str:
-        if raw not in self.values:
-            raise ValueError(f"must be one of {', '.join(map(repr, self.values))}")
-        return raw
-
-
-@dataclass(frozen=True)
-class Matching:
-    """Text matching ``pattern`` (then converted by ``then``): a settings parser, and the
-    template parameter's ``AllowedPattern``."""
-
-    pattern: str
-    then: Callable[[str], Any] = str
-
-    def __call__(self, raw: str) -> Any:
-        if not re.fullmatch(self.pattern, raw):
-            raise ValueError(f"must match {self.pattern}")
-        return self.then(raw)
 
 
 # The meter's share of AssemblyAI's account-wide 20,000 requests / 5 minutes, for every worker
@@ -114,61 +61,8 @@ REQUEST_SHARE = IntRange(
 # ForwardMaxAttempts, which also set the queues' maxReceiveCount).
 USAGE_RECEIVE_COUNT = IntRange(3, 20)
 FORWARD_ATTEMPTS = IntRange(2, 20)
-# HTTP header names (template WebhookAuthHeaderName), compared in lower case.
-HEADER_NAME_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
-DEFAULT_WEBHOOK_AUTH_HEADER_NAME = "X-Usage-Meter-Webhook-Secret"
-# An existing EventBridge bus's name (template EventBusName; empty there = the stack's own bus).
-EVENT_BUS_NAME_PATTERN = r"^[A-Za-z0-9._/-]{0,256}$"
 # A Stripe Billing meter's event_name (template StripeMeterEventName; empty there = no sink).
 STRIPE_EVENT_NAME_PATTERN = r"^[A-Za-z0-9_:.-]{0,100}$"
-
-
-_event_bus_name = Matching(EVENT_BUS_NAME_PATTERN)
-
-
-def _switch(raw: str) -> bool:
-    """``on`` / ``off`` (what the template passes for an optional feature)."""
-    value = raw.strip().lower()
-    if value not in ("on", "off"):
-        raise ValueError("must be 'on' or 'off'")
-    return value == "on"
-
-
-def _http_url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("must be an http(s) URL")
-    return raw.rstrip("/")
-
-
-def _optional_url(raw: str) -> str | None:
-    return _http_url(raw) if raw else None
-
-
-@dataclass(frozen=True)
-class BillingDimensionNames(Matching):
-    """The comma-separated allow-list of query parameter names ("" = no billing dimensions), each
-    a dimension name (models.identifiers) and not a reserved parameter. ``pattern`` is the
-    template's strict spelling; spaces around names and empty entries are forgiven here."""
-
-    pattern: str = BILLING_DIMENSIONS_PATTERN
-
-    def __call__(self, raw: str) -> frozenset[str]:
-        names = frozenset(part.strip() for part in raw.split(",") if part.strip())
-        for name in sorted(names):
-            if not re.fullmatch(DIMENSION_NAME_PATTERN, name):
-                raise ValueError(f"'{name}' cannot be a dimension name: must match {self.pattern}")
-            if name in RESERVED_PARAMETERS:
-                raise ValueError(f"'{name}' cannot be a dimension name (reserved)")
-        return names
-
-
-_billing_dimensions = BillingDimensionNames()
-
-
-def _secrets_cache_seconds() -> Any:
-    """How long a function keeps a secret it read (every function that reads one): 300 s."""
-    return env("SECRETS_CACHE_SECONDS", _non_negative_int, default=300)
 
 
 @dataclass(frozen=True)
@@ -197,28 +91,6 @@ def _projects(raw: str) -> dict[str, ProjectConfig]:
     return projects
 
 
-class _EnvSettings:
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> Self:
-        values: dict[str, Any] = {}
-        for f in fields(cls):  # type: ignore[arg-type]
-            name = f.metadata["env"]
-            raw = environ.get(name)
-            if raw is None:
-                if f.default is f.default_factory:  # no default: required  # type: ignore[comparison-overlap]
-                    raise SettingsError(f"environment variable {name} is required")
-                continue
-            try:
-                values[f.name] = f.metadata["parse"](raw)
-            except (ValueError, TypeError) as exc:
-                raise SettingsError(f"environment variable {name}: {exc}") from exc
-        return cls(**values)
-
-    @classmethod
-    def env_names(cls) -> set[str]:
-        return {f.metadata["env"] for f in fields(cls)}  # type: ignore[arg-type]
-
-
 @dataclass(frozen=True, kw_only=True)
 class ThresholdAlertSettings(_EnvSettings):
     """Every function that records usage evaluates allowance thresholds and publishes events
@@ -232,26 +104,6 @@ class ThresholdAlertSettings(_EnvSettings):
     # transaction and no threshold check after it (2 WRU + 2 RRU per usage saved; allowance and
     # entitlement routes answer 409 allowances_disabled).
     allowances: bool = env("ALLOWANCES", _switch, default=False)
-
-
-@dataclass(frozen=True)
-class IntakeSettings(_EnvSettings):
-    """Webhook intake: authenticate, validate, enqueue. Never calls AssemblyAI."""
-
-    usage_queue_url: str = env("USAGE_QUEUE_URL")
-    webhook_secret_id: str = env("WEBHOOK_SECRET_ID")
-    billing_dimensions: frozenset[str] = env("BILLING_DIMENSIONS", _billing_dimensions)
-    event_bus_name: str = env("EVENT_BUS_NAME", _event_bus_name)
-    # The template's NotificationEvents parameter: off when nothing consumes the Received events
-    # (no forwarding, no events endpoint, the stack's own bus): no PutEvents per webhook.
-    notification_events: bool = env("NOTIFICATION_EVENTS", _switch, default=True)
-    webhook_auth_header_name: str = env(
-        "WEBHOOK_AUTH_HEADER_NAME",
-        Matching(HEADER_NAME_PATTERN, str.lower),
-        default=DEFAULT_WEBHOOK_AUTH_HEADER_NAME.lower(),
-    )
-    secrets_cache_seconds: int = _secrets_cache_seconds()
-    max_body_bytes: int = env("WEBHOOK_MAX_BODY_BYTES", _positive(int), default=4096)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -421,11 +273,6 @@ def forwarder_settings() -> ForwarderSettings:
 
 
 @lru_cache(maxsize=1)
-def intake_settings() -> IntakeSettings:
-    return IntakeSettings.from_environ(os.environ)
-
-
-@lru_cache(maxsize=1)
 def processor_settings() -> ProcessorSettings:
     return ProcessorSettings.from_environ(os.environ)
 
@@ -463,13 +310,3 @@ def entitlement_settings() -> EntitlementSettings:
 @lru_cache(maxsize=1)
 def allowance_api_settings() -> AllowanceApiSettings:
     return AllowanceApiSettings.from_environ(os.environ)
-
-
-TRACE_DISABLED_ENV = "POWERTOOLS_TRACE_DISABLED"
-
-
-def tracing_enabled() -> bool:
-    """True when the template turned Powertools Tracer on (``POWERTOOLS_TRACE_DISABLED=false``,
-    ``TracingMode=Active``). Unset counts as off. Read at each call (handlers/tracing.py reads it
-    once per handler, when the module is imported: the cold start)."""
-    return os.environ.get(TRACE_DISABLED_ENV, "true").strip().lower() in ("false", "0")

@@ -1,7 +1,9 @@
 """The webhook intake's cold start: docs/decisions.md ("Intake cold start without pydantic, boto3 or
 the HTTP resolver") and the handler's docstring say it never imports the assemblyai SDK, pydantic,
-boto3 (botocore clients only) or Powertools' HTTP resolver. Checked in a fresh interpreter, where
-nothing else has imported them first, both after the import and after handling a real delivery."""
+boto3 (botocore clients only), Powertools' HTTP resolver or the other functions' settings models
+(docs/decisions.md, "The intake builds only its own settings"). Checked in a fresh interpreter,
+where nothing else has imported them first, both after the import and after handling a real
+delivery."""
 
 from __future__ import annotations
 
@@ -25,6 +27,9 @@ FORBIDDEN = (
     "s3transfer",
     "aws_lambda_powertools.event_handler",  # no APIGatewayHttpResolver
     "aws_xray_sdk",  # the Tracer only where tracing is on (handlers/tracing.py)
+    # Every other function's settings models (18 dataclasses, ~15 ms of CPU at import): the
+    # intake's model and the shared parsers are in usage_meter/settings_base.py.
+    "usage_meter.settings",
 )
 
 # Run in the subprocess: import the handler, report what is loaded, then handle the recorded
@@ -144,3 +149,6 @@ def test_the_guard_itself_spots_a_forbidden_import() -> None:
         "pydantic.main",
     ]
     assert _forbidden(["boto3x", "httpxyz", "aws_lambda_powertools.logging"]) == []
+    assert _forbidden(["usage_meter.settings_base", "usage_meter.settings"]) == [
+        "usage_meter.settings"
+    ]

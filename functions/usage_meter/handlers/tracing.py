@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any, TypeVar
 
-from usage_meter.settings import tracing_enabled
+from usage_meter.settings_base import tracing_enabled
 
 F = TypeVar("F", bound=Callable[..., Any])
 

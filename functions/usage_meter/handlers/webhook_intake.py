@@ -1,8 +1,9 @@
 """POST /webhooks/assemblyai - AssemblyAI's transcript webhook (store-first).
 
 Cold start matters here (AssemblyAI gives us 10 s): this module never imports the assemblyai SDK,
-uses botocore without boto3, and maps its one route without Powertools' HTTP resolver (API Gateway
-already routes; see docs/decisions.md). The benchmark in benchmarks/ keeps it honest.
+uses botocore without boto3, maps its one route without Powertools' HTTP resolver (API Gateway
+already routes; see docs/decisions.md) and builds only its own settings model (settings_base.py,
+not the other functions' in settings.py). The benchmark in benchmarks/ keeps it honest.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from usage_meter.logic.webhook_intake import (
     WebhookRequest,
     accept_webhook,
 )
-from usage_meter.settings import IntakeSettings, intake_settings
+from usage_meter.settings_base import IntakeSettings, intake_settings
 
 SETTINGS = IntakeSettings
 ROUTE_KEY = "POST /webhooks/assemblyai"
