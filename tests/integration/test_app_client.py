@@ -34,6 +34,12 @@ from usage_meter_client import (
 SESSION = "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
 
 
+def in_three_hours() -> int:
+    """A Begin's ``expires_at`` (unix seconds): AssemblyAI's 3-hour session limit from now, so
+    after the ``began_at`` the reporter stamps (a fixed timestamp goes stale)."""
+    return int((datetime.now(UTC) + timedelta(hours=3)).timestamp())
+
+
 @pytest.fixture
 def api(stack: Stack) -> Iterator[tuple[str, list[int]]]:
     """A real HTTP endpoint in front of the StreamingReportFunction (API Gateway v2 events)."""
@@ -136,7 +142,7 @@ def test_streaming_add_ons_and_the_session_cap_are_reported(
 
 def test_raw_messages_for_apps_without_the_sdk(stack: Stack, api: tuple[str, list[int]]) -> None:
     reporter = UsageReporter(api[0], REPORT_SECRET)
-    begin = json.dumps({"type": "Begin", "id": SESSION, "expires_at": 1795000000})
+    begin = json.dumps({"type": "Begin", "id": SESSION, "expires_at": in_three_hours()})
     session = reporter.report_message(begin, customer_id="globex", model="u3-rt-pro")
     reporter.report_message(
         {"type": "Termination", "audio_duration_seconds": 30, "session_duration_seconds": 33},
@@ -165,7 +171,9 @@ def test_rejections_are_not_retried_and_are_kept(stack: Stack, api: tuple[str, l
 
     client = StreamingClient(StreamingClientOptions(api_key="x"))
     reporter.attach(client, customer_id="acme", model="u3-rt-pro")
-    client._handle_message(BeginEvent(id=SESSION, expires_at=datetime.now(UTC)))
+    client._handle_message(
+        BeginEvent(id=SESSION, expires_at=datetime.now(UTC) + timedelta(hours=3))
+    )
     assert len(reporter.failures) == 1  # the SDK swallows handler errors; the reporter keeps them
 
 
@@ -178,7 +186,9 @@ def test_termination_without_durations_is_not_billed_as_zero(
     reporter.attach(client, customer_id="acme", model="u3-rt-pro")
 
     # When the SDK dispatches Begin and that Termination
-    client._handle_message(BeginEvent(id=SESSION, expires_at=datetime.now(UTC)))
+    client._handle_message(
+        BeginEvent(id=SESSION, expires_at=datetime.now(UTC) + timedelta(hours=3))
+    )
     client._handle_message(TerminationEvent())
 
     # Then only the begin is reported: no 0-second row closes the session, which stays open

@@ -93,7 +93,7 @@ def test_llm_gateway_responses_of_a_streaming_session_are_reported(
         ),
     )
     reporter.attach(client, customer_id="acme", model="u3-rt-pro", params=params)
-    client._handle_message(BeginEvent(id=SESSION, expires_at=1795000000))
+    client._handle_message(BeginEvent(id=SESSION, expires_at=test_app_client.in_three_hours()))
     data = {"usage": {"prompt_tokens": 310, "completion_tokens": 42}}
     event = LLMGatewayResponseEvent(turn_order=3, transcript="...", data=data)
     client._handle_message(event)

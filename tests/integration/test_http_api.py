@@ -138,7 +138,8 @@ def test_bad_paging_input_is_a_4xx_never_a_5xx(stack: Stack, query: dict[str, st
         ({"limits": [{"unit": "seconds", "amount": "-5"}], "reason": "r"}, "invalid_limits"),
         ({"reason": "no limits"}, "invalid_request"),
         ("not json", "invalid_request"),
-        ("x" * 20_000, "invalid_request"),
+        ({"limits": [{"unit": "seconds", "amount": "5"}], "reason": ""}, "invalid_request"),
+        ({"limits": [{"unit": "seconds", "amount": "5"}], "reason": "  "}, "invalid_request"),
     ],
 )
 def test_an_allowance_change_the_models_refuse_is_400(stack: Stack, body: Any, code: str) -> None:
@@ -155,3 +156,119 @@ def test_a_plan_that_is_not_a_string_is_400(stack: Stack) -> None:
         body=json.dumps({"plan": 5, "reason": "r"}),
     )
     assert answer_of(stack.invoke("AllowanceFunction", event)) == (400, "invalid_request")
+
+
+def test_an_allowance_change_for_a_blank_plan_or_customer_is_400_not_409(stack: Stack) -> None:
+    """A malformed name is the caller's to fix (400 invalid_request); 409 ``refused`` is for a
+    change refused as things stand (a plan with no allowance yet, a racing change)."""
+    body = json.dumps({"limits": [{"unit": "seconds", "amount": "5"}], "reason": "r"})
+    plan = api("PUT /plans/{plan}/allowance", {"plan": "%20"}, body=body)
+    assert answer_of(stack.invoke("AllowanceFunction", plan)) == (400, "invalid_request")
+    customer = api("PUT /customers/{customer_id}/plan", {"customer_id": "%20"}, body=body)
+    customer["body"] = json.dumps({"plan": None, "reason": "r"})
+    assert answer_of(stack.invoke("AllowanceFunction", customer)) == (400, "invalid_request")
+    missing = api("PUT /customers/{customer_id}/plan", {"customer_id": "acme"})
+    missing["body"] = json.dumps({"plan": "no-such-plan", "reason": "r"})
+    assert answer_of(stack.invoke("AllowanceFunction", missing)) == (409, "refused")
+    assert stack.items("audit") == []
+
+
+def test_an_allowance_body_over_the_limit_is_413_like_the_report_routes(stack: Stack) -> None:
+    event = api(
+        "PUT /customers/{customer_id}/allowance", {"customer_id": "acme"}, body="x" * 20_000
+    )
+    response = stack.invoke("AllowanceFunction", event)
+    assert answer_of(response) == (413, "body_too_large")
+    assert response["headers"]["Content-Type"] == "application/json"
+    assert stack.items("audit") == []
+
+
+def _content_type(response: dict[str, Any]) -> str:
+    headers = {k.lower(): v for k, v in response["headers"].items()}
+    return str(headers["content-type"])
+
+
+def test_every_answer_path_says_application_json(stack: Stack) -> None:
+    """The refusals answered before the route runs (401 signature, 413 size) and those of the
+    resolver (200, 400, 404) all carry ``Content-Type: application/json``, not a joined string."""
+    termination = termination_body()
+    answers = {
+        "401": stack.invoke(
+            "StreamingReportFunction",
+            report_event("/streaming/sessions/termination", termination, secret=WRONG_SECRET),
+        ),
+        "413": stack.invoke(
+            "StreamingReportFunction",
+            report_event("/streaming/sessions/termination", "x" * 20_000),
+        ),
+        "400": stack.invoke(
+            "StreamingReportFunction", report_event("/streaming/sessions/termination", "[]")
+        ),
+        "200": stack.invoke(
+            "StreamingReportFunction", report_event("/streaming/sessions/termination", termination)
+        ),
+        "404": stack.invoke("UsageQueryFunction", api("GET /nowhere")),
+        "400 usage": stack.invoke(
+            "UsageQueryFunction",
+            api(
+                "GET /customers/{customer_id}/usage",
+                {"customer_id": "acme"},
+                queryStringParameters={"month": ""},
+            ),
+        ),
+    }
+    for name, response in answers.items():
+        assert str(response["statusCode"]) == name.split()[0], (name, response)
+        assert _content_type(response) == "application/json", (name, response["headers"])
+
+
+def usage(query: dict[str, str], route: str = "GET /customers/{customer_id}/usage") -> Any:
+    return api(route, {"customer_id": "acme-corp"}, queryStringParameters=query)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"from": "9999-12-31", "to": "9999-12-31"},
+        {"from": "0001-01-01", "to": "0001-01-02"},
+        {"from": "1999-12-31", "to": "2000-01-01"},
+        {"from": "2999-12-31", "to": "3000-01-01"},
+    ],
+)
+def test_a_date_range_outside_the_billing_years_is_400_invalid_range(
+    stack: Stack, query: dict[str, str]
+) -> None:
+    """Dates follow the month rule (models/months.py: years 2000..2999); 9999-12-31 used to
+    overflow into a 500 when the day after ``to`` was built."""
+    assert answer_of(stack.invoke("UsageQueryFunction", usage(query))) == (400, "invalid_range")
+
+
+def test_the_last_billing_day_is_a_valid_range(stack: Stack) -> None:
+    response = stack.invoke("UsageQueryFunction", usage({"from": "2999-12-31", "to": "2999-12-31"}))
+    assert response["statusCode"] == 200, response
+
+
+@pytest.mark.parametrize(
+    ("extra", "name"),
+    [({"month": "2026-11"}, "month"), ({"format": "csv"}, "format"), ({"page": "x"}, "page")],
+)
+def test_a_date_range_with_month_format_or_page_is_refused(
+    stack: Stack, extra: dict[str, str], name: str
+) -> None:
+    query = {"from": "2026-11-01", "to": "2026-11-02", **extra}
+    response = stack.invoke("UsageQueryFunction", usage(query))
+    assert answer_of(response) == (400, "conflicting_parameter")
+    assert repr(name) in json.loads(response["body"])["message"]
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        "GET /customers/{customer_id}/usage",
+        "GET /customers/{customer_id}/line-items",
+        "GET /customers",
+    ],
+)
+def test_an_empty_month_is_400_not_the_current_month(stack: Stack, route: str) -> None:
+    response = stack.invoke("UsageQueryFunction", usage({"month": ""}, route))
+    assert answer_of(response) == (400, "invalid_month")

@@ -287,6 +287,8 @@ BAD_BEGINS = [
     ("reserved-dimension", {"dimensions": {"customer_id": "x"}}),
     ("dimension-control", {"dimensions": {"plan": "a\u0000"}}),
     ("unknown-field", {"surprise": 1}),
+    ("expires-as-it-began", {"expires_at": (NOW - timedelta(minutes=10)).isoformat()}),
+    ("expires-before-it-began", {"expires_at": (NOW - timedelta(minutes=11)).isoformat()}),
 ]
 BAD_TERMINATIONS = [
     ("ended-in-the-future", {"ended_at": "2099-01-01T00:00:00Z"}),

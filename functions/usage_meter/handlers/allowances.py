@@ -56,7 +56,7 @@ metrics = Metrics()
 router = new_router()
 TAGS = ["Plans and limits (IAM)"]
 CHANGE = {200: ok("The change, its version and the thresholds it crossed")}
-CHANGE_ERRORS = {**CHANGE, **error_responses(400, 404, 409, 503)}
+CHANGE_ERRORS = {**CHANGE, **error_responses(400, 404, 409, 413, 503)}
 CustomerId = Annotated[str, Path(description="The customer.")]
 
 
@@ -163,7 +163,9 @@ def _admissible(event: dict[str, Any]) -> None:
     if not allowance_api_settings().allowances:
         raise RequestRejected(Rejection.DISABLED, "allowances_disabled", ALLOWANCES_DISABLED)
     if len(event.get("body") or "") > MAX_BODY_BYTES:
-        raise RequestRejected(Rejection.INVALID, "invalid_request", "body too large")
+        raise RequestRejected(
+            Rejection.TOO_LARGE, "body_too_large", f"body exceeds {MAX_BODY_BYTES} bytes"
+        )
 
 
 API = HttpApi(

@@ -33,7 +33,7 @@ from usage_meter.handlers import correlation
 from usage_meter.handlers.http_errors import rejection_status
 from usage_meter.handlers.routes import route_key
 from usage_meter.logic.errors import PermanentFailure, Rejection, RequestRejected, TransientFailure
-from usage_meter.logic.operations import OperationRefused
+from usage_meter.logic.operations import InvalidOperation, OperationRefused
 from usage_meter.models.identifiers import InvalidIdentifier
 
 JSON = "application/json"
@@ -204,6 +204,8 @@ class HttpApi:
             return self.error(400, code, validation_message(errors))
         if isinstance(exc, InvalidIdentifier):
             return self.error(400, exc.code, exc.message)
+        if isinstance(exc, InvalidOperation):
+            return self.error(400, "invalid_request", str(exc))
         if isinstance(exc, OperationRefused):
             return self.error(409, "refused", str(exc))
         if isinstance(exc, NotFoundError):
@@ -225,7 +227,10 @@ class HttpApi:
                 response = self.error_answer(exc)
                 return {
                     "statusCode": response.status_code,
-                    "headers": {k: ", ".join(v) for k, v in response.headers.items()},
+                    "headers": {
+                        k: v if isinstance(v, str) else ", ".join(v)
+                        for k, v in response.headers.items()
+                    },
                     "body": response.body,
                     "isBase64Encoded": False,
                     "cookies": [],

@@ -27,6 +27,7 @@ from usage_meter.adapters.usage_reads import DynamoUsageReader
 from usage_meter.handlers.http_api import IAM, HttpApi, new_router, path_value
 from usage_meter.handlers.tracing import tracer
 from usage_meter.logic.drill_down import (
+    check_range_alone,
     customer_line_items,
     customer_usage_between,
     customers_with_usage,
@@ -63,7 +64,8 @@ def _dependencies() -> tuple[DynamoUsageReader, DynamoLedgerPages, str]:
 
 
 def _month(month: str | None) -> str:
-    return month or current_month()
+    """The month asked for, the current one when absent (an empty ``month=`` is a bad month)."""
+    return current_month() if month is None else month
 
 
 def _document(document: dict[str, Any]) -> Response[str]:
@@ -81,7 +83,7 @@ def usage(
     customer_id: CustomerId,
     *,
     month: Month = None,
-    format: Annotated[str, Query(description="json (default) or csv.")] = "json",
+    format: Annotated[str | None, Query(description="json (default) or csv.")] = None,
     page: Annotated[str | None, Query(description="X-Next-Page of the previous answer.")] = None,
     from_: Annotated[str | None, Query(alias="from", description="YYYY-MM-DD (UTC).")] = None,
     to: Annotated[str | None, Query(description="YYYY-MM-DD (UTC), inclusive.")] = None,
@@ -89,11 +91,17 @@ def usage(
     reader, pages, price_path = _dependencies()
     customer = path_value(customer_id)
     if from_ is not None or to is not None:
+        check_range_alone({"month": month, "format": format, "page": page})
         first, last = parse_range(from_ or "", to or "")
         prices = load_price_table(price_path)
         return _document(customer_usage_between(customer, first, last, pages, prices))
     report = customer_usage(
-        customer, _month(month), format, reader, load_price_table(price_path), page=page
+        customer,
+        _month(month),
+        "json" if format is None else format,
+        reader,
+        load_price_table(price_path),
+        page=page,
     )
     extra = {} if report.next_page is None else {"X-Next-Page": report.next_page}
     return API.answer(200, report.body, report.content_type, **extra)

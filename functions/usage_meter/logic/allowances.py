@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypedDict
 
 from usage_meter.logic.errors import TransientFailure
-from usage_meter.logic.operations import AuditEntry, OperationRefused
+from usage_meter.logic.operations import AuditEntry, InvalidOperation, OperationRefused
 from usage_meter.logic.ports import AuditTrail
 
-__all__ = ["AllowanceChange", "AllowanceDeps", "OperationRefused"]
+__all__ = ["AllowanceChange", "AllowanceDeps", "InvalidOperation", "OperationRefused"]
 from usage_meter.models.identifiers import (
     CUSTOMER_ID_RULE,
     PLAN_RULE,
@@ -85,9 +85,9 @@ class AllowanceChange:
 
 def _check(change: AllowanceChange) -> None:
     if not change.reason.strip():
-        raise OperationRefused("a reason is required")
+        raise InvalidOperation("a reason is required")
     if not change.actor.strip():
-        raise OperationRefused("an actor is required")
+        raise InvalidOperation("an actor is required")
 
 
 def _evaluate(evaluator: Evaluator, customers: list[str]) -> dict[str, Any]:
@@ -144,7 +144,7 @@ def set_customer_allowance(
     Returns the new version and what the evaluation published. Raises OperationRefused."""
     _check(change)
     if not is_customer_id(customer_id):
-        raise OperationRefused(CUSTOMER_ID_RULE)
+        raise InvalidOperation(CUSTOMER_ID_RULE)
     version = _change_customer(
         deps.store,
         customer_id,
@@ -176,11 +176,11 @@ def assign_plan(
     changes. Raises OperationRefused (unknown plan, bad ids)."""
     _check(change)
     if not is_customer_id(customer_id):
-        raise OperationRefused(CUSTOMER_ID_RULE)
+        raise InvalidOperation(CUSTOMER_ID_RULE)
     plan_limits, plan_version = None, 0
     if plan is not None:
         if not is_plan_name(plan):
-            raise OperationRefused(PLAN_RULE)
+            raise InvalidOperation(PLAN_RULE)
         plan_limits, plan_version = deps.store.plan_allowance(plan)
         if plan_limits is None:
             raise OperationRefused(f"plan {plan!r} has no allowance yet; set it first")
@@ -210,7 +210,7 @@ def set_plan_allowance(
     """Set a plan's default set (the next version) and bring every member's copy to it."""
     _check(change)
     if not is_plan_name(plan):
-        raise OperationRefused(PLAN_RULE)
+        raise InvalidOperation(PLAN_RULE)
     for _ in range(ATTEMPTS):
         _, current = deps.store.plan_allowance(plan)
         if deps.store.put_plan_change(

@@ -24,6 +24,7 @@ from usage_meter.logic.line_items import line_item_document
 from usage_meter.logic.monthly_export import InvalidMonth, check_month, priced_rows, totals
 from usage_meter.models.billing import ExportRow, PriceTable, UsageAggregate
 from usage_meter.models.identifiers import CUSTOMER_ID_RULE, is_customer_id
+from usage_meter.models.months import FIRST_YEAR, LAST_YEAR
 from usage_meter.models.usage import UsageRecord, UsageStatus
 
 MAX_PAGE = 1000
@@ -102,18 +103,36 @@ def customers_with_usage(
 
 
 def parse_range(start: str, end: str) -> tuple[date, date]:
-    """``from`` and ``to`` as ISO dates (inclusive, UTC days), at most 366 days apart."""
+    """``from`` and ``to`` as ISO dates (inclusive, UTC days), at most 366 days apart, in the
+    billing years of every month (models/months.py). Raises RequestRejected ``invalid_range``."""
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError as exc:
         raise RequestRejected(
             Rejection.INVALID, "invalid_range", "from and to must be YYYY-MM-DD"
         ) from exc
+    if not all(FIRST_YEAR <= day.year <= LAST_YEAR for day in (first, last)):
+        raise RequestRejected(
+            Rejection.INVALID, "invalid_range", f"from and to: year {FIRST_YEAR}..{LAST_YEAR}"
+        )
     if last < first or (last - first).days >= MAX_RANGE_DAYS:
         raise RequestRejected(
             Rejection.INVALID, "invalid_range", "to must be on or after from, within 366 days"
         )
     return first, last
+
+
+def check_range_alone(others: dict[str, str | None]) -> None:
+    """A date range is answered on its own: ``others`` (parameter name -> value as received,
+    ``None`` when absent) must all be absent. Raises RequestRejected ``conflicting_parameter``
+    naming the first one given."""
+    for name, value in others.items():
+        if value is not None:
+            raise RequestRejected(
+                Rejection.INVALID,
+                "conflicting_parameter",
+                f"{name!r} cannot be combined with from/to (a date range is answered alone)",
+            )
 
 
 def _months(first: date, last: date) -> list[str]:

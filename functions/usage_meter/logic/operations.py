@@ -42,7 +42,12 @@ class QuarantineDesk(Protocol):
 
 
 class OperationRefused(Exception):
-    pass
+    """An operator action refused as things stand (a conflict, a racing change, no such item)."""
+
+
+class InvalidOperation(OperationRefused):
+    """An operator action refused for its own input (no reason, a malformed id or plan name):
+    the caller must change the request (the API answers 400, not 409)."""
 
 
 def resolve_quarantine(

@@ -77,6 +77,12 @@ class SessionBegin(_Billed):
     expires_at: Moment | None = None
     max_session_duration_seconds: SessionCap | None = None
 
+    @model_validator(mode="after")
+    def _expires_after_it_began(self) -> Self:
+        if self.expires_at is not None and self.expires_at <= self.began_at:
+            raise ValueError("expires_at must be after began_at (a session cannot end first)")
+        return self
+
     def bound_seconds(self) -> Decimal:
         """The longest AssemblyAI can bill this session: 3 hours, or less when the token capped
         it (``max_session_duration_seconds``) or the Begin's ``expires_at`` says it ends sooner.
