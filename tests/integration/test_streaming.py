@@ -287,8 +287,9 @@ BAD_BEGINS = [
     ("reserved-dimension", {"dimensions": {"customer_id": "x"}}),
     ("dimension-control", {"dimensions": {"plan": "a\u0000"}}),
     ("unknown-field", {"surprise": 1}),
-    ("expires-as-it-began", {"expires_at": (NOW - timedelta(minutes=10)).isoformat()}),
-    ("expires-before-it-began", {"expires_at": (NOW - timedelta(minutes=11)).isoformat()}),
+    # began_at is NOW - 10 min; the clocks may differ by REPORT_CLOCK_SKEW_SECONDS (300 s)
+    ("expires-long-before-it-began", {"expires_at": (NOW - timedelta(minutes=16)).isoformat()}),
+    ("expires-in-2000", {"expires_at": "2000-01-01T00:00:00Z"}),
 ]
 BAD_TERMINATIONS = [
     ("ended-in-the-future", {"ended_at": "2099-01-01T00:00:00Z"}),
@@ -332,6 +333,23 @@ class TestBadInput:
         response = stack.invoke("StreamingReportFunction", event)
         assert status_of(response) == (400, "invalid_report"), response
         assert stack.items("ledger") == [] and stack.items("aggregate") == []
+
+    def test_a_begin_that_expires_within_the_clock_skew_is_recorded_with_the_smallest_cap(
+        self, stack: Stack
+    ) -> None:
+        """The app's clock (began_at) may run ahead of AssemblyAI's (expires_at): a Begin whose
+        expires_at is 2 minutes before began_at is usable (never refused: a 4xx would lose the
+        orphan sweep's bound) and bounded at 60 s, the smallest ``max_session_duration_seconds``
+        a token may set (spec ``GET /v3/token``: 60..10800)."""
+        from usage_meter.models.streaming import SessionBegin
+
+        began = NOW - timedelta(minutes=10)
+        body = begin_body(expires_at=(began - timedelta(minutes=2)).isoformat())
+        response = stack.invoke(
+            "StreamingReportFunction", report_event("/streaming/sessions/begin", body)
+        )
+        assert response["statusCode"] == 200, response
+        assert SessionBegin.model_validate(body).bound_seconds() == Decimal(60)
 
     @pytest.mark.parametrize("raw", ["", "not json", "[]", "null", '{"session_id": 5}'])
     def test_malformed_json_is_400(self, stack: Stack, raw: str) -> None:

@@ -14,6 +14,11 @@ from enum import StrEnum
 # token may set (spec ``GET /v3/token``: 60..10800, fern/.definition/streamingApi.yml).
 SESSION_LIMIT_SECONDS = 10800
 
+# How far an app's clock (a report's ``began_at``) may be from AssemblyAI's (the Begin's
+# ``expires_at``) in one streaming report. The same 5 minutes the Standard Webhooks signature
+# allows between a sender's clock and ours (standardwebhooks.com: timestamp tolerance).
+REPORT_CLOCK_SKEW_SECONDS = 300
+
 
 class OrphanPolicy(StrEnum):
     """What the orphan sweep does with a session that never reported its termination

@@ -79,8 +79,16 @@ class SessionBegin(_Billed):
 
     @model_validator(mode="after")
     def _expires_after_it_began(self) -> Self:
-        if self.expires_at is not None and self.expires_at <= self.began_at:
-            raise ValueError("expires_at must be after began_at (a session cannot end first)")
+        """A session cannot end before it began; ``began_at`` is the app's clock and
+        ``expires_at`` AssemblyAI's, so only a gap beyond the clocks' tolerated skew
+        (``rules.REPORT_CLOCK_SKEW_SECONDS``) is unusable. A usable Begin is never refused:
+        :meth:`bound_seconds` counts a closer ``expires_at`` as the smallest cap (60 s)."""
+        skew = timedelta(seconds=rules.REPORT_CLOCK_SKEW_SECONDS)
+        if self.expires_at is not None and self.expires_at <= self.began_at - skew:
+            raise ValueError(
+                "expires_at must be after began_at (a session cannot end first; clocks may "
+                f"differ by at most {rules.REPORT_CLOCK_SKEW_SECONDS} s)"
+            )
         return self
 
     def bound_seconds(self) -> Decimal:
