@@ -423,32 +423,7 @@ class CannedMonth:
 
     def sender(self) -> Any:
         """A replacement for ``URLLib3Session.send`` that answers from this month."""
-        from botocore.awsrequest import AWSResponse
-
-        month = self
-
-        class _Raw:
-            def __init__(self, data: bytes) -> None:
-                self._data = data
-
-            def stream(self, **_: Any) -> Any:
-                yield self._data
-
-            def read(self, *_: Any, **__: Any) -> bytes:
-                return self._data
-
-        def send(session: Any, request: Any) -> AWSResponse:
-            target = request.headers.get("X-Amz-Target", b"")
-            target = target.decode() if isinstance(target, bytes) else str(target)
-            status, data = month.answer(target, request.body or b"{}")
-            headers = {
-                "content-type": "application/x-amz-json-1.0",
-                "content-length": str(len(data)),
-                "x-amzn-requestid": "bench",
-            }
-            return AWSResponse(request.url, status, headers, _Raw(data))
-
-        return send
+        return canned_sender(self.answer)
 
     def attach(self, client: Any) -> None:
         """Answer this client's requests from this month ahead of any other ``before-send``
@@ -463,3 +438,36 @@ class CannedMonth:
         from botocore.httpsession import URLLib3Session
 
         URLLib3Session.send = self.sender()  # type: ignore[method-assign]
+
+
+def canned_sender(answer: Any, on_send: Any = None) -> Any:
+    """A replacement for botocore's ``URLLib3Session.send``: ``answer(target, body)`` gives
+    ``(HTTP status, JSON bytes)`` for a DynamoDB request (``target`` is its ``X-Amz-Target``);
+    botocore still serialises, signs and parses, only the socket is replaced. ``on_send()`` is
+    called once per request (to count them)."""
+    from botocore.awsrequest import AWSResponse
+
+    class _Raw:
+        def __init__(self, data: bytes) -> None:
+            self._data = data
+
+        def stream(self, **_: Any) -> Any:
+            yield self._data
+
+        def read(self, *_: Any, **__: Any) -> bytes:
+            return self._data
+
+    def send(session: Any, request: Any) -> AWSResponse:
+        if on_send is not None:
+            on_send()
+        target = request.headers.get("X-Amz-Target", b"")
+        target = target.decode() if isinstance(target, bytes) else str(target)
+        status, data = answer(target, request.body or b"{}")
+        headers = {
+            "content-type": "application/x-amz-json-1.0",
+            "content-length": str(len(data)),
+            "x-amzn-requestid": "bench",
+        }
+        return AWSResponse(request.url, status, headers, _Raw(data))
+
+    return send

@@ -158,34 +158,14 @@ class CannedBatchGet:
         return 400, json.dumps(error).encode()
 
     def install(self) -> None:
-        from botocore.awsrequest import AWSResponse
         from botocore.httpsession import URLLib3Session
 
-        canned = self
+        from dynamodb_pages import canned_sender
 
-        class _Raw:
-            def __init__(self, data: bytes) -> None:
-                self._data = data
+        def sent() -> None:
+            self.sent += 1
 
-            def stream(self, **_: Any) -> Any:
-                yield self._data
-
-            def read(self, *_: Any, **__: Any) -> bytes:
-                return self._data
-
-        def send(session: Any, request: Any) -> AWSResponse:
-            canned.sent += 1
-            target = request.headers.get("X-Amz-Target", b"")
-            target = target.decode() if isinstance(target, bytes) else str(target)
-            status, data = canned.answer(target, request.body or b"{}")
-            headers = {
-                "content-type": "application/x-amz-json-1.0",
-                "content-length": str(len(data)),
-                "x-amzn-requestid": "bench",
-            }
-            return AWSResponse(request.url, status, headers, _Raw(data))
-
-        URLLib3Session.send = send  # type: ignore[method-assign]
+        URLLib3Session.send = canned_sender(self.answer, sent)  # type: ignore[method-assign]
 
 
 def _item_bytes(item: dict[str, Any]) -> int:
